@@ -1,2 +1,19 @@
-//! relcap: the relational capacity study pipeline as a library (the binary is `pipeline/main.rs`).
+//! relcap: the relational capacity study pipeline as a library; the binary (`pipeline/main.rs`)
+//! only parses arguments and maps errors to exit codes.
+//!
+//! Map: `cli` (subcommands), `config` (study.toml → typed settings), `orchestrate` (stage order,
+//! summaries, logs), `stages::{ingest, clean, score, link, model, report}` (one entry point each,
+//! Parquet in and out), `io` (atomic, deterministic file writes), `pseudonym` (keyed hashing of
+//! person ids), `sim` (the study simulator), `fit` (`relcap fit` on any table), and the statistics
+//! engine `stats` (the `relcap-stats` crate: no polars, no files).
+
 pub use relcap_stats as stats;
+
+pub mod cli;
+pub mod config;
+pub mod fit;
+pub mod io;
+pub mod orchestrate;
+pub mod pseudonym;
+pub mod sim;
+pub mod stages;

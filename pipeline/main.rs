@@ -1,3 +1,21 @@
-fn main() {
-    println!("relcap");
+//! The `relcap` binary: parses the command line, runs it, and turns an error into a message on
+//! stderr and an exit code (2 for usage and configuration errors, 1 for everything else).
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match relcap::cli::main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("relcap: error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            if e.downcast_ref::<relcap::config::ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
 }

@@ -1,0 +1,845 @@
+//! The study configuration: `config/study.toml` read into typed settings, every default of the
+//! study brief in one place, validated before any stage runs.
+//!
+//! Loading is strict: an unknown key, an item named twice, a dimension that names no item, or a
+//! privacy threshold below 3 is an error that names the offending key. Relative paths are resolved
+//! against the folder of the config file. The stages read only the sections they need, which is
+//! what lets the orchestrator fingerprint a stage by the part of the config it reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The canonical input tables, in the order the brief lists them.
+pub const TABLES: [&str; 5] = [
+    "units",
+    "intervention",
+    "employee_responses",
+    "citizen_responses",
+    "case_involvement",
+];
+
+/// A configuration error, naming the key (dotted path) or file it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub study: StudySection,
+    #[serde(default)]
+    pub privacy: PrivacySection,
+    #[serde(default)]
+    pub sources: SourcesSection,
+    #[serde(default)]
+    pub csv: CsvSection,
+    #[serde(default)]
+    pub instrument: InstrumentSection,
+    #[serde(default)]
+    pub scoring: ScoringSection,
+    #[serde(default)]
+    pub model: ModelSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StudySection {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub out_dir: PathBuf,
+    #[serde(default = "default_reports_dir")]
+    pub reports_dir: PathBuf,
+}
+
+fn default_reports_dir() -> PathBuf {
+    PathBuf::from("reports")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacySection {
+    #[serde(default = "default_key_env")]
+    pub key_env: String,
+    /// A public key for simulated data only; a real study leaves it out.
+    #[serde(default)]
+    pub demo_key: Option<String>,
+    #[serde(default = "default_min_cell")]
+    pub min_cell: u32,
+}
+
+fn default_key_env() -> String {
+    "RELCAP_PSEUDONYM_KEY".into()
+}
+fn default_min_cell() -> u32 {
+    5
+}
+
+impl Default for PrivacySection {
+    fn default() -> Self {
+        PrivacySection {
+            key_env: default_key_env(),
+            demo_key: None,
+            min_cell: default_min_cell(),
+        }
+    }
+}
+
+/// Where one canonical table comes from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// Path relative to `study.data_dir`; without an extension `.parquet` then `.csv` is tried.
+    pub file: PathBuf,
+    /// A missing optional table is an empty table; a missing required one is an error.
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// Canonical column name -> column name in the file, for those that differ.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl SourceSpec {
+    fn named(stem: &str, required: bool) -> Self {
+        SourceSpec {
+            file: PathBuf::from(stem),
+            required,
+            columns: BTreeMap::new(),
+        }
+    }
+
+    /// The name of canonical column `canonical` in the source file.
+    pub fn column<'a>(&'a self, canonical: &'a str) -> &'a str {
+        self.columns
+            .get(canonical)
+            .map(String::as_str)
+            .unwrap_or(canonical)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourcesSection {
+    pub units: SourceSpec,
+    pub intervention: SourceSpec,
+    pub employee_responses: SourceSpec,
+    pub citizen_responses: SourceSpec,
+    pub case_involvement: SourceSpec,
+}
+
+impl Default for SourcesSection {
+    fn default() -> Self {
+        SourcesSection {
+            units: SourceSpec::named("units", true),
+            intervention: SourceSpec::named("intervention", false),
+            employee_responses: SourceSpec::named("employee_responses", true),
+            citizen_responses: SourceSpec::named("citizen_responses", true),
+            case_involvement: SourceSpec::named("case_involvement", true),
+        }
+    }
+}
+
+impl SourcesSection {
+    /// The spec of canonical table `table` (one of [`TABLES`]).
+    pub fn get(&self, table: &str) -> Option<&SourceSpec> {
+        match table {
+            "units" => Some(&self.units),
+            "intervention" => Some(&self.intervention),
+            "employee_responses" => Some(&self.employee_responses),
+            "citizen_responses" => Some(&self.citizen_responses),
+            "case_involvement" => Some(&self.case_involvement),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CsvSection {
+    /// "," ";" "\t" or "auto".
+    #[serde(default = "default_separator")]
+    pub separator: String,
+}
+
+fn default_separator() -> String {
+    "auto".into()
+}
+
+impl Default for CsvSection {
+    fn default() -> Self {
+        CsvSection {
+            separator: default_separator(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MissingCode {
+    pub code: f64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstrumentSection {
+    pub scale_min: f64,
+    pub scale_max: f64,
+    pub missing_codes: Vec<MissingCode>,
+    pub reverse_coded: Vec<String>,
+    pub communication_items: Vec<String>,
+    pub relationship_items: Vec<String>,
+    /// The per-partner relevance item; empty when the instrument does not ask it.
+    pub relevance_item: String,
+    pub srm_items: Vec<String>,
+    pub person_items: Vec<String>,
+    pub citizen_items: Vec<String>,
+    /// item -> (answer code as written, e.g. "1") -> score.
+    pub value_maps: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for InstrumentSection {
+    fn default() -> Self {
+        let mut frequent = BTreeMap::new();
+        for (code, score) in [(1, 1.0), (2, 3.0), (3, 5.0), (4, 4.0), (5, 2.0)] {
+            frequent.insert(code.to_string(), score);
+        }
+        let mut value_maps = BTreeMap::new();
+        value_maps.insert("frequent".to_string(), frequent);
+        InstrumentSection {
+            scale_min: 1.0,
+            scale_max: 5.0,
+            missing_codes: vec![MissingCode {
+                code: 9.0,
+                reason: "dont_know".into(),
+            }],
+            reverse_coded: vec![],
+            communication_items: strings(&["frequent", "timely", "accurate", "problem_solving"]),
+            relationship_items: strings(&["shared_goals", "shared_knowledge", "mutual_respect"]),
+            relevance_item: "relevance".into(),
+            srm_items: strings(&["srm_1", "srm_2", "srm_3", "srm_4", "srm_5", "srm_6"]),
+            person_items: strings(&["wellbeing", "manager_satisfaction"]),
+            citizen_items: strings(&["cq_1", "cq_2", "cq_3", "cq_4", "cq_5"]),
+            value_maps,
+        }
+    }
+}
+
+/// Which level an item is asked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// Asked per partner group (the RC dimensions and relevance).
+    Tie,
+    /// Asked once per employee (SRM, wellbeing, ...).
+    Person,
+    /// Asked of citizens.
+    Citizen,
+}
+
+impl InstrumentSection {
+    /// The seven (or however many are configured) tie dimensions, communication first.
+    pub fn dimensions(&self) -> Vec<String> {
+        self.communication_items
+            .iter()
+            .chain(&self.relationship_items)
+            .cloned()
+            .collect()
+    }
+
+    /// Every item of the instrument with its kind, in declaration order.
+    pub fn items(&self) -> Vec<(String, ItemKind)> {
+        let mut out: Vec<(String, ItemKind)> = self
+            .dimensions()
+            .into_iter()
+            .map(|i| (i, ItemKind::Tie))
+            .collect();
+        if !self.relevance_item.is_empty() {
+            out.push((self.relevance_item.clone(), ItemKind::Tie));
+        }
+        for i in self.srm_items.iter().chain(&self.person_items) {
+            out.push((i.clone(), ItemKind::Person));
+        }
+        for i in &self.citizen_items {
+            out.push((i.clone(), ItemKind::Citizen));
+        }
+        out
+    }
+
+    /// The kind of item `name`, or None if the instrument does not declare it.
+    pub fn kind_of(&self, name: &str) -> Option<ItemKind> {
+        self.items()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, k)| k)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoringSection {
+    pub tie_min_items: usize,
+    /// 0 means ceil(k/2).
+    pub srm_min_items: usize,
+    /// 0 means ceil(k/2).
+    pub citizen_min_items: usize,
+    pub blind_spot_high: f64,
+    pub blind_spot_low: f64,
+    pub hub_relevance: f64,
+    pub rwg_null_variance: f64,
+}
+
+impl Default for ScoringSection {
+    fn default() -> Self {
+        ScoringSection {
+            tie_min_items: 5,
+            srm_min_items: 0,
+            citizen_min_items: 0,
+            blind_spot_high: 4.0,
+            blind_spot_low: 3.0,
+            hub_relevance: 4.0,
+            rwg_null_variance: 2.0,
+        }
+    }
+}
+
+/// ceil(k/2) when `configured` is 0, else `configured`.
+pub fn min_items(configured: usize, k: usize) -> usize {
+    if configured == 0 {
+        k.div_ceil(2)
+    } else {
+        configured
+    }
+}
+
+impl ScoringSection {
+    pub fn srm_min(&self, k: usize) -> usize {
+        min_items(self.srm_min_items, k)
+    }
+    pub fn citizen_min(&self, k: usize) -> usize {
+        min_items(self.citizen_min_items, k)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    pub alpha: f64,
+    pub correction: String,
+    pub h1: HypothesisSpec,
+    pub h2: HypothesisSpec,
+    pub h3: HypothesisSpec,
+    pub meta: MetaSpec,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HypothesisSpec {
+    pub primary_term: String,
+    /// "positive" or "negative".
+    pub direction: String,
+    /// Standard errors for OLS models: classical, hc0..hc3, cr1.
+    #[serde(default)]
+    pub vcov: Option<String>,
+    /// Cluster column for cr1.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// "reml" or "ml" for mixed models.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// H3 only: "panel" or "cross_section".
+    #[serde(default)]
+    pub design: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetaSpec {
+    pub methods: Vec<String>,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        let h = |term: &str| HypothesisSpec {
+            primary_term: term.into(),
+            direction: "positive".into(),
+            vcov: None,
+            cluster: None,
+            method: None,
+            design: None,
+        };
+        ModelSection {
+            alpha: 0.05,
+            correction: "holm".into(),
+            h1: HypothesisSpec {
+                vcov: Some("cr1".into()),
+                cluster: Some("lead_unit_id".into()),
+                ..h("case_rcap")
+            },
+            h2: HypothesisSpec {
+                method: Some("reml".into()),
+                ..h("srm_between")
+            },
+            h3: HypothesisSpec {
+                method: Some("reml".into()),
+                design: Some("panel".into()),
+                ..h("post:intervention")
+            },
+            meta: MetaSpec {
+                methods: vec!["reml".into(), "dl".into()],
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file; relative paths become relative to its folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg = Config::from_toml(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.study.data_dir = resolve(base, &cfg.study.data_dir);
+        cfg.study.out_dir = resolve(base, &cfg.study.out_dir);
+        cfg.study.reports_dir = resolve(base, &cfg.study.reports_dir);
+        Ok(cfg)
+    }
+
+    /// Parses and validates config text (paths left as written).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks everything serde cannot: cross-references, ranges, duplicates.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.study.name.trim().is_empty()
+            || self
+                .study
+                .name
+                .contains(|c: char| c == '/' || c == '\\' || c == '\0')
+        {
+            return Err(invalid(
+                "study.name",
+                "must be a non-empty name without path separators",
+            ));
+        }
+        if self.privacy.min_cell < 3 {
+            return Err(invalid(
+                "privacy.min_cell",
+                format!(
+                    "is {}, but no figure may come from fewer than 3 people",
+                    self.privacy.min_cell
+                ),
+            ));
+        }
+        if self.privacy.key_env.trim().is_empty() {
+            return Err(invalid(
+                "privacy.key_env",
+                "must name an environment variable",
+            ));
+        }
+        if let Some(k) = &self.privacy.demo_key {
+            if k.is_empty() {
+                return Err(invalid(
+                    "privacy.demo_key",
+                    "must not be empty (leave it out)",
+                ));
+            }
+        }
+        match self.csv.separator.as_str() {
+            "auto" | "," | ";" | "\t" | "|" => {}
+            other => {
+                return Err(invalid(
+                    "csv.separator",
+                    format!("is {other:?}; use \",\", \";\", \"\\t\", \"|\" or \"auto\""),
+                ))
+            }
+        }
+        for t in TABLES {
+            let spec = self.sources.get(t).expect("every table has a spec");
+            if spec.file.as_os_str().is_empty() {
+                return Err(invalid(&format!("sources.{t}.file"), "must not be empty"));
+            }
+        }
+        self.validate_instrument()?;
+        self.validate_scoring()?;
+        self.validate_model()
+    }
+
+    fn validate_instrument(&self) -> Result<(), ConfigError> {
+        let ins = &self.instrument;
+        if !(ins.scale_min.is_finite()
+            && ins.scale_max.is_finite()
+            && ins.scale_min < ins.scale_max)
+        {
+            return Err(invalid(
+                "instrument.scale_min",
+                format!(
+                    "scale {}..{} is not an increasing finite range",
+                    ins.scale_min, ins.scale_max
+                ),
+            ));
+        }
+        let lists: [(&str, &Vec<String>); 5] = [
+            ("instrument.communication_items", &ins.communication_items),
+            ("instrument.relationship_items", &ins.relationship_items),
+            ("instrument.srm_items", &ins.srm_items),
+            ("instrument.person_items", &ins.person_items),
+            ("instrument.citizen_items", &ins.citizen_items),
+        ];
+        let mut seen = BTreeSet::new();
+        for (key, list) in lists {
+            for item in list {
+                check_name(key, item)?;
+                if !seen.insert(item.clone()) {
+                    return Err(invalid(key, format!("item {item:?} is declared twice")));
+                }
+            }
+        }
+        if !ins.relevance_item.is_empty() {
+            check_name("instrument.relevance_item", &ins.relevance_item)?;
+            if !seen.insert(ins.relevance_item.clone()) {
+                return Err(invalid(
+                    "instrument.relevance_item",
+                    format!("item {:?} is declared twice", ins.relevance_item),
+                ));
+            }
+        }
+        if ins.dimensions().is_empty() {
+            return Err(invalid(
+                "instrument.communication_items",
+                "the instrument needs at least one tie dimension",
+            ));
+        }
+        for item in &ins.reverse_coded {
+            if !seen.contains(item) {
+                return Err(invalid(
+                    "instrument.reverse_coded",
+                    format!("names item {item:?}, which the instrument does not declare"),
+                ));
+            }
+        }
+        for (item, map) in &ins.value_maps {
+            let key = format!("instrument.value_maps.{item}");
+            if !seen.contains(item) {
+                return Err(invalid(
+                    &key,
+                    format!("names item {item:?}, which the instrument does not declare"),
+                ));
+            }
+            for (code, score) in map {
+                if code.trim().parse::<f64>().is_err() {
+                    return Err(invalid(
+                        &key,
+                        format!("answer code {code:?} is not a number"),
+                    ));
+                }
+                if !(*score >= ins.scale_min && *score <= ins.scale_max) {
+                    return Err(invalid(
+                        &key,
+                        format!(
+                            "maps {code} to {score}, outside the scale {}..{}",
+                            ins.scale_min, ins.scale_max
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut reasons = BTreeSet::new();
+        for mc in &ins.missing_codes {
+            if !mc.code.is_finite() {
+                return Err(invalid(
+                    "instrument.missing_codes",
+                    "codes must be finite numbers",
+                ));
+            }
+            if mc.code >= ins.scale_min && mc.code <= ins.scale_max && mc.code.fract() == 0.0 {
+                return Err(invalid(
+                    "instrument.missing_codes",
+                    format!("code {} is a valid answer on the scale", mc.code),
+                ));
+            }
+            check_name("instrument.missing_codes.reason", &mc.reason)?;
+            if !reasons.insert(mc.code.to_bits()) {
+                return Err(invalid(
+                    "instrument.missing_codes",
+                    format!("code {} is listed twice", mc.code),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_scoring(&self) -> Result<(), ConfigError> {
+        let s = &self.scoring;
+        let k = self.instrument.dimensions().len();
+        if s.tie_min_items == 0 || s.tie_min_items > k {
+            return Err(invalid(
+                "scoring.tie_min_items",
+                format!(
+                    "is {}, but must be between 1 and the {k} dimensions",
+                    s.tie_min_items
+                ),
+            ));
+        }
+        if s.srm_min_items > self.instrument.srm_items.len() {
+            return Err(invalid(
+                "scoring.srm_min_items",
+                format!(
+                    "is {}, more than the {} SRM items",
+                    s.srm_min_items,
+                    self.instrument.srm_items.len()
+                ),
+            ));
+        }
+        if s.citizen_min_items > self.instrument.citizen_items.len() {
+            return Err(invalid(
+                "scoring.citizen_min_items",
+                format!(
+                    "is {}, more than the {} citizen items",
+                    s.citizen_min_items,
+                    self.instrument.citizen_items.len()
+                ),
+            ));
+        }
+        if !(s.blind_spot_low < s.blind_spot_high) {
+            return Err(invalid(
+                "scoring.blind_spot_low",
+                "must be below scoring.blind_spot_high",
+            ));
+        }
+        if !(s.rwg_null_variance > 0.0) {
+            return Err(invalid("scoring.rwg_null_variance", "must be positive"));
+        }
+        Ok(())
+    }
+
+    fn validate_model(&self) -> Result<(), ConfigError> {
+        let m = &self.model;
+        if !(m.alpha > 0.0 && m.alpha < 0.5) {
+            return Err(invalid("model.alpha", "must be in (0, 0.5)"));
+        }
+        if !matches!(m.correction.as_str(), "holm" | "bonferroni" | "none") {
+            return Err(invalid(
+                "model.correction",
+                "must be \"holm\", \"bonferroni\" or \"none\"",
+            ));
+        }
+        for (name, h) in [("h1", &m.h1), ("h2", &m.h2), ("h3", &m.h3)] {
+            if !matches!(h.direction.as_str(), "positive" | "negative") {
+                return Err(invalid(
+                    &format!("model.{name}.direction"),
+                    "must be \"positive\" or \"negative\"",
+                ));
+            }
+            if let Some(v) = &h.vcov {
+                if !matches!(
+                    v.as_str(),
+                    "classical" | "hc0" | "hc1" | "hc2" | "hc3" | "cr1"
+                ) {
+                    return Err(invalid(
+                        &format!("model.{name}.vcov"),
+                        "must be classical, hc0, hc1, hc2, hc3 or cr1",
+                    ));
+                }
+                if v == "cr1" && h.cluster.is_none() {
+                    return Err(invalid(
+                        &format!("model.{name}.cluster"),
+                        "cr1 standard errors need a cluster column",
+                    ));
+                }
+            }
+            if let Some(meth) = &h.method {
+                if !matches!(meth.as_str(), "reml" | "ml") {
+                    return Err(invalid(
+                        &format!("model.{name}.method"),
+                        "must be \"reml\" or \"ml\"",
+                    ));
+                }
+            }
+            if let Some(d) = &h.design {
+                if !matches!(d.as_str(), "panel" | "cross_section") {
+                    return Err(invalid(
+                        &format!("model.{name}.design"),
+                        "must be \"panel\" or \"cross_section\"",
+                    ));
+                }
+            }
+        }
+        for meth in &m.meta.methods {
+            if !matches!(meth.as_str(), "reml" | "dl" | "fe") {
+                return Err(invalid("model.meta.methods", "each must be reml, dl or fe"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The part of the config a stage reads, as canonical JSON: what its fingerprint covers.
+    pub fn section_for_stage(&self, stage: &str) -> serde_json::Value {
+        let v = |x: &dyn erased::Ser| x.to_json();
+        match stage {
+            "ingest" => serde_json::json!({
+                "sources": v(&self.sources),
+                "csv": v(&self.csv),
+                "privacy.key_env": self.privacy.key_env,
+            }),
+            "clean" => serde_json::json!({ "instrument": v(&self.instrument) }),
+            "score" => serde_json::json!({
+                "instrument": v(&self.instrument),
+                "scoring": v(&self.scoring),
+            }),
+            "link" => serde_json::json!({ "scoring": v(&self.scoring) }),
+            "model" => serde_json::json!({ "model": v(&self.model) }),
+            "report" => serde_json::json!({
+                "study.name": self.study.name,
+                "privacy.min_cell": self.privacy.min_cell,
+                "model.alpha": self.model.alpha,
+            }),
+            _ => serde_json::Value::Null,
+        }
+    }
+}
+
+mod erased {
+    /// Object-safe "serialize to JSON" so `section_for_stage` can take any section.
+    pub trait Ser {
+        fn to_json(&self) -> serde_json::Value;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn to_json(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        }
+    }
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+fn check_name(key: &str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
+        return Err(invalid(
+            key,
+            format!("{name:?} is not a valid name (letters, digits, _ - . only)"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[study]\nname = \"t\"\ndata_dir = \"d\"\nout_dir = \"o\"\n";
+
+    #[test]
+    fn defaults_match_the_brief() {
+        let c = Config::from_toml(MINIMAL).unwrap();
+        assert_eq!(c.instrument.dimensions().len(), 7);
+        assert_eq!(c.scoring.tie_min_items, 5);
+        assert_eq!(c.scoring.srm_min(6), 3);
+        assert_eq!(c.scoring.citizen_min(5), 3);
+        assert_eq!(c.privacy.min_cell, 5);
+        assert_eq!(c.instrument.value_maps["frequent"]["3"], 5.0);
+    }
+
+    #[test]
+    fn shipped_config_loads_and_equals_defaults_where_it_should() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/study.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.instrument, InstrumentSection::default());
+        assert_eq!(c.scoring, ScoringSection::default());
+        assert_eq!(c.model, ModelSection::default());
+        assert!(c.study.data_dir.ends_with("data/demo"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::from_toml(&format!("{MINIMAL}[scoring]\ntie_min_itemz = 5\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tie_min_itemz"), "{e}");
+    }
+
+    #[test]
+    fn threshold_below_three_is_refused() {
+        let e = Config::from_toml(&format!("{MINIMAL}[privacy]\nmin_cell = 2\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("privacy.min_cell"), "{e}");
+    }
+
+    #[test]
+    fn reverse_coding_an_unknown_item_is_named() {
+        let text = MINIMAL.to_string()
+            + "[instrument]\nscale_min = 1\nscale_max = 5\nmissing_codes = []\nreverse_coded = [\"nope\"]\n\
+               communication_items = [\"a\"]\nrelationship_items = [\"b\"]\nrelevance_item = \"\"\n\
+               srm_items = []\nperson_items = []\ncitizen_items = []\nvalue_maps = {}\n";
+        let e = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("instrument.reverse_coded") && e.contains("nope"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn value_map_for_unknown_item_is_named() {
+        let text = format!("{MINIMAL}[instrument.value_maps.ghost]\n1 = 2\n");
+        let e = Config::from_toml(&text).unwrap_err().to_string();
+        assert!(e.contains("instrument.value_maps.ghost"), "{e}");
+    }
+
+    #[test]
+    fn tie_min_items_above_dimensions_is_refused() {
+        let e = Config::from_toml(&format!("{MINIMAL}[scoring]\ntie_min_items = 8\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scoring.tie_min_items"), "{e}");
+    }
+}

@@ -1,0 +1,273 @@
+//! Reading and writing tables and JSON, the one place that touches files for the stages.
+//!
+//! Every write is atomic: the bytes go to a temporary file in the destination folder, are synced,
+//! and only then renamed to the final name, so a crash never leaves a half-written file where a
+//! finished one is expected. Parquet is written with fixed settings (zstd level 3, fixed row-group
+//! size, statistics on) and footer key-value metadata naming the stage and schema version, so the
+//! same frame always gives the same bytes. Callers sort rows by their key columns before writing.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use polars::prelude::*;
+
+/// Bumped when the layout of any stage output changes; written into every Parquet footer.
+pub const SCHEMA_VERSION: &str = "1";
+
+/// Rows per Parquet row group: fixed so the file layout never depends on the machine.
+pub const ROW_GROUP_SIZE: usize = 256 * 1024;
+
+/// Writes `bytes_fn`'s output to `path` atomically (temp file in the same folder, fsync, rename).
+pub fn write_atomic<F>(path: &Path, bytes_fn: F) -> Result<()>
+where
+    F: FnOnce(&mut BufWriter<&mut File>) -> Result<()>,
+{
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create folder {}", dir.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".relcap-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    {
+        let file = tmp.as_file_mut();
+        let mut w = BufWriter::new(file);
+        bytes_fn(&mut w)?;
+        w.flush()?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| {
+        anyhow!(
+            "cannot move finished file to {}: {}",
+            path.display(),
+            e.error
+        )
+    })?;
+    Ok(())
+}
+
+/// Key-value metadata written into a Parquet footer.
+#[derive(Debug, Clone, Default)]
+pub struct ParquetMeta {
+    pub stage: String,
+    /// The stage's fingerprint, when the orchestrator knows it.
+    pub fingerprint: Option<String>,
+    /// Extra pairs (sorted by key when written).
+    pub extra: Vec<(String, String)>,
+}
+
+impl ParquetMeta {
+    pub fn stage(stage: &str) -> Self {
+        ParquetMeta {
+            stage: stage.to_string(),
+            ..Default::default()
+        }
+    }
+
+    fn pairs(&self) -> Vec<(String, String)> {
+        let mut kv = vec![
+            ("relcap.stage".to_string(), self.stage.clone()),
+            (
+                "relcap.schema_version".to_string(),
+                SCHEMA_VERSION.to_string(),
+            ),
+        ];
+        if let Some(fp) = &self.fingerprint {
+            kv.push(("relcap.fingerprint".to_string(), fp.clone()));
+        }
+        kv.extend(self.extra.iter().cloned());
+        kv.sort();
+        kv
+    }
+}
+
+/// Writes `df` to `path` as Parquet, atomically and deterministically.
+pub fn write_parquet(df: &mut DataFrame, path: &Path, meta: &ParquetMeta) -> Result<()> {
+    let kv = KeyValueMetadata::from_static(meta.pairs());
+    write_atomic(path, |w| {
+        ParquetWriter::new(w)
+            .with_compression(ParquetCompression::Zstd(Some(
+                ZstdLevel::try_new(3).map_err(|e| anyhow!("{e}"))?,
+            )))
+            .with_statistics(StatisticsOptions::full())
+            .with_row_group_size(Some(ROW_GROUP_SIZE))
+            .with_key_value_metadata(Some(kv))
+            .finish(df)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    })
+}
+
+/// Writes `value` as pretty JSON with a trailing newline, atomically.
+pub fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    write_atomic(path, |w| {
+        w.write_all(text.as_bytes())?;
+        w.write_all(b"\n")?;
+        Ok(())
+    })
+}
+
+/// Reads a Parquet file written by an earlier stage.
+pub fn read_parquet(path: &Path) -> Result<DataFrame> {
+    let file = File::open(path).with_context(|| {
+        format!(
+            "cannot open {} (has the stage that writes it run?)",
+            path.display()
+        )
+    })?;
+    ParquetReader::new(file)
+        .finish()
+        .with_context(|| format!("cannot read Parquet file {}", path.display()))
+}
+
+/// Finds a canonical table in `dir`: `stem` as given when it has an extension, else
+/// `stem.parquet` then `stem.csv`. None when nothing is there.
+pub fn find_table(dir: &Path, stem: &Path) -> Option<PathBuf> {
+    let base = if stem.is_absolute() {
+        stem.to_path_buf()
+    } else {
+        dir.join(stem)
+    };
+    if base.extension().is_some() {
+        return base.is_file().then_some(base);
+    }
+    for ext in ["parquet", "csv"] {
+        let p = base.with_extension(ext);
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// The kind of a source file, by extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Csv,
+    Parquet,
+}
+
+pub fn file_kind(path: &Path) -> Result<FileKind> {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("csv") | Some("txt") => Ok(FileKind::Csv),
+        Some("parquet") | Some("pq") => Ok(FileKind::Parquet),
+        _ => bail!(
+            "{}: unknown file type (expected .csv or .parquet)",
+            path.display()
+        ),
+    }
+}
+
+/// Reads a CSV file with every column as text (typing is the caller's job, cell by cell, so a
+/// bad cell becomes a quarantine row rather than a failed read). The file must be UTF-8; a
+/// leading byte-order mark is removed.
+pub fn read_csv_as_text(path: &Path, separator: u8) -> Result<DataFrame> {
+    let opts = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .with_parse_options(
+            CsvParseOptions::default()
+                .with_separator(separator)
+                .with_missing_is_null(true),
+        );
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = bytes
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .unwrap_or(&bytes)
+        .to_vec();
+    if std::str::from_utf8(&bytes).is_err() {
+        bail!(
+            "{}: not valid UTF-8 (decode Windows-1252 exports first, or declare the encoding)",
+            path.display()
+        );
+    }
+    let cursor = std::io::Cursor::new(bytes);
+    opts.into_reader_with_file_handle(cursor)
+        .finish()
+        .with_context(|| format!("cannot parse CSV file {}", path.display()))
+}
+
+/// Detects the separator of a CSV file from its header line: the most frequent of `;` `,` tab.
+pub fn detect_separator(path: &Path) -> Result<u8> {
+    use std::io::BufRead;
+    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut line = Vec::new();
+    std::io::BufReader::new(f).read_until(b'\n', &mut line)?;
+    let count = |c: u8| line.iter().filter(|&&b| b == c).count();
+    let best = [b',', b';', b'\t']
+        .into_iter()
+        .max_by_key(|&c| (count(c), c == b','))
+        .unwrap_or(b',');
+    Ok(best)
+}
+
+/// Blake3 hash of a file's content, lowercase hex.
+pub fn hash_file(path: &Path) -> Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    std::io::copy(&mut f, &mut hasher)?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parquet_write_is_deterministic_and_atomic() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/t.parquet");
+        let mk = || df!("a" => [3i64, 1, 2], "b" => ["x", "y", "z"]).unwrap();
+        write_parquet(&mut mk(), &p, &ParquetMeta::stage("test")).unwrap();
+        let h1 = hash_file(&p).unwrap();
+        write_parquet(&mut mk(), &p, &ParquetMeta::stage("test")).unwrap();
+        assert_eq!(h1, hash_file(&p).unwrap());
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["t.parquet".to_string()], "no temp files left");
+        let back = read_parquet(&p).unwrap();
+        assert_eq!(back.height(), 3);
+    }
+
+    #[test]
+    fn failed_write_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.json");
+        let r = write_atomic(&p, |w| {
+            w.write_all(b"partial")?;
+            bail!("boom")
+        });
+        assert!(r.is_err());
+        assert!(!p.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn csv_bom_is_removed_and_text_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        std::fs::write(&p, "\u{feff}a;b\n01;Rødovre\n").unwrap();
+        assert_eq!(detect_separator(&p).unwrap(), b';');
+        let df = read_csv_as_text(&p, b';').unwrap();
+        assert_eq!(df.get_column_names_str(), vec!["a", "b"]);
+        assert_eq!(df.column("a").unwrap().str().unwrap().get(0), Some("01"));
+        assert_eq!(
+            df.column("b").unwrap().str().unwrap().get(0),
+            Some("Rødovre")
+        );
+    }
+}

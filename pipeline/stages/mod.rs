@@ -1,0 +1,93 @@
+//! The six stages of a study run. Each is one module with one entry point,
+//! `run(&StageContext) -> Result<StageSummary>`: it reads the Parquet files of earlier stages
+//! from `ctx.stage_dir(..)`, writes its own tables under `ctx.stage_dir(own name)`, and returns
+//! the counts that go into its `summary.json`. Stages never call each other; ordering, timing,
+//! caching and the summary file itself belong to `orchestrate`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::pseudonym::Pseudonymizer;
+
+pub mod clean;
+pub mod ingest;
+pub mod link;
+pub mod model;
+pub mod report;
+pub mod score;
+
+/// What a stage gets: the validated config, where the study's input lives, where outputs go.
+#[derive(Debug)]
+pub struct StageContext<'a> {
+    pub config: &'a Config,
+    /// Folder of the canonical input tables.
+    pub data_dir: PathBuf,
+    /// Root of the stage outputs: stage `s` writes under `out_dir/s/`.
+    pub out_dir: PathBuf,
+    /// Folder for human-readable reports (`reports/<study>/`).
+    pub reports_dir: PathBuf,
+    pub pseudonymizer: &'a Pseudonymizer,
+    /// Print progress bars (only when stderr is a terminal and not --quiet).
+    pub progress: bool,
+}
+
+impl StageContext<'_> {
+    pub fn stage_dir(&self, stage: &str) -> PathBuf {
+        self.out_dir.join(stage)
+    }
+    pub fn table_path(&self, stage: &str, table: &str) -> PathBuf {
+        self.stage_dir(stage).join(format!("{table}.parquet"))
+    }
+}
+
+/// Row accounting for one table a stage handled:
+/// `rows_in = rows_out + sum(quarantined) + duplicates_collapsed + sum(excluded)`.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct TableCount {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    /// Rows sent to quarantine, by reason.
+    pub quarantined: BTreeMap<String, u64>,
+    /// Exact duplicate rows collapsed to their first copy.
+    pub duplicates_collapsed: u64,
+    /// Rows or units left out on purpose (not bad input), by reason.
+    pub excluded: BTreeMap<String, u64>,
+}
+
+impl TableCount {
+    pub fn balanced(&self) -> bool {
+        self.rows_in
+            == self.rows_out
+                + self.quarantined.values().sum::<u64>()
+                + self.duplicates_collapsed
+                + self.excluded.values().sum::<u64>()
+    }
+}
+
+/// What a stage reports about itself; the orchestrator adds the timing and writes it as JSON.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StageSummary {
+    /// Per input/output table row accounting.
+    pub tables: BTreeMap<String, TableCount>,
+    /// Counts of things that could not be computed or were set aside, by reason
+    /// (e.g. `tie_too_few_items`), for scores and models.
+    pub counts: BTreeMap<String, u64>,
+    /// Human-readable warnings (singular fits, too few clusters, ...).
+    pub warnings: Vec<String>,
+    /// Files written, relative to the stage folder, sorted.
+    pub outputs: Vec<String>,
+    /// Stage-specific extra facts (e.g. which pseudonymisation key source was used).
+    pub facts: BTreeMap<String, serde_json::Value>,
+}
+
+impl StageSummary {
+    pub fn add_output(&mut self, dir: &Path, path: &Path) {
+        let rel = path.strip_prefix(dir).unwrap_or(path);
+        self.outputs.push(rel.to_string_lossy().into_owned());
+        self.outputs.sort();
+        self.outputs.dedup();
+    }
+}
