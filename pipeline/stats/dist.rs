@@ -20,6 +20,9 @@
 //!   tested (df from 0.5 to 1e8, p down to 1e-300); extreme combinations (df < 0.1 with p < 1e-200)
 //!   are not tested.
 
+// `!(x > 0.0)` is deliberate: it is also true for NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 use statrs::function::erf::erfc_inv;
 use statrs::function::gamma::ln_gamma;
 
