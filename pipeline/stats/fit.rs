@@ -19,7 +19,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
 use crate::design::{build_with, Data};
-use crate::formula::parse;
+use crate::formula::{format_r_number, parse};
 use crate::lmm::{lmm, LmmOptions};
 use crate::ols::{ols, OlsOptions, VcovType};
 use crate::types::{Coefficient, StatsError};
@@ -325,8 +325,11 @@ pub fn fit_formula(data: &Data, formula: &str, opts: &FitOptions) -> Result<FitR
 }
 
 /// Formats a number with `sig` significant digits, switching to scientific for very small or
-/// large magnitudes (as R's `format()` roughly does).
+/// large magnitudes (as R's `format()` roughly does); whole numbers print without decimals.
 fn num(v: f64, sig: usize) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+        return format!("{v:.0}");
+    }
     if !v.is_finite() {
         return if v.is_nan() {
             "NA".into()
@@ -345,6 +348,36 @@ fn num(v: f64, sig: usize) -> String {
     }
     let decimals = (sig as i32 - 1 - mag).max(0) as usize;
     format!("{:.*}", decimals, v)
+}
+
+/// Formats a column of numbers with common decimals: `sig` significant digits for the largest
+/// magnitude (as R's `printCoefmat` aligns a column).
+fn column(values: &[f64], sig: usize) -> Vec<String> {
+    let max = values
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    if values
+        .iter()
+        .all(|v| v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15)
+    {
+        return values.iter().map(|&v| format!("{v:.0}")).collect();
+    }
+    if max == 0.0 || !(1e-4..1e10).contains(&max) {
+        return values.iter().map(|&v| num(v, sig)).collect();
+    }
+    let mag = max.log10().floor() as i32;
+    let decimals = (sig as i32 - 1 - mag).clamp(0, 10) as usize;
+    values
+        .iter()
+        .map(|&v| {
+            if v.is_finite() {
+                format!("{:.*}", decimals, v)
+            } else {
+                num(v, sig)
+            }
+        })
+        .collect()
 }
 
 /// p-value as R's `format.pval` prints it in coefficient tables.
@@ -376,8 +409,8 @@ fn stars(p: f64) -> &'static str {
     }
 }
 
-/// Right-aligned table with a left-aligned first column.
-fn table(header: &[String], rows: &[Vec<String>]) -> String {
+/// Table with the first `n_left` columns left-aligned, the others right-aligned.
+fn table(header: &[String], rows: &[Vec<String>], n_left: usize) -> String {
     let ncol = header.len();
     let mut w = vec![0usize; ncol];
     for r in std::iter::once(header).chain(rows.iter().map(|r| r.as_slice())) {
@@ -389,11 +422,13 @@ fn table(header: &[String], rows: &[Vec<String>]) -> String {
         let mut s = String::new();
         for (j, c) in r.iter().enumerate().take(ncol) {
             let pad = w[j] - c.chars().count();
-            if j == 0 {
+            if j > 0 {
+                s.push_str("  ");
+            }
+            if j < n_left {
                 s.push_str(c);
                 s.push_str(&" ".repeat(pad));
             } else {
-                s.push_str("  ");
                 s.push_str(&" ".repeat(pad));
                 s.push_str(c);
             }
@@ -462,7 +497,7 @@ impl FitReport {
                 .iter()
                 .map(|h| h.to_string())
                 .collect();
-            s.push_str(&table(&header, &rows));
+            s.push_str(&table(&header, &rows, 2));
             if let Some(g) = &self.n_groups {
                 let parts: Vec<String> = g.0.iter().map(|(k, v)| format!("{k}, {v}")).collect();
                 s.push_str(&format!(
@@ -477,8 +512,9 @@ impl FitReport {
         } else {
             "Coefficients:\n"
         });
-        let lo = format!("{}%", num(50.0 * (1.0 - self.conf_level), 3));
-        let hi = format!("{}%", num(100.0 - 50.0 * (1.0 - self.conf_level), 3));
+        let tail = 50.0 * (1.0 - self.conf_level);
+        let lo = format!("{} %", format_r_number(tail));
+        let hi = format!("{} %", format_r_number(100.0 - tail));
         let header: Vec<String> = [
             "",
             "Estimate",
@@ -493,24 +529,39 @@ impl FitReport {
         .iter()
         .map(|h| h.to_string())
         .collect();
-        let rows: Vec<Vec<String>> = self
-            .coefficients
+        let cs = &self.coefficients;
+        let est = column(&cs.iter().map(|c| c.estimate).collect::<Vec<_>>(), 6);
+        let se = column(&cs.iter().map(|c| c.std_error).collect::<Vec<_>>(), 5);
+        let df = column(
+            &cs.iter()
+                .map(|c| c.df.unwrap_or(f64::INFINITY))
+                .collect::<Vec<_>>(),
+            5,
+        );
+        let ci = column(
+            &cs.iter()
+                .flat_map(|c| [c.conf_low, c.conf_high])
+                .collect::<Vec<_>>(),
+            6,
+        );
+        let rows: Vec<Vec<String>> = cs
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 vec![
                     c.term.clone(),
-                    num(c.estimate, 6),
-                    num(c.std_error, 5),
-                    c.df.map_or("Inf".into(), |d| num(d, 5)),
+                    est[i].clone(),
+                    se[i].clone(),
+                    df[i].clone(),
                     format!("{:.3}", c.statistic),
                     pval(c.p_value),
                     stars(c.p_value).to_string(),
-                    num(c.conf_low, 6),
-                    num(c.conf_high, 6),
+                    ci[2 * i].clone(),
+                    ci[2 * i + 1].clone(),
                 ]
             })
             .collect();
-        s.push_str(&table(&header, &rows));
+        s.push_str(&table(&header, &rows, 1));
         s.push_str("---\nSignif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1\n");
         if !self.aliased.is_empty() {
             s.push_str(&format!(

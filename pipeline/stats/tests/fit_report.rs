@@ -81,6 +81,7 @@ fn ols_classical_and_cluster_match_r() {
     println!("OLS via fit_formula: max relative error vs R {worst:.1e}");
     assert!(worst < 1e-9, "{worst}");
     let table = cr1.to_table();
+    println!("{table}");
     assert!(table.contains("cluster-robust (CR1)") && table.contains("C(muni)Vejle"));
 }
 
