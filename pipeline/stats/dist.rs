@@ -7,8 +7,9 @@
 //! differences for large parameters, which is what keeps the t distribution accurate at very large
 //! degrees of freedom (statrs' `StudentsT::inverse_cdf` is off by 6e-5 at df = 1e6 and is not used).
 //! Quantiles are found by safeguarded Newton iteration on the logarithm of the relevant tail
-//! probability, in the logarithm of the quantile; they agree with R's `qt`, `qf`, `qchisq` to about
-//! 1e-13 relative (see `tests/dist_r.rs`).
+//! probability, in the logarithm of the quantile. Measured (`tests/dist_r.rs`): quantiles within
+//! 8e-12 relative of R's `qt`/`qf`/`qchisq`/`qnorm` and within 2e-13 of 50-digit mpmath values
+//! (df 1 to 1e8, p from 1e-300); probabilities within 2e-11 of R's `p*` functions.
 //!
 //! Conventions and limits:
 //! - Degrees of freedom may be non-integer. For the t distribution `df = f64::INFINITY` means the
@@ -16,9 +17,11 @@
 //! - Invalid arguments (NaN anywhere, df ≤ 0, a probability outside [0, 1], a negative χ² or F
 //!   value is *not* invalid: it has cdf 0) return `f64::NAN`. Nothing here panics.
 //! - Quantiles at p = 0 and p = 1 are the ends of the support (±∞, or 0).
-//! - Accuracy is about 1e-14 relative for probabilities and 1e-13 for quantiles in the ranges
-//!   tested (df from 0.5 to 1e8, p down to 1e-300); extreme combinations (df < 0.1 with p < 1e-200)
-//!   are not tested.
+//! - Extreme combinations (df < 0.5, or both F df above 1e6 in the far tails) are not tested
+//!   against an outside reference; quantiles that underflow (e.g. χ²₀.₇ at p = 1e-200) return 0.
+
+// `!(x > 0.0)` is deliberate: it is also true for NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 use statrs::function::erf::erfc_inv;
 use statrs::function::gamma::ln_gamma;
@@ -317,8 +320,8 @@ struct BetaInc {
     ln_lower: f64,
     /// ln (1 − I_x(a, b))
     ln_upper: f64,
-    /// ln( x^a y^b / B(a,b) ): the derivative of I_x(a,b) with respect to logit(x) ... in the
-    /// parametrisations used here, the derivative of the tail with respect to ln(quantile).
+    /// ln( x^a y^b / B(a,b) ): in the parametrisations used here (t, F), the magnitude of the
+    /// derivative of the tail probability with respect to ln(quantile).
     ln_k: f64,
 }
 

@@ -8,6 +8,9 @@
 //! df = n₁ + n₂ − 2 (not the approximation 1 − 3/(4df − 1)). `p_adjust_*` pass NaN through and
 //! count only the non-NaN p-values in n, as `p.adjust` does with NA.
 
+// `!(x > 0.0)` is deliberate: it is also true for NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 use crate::dist::{t_quantile, t_two_sided_p};
 use crate::types::StatsError;
 use serde::Serialize;

@@ -25,6 +25,9 @@
 //! Limits: no weights, no offsets; a design with zero residual degrees of freedom gets NaN
 //! standard errors (as R). Input must be finite.
 
+// `!(x > 0.0)` is deliberate: it is also true for NaN; index loops mirror the matrix formulas.
+#![allow(clippy::neg_cmp_op_on_partial_ord, clippy::needless_range_loop)]
+
 use crate::dist::{f_sf, t_quantile, t_two_sided_p};
 pub use crate::robust::VcovType;
 use crate::robust::{vcov_cr1, vcov_hc};

@@ -19,6 +19,9 @@
 //!
 //! Limits: inputs must be finite; no confidence intervals for the ICCs.
 
+// `!(x > 0.0)` is deliberate: it is also true for NaN; index loops mirror the matrix formulas.
+#![allow(clippy::neg_cmp_op_on_partial_ord, clippy::needless_range_loop)]
+
 use crate::dist::f_sf;
 use crate::types::StatsError;
 use serde::Serialize;

@@ -13,6 +13,9 @@
 //! least two clusters. The meat is accumulated in plain f64 (it is well conditioned; the bread
 //! carries the accuracy).
 
+// index loops mirror the matrix formulas.
+#![allow(clippy::needless_range_loop)]
+
 use crate::types::StatsError;
 use serde::Serialize;
 

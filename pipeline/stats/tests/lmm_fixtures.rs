@@ -133,8 +133,8 @@ fn lmm_matches_lme4_and_lmertest() {
             fit.warnings
         );
         println!(
-            "{name:16} est {:.1e}  se {:.1e}  varcomp {:.1e}  loglik {:.1e}  df {:.1e}  ln-p {:.1e}  (evals {}, warnings {:?})",
-            errs[0], errs[1], errs[2], errs[3], errs[4], errs[5], fit.iterations, fit.warnings
+            "{name:16} est {:.1e}  se {:.1e}  varcomp {:.1e}  loglik {:.1e}  df {:.1e}  ln-p {:.1e}  (evals {}, theta {:?}, warnings {:?})",
+            errs[0], errs[1], errs[2], errs[3], errs[4], errs[5], fit.iterations, fit.theta, fit.warnings
         );
         let tol = [1e-6, 1e-6, 1e-6, 1e-6, 1e-4, 1e-4];
         for (i, (e, t)) in errs.iter().zip(tol).enumerate() {
