@@ -11,8 +11,8 @@ use std::rc::Rc;
 
 use anyhow::{bail, Context, Result};
 use polars::prelude::{
-    BooleanChunked, Column, DataFrame, DataType, Float64Chunked, Int64Chunked, ParquetReader,
-    SerReader, StringChunked,
+    col, len, lit, BooleanChunked, Column, DataFrame, DataType, Expr, Float64Chunked, Int64Chunked,
+    LazyFrame, ParquetReader, PlRefPath, ScanArgsParquet, SerReader, StringChunked,
 };
 
 /// The expected type of an input column.
@@ -59,19 +59,16 @@ pub const fn opt(name: &'static str, kind: Kind) -> Spec {
     }
 }
 
-/// Reads the named columns of a Parquet file written by an earlier stage, casts each to its
-/// expected type (integers may be read as floats, nothing else is converted), and checks that
-/// required columns have no empty values. Errors name the file, the column and, for an empty
-/// value, its `source`/`line` when the file carries them.
-pub fn read(path: &Path, specs: &[Spec]) -> Result<DataFrame> {
+/// The columns to read for `specs`: their names, plus `source` and `line` when the file has
+/// them (for error messages). Errors when a spec'd column is missing.
+fn projection(path: &Path, specs: &[Spec]) -> Result<Vec<String>> {
     let file = std::fs::File::open(path).with_context(|| {
         format!(
             "cannot open {} (has the stage that writes it run?)",
             path.display()
         )
     })?;
-    let mut reader = ParquetReader::new(file);
-    let schema = reader
+    let schema = ParquetReader::new(file)
         .schema()
         .with_context(|| format!("cannot read Parquet file {}", path.display()))?;
     for s in specs {
@@ -80,18 +77,91 @@ pub fn read(path: &Path, specs: &[Spec]) -> Result<DataFrame> {
         }
     }
     let mut names: Vec<String> = specs.iter().map(|s| s.name.to_string()).collect();
-    let has_provenance = schema.get("source").is_some() && schema.get("line").is_some();
-    if has_provenance {
+    if schema.get("source").is_some() && schema.get("line").is_some() {
         for extra in ["source", "line"] {
             if !names.iter().any(|n| n == extra) {
                 names.push(extra.to_string());
             }
         }
     }
-    let mut df = reader
+    Ok(names)
+}
+
+/// Reads the named columns of a Parquet file written by an earlier stage, casts each to its
+/// expected type (integers may be read as floats, nothing else is converted), and checks that
+/// required columns have no empty values. Errors name the file, the column and, for an empty
+/// value, its `source`/`line` when the file carries them.
+pub fn read(path: &Path, specs: &[Spec]) -> Result<DataFrame> {
+    let names = projection(path, specs)?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let df = ParquetReader::new(file)
         .with_columns(Some(names))
         .finish()
         .with_context(|| format!("cannot read Parquet file {}", path.display()))?;
+    check(df, path, specs)
+}
+
+fn scan(path: &Path) -> Result<LazyFrame> {
+    let args = ScanArgsParquet {
+        glob: false,
+        ..Default::default()
+    };
+    let p = PlRefPath::try_from_path(path)
+        .with_context(|| format!("cannot read Parquet file {}", path.display()))?;
+    LazyFrame::scan_parquet(p, args)
+        .with_context(|| format!("cannot read Parquet file {}", path.display()))
+}
+
+/// The distinct values of the `wave` column of a Parquet file, ascending. An empty `wave` is an
+/// error naming the file (and the row's source and line when the file carries them).
+pub fn waves(path: &Path) -> Result<Vec<i64>> {
+    let names = projection(path, &[req("wave", Kind::I64)])?;
+    let df = scan(path)?
+        .select([col("wave").cast(DataType::Int64)])
+        .group_by([col("wave")])
+        .agg([len().alias("n")])
+        .collect()
+        .with_context(|| format!("cannot read column `wave` of {}", path.display()))?;
+    let mut waves = Vec::with_capacity(df.height());
+    for w in df.column("wave")?.i64()?.iter() {
+        match w {
+            Some(w) => waves.push(w),
+            None => {
+                let cols: Vec<Expr> = names.iter().map(|n| col(n.as_str())).collect();
+                let first = scan(path)?
+                    .filter(col("wave").is_null())
+                    .select(cols)
+                    .limit(1)
+                    .collect()?;
+                bail!(
+                    "{}: column `wave` has an empty value{}; the clean stage should have \
+                     quarantined it",
+                    path.display(),
+                    provenance(&first, 0)
+                );
+            }
+        }
+    }
+    waves.sort_unstable();
+    Ok(waves)
+}
+
+/// [`read`], restricted to the rows of one wave (the file is scanned with the filter pushed
+/// down, so only that wave's rows are held in memory).
+pub fn read_wave(path: &Path, specs: &[Spec], wave: i64) -> Result<DataFrame> {
+    let names = projection(path, specs)?;
+    let cols: Vec<Expr> = names.iter().map(|n| col(n.as_str())).collect();
+    let df = scan(path)?
+        .filter(col("wave").cast(DataType::Int64).eq(lit(wave)))
+        .select(cols)
+        .collect()
+        .with_context(|| format!("cannot read Parquet file {}", path.display()))?;
+    check(df, path, specs)
+}
+
+/// Casts and null checks of [`read`].
+fn check(mut df: DataFrame, path: &Path, specs: &[Spec]) -> Result<DataFrame> {
     for s in specs {
         let col = df.column(s.name)?;
         let want = s.kind.dtype();

@@ -5,8 +5,10 @@
 //! Polars reshapes the long answers into one row per tie, respondent and citizen; every score is
 //! then computed by the pure functions of [`compute`] (the same functions the tests check by hand
 //! and against the published German RC survey); reliability and agreement come from the
-//! statistics engine (`relcap::stats::reliability`). Rows are sorted by their key columns before
-//! writing, so two runs give the same bytes.
+//! statistics engine (`relcap::stats::reliability`). Every rule works within a wave, so the
+//! answers are read and scored one wave at a time (the wave filter is pushed down into the
+//! Parquet scan): only one wave's answers are in memory. Rows are sorted by their key columns
+//! (wave first) before writing, so two runs give the same bytes.
 //!
 //! Reads `OUT/clean/{employee_responses,citizen_responses,units}.parquet`; writes under
 //! `OUT/score/`. Settings: `instrument` (which items form which scale) and `scoring`
@@ -155,13 +157,14 @@
 pub mod compute;
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::rc::Rc;
 
 use anyhow::{bail, Result};
 use polars::prelude::*;
 
 use self::compute::{DyadInput, NetworkRule, Scored, TieRule, TieScore};
-use super::frame::{f64s, i64s, n, opt, req, strs, FrameBuilder, Interner, Kind};
+use super::frame::{f64s, i64s, n, opt, req, strs, FrameBuilder, Interner, Kind, Spec};
 use super::{StageContext, StageSummary, TableCount};
 use crate::config::{Config, InstrumentSection};
 use crate::io::{write_parquet, ParquetMeta};
@@ -459,206 +462,73 @@ struct RelRow {
     k: Option<usize>,
 }
 
+const EMPLOYEE_COLUMNS: [Spec; 10] = [
+    req("wave", Kind::I64),
+    req("municipality", Kind::Str),
+    req("unit_id", Kind::Str),
+    req("work_group", Kind::Str),
+    req("respondent_id", Kind::Str),
+    opt("target_group", Kind::Str),
+    req("item", Kind::Str),
+    opt("value", Kind::F64),
+    req("source", Kind::Str),
+    req("line", Kind::I64),
+];
+
+const CITIZEN_COLUMNS: [Spec; 8] = [
+    req("wave", Kind::I64),
+    req("municipality", Kind::Str),
+    req("citizen_id", Kind::Str),
+    req("case_id", Kind::Str),
+    req("item", Kind::Str),
+    opt("value", Kind::F64),
+    req("source", Kind::Str),
+    req("line", Kind::I64),
+];
+
+/// Adds `n` to a summary count.
+fn add(counts: &mut BTreeMap<String, u64>, key: &str, n: u64) {
+    *counts.entry(key.to_string()).or_default() += n;
+}
+
+/// Output frames collected wave by wave (every scoring rule is within a wave, and wave is the
+/// leading sort key of every table, so appending waves in ascending order keeps them sorted).
+#[derive(Default)]
+struct Collected {
+    frames: BTreeMap<&'static str, DataFrame>,
+}
+
+impl Collected {
+    fn push(&mut self, name: &'static str, df: DataFrame) -> Result<()> {
+        match self.frames.get_mut(name) {
+            Some(acc) => {
+                acc.vstack_mut(&df)?;
+            }
+            None => {
+                self.frames.insert(name, df);
+            }
+        }
+        Ok(())
+    }
+
+    /// The collected frame, or `empty()` (the right columns, no rows) when no wave had any.
+    fn take(&mut self, name: &str, empty: impl FnOnce() -> Result<DataFrame>) -> Result<DataFrame> {
+        match self.frames.remove(name) {
+            Some(mut df) => {
+                df.rechunk_mut();
+                Ok(df)
+            }
+            None => empty(),
+        }
+    }
+}
+
 pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let config = ctx.config;
     let items = Items::from_instrument(&config.instrument);
     check_column_names(&items)?;
     let mut summary = StageSummary::default();
-    let out_dir = ctx.stage_dir(STAGE);
-    let meta = ParquetMeta::stage(STAGE);
-    let write = |name: &str, mut df: DataFrame, summary: &mut StageSummary| -> Result<()> {
-        let path = ctx.table_path(STAGE, name);
-        write_parquet(&mut df, &path, &meta)?;
-        summary.add_output(&out_dir, &path);
-        summary.facts.insert(
-            format!("{name}.rows"),
-            serde_json::Value::from(df.height() as u64),
-        );
-        Ok(())
-    };
 
-    // ---- employee answers → ties and respondents -------------------------------------------
-    let emp_path = ctx.table_path("clean", "employee_responses");
-    let emp = super::frame::read(
-        &emp_path,
-        &[
-            req("wave", Kind::I64),
-            req("municipality", Kind::Str),
-            req("unit_id", Kind::Str),
-            req("work_group", Kind::Str),
-            req("respondent_id", Kind::Str),
-            opt("target_group", Kind::Str),
-            req("item", Kind::Str),
-            opt("value", Kind::F64),
-            req("source", Kind::Str),
-            req("line", Kind::I64),
-        ],
-    )?;
-    let emp_file = emp_path.display().to_string();
-    let tie_items = items.tie_items();
-    let person_items = items.person_items();
-    let is_tie = any_of("item", &tie_items);
-    let is_person = any_of("item", &person_items);
-    let has_target = col("target_group").is_not_null();
-    let category = when(is_tie.clone().and(has_target.clone()))
-        .then(lit("tie"))
-        .when(is_tie.clone())
-        .then(lit("tie_item_without_target_group"))
-        .when(is_person.clone().and(has_target.clone().not()))
-        .then(lit("person"))
-        .when(is_person.clone())
-        .then(lit("person_item_with_target_group"))
-        .when(any_of("item", &items.citizen))
-        .then(lit("citizen_item_in_employee_responses"))
-        .otherwise(lit("item_not_in_instrument"));
-    let by_category = count_by_category(emp.clone().lazy(), category)?;
-    let mut count = TableCount {
-        rows_in: emp.height() as u64,
-        ..Default::default()
-    };
-    for (c, k) in &by_category {
-        if c == "tie" || c == "person" {
-            count.rows_out += k;
-        } else {
-            count.excluded.insert(c.clone(), *k);
-        }
-    }
-    let (answered, unanswered) = count_answered(
-        emp.clone().lazy(),
-        (is_tie.clone().and(has_target.clone()))
-            .or(is_person.clone().and(has_target.clone().not())),
-    )?;
-    summary.counts.insert(
-        "employee_responses.in_ties".into(),
-        *by_category.get("tie").unwrap_or(&0),
-    );
-    summary.counts.insert(
-        "employee_responses.in_person_scores".into(),
-        *by_category.get("person").unwrap_or(&0),
-    );
-    summary
-        .counts
-        .insert("employee_responses.used_answered".into(), answered);
-    summary
-        .counts
-        .insert("employee_responses.used_unanswered".into(), unanswered);
-    summary.tables.insert("employee_responses".into(), count);
-
-    let resp_keys = [
-        "wave",
-        "municipality",
-        "unit_id",
-        "work_group",
-        "respondent_id",
-    ];
-    let mut tie_keys = resp_keys.to_vec();
-    tie_keys.push("target_group");
-    let tie_frame = pivot(
-        emp.clone().lazy().filter(is_tie.and(has_target.clone())),
-        &tie_keys,
-        &tie_items,
-    )?;
-    check_unique_items(
-        &tie_frame,
-        "tie (respondent, partner group, wave)",
-        &emp_file,
-    )?;
-    let person_frame = pivot(
-        emp.clone().lazy().filter(is_person.and(has_target.not())),
-        &resp_keys,
-        &person_items,
-    )?;
-    check_unique_items(&person_frame, "respondent in a wave", &emp_file)?;
-    drop(emp);
-
-    let rule = tie_rule(config);
-    let mut interner = Interner::default();
-    let mut ties = read_ties(&tie_frame, &items, &rule, &mut interner)?;
-    drop(tie_frame);
-    ties.sort_by(|a, b| {
-        (
-            a.wave,
-            &a.municipality,
-            &a.unit_id,
-            &a.respondent_id,
-            &a.target_group,
-        )
-            .cmp(&(
-                b.wave,
-                &b.municipality,
-                &b.unit_id,
-                &b.respondent_id,
-                &b.target_group,
-            ))
-    });
-    let mut respondents = build_respondents(&ties, &person_frame, &items, &mut interner)?;
-    drop(person_frame);
-    score_respondents(&mut respondents, &items, config);
-    count_ties_and_respondents(&ties, &respondents, &items, &mut summary);
-
-    // ---- citizens ---------------------------------------------------------------------------
-    let cit_path = ctx.table_path("clean", "citizen_responses");
-    let cit = super::frame::read(
-        &cit_path,
-        &[
-            req("wave", Kind::I64),
-            req("municipality", Kind::Str),
-            req("citizen_id", Kind::Str),
-            req("case_id", Kind::Str),
-            req("item", Kind::Str),
-            opt("value", Kind::F64),
-            req("source", Kind::Str),
-            req("line", Kind::I64),
-        ],
-    )?;
-    let cit_file = cit_path.display().to_string();
-    let is_citizen = any_of("item", &items.citizen);
-    let employee_items: Vec<String> = tie_items.iter().chain(&person_items).cloned().collect();
-    let category = when(is_citizen.clone())
-        .then(lit("citizen"))
-        .when(any_of("item", &employee_items))
-        .then(lit("employee_item_in_citizen_responses"))
-        .otherwise(lit("item_not_in_instrument"));
-    let by_category = count_by_category(cit.clone().lazy(), category)?;
-    let mut count = TableCount {
-        rows_in: cit.height() as u64,
-        ..Default::default()
-    };
-    for (c, k) in &by_category {
-        if c == "citizen" {
-            count.rows_out += k;
-        } else {
-            count.excluded.insert(c.clone(), *k);
-        }
-    }
-    let (answered, unanswered) = count_answered(cit.clone().lazy(), is_citizen.clone())?;
-    summary
-        .counts
-        .insert("citizen_responses.used_answered".into(), answered);
-    summary
-        .counts
-        .insert("citizen_responses.used_unanswered".into(), unanswered);
-    summary.tables.insert("citizen_responses".into(), count);
-    let citizen_frame = pivot(
-        cit.lazy().filter(is_citizen),
-        &["wave", "municipality", "citizen_id", "case_id"],
-        &items.citizen,
-    )?;
-    check_unique_items(&citizen_frame, "citizen's case in a wave", &cit_file)?;
-    let citizens = read_citizens(&citizen_frame, &items, config)?;
-    drop(citizen_frame);
-    let too_few = citizens
-        .iter()
-        .filter(|c| c.quality.value.is_none())
-        .count();
-    summary
-        .counts
-        .insert("citizens".into(), citizens.len() as u64);
-    summary
-        .counts
-        .insert("citizen_too_few_items".into(), too_few as u64);
-
-    // ---- units ------------------------------------------------------------------------------
     let units_path = ctx.table_path("clean", "units");
     let units = super::frame::read(
         &units_path,
@@ -671,18 +541,45 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         }
     }
 
-    // ---- tables -----------------------------------------------------------------------------
-    let dyads = build_dyads(&ties, config);
-    let undefined = dyads.values().filter(|d| d.summary.mean.is_none()).count();
-    summary.counts.insert("dyads".into(), dyads.len() as u64);
-    summary
-        .counts
-        .insert("dyads_undefined".into(), undefined as u64);
-
+    let mut out = Collected::default();
     let mut reliability = Vec::new();
-    reliability_alpha(&ties, &respondents, &citizens, &items, &mut reliability);
-    reliability_icc(&respondents, &mut reliability);
-    reliability_rwg(&respondents, &dyads, &items, config, &mut reliability);
+    let emp_path = ctx.table_path("clean", "employee_responses");
+    let mut emp_count = TableCount::default();
+    for wave in super::frame::waves(&emp_path)? {
+        let emp = super::frame::read_wave(&emp_path, &EMPLOYEE_COLUMNS, wave)?;
+        score_employee_wave(
+            emp,
+            &emp_path.display().to_string(),
+            &items,
+            config,
+            &headcount,
+            &mut emp_count,
+            &mut summary,
+            &mut out,
+            &mut reliability,
+        )?;
+    }
+    summary
+        .tables
+        .insert("employee_responses".into(), emp_count);
+
+    let cit_path = ctx.table_path("clean", "citizen_responses");
+    let mut cit_count = TableCount::default();
+    for wave in super::frame::waves(&cit_path)? {
+        let cit = super::frame::read_wave(&cit_path, &CITIZEN_COLUMNS, wave)?;
+        score_citizen_wave(
+            cit,
+            &cit_path.display().to_string(),
+            &items,
+            config,
+            &mut cit_count,
+            &mut summary,
+            &mut out,
+            &mut reliability,
+        )?;
+    }
+    summary.tables.insert("citizen_responses".into(), cit_count);
+
     reliability.sort_by(|a, b| {
         (
             a.measure,
@@ -705,43 +602,238 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     });
     for r in &reliability {
         if r.value.is_none() {
-            *summary
-                .counts
-                .entry(format!(
-                    "reliability_not_computed.{}.{}",
-                    r.measure, r.scale
-                ))
-                .or_default() += 1;
+            add(
+                &mut summary.counts,
+                &format!("reliability_not_computed.{}.{}", r.measure, r.scale),
+                1,
+            );
         }
     }
+
+    out.push("reliability", reliability_frame(&reliability)?)?;
+    let out_dir = ctx.stage_dir(STAGE);
+    let meta = ParquetMeta::stage(STAGE);
+    let mut write = |name: &'static str, empty: &dyn Fn() -> Result<DataFrame>| -> Result<()> {
+        let mut df = out.take(name, empty)?;
+        let path = ctx.table_path(STAGE, name);
+        write_parquet(&mut df, &path, &meta)?;
+        summary.add_output(&out_dir, &path);
+        summary.facts.insert(
+            format!("{name}.rows"),
+            serde_json::Value::from(df.height() as u64),
+        );
+        Ok(())
+    };
+    let no_resp = BTreeMap::new();
+    write("ties", &|| ties_frame(&[], &items))?;
+    write("respondents", &|| respondents_frame(&no_resp, &items))?;
+    write("dyads", &|| dyads_frame(&BTreeMap::new(), &items))?;
+    write("units", &|| units_frame(&no_resp, &headcount))?;
+    write("citizens", &|| citizens_frame(&[], &items))?;
+    write("network", &|| NetworkRows::default().finish())?;
+    write("reliability", &|| reliability_frame(&[]))?;
+    Ok(summary)
+}
+
+/// Scores the employee answers of one wave: ties, respondents, dyads, units, network, and the
+/// reliability rows of the employee scales.
+#[allow(clippy::too_many_arguments)]
+fn score_employee_wave(
+    emp: DataFrame,
+    emp_file: &str,
+    items: &Items,
+    config: &Config,
+    headcount: &BTreeMap<String, Option<i64>>,
+    count: &mut TableCount,
+    summary: &mut StageSummary,
+    out: &mut Collected,
+    reliability: &mut Vec<RelRow>,
+) -> Result<()> {
+    let tie_items = items.tie_items();
+    let person_items = items.person_items();
+    let is_tie = any_of("item", &tie_items);
+    let is_person = any_of("item", &person_items);
+    let has_target = col("target_group").is_not_null();
+    let category = when(is_tie.clone().and(has_target.clone()))
+        .then(lit("tie"))
+        .when(is_tie.clone())
+        .then(lit("tie_item_without_target_group"))
+        .when(is_person.clone().and(has_target.clone().not()))
+        .then(lit("person"))
+        .when(is_person.clone())
+        .then(lit("person_item_with_target_group"))
+        .when(any_of("item", &items.citizen))
+        .then(lit("citizen_item_in_employee_responses"))
+        .otherwise(lit("item_not_in_instrument"));
+    let by_category = count_by_category(emp.clone().lazy(), category)?;
+    count.rows_in += emp.height() as u64;
+    for (c, k) in &by_category {
+        if c == "tie" || c == "person" {
+            count.rows_out += k;
+        } else {
+            *count.excluded.entry(c.clone()).or_default() += k;
+        }
+    }
+    let (answered, unanswered) = count_answered(
+        emp.clone().lazy(),
+        (is_tie.clone().and(has_target.clone()))
+            .or(is_person.clone().and(has_target.clone().not())),
+    )?;
+    let c = &mut summary.counts;
+    add(
+        c,
+        "employee_responses.in_ties",
+        *by_category.get("tie").unwrap_or(&0),
+    );
+    add(
+        c,
+        "employee_responses.in_person_scores",
+        *by_category.get("person").unwrap_or(&0),
+    );
+    add(c, "employee_responses.used_answered", answered);
+    add(c, "employee_responses.used_unanswered", unanswered);
+
+    let resp_keys = [
+        "wave",
+        "municipality",
+        "unit_id",
+        "work_group",
+        "respondent_id",
+    ];
+    let mut tie_keys = resp_keys.to_vec();
+    tie_keys.push("target_group");
+    let tie_frame = pivot(
+        emp.clone().lazy().filter(is_tie.and(has_target.clone())),
+        &tie_keys,
+        &tie_items,
+    )?;
+    check_unique_items(
+        &tie_frame,
+        "tie (respondent, partner group, wave)",
+        emp_file,
+    )?;
+    let person_frame = pivot(
+        emp.lazy().filter(is_person.and(has_target.not())),
+        &resp_keys,
+        &person_items,
+    )?;
+    check_unique_items(&person_frame, "respondent in a wave", emp_file)?;
+
+    let rule = tie_rule(config);
+    let mut interner = Interner::default();
+    let mut ties = read_ties(&tie_frame, items, &rule, &mut interner)?;
+    drop(tie_frame);
+    ties.sort_by(|a, b| {
+        (
+            a.wave,
+            &a.municipality,
+            &a.unit_id,
+            &a.respondent_id,
+            &a.target_group,
+        )
+            .cmp(&(
+                b.wave,
+                &b.municipality,
+                &b.unit_id,
+                &b.respondent_id,
+                &b.target_group,
+            ))
+    });
+    let mut respondents = build_respondents(&ties, &person_frame, items, &mut interner)?;
+    drop(person_frame);
+    score_respondents(&mut respondents, items, config);
+    count_ties_and_respondents(&ties, &respondents, items, summary);
+
+    let dyads = build_dyads(&ties, config);
+    let undefined = dyads.values().filter(|d| d.summary.mean.is_none()).count();
+    add(&mut summary.counts, "dyads", dyads.len() as u64);
+    add(&mut summary.counts, "dyads_undefined", undefined as u64);
+
+    reliability_alpha_employees(&ties, &respondents, items, reliability);
+    reliability_icc(&respondents, reliability);
+    reliability_rwg(&respondents, &dyads, items, config, reliability);
 
     let network_rule = NetworkRule {
         blind_spot_high: config.scoring.blind_spot_high,
         blind_spot_low: config.scoring.blind_spot_low,
         hub_relevance: config.scoring.hub_relevance,
     };
-    let network = build_network(&dyads, &network_rule, &mut summary)?;
+    out.push("network", build_network(&dyads, &network_rule, summary)?)?;
+    out.push("ties", ties_frame(&ties, items)?)?;
+    out.push("respondents", respondents_frame(&respondents, items)?)?;
+    out.push("dyads", dyads_frame(&dyads, items)?)?;
+    out.push("units", units_frame(&respondents, headcount)?)?;
+    Ok(())
+}
 
-    write("ties", ties_frame(&ties, &items)?, &mut summary)?;
-    write(
-        "respondents",
-        respondents_frame(&respondents, &items)?,
-        &mut summary,
+/// Scores the citizen answers of one wave: citizen quality and its alpha.
+#[allow(clippy::too_many_arguments)]
+fn score_citizen_wave(
+    cit: DataFrame,
+    cit_file: &str,
+    items: &Items,
+    config: &Config,
+    count: &mut TableCount,
+    summary: &mut StageSummary,
+    out: &mut Collected,
+    reliability: &mut Vec<RelRow>,
+) -> Result<()> {
+    let is_citizen = any_of("item", &items.citizen);
+    let employee_items: Vec<String> = items
+        .tie_items()
+        .into_iter()
+        .chain(items.person_items())
+        .collect();
+    let category = when(is_citizen.clone())
+        .then(lit("citizen"))
+        .when(any_of("item", &employee_items))
+        .then(lit("employee_item_in_citizen_responses"))
+        .otherwise(lit("item_not_in_instrument"));
+    let by_category = count_by_category(cit.clone().lazy(), category)?;
+    count.rows_in += cit.height() as u64;
+    for (c, k) in &by_category {
+        if c == "citizen" {
+            count.rows_out += k;
+        } else {
+            *count.excluded.entry(c.clone()).or_default() += k;
+        }
+    }
+    let (answered, unanswered) = count_answered(cit.clone().lazy(), is_citizen.clone())?;
+    add(
+        &mut summary.counts,
+        "citizen_responses.used_answered",
+        answered,
+    );
+    add(
+        &mut summary.counts,
+        "citizen_responses.used_unanswered",
+        unanswered,
+    );
+    let citizen_frame = pivot(
+        cit.lazy().filter(is_citizen),
+        &["wave", "municipality", "citizen_id", "case_id"],
+        &items.citizen,
     )?;
-    write("dyads", dyads_frame(&dyads, &items)?, &mut summary)?;
-    write(
-        "units",
-        units_frame(&respondents, &headcount)?,
-        &mut summary,
-    )?;
-    write("citizens", citizens_frame(&citizens, &items)?, &mut summary)?;
-    write(
-        "reliability",
-        reliability_frame(&reliability)?,
-        &mut summary,
-    )?;
-    write("network", network, &mut summary)?;
-    Ok(summary)
+    check_unique_items(&citizen_frame, "citizen's case in a wave", cit_file)?;
+    let citizens = read_citizens(&citizen_frame, items, config)?;
+    drop(citizen_frame);
+    let too_few = citizens
+        .iter()
+        .filter(|c| c.quality.value.is_none())
+        .count();
+    add(&mut summary.counts, "citizens", citizens.len() as u64);
+    add(&mut summary.counts, "citizen_too_few_items", too_few as u64);
+    let rows: Vec<ItemRow> = citizens
+        .iter()
+        .map(|c| (c.wave, c.municipality.as_str(), c.items.as_slice()))
+        .collect();
+    alpha_by_scope(
+        reliability,
+        &rows,
+        &[("citizen_quality", 0..items.citizen.len())],
+    );
+    out.push("citizens", citizens_frame(&citizens, items)?)?;
+    Ok(())
 }
 
 fn item_values(df: &DataFrame, k: usize) -> Result<Vec<Vec<Option<f64>>>> {
@@ -874,7 +966,7 @@ fn score_respondents(resp: &mut BTreeMap<RespKey, Respondent>, items: &Items, co
     for r in resp.values_mut() {
         r.srm = compute::mean_of_answered(&r.person[..k], min);
     }
-    let mut by_unit: BTreeMap<(i64, Rc<str>, Rc<str>), Vec<RespKey>> = BTreeMap::new();
+    let mut by_unit: BTreeMap<UnitKey, Vec<RespKey>> = BTreeMap::new();
     for key in resp.keys() {
         by_unit
             .entry((key.0, key.1.clone(), key.2.clone()))
@@ -901,16 +993,18 @@ fn count_ties_and_respondents(
     summary: &mut StageSummary,
 ) {
     let c = &mut summary.counts;
-    c.insert("ties".into(), ties.len() as u64);
-    c.insert(
-        "ties_within_group".into(),
+    add(c, "ties", ties.len() as u64);
+    add(
+        c,
+        "ties_within_group",
         ties.iter().filter(|t| t.within()).count() as u64,
     );
-    c.insert(
-        "tie_too_few_items".into(),
+    add(
+        c,
+        "tie_too_few_items",
         ties.iter().filter(|t| t.score.rc.value.is_none()).count() as u64,
     );
-    c.insert("respondents".into(), resp.len() as u64);
+    add(c, "respondents", resp.len() as u64);
     let mut between_rated: BTreeMap<(i64, &str, &str, &str, &str), ()> = BTreeMap::new();
     for t in ties.iter().filter(|t| !t.within()) {
         between_rated.insert(
@@ -948,14 +1042,11 @@ fn count_ties_and_respondents(
             loo_none += 1;
         }
     }
-    c.insert("respondents_without_between_ties".into(), without_between);
-    c.insert(
-        "respondents_without_scored_between_ties".into(),
-        without_scored,
-    );
-    c.insert("srm_too_few_items".into(), srm_too_few);
-    c.insert("srm_not_answered".into(), srm_none);
-    c.insert("srm_others_none".into(), loo_none);
+    add(c, "respondents_without_between_ties", without_between);
+    add(c, "respondents_without_scored_between_ties", without_scored);
+    add(c, "srm_too_few_items", srm_too_few);
+    add(c, "srm_not_answered", srm_none);
+    add(c, "srm_others_none", loo_none);
 }
 
 fn read_citizens(df: &DataFrame, items: &Items, config: &Config) -> Result<Vec<Citizen>> {
@@ -991,24 +1082,28 @@ fn read_citizens(df: &DataFrame, items: &Items, config: &Config) -> Result<Vec<C
     Ok(out)
 }
 
-/// A directed dyad with the ties it is made of.
+/// A directed dyad, summarised from its ties.
 #[derive(Debug, Clone)]
 struct Dyad {
     n_ties: usize,
+    /// Tie scores of its raters (ties with an `rc`).
     summary: compute::Summary,
-    /// Dimension rows of the ties with an `rc` (for per-dimension means and rwg(j)).
-    rows: Vec<Vec<Option<f64>>>,
-    relevance: Vec<f64>,
+    /// Per dimension: mean over those raters who answered it, and their number.
+    dims: Vec<Scored>,
+    relevance: Scored,
     rwg: Option<f64>,
 }
 
 /// Key: (wave, municipality, work_group, target_group).
 type DyadKey = (i64, Rc<str>, Rc<str>, Rc<str>);
 
+/// Unit key: (wave, municipality, unit_id).
+type UnitKey = (i64, Rc<str>, Rc<str>);
+
 fn build_dyads(ties: &[Tie], config: &Config) -> BTreeMap<DyadKey, Dyad> {
-    let mut acc: BTreeMap<DyadKey, (usize, Vec<f64>, Vec<Vec<Option<f64>>>, Vec<f64>)> =
-        BTreeMap::new();
-    for t in ties {
+    // Per dyad: number of ties, indices of the ties with an `rc`, relevance answers.
+    let mut acc: BTreeMap<DyadKey, (usize, Vec<usize>, Vec<f64>)> = BTreeMap::new();
+    for (i, t) in ties.iter().enumerate() {
         let e = acc
             .entry((
                 t.wave,
@@ -1018,31 +1113,47 @@ fn build_dyads(ties: &[Tie], config: &Config) -> BTreeMap<DyadKey, Dyad> {
             ))
             .or_default();
         e.0 += 1;
-        if let Some(rc) = t.score.rc.value {
-            e.1.push(rc);
-            e.2.push(t.dims.clone());
+        if t.score.rc.value.is_some() {
+            e.1.push(i);
         }
         if let Some(r) = t.relevance {
-            e.3.push(r);
+            e.2.push(r);
         }
     }
+    let k = ties.first().map_or(0, |t| t.dims.len());
     acc.into_iter()
-        .map(|(k, (n_ties, rcs, rows, relevance))| {
+        .map(|(key, (n_ties, scored, relevance))| {
+            let rcs: Vec<f64> = scored
+                .iter()
+                .filter_map(|&i| ties[i].score.rc.value)
+                .collect();
+            let rows: Vec<Vec<Option<f64>>> =
+                scored.iter().map(|&i| ties[i].dims.clone()).collect();
             let rwg = if rows.is_empty() {
                 None
             } else {
                 rwg_j(&rows, config.scoring.rwg_null_variance)
             };
-            (
-                k,
-                Dyad {
-                    n_ties,
-                    summary: compute::summarize(&rcs),
-                    rows,
-                    relevance,
-                    rwg,
+            let dims = (0..k)
+                .map(|j| {
+                    let v: Vec<f64> = rows.iter().filter_map(|r| r[j]).collect();
+                    Scored {
+                        value: compute::mean(&v),
+                        n: v.len(),
+                    }
+                })
+                .collect();
+            let dyad = Dyad {
+                n_ties,
+                summary: compute::summarize(&rcs),
+                dims,
+                relevance: Scored {
+                    value: compute::mean(&relevance),
+                    n: relevance.len(),
                 },
-            )
+                rwg,
+            };
+            (key, dyad)
         })
         .collect()
 }
@@ -1065,8 +1176,8 @@ fn build_network(
                 to: h.to_string(),
                 mean: d.summary.mean,
                 n_raters: d.summary.n,
-                relevance: compute::mean(&d.relevance),
-                relevance_n: d.relevance.len(),
+                relevance: d.relevance.value,
+                relevance_n: d.relevance.n,
             });
     }
     let mut b = NetworkRows::default();
@@ -1092,10 +1203,8 @@ fn build_network(
             b.pair(*wave, muni, p);
         }
     }
-    summary.counts.insert("blind_spots".into(), blind);
-    summary
-        .counts
-        .insert("pairs_one_direction_only".into(), one_way);
+    add(&mut summary.counts, "blind_spots", blind);
+    add(&mut summary.counts, "pairs_one_direction_only", one_way);
     b.finish()
 }
 
@@ -1221,22 +1330,25 @@ fn rel_row(
     }
 }
 
-/// Alpha rows (raw and standardized) of one scale in one scope and wave, on complete cases.
+/// Alpha rows (raw and standardized) of one scale in one scope and wave, on the complete cases
+/// of `rows` restricted to the item columns `cols`.
 fn push_alpha(
     out: &mut Vec<RelRow>,
     scale: &'static str,
     scope: &str,
     wave: i64,
-    rows: &[Vec<Option<f64>>],
-    k: usize,
+    rows: &[ItemRow],
+    cols: Range<usize>,
 ) {
+    let k = cols.len();
     if k < 2 || rows.is_empty() {
         return;
     }
     let complete: Vec<Vec<Option<f64>>> = rows
         .iter()
+        .map(|r| &r.2[cols.clone()])
         .filter(|r| r.iter().all(Option::is_some))
-        .cloned()
+        .map(<[Option<f64>]>::to_vec)
         .collect();
     let (raw, std) = match cronbach_alpha(&complete) {
         Ok(a) => (Some(a.raw_alpha), Some(a.std_alpha)),
@@ -1249,64 +1361,64 @@ fn push_alpha(
     }
 }
 
-fn reliability_alpha(
+/// (wave, municipality, item values) of one tie, respondent or citizen.
+type ItemRow<'a> = (i64, &'a str, &'a [Option<f64>]);
+
+/// Alpha of each scale per wave, pooled (`all`) and per municipality. `rows` must be sorted by
+/// (wave, municipality), so every scope is a contiguous run and no row is copied.
+fn alpha_by_scope(
+    out: &mut Vec<RelRow>,
+    rows: &[ItemRow],
+    scales: &[(&'static str, Range<usize>)],
+) {
+    let mut i = 0;
+    while i < rows.len() {
+        let wave = rows[i].0;
+        let j = i + rows[i..].iter().take_while(|r| r.0 == wave).count();
+        for (scale, cols) in scales {
+            push_alpha(out, scale, "all", wave, &rows[i..j], cols.clone());
+        }
+        let mut a = i;
+        while a < j {
+            let muni = rows[a].1;
+            let b = a + rows[a..j].iter().take_while(|r| r.1 == muni).count();
+            for (scale, cols) in scales {
+                push_alpha(out, scale, muni, wave, &rows[a..b], cols.clone());
+            }
+            a = b;
+        }
+        i = j;
+    }
+}
+
+fn reliability_alpha_employees(
     ties: &[Tie],
     resp: &BTreeMap<RespKey, Respondent>,
-    citizens: &[Citizen],
     items: &Items,
     out: &mut Vec<RelRow>,
 ) {
-    let nc = items.n_communication.min(items.dims.len());
-    // (scope, wave) → rows; scope "all" and each municipality.
-    type Groups = BTreeMap<(String, i64), Vec<Vec<Option<f64>>>>;
-    let add = |g: &mut Groups, muni: &str, wave: i64, row: Vec<Option<f64>>| {
-        g.entry(("all".to_string(), wave))
-            .or_default()
-            .push(row.clone());
-        g.entry((muni.to_string(), wave)).or_default().push(row);
-    };
-    let mut tie_rows: Groups = BTreeMap::new();
-    for t in ties {
-        add(&mut tie_rows, &t.municipality, t.wave, t.dims.clone());
-    }
-    for ((scope, wave), rows) in &tie_rows {
-        push_alpha(out, "rc", scope, *wave, rows, items.dims.len());
-        let com: Vec<_> = rows.iter().map(|r| r[..nc].to_vec()).collect();
-        push_alpha(out, "rc_communication", scope, *wave, &com, nc);
-        let rel: Vec<_> = rows.iter().map(|r| r[nc..].to_vec()).collect();
-        push_alpha(
-            out,
-            "rc_relationship",
-            scope,
-            *wave,
-            &rel,
-            items.dims.len() - nc,
-        );
-    }
+    let k = items.dims.len();
+    let nc = items.n_communication.min(k);
+    // Ties are sorted by (wave, municipality, ...), and so are respondents (a BTreeMap).
+    let rows: Vec<ItemRow> = ties
+        .iter()
+        .map(|t| (t.wave, &*t.municipality, t.dims.as_slice()))
+        .collect();
+    alpha_by_scope(
+        out,
+        &rows,
+        &[
+            ("rc", 0..k),
+            ("rc_communication", 0..nc),
+            ("rc_relationship", nc..k),
+        ],
+    );
     let k = items.srm.len();
-    let mut srm_rows: Groups = BTreeMap::new();
-    for (key, r) in resp {
-        if r.person[..k].iter().any(Option::is_some) {
-            add(&mut srm_rows, &key.1, key.0, r.person[..k].to_vec());
-        }
-    }
-    for ((scope, wave), rows) in &srm_rows {
-        push_alpha(out, "srm", scope, *wave, rows, k);
-    }
-    let mut cit_rows: Groups = BTreeMap::new();
-    for c in citizens {
-        add(&mut cit_rows, &c.municipality, c.wave, c.items.clone());
-    }
-    for ((scope, wave), rows) in &cit_rows {
-        push_alpha(
-            out,
-            "citizen_quality",
-            scope,
-            *wave,
-            rows,
-            items.citizen.len(),
-        );
-    }
+    let rows: Vec<ItemRow> = resp
+        .iter()
+        .map(|(key, r)| (key.0, &*key.1, &r.person[..k]))
+        .collect();
+    alpha_by_scope(out, &rows, &[("srm", 0..k)]);
 }
 
 fn reliability_icc(resp: &BTreeMap<RespKey, Respondent>, out: &mut Vec<RelRow>) {
@@ -1365,7 +1477,7 @@ fn reliability_rwg(
 ) {
     let k = items.srm.len();
     if k > 0 {
-        let mut by_unit: BTreeMap<(i64, Rc<str>, Rc<str>), Vec<Vec<Option<f64>>>> = BTreeMap::new();
+        let mut by_unit: BTreeMap<UnitKey, Vec<Vec<Option<f64>>>> = BTreeMap::new();
         for (key, r) in resp {
             if r.srm.value.is_some() {
                 by_unit
@@ -1389,10 +1501,10 @@ fn reliability_rwg(
         }
     }
     for ((wave, muni, g, h), d) in dyads {
-        if d.rows.is_empty() {
+        if d.summary.n == 0 {
             continue;
         }
-        let mut r = rel_row("rwg_j", "rc", muni, *wave, d.rwg, d.rows.len());
+        let mut r = rel_row("rwg_j", "rc", muni, *wave, d.rwg, d.summary.n);
         r.work_group = Some(g.to_string());
         r.target_group = Some(h.to_string());
         r.k = Some(items.dims.len());
@@ -1469,18 +1581,17 @@ fn dyads_frame(dyads: &BTreeMap<DyadKey, Dyad>, items: &Items) -> Result<DataFra
         .f64("mean", dyads.values().map(|d| d.summary.mean))
         .f64("sd", dyads.values().map(|d| d.summary.sd))
         .f64("rwg_j", dyads.values().map(|d| d.rwg))
-        .f64(
-            "relevance_mean",
-            dyads.values().map(|d| compute::mean(&d.relevance)),
-        )
-        .i64("relevance_n", dyads.values().map(|d| n(d.relevance.len())));
+        .f64("relevance_mean", dyads.values().map(|d| d.relevance.value))
+        .i64("relevance_n", dyads.values().map(|d| n(d.relevance.n)));
     for (j, it) in items.dims.iter().enumerate() {
-        let per: Vec<Vec<f64>> = dyads
-            .values()
-            .map(|d| d.rows.iter().filter_map(|r| r[j]).collect())
-            .collect();
-        b.f64(&format!("mean_{it}"), per.iter().map(|v| compute::mean(v)));
-        b.i64(&format!("n_{it}"), per.iter().map(|v| n(v.len())));
+        b.f64(
+            &format!("mean_{it}"),
+            dyads.values().map(|d| d.dims.get(j).and_then(|s| s.value)),
+        );
+        b.i64(
+            &format!("n_{it}"),
+            dyads.values().map(|d| n(d.dims.get(j).map_or(0, |s| s.n))),
+        );
     }
     b.finish()
 }
@@ -1489,8 +1600,9 @@ fn units_frame(
     resp: &BTreeMap<RespKey, Respondent>,
     headcount: &BTreeMap<String, Option<i64>>,
 ) -> Result<DataFrame> {
-    let mut units: BTreeMap<(i64, Rc<str>, Rc<str>), (Rc<str>, usize, Vec<f64>, Vec<f64>)> =
-        BTreeMap::new();
+    // Per unit: work group, respondents, respondent RCaps, respondent SRMs.
+    type UnitAcc = (Rc<str>, usize, Vec<f64>, Vec<f64>);
+    let mut units: BTreeMap<UnitKey, UnitAcc> = BTreeMap::new();
     for (key, r) in resp {
         let e = units
             .entry((key.0, key.1.clone(), key.2.clone()))
@@ -1562,8 +1674,10 @@ mod tests {
 
     #[test]
     fn item_names_that_clash_with_columns_are_refused() {
-        let mut ins = InstrumentSection::default();
-        ins.person_items = vec!["srm".into()];
+        let ins = InstrumentSection {
+            person_items: vec!["srm".into()],
+            ..Default::default()
+        };
         let e = check_column_names(&Items::from_instrument(&ins))
             .unwrap_err()
             .to_string();
