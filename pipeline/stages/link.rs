@@ -613,9 +613,10 @@ fn h3_panel(ctx: &StageContext, resp: &[Resp], summary: &mut StageSummary) -> Re
             "the intervention design has no control units: H3 is a pre/post comparison".into(),
         );
     }
-    // Per row: (arm, after_wave, post) when in the design and window; exclusion reason.
-    let mut info: Vec<(Option<&(String, i64)>, Option<i64>, Option<&'static str>)> =
-        Vec::with_capacity(resp.len());
+    // Per row: the unit's (arm, after_wave) if in the design, post (0/1) if in the window, and
+    // the exclusion reason.
+    type RowInfo<'a> = (Option<&'a (String, i64)>, Option<i64>, Option<&'static str>);
+    let mut info: Vec<RowInfo> = Vec::with_capacity(resp.len());
     for r in resp {
         let d = design.get(&r.unit_id);
         let (post, ex) = match d {
