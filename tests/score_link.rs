@@ -877,3 +877,58 @@ fn a_missing_column_is_named() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn an_empty_wave_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let emp = employee_answers().frame();
+    let mut wave: Vec<Option<i64>> = emp.column("wave").unwrap().i64().unwrap().iter().collect();
+    wave[3] = None;
+    let mut emp = emp;
+    emp.with_column(Column::new("wave".into(), wave)).unwrap();
+    write_clean(&out, emp);
+    let o = run_score_link(&config(dir.path(), &out));
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    // The fourth row is line 5 (lines start at 2).
+    assert!(
+        err.contains("`wave`") && err.contains("line 5") && err.contains("employee_responses"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_subscale_minimum_above_the_smaller_subscale_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    write_clean(&out, employee_answers().frame());
+    let cfg = config(dir.path(), &out);
+    let text = std::fs::read_to_string(&cfg).unwrap() + "[scoring]\nsubscale_min_items = 4\n";
+    std::fs::write(&cfg, text).unwrap();
+    let o = run_score_link(&cfg);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("scoring.subscale_min_items"), "{err}");
+}
+
+#[test]
+fn a_lax_subscale_rule_scores_partial_subscales() {
+    // With subscale_min_items = 1, r1→C's relationship sub-score is its one answered item (3),
+    // and r2→B's communication sub-score is unchanged (all 4 answered → 2).
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    write_clean(&out, employee_answers().frame());
+    let cfg = config(dir.path(), &out);
+    let text = std::fs::read_to_string(&cfg).unwrap() + "[scoring]\nsubscale_min_items = 1\n";
+    std::fs::write(&cfg, text).unwrap();
+    let o = run_score_link(&cfg);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t = read_parquet(&out.join("score/ties.parquet")).unwrap();
+    let k = |r: &'static str, g: &'static str| {
+        vec![("wave", "1"), ("respondent_id", r), ("target_group", g)]
+    };
+    close(f(&t, &k("r1", "C"), "rc_relationship"), 3.0);
+    close(f(&t, &k("r2", "B"), "rc_communication"), 2.0);
+}

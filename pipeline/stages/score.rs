@@ -344,14 +344,21 @@ fn check_unique_items(df: &DataFrame, what: &str, file: &str) -> Result<()> {
     let distinct = df.column("n_distinct")?.cast(&DataType::Int64)?;
     let rows = rows.i64()?;
     let distinct = distinct.i64()?;
-    for (i, (r, d)) in rows.iter().zip(distinct.iter()).enumerate() {
-        if r != d {
-            bail!(
-                "{file}: a {what} has the same item twice{}; the clean stage should have \
-                 collapsed or quarantined the duplicate",
-                super::frame::provenance(df, i)
-            );
-        }
+    let lines: Vec<Option<i64>> = i64s(df, "line")?.collect();
+    // Group order is not deterministic: name the offending group with the smallest line.
+    let first = rows
+        .iter()
+        .zip(distinct.iter())
+        .enumerate()
+        .filter(|(_, (r, d))| r != d)
+        .map(|(i, _)| i)
+        .min_by_key(|&i| (lines[i], i));
+    if let Some(i) = first {
+        bail!(
+            "{file}: a {what} has the same item twice{}; the clean stage should have \
+             collapsed or quarantined the duplicate",
+            super::frame::provenance(df, i)
+        );
     }
     Ok(())
 }
