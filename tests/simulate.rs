@@ -289,6 +289,7 @@ fn tables_have_the_canonical_columns_counts_and_structure() {
     .into();
     let (mut empty, mut dk) = (0usize, 0usize);
     let mut resp_unit: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut keys = BTreeSet::new();
     for r in &emp.rows {
         assert!(r[0] == "1" || r[0] == "2");
         assert!(r[1].len() == 8 && r[1].starts_with('E'), "{}", r[1]);
@@ -304,6 +305,11 @@ fn tables_have_the_canonical_columns_counts_and_structure() {
             "1" | "2" | "3" | "4" | "5" => {}
             v => panic!("value {v}"),
         }
+        // No two answers share a key (the pipeline quarantines same-key conflicts).
+        assert!(
+            keys.insert((r[0].as_str(), r[1].as_str(), r[4].as_str(), r[5].as_str())),
+            "duplicate key {r:?}"
+        );
         let prev = resp_unit.insert((r[0].clone(), r[1].clone()), r[3].clone());
         assert!(
             prev.is_none_or(|u| u == r[3]),
@@ -352,7 +358,9 @@ fn tables_have_the_canonical_columns_counts_and_structure() {
     assert_eq!(by_case.len() as u64, t["counts"]["cases"].as_u64().unwrap());
     let cit = &csv["citizen_responses"];
     let mut answered = BTreeSet::new();
+    let mut cit_keys = BTreeSet::new();
     for r in cit.rows.iter() {
+        assert!(cit_keys.insert((r[0].as_str(), r[1].as_str(), r[4].as_str())));
         let key = (r[0].clone(), r[3].clone());
         let us = &by_case[&key];
         let lead = &us.iter().find(|(_, l)| *l).unwrap().0;
