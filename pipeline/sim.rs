@@ -1,7 +1,8 @@
 //! `relcap simulate`: writes a synthetic study in the canonical long form of STUDY.md, with its
 //! true effects, so every stage and model can be checked against known values. The same seed
-//! gives the same bytes (ChaCha8 streams, no hash-map iteration, single-threaded generation,
-//! deterministic writers), whatever the number of threads.
+//! gives the same bytes whatever the number of threads: every part draws from its own ChaCha8
+//! stream (per municipality), nothing iterates a hash map, and municipalities are written in run
+//! order with fixed writer settings.
 //!
 //! # The latent model
 //!
@@ -24,9 +25,10 @@
 //! asymmetric dyad effect (rows centred, two designed blind-spot pairs). `frequent` is written as
 //! the form code whose score (config value map 1→1, 2→3, 3→5, 4→4, 5→2) is the answer. SRM items
 //! are `round(S_u + q_i + r_it + noise)`: q_i is the rater's stable view, r_it a same-source
-//! (common-method) effect with SD 0.35 that also enters all of i's RC answers in that wave, so a
-//! model on the respondent's own SRM rating is biased upwards while the leave-one-out design is
-//! not. Answers are empty with probability 0.03 and "don't know" (9) with 0.02.
+//! (common-method) effect with SD 0.35 (variance 0.1225) that also enters all of i's RC answers
+//! in that wave, so a model on the respondent's own SRM rating is biased (slope about 0.35 for a
+//! true 0.25 at the default sizes; `expected.h2_own_rating_slope_approx`) while the others'
+//! (leave-one-out) rating is not. Answers are empty with probability 0.03 and "don't know" (9) with 0.02.
 //!
 //! Citizens: `citizens_per_municipality` new cases per municipality and wave, one citizen each;
 //! a case involves 1..=4 units of distinct work groups, the first drawn is the `lead`. Citizen
@@ -40,8 +42,8 @@
 //! # Output (folder `--out`)
 //!
 //! The five canonical tables as `.csv` or `.parquet` (`--format`; csv for the demo preset,
-//! parquet for the national one). Types are those of the Parquet files; in CSV missing values are
-//! empty fields.
+//! parquet for the national one). Types are those of the Parquet files (str = String, int =
+//! Int64, bool = Boolean); in CSV missing values are empty fields and booleans `true`/`false`.
 //!
 //! | table | column | type | meaning |
 //! | --- | --- | --- | --- |
@@ -79,8 +81,9 @@
 //! `truth_dyads.csv` (municipality, from_group, to_group, within_group, wave, dyad_effect =
 //! d(g→h, m), true_dyad_score = τ(g→h, m, t), relevance = the population relevance of h to g).
 //!
-//! A national run (98 municipalities, ~25 million rows) is generated and written municipality by
-//! municipality, so memory holds one municipality's answers at a time.
+//! A national run (98 municipalities, about 22 million rows) is generated and written
+//! municipality by municipality: one thread generates while the other writes, and at most three
+//! municipalities' rows exist at a time (being generated, waiting, being written).
 
 mod design;
 mod generate;
