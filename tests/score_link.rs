@@ -932,3 +932,205 @@ fn a_lax_subscale_rule_scores_partial_subscales() {
     close(f(&t, &k("r1", "C"), "rc_relationship"), 3.0);
     close(f(&t, &k("r2", "B"), "rc_communication"), 2.0);
 }
+
+/// The committed demo study (simulated, `data/demo/`, with its `truth.json`) through ingest,
+/// clean, score and link: reliability, agreement and the network land where the simulator's
+/// truth says. Tolerances are about two sampling standard errors for 51 units (ICC) or a few
+/// hundred complete cases (alpha), stated beside each check.
+#[test]
+fn simulated_demo_study_lands_on_its_truth() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let truth_path = root.join("data/demo/truth.json");
+    if !truth_path.is_file() {
+        eprintln!("note: {} is absent; skipped", truth_path.display());
+        return;
+    }
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&truth_path).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = Command::cargo_bin("relcap")
+        .unwrap()
+        .args(["run", "--config"])
+        .arg(root.join("config/study.toml"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--until", "link", "-q"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Every employee and citizen answer row reaches the score stage and is used.
+    let s = summary(&out, "score");
+    for t in ["employee_responses", "citizen_responses"] {
+        let n = &truth["row_counts"][t];
+        assert_eq!(&s["tables"][t]["rows_in"], n, "{t}");
+        assert_eq!(&s["tables"][t]["rows_out"], n, "{t}");
+    }
+
+    let r = read_parquet(&out.join("score/reliability.parquet")).unwrap();
+    let value = |measure: &str, scale: &str, wave: i64| {
+        let w = wave.to_string();
+        f(
+            &r,
+            &[
+                ("measure", measure),
+                ("scale", scale),
+                ("scope", "all"),
+                ("wave", w.as_str()),
+            ],
+            "value",
+        )
+        .unwrap()
+    };
+    let expected = &truth["expected"];
+    let vc = &truth["variance_components"];
+    let num = |v: &serde_json::Value| v.as_f64().unwrap();
+
+    // ICC(1) of respondent RCap by unit, per wave: the simulator's expected value given its
+    // realised design. SE of ICC(1) with J = 51 units of ~11.5 and ICC ≈ 0.12 is about 0.03.
+    for (t, exp) in expected["icc1_observed_given_design_by_wave"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let got = value("icc1", "rcap", t as i64 + 1);
+        assert!(
+            (got - num(exp)).abs() < 0.06,
+            "wave {}: ICC(1) rcap {got} vs {exp}",
+            t + 1
+        );
+    }
+
+    // SRM by unit. Given the realised managers' true SRM (truth_units.csv, variance v_S) and
+    // the rater variance of one SRM score (v_R = srm_rater_variance): ICC(1) = v_S / (v_S + v_R),
+    // ICC(2) = v_S / (v_S + v_R / k) with k = srm_raters_per_unit (Spearman-Brown).
+    let units = std::fs::read_to_string(root.join("data/demo/truth_units.csv")).unwrap();
+    let mut lines = units.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "manager_srm").unwrap();
+    let srm: Vec<f64> = lines
+        .map(|l| l.split(',').nth(col).unwrap().parse().unwrap())
+        .collect();
+    let m = srm.iter().sum::<f64>() / srm.len() as f64;
+    let v_s = srm.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (srm.len() - 1) as f64;
+    let v_r = num(&expected["srm_rater_variance"]);
+    let k = num(&expected["srm_raters_per_unit"]);
+    for wave in 1..=3 {
+        let icc1 = value("icc1", "srm", wave);
+        let icc2 = value("icc2", "srm", wave);
+        // SEs about 0.05 (ICC(1)) and 0.03 (ICC(2)).
+        assert!(
+            (icc1 - v_s / (v_s + v_r)).abs() < 0.1,
+            "wave {wave}: {icc1}"
+        );
+        assert!(
+            (icc2 - v_s / (v_s + v_r / k)).abs() < 0.06,
+            "wave {wave}: {icc2}"
+        );
+    }
+
+    // Alpha of the six SRM items: parallel items sharing v_S + rater + common-method variance
+    // (c), each adding item noise and rounding variance: alpha = 6c / (6c + item + rounding).
+    let c = v_s + num(&vc["srm_rater"]) + num(&vc["common_method"]);
+    let unique = num(&vc["srm_item"]) + num(&vc["rounding_mean"]);
+    let alpha_srm = 6.0 * c / (6.0 * c + unique);
+    // Citizen items: shared citizen variance (ignoring the small case-RCap part), unique item
+    // noise and rounding: alpha = 5c / (5c + unique).
+    let c = num(&vc["citizen"]);
+    let unique = num(&vc["citizen_item"]) + num(&vc["rounding_mean"]);
+    let alpha_cit = 5.0 * c / (5.0 * c + unique);
+    for wave in 1..=3 {
+        // SE of alpha with ~450 (SRM) and ~650 (citizens) complete cases is below 0.01.
+        let a = value("alpha_raw", "srm", wave);
+        assert!(
+            (a - alpha_srm).abs() < 0.02,
+            "wave {wave}: SRM alpha {a} vs {alpha_srm}"
+        );
+        let a = value("alpha_raw", "citizen_quality", wave);
+        assert!(
+            (a - alpha_cit).abs() < 0.03,
+            "wave {wave}: citizen alpha {a} vs {alpha_cit}"
+        );
+    }
+
+    // The designed blind spots are found, in the designed direction, in most of the 15
+    // municipality-wave networks; the designed hubs have the highest mean hub score.
+    let n = read_parquet(&out.join("score/network.parquet")).unwrap();
+    let kind: Vec<Option<&str>> = n.column("kind").unwrap().str().unwrap().iter().collect();
+    let g: Vec<Option<&str>> = n
+        .column("work_group")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .collect();
+    let h: Vec<Option<&str>> = n
+        .column("partner_group")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .collect();
+    let high: Vec<Option<&str>> = n
+        .column("blind_spot_high_group")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .collect();
+    let hub: Vec<Option<i64>> = n
+        .column("hub_score")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .collect();
+    for pair in truth["blind_spot_pairs"].as_array().unwrap() {
+        let (hi, lo) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+        let found = (0..n.height())
+            .filter(|&i| {
+                kind[i] == Some("pair")
+                    && high[i] == Some(hi)
+                    && (g[i] == Some(lo) || h[i] == Some(lo))
+            })
+            .count();
+        assert!(
+            found >= 5,
+            "blind spot {hi} → {lo} found in {found} of 15 networks"
+        );
+    }
+    let mut mean_hub: Vec<(f64, String)> = truth["work_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            let w = w.as_str().unwrap();
+            let v: Vec<f64> = (0..n.height())
+                .filter(|&i| kind[i] == Some("group") && g[i] == Some(w))
+                .filter_map(|i| hub[i].map(|x| x as f64))
+                .collect();
+            (v.iter().sum::<f64>() / v.len() as f64, w.to_string())
+        })
+        .collect();
+    mean_hub.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut top: Vec<String> = mean_hub[..2].iter().map(|x| x.1.clone()).collect();
+    top.sort();
+    let mut hubs: Vec<String> = truth["hub_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    hubs.sort();
+    assert_eq!(top, hubs);
+
+    // H1: every single-group case the simulator made is counted as such.
+    let l = summary(&out, "link");
+    assert_eq!(
+        l["tables"]["h1_cases"]["excluded"]["fewer_than_two_groups"],
+        truth["counts"]["cases_single_group"]
+    );
+    assert_eq!(l["tables"]["h1_cases"]["rows_in"], truth["counts"]["cases"]);
+}
