@@ -220,7 +220,6 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
 }
 
 fn inspect(args: InspectArgs) -> Result<ExitCode> {
-    crate::inspect::configure_table_format(args.rows);
     print!("{}", crate::inspect::describe(&args.file, args.rows)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use polars::prelude::{DataFrame, ParquetReader, SerReader};
+use polars::prelude::{AnyValue, DataFrame, ParquetReader, SerReader};
 
 /// The footer of a Parquet file.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,27 +113,88 @@ pub fn describe(path: &Path, rows: usize) -> Result<String> {
         s.push_str(&format!("  {:<width$}  {}\n", f.name().as_str(), f.dtype()));
     }
     s.push_str(&format!(
-        "first {} of {} rows\n{}\n",
+        "first {} of {} rows\n{}",
         head.height(),
         footer.num_rows,
-        head
+        rows_text(&head)
     ));
     Ok(s)
 }
 
-/// Makes polars' table show every column, `rows` rows and 40 characters per value (polars
-/// reads its table format from the environment); a setting the user made wins. Call it before
-/// any other thread runs, as `relcap inspect` does first thing.
-pub fn configure_table_format(rows: usize) {
-    for (k, v) in [
-        ("POLARS_FMT_MAX_COLS", "-1".to_string()),
-        ("POLARS_FMT_MAX_ROWS", rows.to_string()),
-        ("POLARS_FMT_STR_LEN", "40".to_string()),
-    ] {
-        if std::env::var_os(k).is_none() {
-            std::env::set_var(k, v);
+/// Longest value shown in the rows (longer ones are cut with `…`).
+const CELL_WIDTH: usize = 40;
+
+/// Widest table printed across; wider ones are printed one row at a time, a line per column.
+const TABLE_WIDTH: usize = 160;
+
+fn cell(v: AnyValue) -> String {
+    let s = match v {
+        AnyValue::Null => "null".to_string(),
+        AnyValue::String(s) => s.to_string(),
+        AnyValue::StringOwned(s) => s.to_string(),
+        other => other.to_string(),
+    };
+    if s.chars().count() > CELL_WIDTH {
+        let cut: String = s.chars().take(CELL_WIDTH - 1).collect();
+        format!("{cut}…")
+    } else {
+        s
+    }
+}
+
+/// The rows of `df` as plain aligned text: a table, or a record per row when too wide.
+pub fn rows_text(df: &DataFrame) -> String {
+    let cols = df.columns();
+    let names: Vec<String> = cols.iter().map(|c| c.name().to_string()).collect();
+    let numeric: Vec<bool> = cols
+        .iter()
+        .map(|c| c.dtype().is_primitive_numeric())
+        .collect();
+    let cells: Vec<Vec<String>> = cols
+        .iter()
+        .map(|c| {
+            (0..df.height())
+                .map(|i| c.get(i).map(cell).unwrap_or_else(|_| "?".to_string()))
+                .collect()
+        })
+        .collect();
+    let width = |j: usize| {
+        cells[j]
+            .iter()
+            .map(|v| v.chars().count())
+            .chain([names[j].chars().count()])
+            .max()
+            .unwrap_or(0)
+    };
+    let widths: Vec<usize> = (0..cols.len()).map(width).collect();
+    let total = widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1);
+    let mut s = String::new();
+    if total <= TABLE_WIDTH {
+        let pad = |j: usize, v: &str| {
+            let w = widths[j];
+            if numeric[j] {
+                format!("{v:>w$}")
+            } else {
+                format!("{v:<w$}")
+            }
+        };
+        let line = |vals: Vec<String>| vals.join("  ").trim_end().to_string() + "\n";
+        s.push_str(&line((0..cols.len()).map(|j| pad(j, &names[j])).collect()));
+        s.push_str(&line(widths.iter().map(|w| "-".repeat(*w)).collect()));
+        for i in 0..df.height() {
+            let row = cells.iter().enumerate().map(|(j, c)| pad(j, &c[i]));
+            s.push_str(&line(row.collect()));
+        }
+    } else {
+        let w = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        for i in 0..df.height() {
+            s.push_str(&format!("-- row {}\n", i + 1));
+            for (name, c) in names.iter().zip(&cells) {
+                s.push_str(&format!("  {name:<w$}  {}\n", c[i]));
+            }
         }
     }
+    s
 }
 
 #[cfg(test)]
@@ -166,6 +227,27 @@ mod tests {
         assert!(text.contains("rows        3"), "{text}");
         assert!(text.contains("relcap.fingerprint"), "{text}");
         assert!(text.contains("first 2 of 3 rows"), "{text}");
+        assert!(
+            text.ends_with("id    x\n--  ---\na   1.5\nb   2.5\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn wide_rows_are_printed_as_records() {
+        let long = "x".repeat(60);
+        let d = df!(
+            "a" => [long.as_str()], "b" => [long.as_str()], "c" => [long.as_str()],
+            "d" => [long.as_str()], "e" => [None::<f64>]
+        )
+        .unwrap();
+        let text = rows_text(&d);
+        let cut = format!("{}…", "x".repeat(39));
+        assert!(
+            text.starts_with(&format!("-- row 1\n  a  {cut}\n")),
+            "{text}"
+        );
+        assert!(text.ends_with("  e  null\n"), "{text}");
     }
 
     #[test]

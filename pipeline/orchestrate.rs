@@ -816,6 +816,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport> {
         pseudonymizer: &pseudonymizer,
         progress: log.progress,
     };
+    warn_stale_before(config, &manifest, first, &log);
     let mut report = RunReport {
         out_dir: paths.out_dir.clone(),
         stages: vec![],
@@ -889,6 +890,41 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport> {
     manifest.save(&paths.out_dir)?;
     report.manifest = manifest;
     Ok(report)
+}
+
+/// Says so when a stage before the selection (`--from`, `--only`) has settings or a version
+/// other than those its outputs were made with: the selected stages then read outdated files.
+/// Only what costs nothing to check is checked (no input is hashed); `relcap status` tells all.
+fn warn_stale_before(config: &Config, manifest: &Manifest, first: usize, log: &Log) {
+    for stage in &STAGES[..first] {
+        let Some(e) = manifest.stage(stage.name) else {
+            continue;
+        };
+        let changes = json_changes(&e.config, &config.section_for_stage(stage.name));
+        let what = if e.status != StageStatus::Complete {
+            Some("did not complete".to_string())
+        } else if e.version != stage.version {
+            Some(format!("version {} → {}", e.version, stage.version))
+        } else {
+            changes.first().map(|c| {
+                format!(
+                    "config {}: {} → {}",
+                    c.key,
+                    compact(&c.old),
+                    compact(&c.new)
+                )
+            })
+        };
+        if let Some(what) = what {
+            log.line(
+                stage.name,
+                format!(
+                    "is stale ({what}) but not selected: later stages read its old outputs \
+                     (relcap status tells all)"
+                ),
+            );
+        }
+    }
 }
 
 /// Records a failed run in the manifest (best effort: the run's own error is what matters).
@@ -1213,15 +1249,17 @@ pub fn status(config: &Config, paths: &StudyPaths) -> Result<StatusReport> {
             Err(missing) => {
                 if entry.is_none() {
                     reasons.push(Reason::NeverRun);
-                }
-                for s in missing {
-                    reasons.push(Reason::UpstreamMissing { stage: s });
+                } else {
+                    for s in missing {
+                        reasons.push(Reason::UpstreamMissing { stage: s });
+                    }
                 }
             }
         }
         for input in stage.reads {
             if let Input::Stage(s) = input {
                 if stale.contains(s)
+                    && entry.is_some()
                     && !reasons.contains(&Reason::UpstreamMissing {
                         stage: s.to_string(),
                     })

@@ -246,8 +246,16 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         .flat_map(|e| &e.outputs)
         .map(|o| (key(o), o))
         .collect();
+    // In pipeline order: root, then the stage the file belongs to, then its path.
     let mut keys: Vec<&(Root, String)> = old.keys().chain(new.keys()).collect();
-    keys.sort();
+    let stage_pos = |path: &str| {
+        let first = path.split('/').next().unwrap_or("");
+        STAGES
+            .iter()
+            .position(|s| s.name == first)
+            .unwrap_or(STAGES.len())
+    };
+    keys.sort_by(|a, b| (a.0, stage_pos(&a.1), &a.1).cmp(&(b.0, stage_pos(&b.1), &b.1)));
     keys.dedup();
     let mut files = vec![];
     for k in keys {
@@ -425,13 +433,17 @@ pub fn compare_parquet(a: &Path, b: &Path, tol: Tolerance) -> Result<(Verdict, S
         };
         return Ok((
             Verdict::Differs,
-            format!("schema differs: [{}] vs [{}]", show(&fa), show(&fb)),
+            format!(
+                "schema differs: recorded [{}], rerun [{}]",
+                show(&fa),
+                show(&fb)
+            ),
         ));
     }
     if da.height() != db.height() {
         return Ok((
             Verdict::Differs,
-            format!("{} rows vs {} rows", da.height(), db.height()),
+            format!("{} rows recorded, {} rerun", da.height(), db.height()),
         ));
     }
     let (sa, sb) = (sort_all(&da), sort_all(&db));
@@ -524,8 +536,8 @@ fn compare_column(a: &Column, b: &Column, tol: Tolerance) -> Result<ColumnDiff> 
         if let Some((i, x, y)) = first {
             let show = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v}"));
             return Ok(ColumnDiff::Beyond(format!(
-                "{beyond} of {} values beyond tolerance (e.g. sorted row {}: {} vs {}; max abs \
-                 diff {max_abs:.3e})",
+                "{beyond} of {} values beyond tolerance (e.g. sorted row {}: {} recorded, {} \
+                 rerun; max abs diff {max_abs:.3e})",
                 xa.len(),
                 i + 1,
                 show(x),
@@ -548,7 +560,7 @@ fn compare_column(a: &Column, b: &Column, tol: Tolerance) -> Result<ColumnDiff> 
             let show =
                 |s: &polars::prelude::Series| s.get(i).map(|v| v.to_string()).unwrap_or_default();
             Ok(ColumnDiff::Beyond(format!(
-                "{n_diff} of {} values differ (e.g. sorted row {}: {} vs {})",
+                "{n_diff} of {} values differ (e.g. sorted row {}: {} recorded, {} rerun)",
                 eq.len(),
                 i + 1,
                 show(sa),
@@ -641,10 +653,10 @@ fn json_walk(
                         *max_rel = max_rel.max((p - q).abs() / scale);
                     }
                 } else {
-                    diffs.push(format!("{path}: {x} vs {y}"));
+                    diffs.push(format!("{path}: {x} recorded, {y} rerun"));
                 }
             }
-            _ => diffs.push(format!("{path}: {x} vs {y}")),
+            _ => diffs.push(format!("{path}: {x} recorded, {y} rerun")),
         },
         (x, y) if x == y => {}
         (x, y) => {
@@ -656,7 +668,7 @@ fn json_walk(
                     s
                 }
             };
-            diffs.push(format!("{path}: {} vs {}", show(x), show(y)));
+            diffs.push(format!("{path}: {} recorded, {} rerun", show(x), show(y)));
         }
     }
 }
@@ -783,7 +795,7 @@ mod tests {
         let (v, d) = compare_files(&a, &c, Tolerance::default()).unwrap();
         assert_eq!(v, Verdict::Differs);
         assert!(d.contains("1 of 2 values beyond tolerance"), "{d}");
-        assert!(d.contains("100 vs 101"), "{d}");
+        assert!(d.contains("100 recorded, 101 rerun"), "{d}");
         // A wider tolerance accepts it.
         let wide = Tolerance {
             rel: 0.02,
@@ -829,7 +841,10 @@ mod tests {
             "f",
         );
         let (v, d) = compare_files(&a, &e, Tolerance::default()).unwrap();
-        assert_eq!((v, d.as_str()), (Verdict::Differs, "2 rows vs 1 rows"));
+        assert_eq!(
+            (v, d.as_str()),
+            (Verdict::Differs, "2 rows recorded, 1 rerun")
+        );
     }
 
     #[test]
@@ -844,7 +859,10 @@ mod tests {
         std::fs::write(&b, r#"{"x": 1.0, "n": 4, "s": ["b"]}"#).unwrap();
         let (v, d) = compare_files(&a, &b, Tolerance::default()).unwrap();
         assert_eq!(v, Verdict::Differs);
-        assert!(d.contains("n: 3 vs 4") && d.contains("s[0]"), "{d}");
+        assert!(
+            d.contains("n: 3 recorded, 4 rerun") && d.contains("s[0]"),
+            "{d}"
+        );
         std::fs::write(&b, "{\n  \"n\": 3, \"s\": [\"a\"], \"x\": 1.0\n}\n").unwrap();
         assert_eq!(
             compare_files(&a, &b, Tolerance::default()).unwrap().0,
