@@ -1478,6 +1478,30 @@ mod tests {
     }
 
     #[test]
+    fn report_outputs_are_the_files_new_or_rewritten_since_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("old.html"), "kept, not ours").unwrap();
+        std::fs::write(root.join("again.csv"), "a").unwrap();
+        let before = snapshot(root).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        io::write_json(&json!({"x": 1}), &root.join("sub/new.json")).unwrap();
+        io::write_atomic(&root.join("again.csv"), |w| {
+            std::io::Write::write_all(w, b"a")?;
+            Ok(())
+        })
+        .unwrap();
+        std::fs::write(root.join(".relcap-x.tmp"), "partial").unwrap();
+        let found = scan_outputs(root, "", Root::Reports, Some(&before)).unwrap();
+        let paths: Vec<&str> = found.iter().map(|o| o.path.as_str()).collect();
+        assert_eq!(paths, ["again.csv", "sub/new.json"]);
+        assert_eq!(found[0].blake3, blake3::hash(b"a").to_hex().to_string());
+        assert_eq!(found[0].bytes, 1);
+        let all = scan_outputs(root, "", Root::Out, None).unwrap();
+        assert_eq!(all.len(), 3, "temporary files are never outputs");
+    }
+
+    #[test]
     fn relative_names_use_slashes() {
         assert_eq!(
             relative_name(Path::new("/a/b"), Path::new("/a/b/c/d.parquet")),
