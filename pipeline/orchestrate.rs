@@ -1352,6 +1352,79 @@ mod tests {
         assert!(STAGES[0].reads.contains(&Input::Sources));
     }
 
+    /// The source of stage `name` (its module file and any files of its submodule folder),
+    /// without test modules.
+    fn stage_source(name: &str) -> String {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline/stages");
+        let mut files = vec![dir.join(format!("{name}.rs"))];
+        if let Ok(rd) = std::fs::read_dir(dir.join(name)) {
+            files.extend(rd.map(|e| e.unwrap().path()));
+        }
+        let mut text = String::new();
+        for f in files
+            .into_iter()
+            .filter(|f| f.extension().is_some_and(|e| e == "rs"))
+        {
+            let t = std::fs::read_to_string(&f).unwrap();
+            text.push_str(t.split("#[cfg(test)]").next().unwrap_or(""));
+        }
+        text
+    }
+
+    /// Every `"literal"` that follows `prefix` in `text`.
+    fn literals_after<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+        text.match_indices(prefix)
+            .filter_map(|(i, _)| {
+                let rest = &text[i + prefix.len()..];
+                rest.find('"').map(|end| &rest[..end])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stages_read_only_what_they_declare() {
+        // A stage reading another stage's files or a config key that its fingerprint does not
+        // cover would be skipped when what it reads changed. This reads the stages' source for
+        // `table_path("stage", ..)`, `stage_dir("stage")` and `config.section.key`.
+        let cfg = Config::from_toml("[study]\nname = \"t\"\ndata_dir = \"d\"\nout_dir = \"o\"\n")
+            .unwrap();
+        for stage in STAGES {
+            let src = stage_source(stage.name);
+            let mut read: Vec<&str> = literals_after(&src, "table_path(\"");
+            read.extend(literals_after(&src, "stage_dir(\""));
+            for r in read {
+                let declared = stage
+                    .reads
+                    .iter()
+                    .any(|i| matches!(i, Input::Stage(s) if *s == r));
+                assert!(
+                    r == stage.name || declared,
+                    "stage {} reads stage {r}'s files but does not declare it in STAGES",
+                    stage.name
+                );
+            }
+            let section = cfg.section_for_stage(stage.name);
+            let keys: Vec<&String> = section.as_object().unwrap().keys().collect();
+            for (i, _) in src.match_indices("config.") {
+                let path: String = src[i + "config.".len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '.')
+                    .collect();
+                let mut parts = path.split('.').filter(|p| !p.is_empty());
+                let Some(first) = parts.next() else { continue };
+                let two = parts.next().map(|p| format!("{first}.{p}"));
+                assert!(
+                    keys.iter()
+                        .any(|k| *k == first || Some(k.as_str()) == two.as_deref()),
+                    "stage {} reads config.{path}, which Config::section_for_stage(\"{}\") \
+                     does not include, so a change to it would not rerun the stage",
+                    stage.name,
+                    stage.name
+                );
+            }
+        }
+    }
+
     fn basis_with(config: Value) -> Basis {
         Basis {
             config,
