@@ -52,6 +52,13 @@ where
         w.flush()?;
     }
     tmp.as_file().sync_all()?;
+    // tempfile creates files readable by their owner only; outputs are for analysts too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     fault_injection_stall(path);
     tmp.persist(path).map_err(|e| {
         anyhow!(

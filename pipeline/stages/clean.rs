@@ -1,12 +1,1306 @@
-//! The `clean` stage (not yet built: it writes nothing and says so in its summary).
+//! The `clean` stage: reads ingest's typed tables, collapses exact duplicates, quarantines
+//! conflicting duplicates and rows that break a reference or the instrument, applies the
+//! instrument (missing codes, value maps, reverse coding) and writes `OUT/clean/`.
+//!
+//! # Rules, in the order a row is checked
+//!
+//! 1. **Exact duplicates** (all canonical columns equal, `source`/`line` ignored) keep their
+//!    first copy by (source, line); the others are counted in `duplicates_collapsed`.
+//! 2. **Conflicts**: after that, rows that share a key but differ elsewhere are all quarantined
+//!    (`duplicate_conflict`). Keys: units (unit_id), intervention (unit_id), employee_responses
+//!    (wave, respondent_id, target_group, item), citizen_responses (wave, citizen_id, item),
+//!    case_involvement (wave, case_id, unit_id). An exact copy of a conflicting row is still
+//!    counted as a collapsed duplicate, so each input row is counted once.
+//! 3. **Items**: an item the instrument does not declare, or of the wrong kind for the table (a
+//!    citizen item among employee answers, an employee item among citizen answers), is
+//!    `unknown_item`. A tie item without `target_group` is `missing_required`; a person item
+//!    with one is `unexpected_target_group`.
+//! 4. **References**: a response, involvement or intervention row naming a unit that is not in
+//!    the clean units is `unknown_reference` (a unit quarantined as a conflict is not in them);
+//!    an employee response whose municipality differs from its unit's is
+//!    `municipality_mismatch`; a `target_group` that is no unit's work group is
+//!    `unknown_reference`.
+//! 5. **Values**: a value equal to a missing code becomes null with `missing_reason` = the
+//!    code's reason; an empty value becomes null with `missing_reason = "empty"`. An item with a
+//!    value map maps its answer code (codes compared as numbers) to a score, and a code outside
+//!    the map is `out_of_range`. Any other value must lie in [scale_min, scale_max] and, when
+//!    both ends of the scale are whole numbers (an integer scale), be a whole number, else
+//!    `out_of_range`. Then reverse-coded items become scale_min + scale_max − value.
+//!
+//! Every rule is evaluated on every row that is not a collapsed duplicate; the quarantine holds
+//! one row per broken rule, and [`TableCount::quarantined`] counts each input row once, under
+//! the first broken rule in the order above.
+//!
+//! Cases whose lead is missing or ambiguous in a wave (no involvement row with `lead = true`,
+//! or more than one) are kept: which unit's municipality a case belongs to is the link stage's
+//! decision. They are counted in `counts["case_involvement.cases_without_lead"]` and
+//! `counts["case_involvement.cases_with_several_leads"]`, with a warning.
+//!
+//! # Outputs (`OUT/clean/`), each sorted by its key
+//!
+//! - `units.parquet`: `municipality` str, `unit_id` str, `work_group` str, `manager_id` str
+//!   (pseudonym, nullable), `headcount` i64 (nullable).
+//! - `intervention.parquet`: `unit_id` str, `arm` str (`intervention`|`control`),
+//!   `after_wave` i64 (the intervention happens after this wave).
+//! - `employee_responses.parquet`: `wave` i64, `municipality` str, `unit_id` str, `work_group`
+//!   str (the respondent's unit's work group), `respondent_id` str (pseudonym), `target_group`
+//!   str (null for person items), `item` str, `item_kind` str (`tie`|`person`), `value` f64
+//!   (the score after value map and reverse coding; null when missing), `missing_reason` str
+//!   (null when answered, else `empty` or a missing code's reason), `source` str, `line` i64.
+//! - `citizen_responses.parquet`: `wave` i64, `municipality` str, `citizen_id` str
+//!   (pseudonym), `case_id` str (pseudonym), `item` str, `value` f64, `missing_reason` str,
+//!   `source` str, `line` i64.
+//! - `case_involvement.parquet`: `wave` i64, `case_id` str (pseudonym), `unit_id` str, `lead`
+//!   bool, `municipality` str and `work_group` str (both of the unit), `source` str, `line`
+//!   i64.
+//! - `quarantine.parquet`: `table` str, `source` str, `line` i64, `column` str (nullable),
+//!   `value` str (nullable), `reason` str: the columns of ingest's quarantine. Sorted by
+//!   (table, source, line, column, reason).
+//!
+//! `summary.json` counts per table: rows_in (rows of ingest's table) = rows_out + quarantined
+//! (by first reason) + duplicates_collapsed; missing values of the rows kept by reason in
+//! `counts["<table>.missing.<reason>"]`.
 
-use anyhow::Result;
+use std::collections::BTreeMap;
 
-use super::{StageContext, StageSummary};
+use anyhow::{Context, Result};
+use polars::prelude::*;
 
-pub fn run(_ctx: &StageContext) -> Result<StageSummary> {
-    let mut s = StageSummary::default();
-    s.warnings
-        .push("stage clean is not implemented yet".to_string());
-    Ok(s)
+use super::{StageContext, StageSummary, TableCount};
+use crate::config::{InstrumentSection, ItemKind};
+use crate::io::{self, ParquetMeta};
+
+const STAGE: &str = "clean";
+const READS: &str = "ingest";
+
+/// A rule a row can break: the reason, the column the quarantine row names, the condition
+/// (null counts as not broken), and the text shown as the quarantine row's value: the pieces
+/// are joined (a null piece as nothing); a single null piece stays null.
+struct Rule {
+    reason: &'static str,
+    column: Option<&'static str>,
+    broken: Expr,
+    value: Vec<Piece>,
+}
+
+/// Part of a quarantine value: a column's text or fixed text.
+enum Piece {
+    Col(&'static str),
+    Text(String),
+}
+
+impl Rule {
+    fn new(reason: &'static str, column: &'static str, broken: Expr, value: Vec<Piece>) -> Self {
+        Rule {
+            reason,
+            column: Some(column),
+            broken,
+            value,
+        }
+    }
+}
+
+/// A rule whose quarantine value is the cell of the column it names.
+fn cell_rule(reason: &'static str, column: &'static str, broken: Expr) -> Rule {
+    Rule::new(reason, column, broken, vec![Piece::Col(column)])
+}
+
+/// Key and canonical columns of each table.
+struct TableDef {
+    name: &'static str,
+    key: &'static [&'static str],
+    canonical: &'static [&'static str],
+}
+
+const UNITS: TableDef = TableDef {
+    name: "units",
+    key: &["unit_id"],
+    canonical: &[
+        "municipality",
+        "unit_id",
+        "work_group",
+        "manager_id",
+        "headcount",
+    ],
+};
+const INTERVENTION: TableDef = TableDef {
+    name: "intervention",
+    key: &["unit_id"],
+    canonical: &["unit_id", "arm", "after_wave"],
+};
+const EMPLOYEE: TableDef = TableDef {
+    name: "employee_responses",
+    key: &["wave", "respondent_id", "target_group", "item"],
+    canonical: &[
+        "wave",
+        "respondent_id",
+        "municipality",
+        "unit_id",
+        "target_group",
+        "item",
+        "value",
+    ],
+};
+const CITIZEN: TableDef = TableDef {
+    name: "citizen_responses",
+    key: &["wave", "citizen_id", "item"],
+    canonical: &[
+        "wave",
+        "citizen_id",
+        "municipality",
+        "case_id",
+        "item",
+        "value",
+    ],
+};
+const INVOLVEMENT: TableDef = TableDef {
+    name: "case_involvement",
+    key: &["wave", "case_id", "unit_id"],
+    canonical: &["wave", "case_id", "unit_id", "lead"],
+};
+
+/// One table after cleaning: the rows kept (all columns, helper columns included), the
+/// quarantine rows, and the accounting.
+struct Cleaned {
+    kept: DataFrame,
+    quarantine: DataFrame,
+    count: TableCount,
+}
+
+pub fn run(ctx: &StageContext) -> Result<StageSummary> {
+    let mut summary = StageSummary::default();
+    let ins = &ctx.config.instrument;
+    let read = |t: &str| io::read_parquet(&ctx.table_path(READS, t));
+    let dir = ctx.stage_dir(STAGE);
+    let mut quarantine = Vec::new();
+    let mut outputs: Vec<(&str, DataFrame)> = Vec::new();
+
+    // Units first: every other table refers to them.
+    let units = clean_table(read("units")?, &UNITS, |lf| (lf, vec![]))?;
+    let units_kept = units.kept.select(UNITS.canonical.iter().copied())?;
+    let unit_lookup = units_kept
+        .clone()
+        .lazy()
+        .select([
+            col("unit_id"),
+            col("municipality").alias("__unit_municipality"),
+            col("work_group").alias("__unit_work_group"),
+            lit(true).alias("__unit_known"),
+        ])
+        .collect()?;
+    let groups = units_kept
+        .clone()
+        .lazy()
+        .select([col("work_group").alias("target_group")])
+        .unique_stable(None, UniqueKeepStrategy::First)
+        .with_column(lit(true).alias("__group_known"))
+        .collect()?;
+    let with_unit = |lf: LazyFrame| {
+        lf.join(
+            unit_lookup.clone().lazy(),
+            [col("unit_id")],
+            [col("unit_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+    };
+    let unknown_unit = || {
+        cell_rule(
+            "unknown_reference",
+            "unit_id",
+            col("__unit_known").is_null(),
+        )
+    };
+    finish(
+        &mut summary,
+        &mut outputs,
+        &mut quarantine,
+        units,
+        &UNITS,
+        UNITS.canonical,
+    )?;
+
+    // Intervention.
+    let intervention = clean_table(read("intervention")?, &INTERVENTION, |lf| {
+        (with_unit(lf), vec![unknown_unit()])
+    })?;
+    finish(
+        &mut summary,
+        &mut outputs,
+        &mut quarantine,
+        intervention,
+        &INTERVENTION,
+        INTERVENTION.canonical,
+    )?;
+
+    // Employee responses.
+    let items = item_table(ins)?;
+    let values = value_rules(ins);
+    let employee = clean_table(read("employee_responses")?, &EMPLOYEE, |lf| {
+        let lf = with_unit(lf)
+            .join(
+                groups.clone().lazy(),
+                [col("target_group")],
+                [col("target_group")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .join(
+                items.clone().lazy(),
+                [col("item")],
+                [col("item")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .with_columns(values.columns());
+        let kind = col("item_kind");
+        let rules = vec![
+            cell_rule(
+                "unknown_item",
+                "item",
+                kind.clone().is_null().or(kind.clone().eq(lit("citizen"))),
+            ),
+            cell_rule(
+                "missing_required",
+                "target_group",
+                kind.clone()
+                    .eq(lit("tie"))
+                    .and(col("target_group").is_null()),
+            ),
+            cell_rule(
+                "unexpected_target_group",
+                "target_group",
+                kind.eq(lit("person"))
+                    .and(col("target_group").is_not_null()),
+            ),
+            unknown_unit(),
+            Rule::new(
+                "municipality_mismatch",
+                "municipality",
+                col("municipality").neq(col("__unit_municipality")),
+                vec![
+                    Piece::Col("municipality"),
+                    Piece::Text(" (the unit is in ".into()),
+                    Piece::Col("__unit_municipality"),
+                    Piece::Text(")".into()),
+                ],
+            ),
+            cell_rule(
+                "unknown_reference",
+                "target_group",
+                col("target_group")
+                    .is_not_null()
+                    .and(col("__group_known").is_null()),
+            ),
+            values.out_of_range_rule(),
+        ];
+        (lf, rules)
+    })?;
+    count_missing(&mut summary, EMPLOYEE.name, &employee.kept)?;
+    let employee = Cleaned {
+        kept: employee
+            .kept
+            .lazy()
+            .with_columns([
+                col("__unit_work_group").alias("work_group"),
+                col("__value").alias("value"),
+                col("__missing_reason").alias("missing_reason"),
+            ])
+            .collect()?,
+        ..employee
+    };
+    finish(
+        &mut summary,
+        &mut outputs,
+        &mut quarantine,
+        employee,
+        &EMPLOYEE,
+        &[
+            "wave",
+            "municipality",
+            "unit_id",
+            "work_group",
+            "respondent_id",
+            "target_group",
+            "item",
+            "item_kind",
+            "value",
+            "missing_reason",
+            "source",
+            "line",
+        ],
+    )?;
+
+    // Citizen responses.
+    let citizen = clean_table(read("citizen_responses")?, &CITIZEN, |lf| {
+        let lf = lf
+            .join(
+                items.clone().lazy(),
+                [col("item")],
+                [col("item")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .with_columns(values.columns());
+        let rules = vec![
+            cell_rule(
+                "unknown_item",
+                "item",
+                col("item_kind")
+                    .neq(lit("citizen"))
+                    .or(col("item_kind").is_null()),
+            ),
+            values.out_of_range_rule(),
+        ];
+        (lf, rules)
+    })?;
+    count_missing(&mut summary, CITIZEN.name, &citizen.kept)?;
+    let citizen = Cleaned {
+        kept: citizen
+            .kept
+            .lazy()
+            .with_columns([
+                col("__value").alias("value"),
+                col("__missing_reason").alias("missing_reason"),
+            ])
+            .collect()?,
+        ..citizen
+    };
+    finish(
+        &mut summary,
+        &mut outputs,
+        &mut quarantine,
+        citizen,
+        &CITIZEN,
+        &[
+            "wave",
+            "municipality",
+            "citizen_id",
+            "case_id",
+            "item",
+            "value",
+            "missing_reason",
+            "source",
+            "line",
+        ],
+    )?;
+
+    // Case involvement.
+    let involvement = clean_table(read("case_involvement")?, &INVOLVEMENT, |lf| {
+        (with_unit(lf), vec![unknown_unit()])
+    })?;
+    let involvement = Cleaned {
+        kept: involvement
+            .kept
+            .lazy()
+            .with_columns([
+                col("__unit_municipality").alias("municipality"),
+                col("__unit_work_group").alias("work_group"),
+            ])
+            .collect()?,
+        ..involvement
+    };
+    count_leads(&mut summary, &involvement.kept)?;
+    finish(
+        &mut summary,
+        &mut outputs,
+        &mut quarantine,
+        involvement,
+        &INVOLVEMENT,
+        &[
+            "wave",
+            "case_id",
+            "unit_id",
+            "lead",
+            "municipality",
+            "work_group",
+            "source",
+            "line",
+        ],
+    )?;
+
+    // Write everything once every table is clean.
+    for (table, mut df) in outputs {
+        let path = ctx.table_path(STAGE, table);
+        io::write_parquet(&mut df, &path, &ParquetMeta::stage(STAGE))?;
+        summary.add_output(&dir, &path);
+    }
+    let mut q = concat_frames(quarantine, quarantine_schema())?.sort(
+        ["table", "source", "line", "column", "reason"],
+        SortMultipleOptions::default().with_maintain_order(true),
+    )?;
+    let path = dir.join("quarantine.parquet");
+    io::write_parquet(&mut q, &path, &ParquetMeta::stage(STAGE))?;
+    summary.add_output(&dir, &path);
+    Ok(summary)
+}
+
+/// Collapses duplicates, quarantines conflicts and the rows that break `rules`. `prepare`
+/// adds the joins and helper columns the rules need, and returns the rules.
+fn clean_table<F>(df: DataFrame, def: &TableDef, prepare: F) -> Result<Cleaned>
+where
+    F: FnOnce(LazyFrame) -> (LazyFrame, Vec<Rule>),
+{
+    let rows_in = df.height() as u64;
+    let partition: Vec<Expr> = def.canonical.iter().map(|c| col(*c)).collect();
+    let key: Vec<Expr> = def.key.iter().map(|c| col(*c)).collect();
+    // Ingest wrote rows sorted by (source, line); the row index is that order.
+    let distinct = df
+        .lazy()
+        .with_row_index("__i", None)
+        .filter(col("__i").eq(col("__i").min().over(&partition)?))
+        .with_column(len().over(&key)?.alias("__n_key"))
+        .collect()
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot look for duplicates in {}", def.name))?;
+    let duplicates = rows_in - distinct.height() as u64;
+    let key_names = def.key.join(", ");
+    let conflict = Rule {
+        reason: "duplicate_conflict",
+        column: None,
+        broken: col("__n_key").gt(lit(1)),
+        value: vec![
+            Piece::Col("__n_key"),
+            Piece::Text(format!(" different rows share the key ({key_names})")),
+        ],
+    };
+    let (lf, mut rules) = prepare(distinct.lazy());
+    rules.insert(0, conflict);
+    let flags: Vec<Expr> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.broken
+                .clone()
+                .fill_null(lit(false))
+                .alias(format!("__r{i}"))
+        })
+        .collect();
+    let mut first = lit(NULL).cast(DataType::String);
+    for (i, r) in rules.iter().enumerate().rev() {
+        first = when(col(format!("__r{i}")))
+            .then(lit(r.reason))
+            .otherwise(first);
+    }
+    let checked = lf
+        .with_columns(flags)
+        .with_column(first.alias("__reason"))
+        .collect()
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot check the rows of {}", def.name))?;
+    let mut parts = Vec::with_capacity(rules.len());
+    for (i, r) in rules.iter().enumerate() {
+        let column = match r.column {
+            Some(c) => lit(c),
+            None => lit(NULL).cast(DataType::String),
+        };
+        let pieces: Vec<Expr> = r
+            .value
+            .iter()
+            .enumerate()
+            .map(|(j, p)| {
+                let e = match p {
+                    Piece::Col(c) => col(*c).cast(DataType::String),
+                    Piece::Text(t) => lit(t.clone()),
+                };
+                e.alias(format!("__v{j}"))
+            })
+            .collect();
+        let mut part = checked
+            .clone()
+            .lazy()
+            .filter(col(format!("__r{i}")))
+            .select(
+                [
+                    lit(def.name).alias("table"),
+                    col("source"),
+                    col("line"),
+                    column.alias("column"),
+                    lit(r.reason).alias("reason"),
+                ]
+                .into_iter()
+                .chain(pieces)
+                .collect::<Vec<_>>(),
+            )
+            .collect()?;
+        let value = join_pieces(&part, r.value.len())?;
+        part = part.select(["table", "source", "line", "column"])?;
+        part.with_column(value)?;
+        let reason = Column::new_scalar(
+            "reason".into(),
+            Scalar::new(DataType::String, AnyValue::StringOwned(r.reason.into())),
+            part.height(),
+        );
+        part.with_column(reason)?;
+        parts.push(part);
+    }
+    let quarantine = concat_frames(parts, quarantine_schema())?;
+    let mut count = TableCount {
+        rows_in,
+        duplicates_collapsed: duplicates,
+        ..Default::default()
+    };
+    for reason in checked.column("__reason")?.str()?.iter().flatten() {
+        *count.quarantined.entry(reason.to_string()).or_default() += 1;
+    }
+    let kept = checked.lazy().filter(col("__reason").is_null()).collect()?;
+    count.rows_out = kept.height() as u64;
+    Ok(Cleaned {
+        kept,
+        quarantine,
+        count,
+    })
+}
+
+/// The `value` column of quarantine rows from the `__v0..` piece columns of `part`.
+fn join_pieces(part: &DataFrame, n: usize) -> Result<Column> {
+    let pieces: Vec<&StringChunked> = (0..n)
+        .map(|j| part.column(&format!("__v{j}")).and_then(|c| c.str()))
+        .collect::<PolarsResult<_>>()?;
+    let values: Vec<Option<String>> = (0..part.height())
+        .map(|row| {
+            if let [one] = pieces.as_slice() {
+                return one.get(row).map(str::to_string);
+            }
+            Some(pieces.iter().filter_map(|p| p.get(row)).collect())
+        })
+        .collect();
+    Ok(Column::new("value".into(), values))
+}
+
+/// Selects the output columns, sorts by key, and files the table and its accounting.
+fn finish(
+    summary: &mut StageSummary,
+    outputs: &mut Vec<(&'static str, DataFrame)>,
+    quarantine: &mut Vec<DataFrame>,
+    cleaned: Cleaned,
+    def: &TableDef,
+    columns: &[&str],
+) -> Result<()> {
+    let df = cleaned.kept.select(columns.iter().copied())?.sort(
+        def.key.iter().copied(),
+        SortMultipleOptions::default().with_maintain_order(true),
+    )?;
+    outputs.push((def.name, df));
+    quarantine.push(cleaned.quarantine);
+    summary.tables.insert(def.name.to_string(), cleaned.count);
+    Ok(())
+}
+
+/// The quarantine's columns, for an empty frame.
+fn quarantine_schema() -> Vec<(&'static str, DataType)> {
+    vec![
+        ("table", DataType::String),
+        ("source", DataType::String),
+        ("line", DataType::Int64),
+        ("column", DataType::String),
+        ("value", DataType::String),
+        ("reason", DataType::String),
+    ]
+}
+
+/// Stacks frames of the same schema (an empty frame of `schema` when there are none).
+fn concat_frames(frames: Vec<DataFrame>, schema: Vec<(&str, DataType)>) -> Result<DataFrame> {
+    let mut it = frames.into_iter();
+    let Some(mut acc) = it.next() else {
+        let cols = schema
+            .into_iter()
+            .map(|(n, t)| Column::new_empty(n.into(), &t))
+            .collect();
+        return Ok(DataFrame::new(0, cols)?);
+    };
+    for f in it {
+        acc.vstack_mut(&f)?;
+    }
+    acc.rechunk_mut();
+    Ok(acc)
+}
+
+/// item -> item_kind ("tie", "person", "citizen") for every item of the instrument.
+fn item_table(ins: &InstrumentSection) -> Result<DataFrame> {
+    let (names, kinds): (Vec<String>, Vec<&str>) = ins
+        .items()
+        .into_iter()
+        .map(|(n, k)| {
+            let k = match k {
+                ItemKind::Tie => "tie",
+                ItemKind::Person => "person",
+                ItemKind::Citizen => "citizen",
+            };
+            (n, k)
+        })
+        .unzip();
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("item".into(), names),
+        Column::new("item_kind".into(), kinds),
+    ])?)
+}
+
+/// The instrument as expressions over `item` and `value`.
+struct ValueRules {
+    /// `__missing_reason`: null when answered, else "empty" or the missing code's reason.
+    missing_reason: Expr,
+    /// `__value`: the score after value map and reverse coding, null when missing or bad.
+    value: Expr,
+    /// `__out_of_range`: an answered value that no rule turns into a score on the scale.
+    out_of_range: Expr,
+}
+
+fn value_rules(ins: &InstrumentSection) -> ValueRules {
+    let v = || col("value");
+    let item = || col("item");
+    // Missing codes and empty cells.
+    let mut missing = lit(NULL).cast(DataType::String);
+    for mc in ins.missing_codes.iter().rev() {
+        missing = when(v().eq(lit(mc.code)))
+            .then(lit(mc.reason.clone()))
+            .otherwise(missing);
+    }
+    let missing = when(v().is_null()).then(lit("empty")).otherwise(missing);
+    // Value maps: (item, code) -> score; codes are compared as numbers.
+    let mut has_map = lit(false);
+    let mut mapped = lit(NULL).cast(DataType::Float64);
+    for (name, map) in ins.value_maps.iter().rev() {
+        has_map = item().eq(lit(name.clone())).or(has_map);
+        for (code, score) in map.iter().rev() {
+            // Config validation guarantees every code parses as a number.
+            let Ok(code) = code.trim().parse::<f64>() else {
+                continue;
+            };
+            mapped = when(item().eq(lit(name.clone())).and(v().eq(lit(code))))
+                .then(lit(*score))
+                .otherwise(mapped);
+        }
+    }
+    // Plain answers: on the scale, and whole numbers on an integer scale.
+    let (lo, hi) = (ins.scale_min, ins.scale_max);
+    let mut on_scale = v().gt_eq(lit(lo)).and(v().lt_eq(lit(hi)));
+    if lo.fract() == 0.0 && hi.fract() == 0.0 {
+        on_scale = on_scale.and(v().floor().eq(v()));
+    }
+    let answered = missing.clone().is_null();
+    let out_of_range = answered.clone().and(
+        when(has_map.clone())
+            .then(mapped.clone().is_null())
+            .otherwise(on_scale.clone().not()),
+    );
+    let scored = when(has_map).then(mapped).otherwise(v());
+    let mut reversed = lit(false);
+    for r in &ins.reverse_coded {
+        reversed = reversed.or(item().eq(lit(r.clone())));
+    }
+    let value = when(answered.not().or(out_of_range.clone()))
+        .then(lit(NULL).cast(DataType::Float64))
+        .when(reversed)
+        .then(lit(lo + hi) - scored.clone())
+        .otherwise(scored);
+    ValueRules {
+        missing_reason: missing,
+        value,
+        out_of_range,
+    }
+}
+
+impl ValueRules {
+    fn columns(&self) -> [Expr; 3] {
+        [
+            self.missing_reason.clone().alias("__missing_reason"),
+            self.value.clone().alias("__value"),
+            self.out_of_range.clone().alias("__out_of_range"),
+        ]
+    }
+
+    fn out_of_range_rule(&self) -> Rule {
+        cell_rule("out_of_range", "value", col("__out_of_range"))
+    }
+}
+
+/// `counts["<table>.missing.<reason>"]` for the rows kept.
+fn count_missing(summary: &mut StageSummary, table: &str, kept: &DataFrame) -> Result<()> {
+    let mut by: BTreeMap<String, u64> = BTreeMap::new();
+    for r in kept.column("__missing_reason")?.str()?.iter().flatten() {
+        *by.entry(r.to_string()).or_default() += 1;
+    }
+    for (r, n) in by {
+        summary.counts.insert(format!("{table}.missing.{r}"), n);
+    }
+    Ok(())
+}
+
+/// Counts (wave, case) pairs with no lead unit or several, among the rows kept.
+fn count_leads(summary: &mut StageSummary, kept: &DataFrame) -> Result<()> {
+    let leads = kept
+        .clone()
+        .lazy()
+        .group_by([col("wave"), col("case_id")])
+        .agg([col("lead").cast(DataType::Int64).sum().alias("n_leads")])
+        .collect()?;
+    let mut none = 0u64;
+    let mut several = 0u64;
+    for n in leads.column("n_leads")?.i64()?.iter().flatten() {
+        if n == 0 {
+            none += 1;
+        } else if n > 1 {
+            several += 1;
+        }
+    }
+    summary
+        .counts
+        .insert("case_involvement.cases_without_lead".into(), none);
+    summary
+        .counts
+        .insert("case_involvement.cases_with_several_leads".into(), several);
+    if none > 0 {
+        summary.warnings.push(format!(
+            "case_involvement: {none} case-waves have no lead unit (kept; the link stage decides)"
+        ));
+    }
+    if several > 0 {
+        summary.warnings.push(format!(
+            "case_involvement: {several} case-waves have more than one lead unit (kept; the \
+             link stage decides)"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::pseudonym::{KeySource, Pseudonymizer};
+    use crate::stages::StageContext;
+
+    type Answer = (
+        i64,
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        &'static str,
+        Option<f64>,
+    );
+
+    /// Ingest-shaped inputs; `line` is the row's position + 2 as in a CSV with a header.
+    struct Inputs {
+        units: Vec<(&'static str, &'static str, &'static str)>,
+        intervention: Vec<(&'static str, &'static str, i64)>,
+        employee: Vec<Answer>,
+        citizen: Vec<(
+            i64,
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static str,
+            Option<f64>,
+        )>,
+        involvement: Vec<(i64, &'static str, &'static str, bool)>,
+    }
+
+    fn base() -> Inputs {
+        Inputs {
+            units: vec![
+                ("Randers", "U1", "caseworkers"),
+                ("Randers", "U2", "job_consultants"),
+                ("Stevns", "U3", "caseworkers"),
+            ],
+            intervention: vec![("U1", "intervention", 1)],
+            employee: vec![],
+            citizen: vec![],
+            involvement: vec![],
+        }
+    }
+
+    fn provenance(n: usize, source: &str) -> [Column; 2] {
+        [
+            Column::new("source".into(), vec![source; n]),
+            Column::new(
+                "line".into(),
+                (0..n as i64).map(|i| i + 2).collect::<Vec<_>>(),
+            ),
+        ]
+    }
+
+    fn frame(mut cols: Vec<Column>, source: &str) -> DataFrame {
+        let n = cols[0].len();
+        cols.extend(provenance(n, source));
+        DataFrame::new_infer_height(cols).unwrap()
+    }
+
+    fn write_inputs(out: &std::path::Path, x: &Inputs) {
+        let dir = out.join("ingest");
+        let u = &x.units;
+        let units = frame(
+            vec![
+                Column::new(
+                    "municipality".into(),
+                    u.iter().map(|r| r.0).collect::<Vec<_>>(),
+                ),
+                Column::new("unit_id".into(), u.iter().map(|r| r.1).collect::<Vec<_>>()),
+                Column::new(
+                    "work_group".into(),
+                    u.iter().map(|r| r.2).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "manager_id".into(),
+                    u.iter().map(|_| None::<&str>).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "headcount".into(),
+                    u.iter().map(|_| None::<i64>).collect::<Vec<_>>(),
+                ),
+            ],
+            "units.csv",
+        );
+        let i = &x.intervention;
+        let intervention = frame(
+            vec![
+                Column::new("unit_id".into(), i.iter().map(|r| r.0).collect::<Vec<_>>()),
+                Column::new("arm".into(), i.iter().map(|r| r.1).collect::<Vec<_>>()),
+                Column::new(
+                    "after_wave".into(),
+                    i.iter().map(|r| r.2).collect::<Vec<_>>(),
+                ),
+            ],
+            "intervention.csv",
+        );
+        let e = &x.employee;
+        let employee = frame(
+            vec![
+                Column::new("wave".into(), e.iter().map(|r| r.0).collect::<Vec<_>>()),
+                Column::new(
+                    "respondent_id".into(),
+                    e.iter().map(|r| r.1).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "municipality".into(),
+                    e.iter().map(|r| r.2).collect::<Vec<_>>(),
+                ),
+                Column::new("unit_id".into(), e.iter().map(|r| r.3).collect::<Vec<_>>()),
+                Column::new(
+                    "target_group".into(),
+                    e.iter().map(|r| r.4).collect::<Vec<_>>(),
+                ),
+                Column::new("item".into(), e.iter().map(|r| r.5).collect::<Vec<_>>()),
+                Column::new("value".into(), e.iter().map(|r| r.6).collect::<Vec<_>>()),
+            ],
+            "employee_responses.csv",
+        );
+        let c = &x.citizen;
+        let citizen = frame(
+            vec![
+                Column::new("wave".into(), c.iter().map(|r| r.0).collect::<Vec<_>>()),
+                Column::new(
+                    "citizen_id".into(),
+                    c.iter().map(|r| r.1).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "municipality".into(),
+                    c.iter().map(|r| r.2).collect::<Vec<_>>(),
+                ),
+                Column::new("case_id".into(), c.iter().map(|r| r.3).collect::<Vec<_>>()),
+                Column::new("item".into(), c.iter().map(|r| r.4).collect::<Vec<_>>()),
+                Column::new("value".into(), c.iter().map(|r| r.5).collect::<Vec<_>>()),
+            ],
+            "citizen_responses.csv",
+        );
+        let k = &x.involvement;
+        let involvement = frame(
+            vec![
+                Column::new("wave".into(), k.iter().map(|r| r.0).collect::<Vec<_>>()),
+                Column::new("case_id".into(), k.iter().map(|r| r.1).collect::<Vec<_>>()),
+                Column::new("unit_id".into(), k.iter().map(|r| r.2).collect::<Vec<_>>()),
+                Column::new("lead".into(), k.iter().map(|r| r.3).collect::<Vec<_>>()),
+            ],
+            "case_involvement.csv",
+        );
+        for (name, mut df) in [
+            ("units", units),
+            ("intervention", intervention),
+            ("employee_responses", employee),
+            ("citizen_responses", citizen),
+            ("case_involvement", involvement),
+        ] {
+            io::write_parquet(
+                &mut df,
+                &dir.join(format!("{name}.parquet")),
+                &ParquetMeta::stage("ingest"),
+            )
+            .unwrap();
+        }
+    }
+
+    fn config(edit: &str) -> Config {
+        Config::from_toml(&format!(
+            "[study]\nname = \"t\"\ndata_dir = \"d\"\nout_dir = \"o\"\n{edit}"
+        ))
+        .unwrap()
+    }
+
+    struct Outcome {
+        _dir: tempfile::TempDir,
+        out: std::path::PathBuf,
+        summary: StageSummary,
+    }
+
+    impl Outcome {
+        fn table(&self, t: &str) -> DataFrame {
+            io::read_parquet(&self.out.join("clean").join(format!("{t}.parquet"))).unwrap()
+        }
+        /// (table, line, column, reason) of every quarantine row.
+        fn quarantine(&self) -> Vec<(String, i64, Option<String>, String)> {
+            let q = self.table("quarantine");
+            let s = |c: &str| -> Vec<Option<String>> {
+                q.column(c)
+                    .unwrap()
+                    .str()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.map(str::to_string))
+                    .collect()
+            };
+            let (t, col, r) = (s("table"), s("column"), s("reason"));
+            let line: Vec<_> = q.column("line").unwrap().i64().unwrap().iter().collect();
+            (0..q.height())
+                .map(|i| {
+                    (
+                        t[i].clone().unwrap(),
+                        line[i].unwrap(),
+                        col[i].clone(),
+                        r[i].clone().unwrap(),
+                    )
+                })
+                .collect()
+        }
+        fn count(&self, t: &str) -> &TableCount {
+            &self.summary.tables[t]
+        }
+        fn values(&self, t: &str) -> Vec<Option<f64>> {
+            self.table(t)
+                .column("value")
+                .unwrap()
+                .f64()
+                .unwrap()
+                .iter()
+                .collect()
+        }
+        fn missing(&self, t: &str) -> Vec<Option<String>> {
+            self.table(t)
+                .column("missing_reason")
+                .unwrap()
+                .str()
+                .unwrap()
+                .iter()
+                .map(|v| v.map(str::to_string))
+                .collect()
+        }
+    }
+
+    fn clean(x: &Inputs, cfg: &Config) -> Outcome {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        write_inputs(&out, x);
+        let p = Pseudonymizer::new(b"k", KeySource::Environment).unwrap();
+        let ctx = StageContext {
+            config: cfg,
+            data_dir: dir.path().to_path_buf(),
+            out_dir: out.clone(),
+            reports_dir: dir.path().join("reports"),
+            pseudonymizer: &p,
+            progress: false,
+        };
+        let summary = run(&ctx).unwrap();
+        for (t, c) in &summary.tables {
+            assert!(c.balanced(), "{t}: {c:?}");
+        }
+        Outcome {
+            _dir: dir,
+            out,
+            summary,
+        }
+    }
+
+    fn q(
+        t: &str,
+        line: i64,
+        col: Option<&str>,
+        reason: &str,
+    ) -> (String, i64, Option<String>, String) {
+        (
+            t.to_string(),
+            line,
+            col.map(str::to_string),
+            reason.to_string(),
+        )
+    }
+
+    const ER: &str = "employee_responses";
+    const CW: Option<&str> = Some("caseworkers");
+
+    fn answer(resp: &'static str, item: &'static str, value: Option<f64>) -> Answer {
+        (1, resp, "Randers", "U2", CW, item, value)
+    }
+
+    #[test]
+    fn missing_codes_value_maps_and_reverse_coding() {
+        let mut x = base();
+        x.employee = vec![
+            answer("r1", "frequent", Some(3.0)),
+            answer("r1", "timely", Some(9.0)),
+            answer("r1", "accurate", None),
+            answer("r1", "problem_solving", Some(2.0)),
+            answer("r1", "shared_goals", Some(5.0)),
+            answer("r2", "frequent", Some(5.0)),
+            answer("r3", "frequent", Some(9.0)),
+        ];
+        let cfg = config("[instrument]\nreverse_coded = [\"problem_solving\"]\nmissing_codes = [{ code = 9, reason = \"dont_know\" }, { code = -1, reason = \"refused\" }]\n[instrument.value_maps.frequent]\n1 = 1\n2 = 3\n3 = 5\n4 = 4\n5 = 2\n");
+        let o = clean(&x, &cfg);
+        // Sorted by (wave, respondent, target group, item): r1's accurate, frequent,
+        // problem_solving, shared_goals, timely; then r2, r3. frequent 3 -> 5 and 5 -> 2 by the
+        // map; problem_solving 2 -> 1 + 5 - 2 = 4; 9 is dont_know even on a mapped item.
+        assert_eq!(
+            o.values(ER),
+            vec![None, Some(5.0), Some(4.0), Some(5.0), None, Some(2.0), None]
+        );
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(
+            o.missing(ER),
+            vec![
+                s("empty"),
+                None,
+                None,
+                None,
+                s("dont_know"),
+                None,
+                s("dont_know")
+            ]
+        );
+        assert_eq!(o.summary.counts["employee_responses.missing.dont_know"], 2);
+        assert_eq!(o.summary.counts["employee_responses.missing.empty"], 1);
+    }
+
+    #[test]
+    fn off_scale_fractional_and_unmapped_codes_are_out_of_range() {
+        let mut x = base();
+        x.employee = vec![
+            answer("r1", "timely", Some(0.0)),
+            answer("r1", "accurate", Some(6.0)),
+            answer("r1", "shared_goals", Some(2.5)),
+            answer("r1", "frequent", Some(7.0)),
+            answer("r1", "mutual_respect", Some(1.0)),
+        ];
+        let o = clean(&x, &config(""));
+        assert_eq!(
+            o.quarantine(),
+            vec![
+                q(ER, 2, Some("value"), "out_of_range"),
+                q(ER, 3, Some("value"), "out_of_range"),
+                q(ER, 4, Some("value"), "out_of_range"),
+                q(ER, 5, Some("value"), "out_of_range"),
+            ]
+        );
+        assert_eq!(o.values(ER), vec![Some(1.0)]);
+        assert_eq!(o.count(ER).quarantined["out_of_range"], 4);
+    }
+
+    #[test]
+    fn a_non_integer_scale_accepts_fractions() {
+        let mut x = base();
+        x.employee = vec![answer("r1", "timely", Some(2.5))];
+        let o = clean(
+            &x,
+            &config(
+                "[instrument]
+scale_min = 0.5
+scale_max = 5
+",
+            ),
+        );
+        assert_eq!(o.values(ER), vec![Some(2.5)]);
+    }
+
+    #[test]
+    fn exact_duplicates_collapse_and_conflicts_are_all_quarantined() {
+        let mut x = base();
+        x.employee = vec![
+            answer("r1", "timely", Some(4.0)),
+            answer("r1", "timely", Some(4.0)),
+            answer("r1", "accurate", Some(2.0)),
+            answer("r1", "accurate", Some(3.0)),
+            answer("r1", "accurate", Some(3.0)),
+            answer("r2", "accurate", None),
+            answer("r2", "accurate", None),
+        ];
+        let o = clean(&x, &config(""));
+        let c = o.count(ER);
+        assert_eq!(c.rows_in, 7);
+        assert_eq!(c.duplicates_collapsed, 3);
+        assert_eq!(c.quarantined["duplicate_conflict"], 2);
+        assert_eq!(c.rows_out, 2);
+        assert_eq!(
+            o.quarantine(),
+            vec![
+                q(ER, 4, None, "duplicate_conflict"),
+                q(ER, 5, None, "duplicate_conflict"),
+            ]
+        );
+        // The first copy (line 2) is the one kept.
+        let lines: Vec<_> = o
+            .table(ER)
+            .column("line")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(lines, vec![Some(2), Some(7)]);
+    }
+
+    #[test]
+    fn conflicting_units_are_quarantined_and_then_unknown() {
+        let mut x = base();
+        x.units.push(("Randers", "U2", "lawyers"));
+        x.employee = vec![answer("r1", "timely", Some(4.0))];
+        let o = clean(&x, &config(""));
+        assert_eq!(o.count("units").quarantined["duplicate_conflict"], 2);
+        assert_eq!(o.table("units").height(), 2);
+        assert_eq!(
+            o.quarantine(),
+            vec![
+                q(ER, 2, Some("unit_id"), "unknown_reference"),
+                q("units", 3, None, "duplicate_conflict"),
+                q("units", 5, None, "duplicate_conflict"),
+            ]
+        );
+    }
+
+    #[test]
+    fn references_items_and_target_groups() {
+        let mut x = base();
+        x.employee = vec![
+            (1, "r1", "Randers", "U9", CW, "timely", Some(3.0)),
+            (1, "r1", "Stevns", "U2", CW, "accurate", Some(3.0)),
+            (
+                1,
+                "r1",
+                "Randers",
+                "U2",
+                Some("lawyers"),
+                "shared_goals",
+                Some(3.0),
+            ),
+            (1, "r1", "Randers", "U2", CW, "happiness", Some(3.0)),
+            (1, "r1", "Randers", "U2", CW, "cq_1", Some(3.0)),
+            (1, "r1", "Randers", "U2", None, "mutual_respect", Some(3.0)),
+            (1, "r1", "Randers", "U2", CW, "srm_1", Some(3.0)),
+            (1, "r1", "Randers", "U2", None, "srm_2", Some(3.0)),
+            (1, "r1", "Randers", "U2", CW, "relevance", Some(3.0)),
+        ];
+        x.citizen = vec![
+            (1, "c1", "Randers", "k1", "cq_1", Some(3.0)),
+            (1, "c1", "Randers", "k1", "srm_1", Some(3.0)),
+        ];
+        x.intervention.push(("U7", "control", 1));
+        x.involvement = vec![(1, "k1", "U1", true), (1, "k1", "U8", false)];
+        let o = clean(&x, &config(""));
+        assert_eq!(
+            o.quarantine(),
+            vec![
+                q("case_involvement", 3, Some("unit_id"), "unknown_reference"),
+                q("citizen_responses", 3, Some("item"), "unknown_item"),
+                q(ER, 2, Some("unit_id"), "unknown_reference"),
+                q(ER, 3, Some("municipality"), "municipality_mismatch"),
+                q(ER, 4, Some("target_group"), "unknown_reference"),
+                q(ER, 5, Some("item"), "unknown_item"),
+                q(ER, 6, Some("item"), "unknown_item"),
+                q(ER, 7, Some("target_group"), "missing_required"),
+                q(ER, 8, Some("target_group"), "unexpected_target_group"),
+                q("intervention", 3, Some("unit_id"), "unknown_reference"),
+            ]
+        );
+        let c = o.count(ER);
+        assert_eq!(c.rows_out, 2);
+        assert_eq!(c.quarantined["unknown_item"], 2);
+        let kinds: Vec<_> = o
+            .table(ER)
+            .column("item_kind")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap().to_string())
+            .collect();
+        assert_eq!(kinds, vec!["person", "tie"]);
+        // The mismatch row's quarantine value says where the unit is.
+        let qv = o.table("quarantine");
+        let vals: Vec<_> = qv.column("value").unwrap().str().unwrap().iter().collect();
+        assert!(
+            vals.contains(&Some("Stevns (the unit is in Randers)")),
+            "{vals:?}"
+        );
+    }
+
+    #[test]
+    fn a_row_breaking_two_rules_is_counted_once_under_the_first() {
+        let mut x = base();
+        // Unknown unit and off the scale: two quarantine rows, one count.
+        x.employee = vec![(1, "r1", "Randers", "U9", CW, "timely", Some(8.0))];
+        let o = clean(&x, &config(""));
+        assert_eq!(
+            o.quarantine(),
+            vec![
+                q(ER, 2, Some("unit_id"), "unknown_reference"),
+                q(ER, 2, Some("value"), "out_of_range"),
+            ]
+        );
+        let c = o.count(ER);
+        assert_eq!(c.quarantined.len(), 1);
+        assert_eq!(c.quarantined["unknown_reference"], 1);
+    }
+
+    #[test]
+    fn cases_without_or_with_several_leads_are_kept_and_counted() {
+        let mut x = base();
+        x.involvement = vec![
+            (1, "k1", "U1", true),
+            (1, "k1", "U2", false),
+            (1, "k2", "U1", false),
+            (1, "k3", "U1", true),
+            (1, "k3", "U2", true),
+            (2, "k3", "U2", true),
+        ];
+        let o = clean(&x, &config(""));
+        assert_eq!(o.table("case_involvement").height(), 6);
+        assert_eq!(o.summary.counts["case_involvement.cases_without_lead"], 1);
+        assert_eq!(
+            o.summary.counts["case_involvement.cases_with_several_leads"],
+            1
+        );
+        assert_eq!(o.summary.warnings.len(), 2);
+        let m: Vec<_> = o
+            .table("case_involvement")
+            .column("municipality")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap().to_string())
+            .collect();
+        assert_eq!(m, vec!["Randers"; 6]);
+    }
+
+    #[test]
+    fn citizen_values_follow_the_instrument() {
+        let mut x = base();
+        x.citizen = vec![
+            (1, "c1", "Randers", "k1", "cq_1", Some(4.0)),
+            (1, "c1", "Randers", "k1", "cq_2", Some(9.0)),
+            (1, "c1", "Randers", "k1", "cq_3", None),
+            (1, "c1", "Randers", "k1", "cq_4", Some(0.0)),
+        ];
+        let o = clean(&x, &config("[instrument]\nreverse_coded = [\"cq_1\"]\n"));
+        assert_eq!(o.values("citizen_responses"), vec![Some(2.0), None, None]);
+        assert_eq!(
+            o.quarantine(),
+            vec![q("citizen_responses", 5, Some("value"), "out_of_range")]
+        );
+        assert_eq!(o.summary.counts["citizen_responses.missing.dont_know"], 1);
+        assert_eq!(o.summary.counts["citizen_responses.missing.empty"], 1);
+    }
 }

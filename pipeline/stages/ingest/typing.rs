@@ -1,0 +1,550 @@
+//! Cell-by-cell typing of text columns: the rules of the canonical form, one function per type,
+//! and a column typer that turns a text column into a typed polars column plus the cells it
+//! could not type.
+//!
+//! The rules: surrounding whitespace is removed from every cell (Unicode whitespace, as
+//! `str::trim`). An empty cell is missing: null where the column allows it, else
+//! `missing_required`. Integers accept `2` and `2.0` (any finite number with no fractional part
+//! that fits in i64), not `2.5` or text (`not_an_integer`). Numbers are Rust's decimal syntax
+//! (`3`, `3.0`, `-1.5`, `1e3`); `3,5`, text, NaN and infinities are `not_a_number`. Booleans
+//! are true/false/yes/no/1/0 in any letter case (`not_a_boolean` otherwise). The arm is
+//! `intervention` or `control` in any letter case, written lowercase (`invalid_value`
+//! otherwise). A negative headcount is `invalid_value`. Person ids are replaced by their
+//! pseudonym as they are typed.
+//!
+//! The column typer is a tight loop over `Option<&str>` that allocates only for pseudonyms it
+//! has not seen before and for the (rare) cells it rejects.
+
+use std::collections::HashMap;
+
+use polars::prelude::*;
+
+use crate::pseudonym::Pseudonymizer;
+
+/// Why a cell could not be typed (the `reason` column of the quarantine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    MissingRequired,
+    NotAnInteger,
+    NotANumber,
+    NotABoolean,
+    InvalidValue,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::MissingRequired => "missing_required",
+            Reason::NotAnInteger => "not_an_integer",
+            Reason::NotANumber => "not_a_number",
+            Reason::NotABoolean => "not_a_boolean",
+            Reason::InvalidValue => "invalid_value",
+        }
+    }
+}
+
+/// The type a canonical column is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellType {
+    /// Text, kept as written (trimmed).
+    Text,
+    /// A person id: text replaced by its pseudonym.
+    PersonId,
+    /// i64.
+    Int,
+    /// i64 that must not be negative (headcount).
+    Count,
+    /// f64, finite.
+    Float,
+    /// true/false.
+    Bool,
+    /// `intervention` or `control`.
+    Arm,
+}
+
+/// One canonical column: its name, type, whether an empty cell is allowed, and whether the
+/// column itself may be absent from the file.
+#[derive(Debug, Clone, Copy)]
+pub struct ColumnSpec {
+    pub name: &'static str,
+    pub ty: CellType,
+    pub nullable: bool,
+    pub optional_column: bool,
+}
+
+const fn req(name: &'static str, ty: CellType) -> ColumnSpec {
+    ColumnSpec {
+        name,
+        ty,
+        nullable: false,
+        optional_column: false,
+    }
+}
+
+const fn nullable(name: &'static str, ty: CellType) -> ColumnSpec {
+    ColumnSpec {
+        name,
+        ty,
+        nullable: true,
+        optional_column: false,
+    }
+}
+
+/// The canonical columns of each table, in output order.
+pub fn table_columns(table: &str) -> &'static [ColumnSpec] {
+    use CellType::*;
+    const UNITS: &[ColumnSpec] = &[
+        req("municipality", Text),
+        req("unit_id", Text),
+        req("work_group", Text),
+        nullable("manager_id", PersonId),
+        ColumnSpec {
+            name: "headcount",
+            ty: Count,
+            nullable: true,
+            optional_column: true,
+        },
+    ];
+    const INTERVENTION: &[ColumnSpec] = &[
+        req("unit_id", Text),
+        req("arm", Arm),
+        req("after_wave", Int),
+    ];
+    const EMPLOYEE: &[ColumnSpec] = &[
+        req("wave", Int),
+        req("respondent_id", PersonId),
+        req("municipality", Text),
+        req("unit_id", Text),
+        nullable("target_group", Text),
+        req("item", Text),
+        nullable("value", Float),
+    ];
+    const CITIZEN: &[ColumnSpec] = &[
+        req("wave", Int),
+        req("citizen_id", PersonId),
+        req("municipality", Text),
+        req("case_id", PersonId),
+        req("item", Text),
+        nullable("value", Float),
+    ];
+    const INVOLVEMENT: &[ColumnSpec] = &[
+        req("wave", Int),
+        req("case_id", PersonId),
+        req("unit_id", Text),
+        req("lead", Bool),
+    ];
+    match table {
+        "units" => UNITS,
+        "intervention" => INTERVENTION,
+        "employee_responses" => EMPLOYEE,
+        "citizen_responses" => CITIZEN,
+        "case_involvement" => INVOLVEMENT,
+        _ => &[],
+    }
+}
+
+/// The polars type of a cell type.
+pub fn dtype(ty: CellType) -> DataType {
+    match ty {
+        CellType::Text | CellType::PersonId | CellType::Arm => DataType::String,
+        CellType::Int | CellType::Count => DataType::Int64,
+        CellType::Float => DataType::Float64,
+        CellType::Bool => DataType::Boolean,
+    }
+}
+
+/// An integer: `2`, `+2`, `2.0`, `2e0`; not `2.5`, not text. Input is already trimmed.
+pub fn parse_int(s: &str) -> Result<i64, Reason> {
+    if let Ok(v) = s.parse::<i64>() {
+        return Ok(v);
+    }
+    match s.parse::<f64>() {
+        // 2^63 is exactly representable; every integral f64 below it in magnitude fits i64.
+        Ok(v) if v.is_finite() && v.fract() == 0.0 && v.abs() < 9_223_372_036_854_775_808.0 => {
+            Ok(v as i64)
+        }
+        _ => Err(Reason::NotAnInteger),
+    }
+}
+
+/// A finite number in Rust's decimal syntax. Input is already trimmed.
+pub fn parse_float(s: &str) -> Result<f64, Reason> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err(Reason::NotANumber),
+    }
+}
+
+/// true/false/yes/no/1/0 in any letter case. Input is already trimmed.
+pub fn parse_bool(s: &str) -> Result<bool, Reason> {
+    for (word, v) in [
+        ("true", true),
+        ("false", false),
+        ("yes", true),
+        ("no", false),
+        ("1", true),
+        ("0", false),
+    ] {
+        if s.eq_ignore_ascii_case(word) {
+            return Ok(v);
+        }
+    }
+    Err(Reason::NotABoolean)
+}
+
+/// `intervention` or `control` in any letter case, as the lowercase word.
+pub fn parse_arm(s: &str) -> Result<&'static str, Reason> {
+    if s.eq_ignore_ascii_case("intervention") {
+        Ok("intervention")
+    } else if s.eq_ignore_ascii_case("control") {
+        Ok("control")
+    } else {
+        Err(Reason::InvalidValue)
+    }
+}
+
+/// A cell that could not be typed: its row (0-based in the column), why, and the value to show
+/// in the quarantine (as written, or the pseudonym for person ids; None for an empty cell).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellError {
+    pub row: usize,
+    pub reason: Reason,
+    pub value: Option<String>,
+}
+
+/// Pseudonyms already computed, so each distinct raw id is hashed once.
+pub struct PseudonymCache<'a> {
+    pseudonymizer: &'a Pseudonymizer,
+    seen: HashMap<Box<str>, Box<str>>,
+}
+
+impl<'a> PseudonymCache<'a> {
+    pub fn new(pseudonymizer: &'a Pseudonymizer) -> Self {
+        PseudonymCache {
+            pseudonymizer,
+            seen: HashMap::new(),
+        }
+    }
+
+    pub fn get(&mut self, raw: &str) -> &str {
+        if !self.seen.contains_key(raw) {
+            let p = self.pseudonymizer.pseudonym(raw);
+            self.seen.insert(raw.into(), p.into_boxed_str());
+        }
+        self.seen.get(raw).map(|b| &**b).unwrap_or("")
+    }
+}
+
+/// Types one text column by `spec`. Returns the typed column (null where a cell failed) and
+/// the failed cells in row order.
+pub fn type_column(
+    raw: &StringChunked,
+    spec: &ColumnSpec,
+    ids: &mut PseudonymCache,
+) -> (Column, Vec<CellError>) {
+    let name = PlSmallStr::from_str(spec.name);
+    let n = raw.len();
+    let mut errors = Vec::new();
+    let mut fail = |row: usize, reason: Reason, value: Option<&str>| {
+        errors.push(CellError {
+            row,
+            reason,
+            value: value.map(str::to_string),
+        });
+    };
+    // Each arm: None = empty cell (checked against `nullable`), Some(cell) = trimmed text.
+    macro_rules! cells {
+        () => {
+            raw.iter().enumerate().map(|(row, c)| {
+                let t = c.map(str::trim).filter(|t| !t.is_empty());
+                (row, c, t)
+            })
+        };
+    }
+    let column = match spec.ty {
+        CellType::Text | CellType::PersonId | CellType::Arm => {
+            let mut b = StringChunkedBuilder::new(name, n);
+            for (row, c, t) in cells!() {
+                match t {
+                    None => {
+                        if !spec.nullable {
+                            fail(row, Reason::MissingRequired, None);
+                        }
+                        b.append_null();
+                    }
+                    Some(t) => match spec.ty {
+                        CellType::PersonId => b.append_value(ids.get(t)),
+                        CellType::Arm => match parse_arm(t) {
+                            Ok(a) => b.append_value(a),
+                            Err(r) => {
+                                fail(row, r, c);
+                                b.append_null();
+                            }
+                        },
+                        _ => b.append_value(t),
+                    },
+                }
+            }
+            b.finish().into_column()
+        }
+        CellType::Int | CellType::Count => {
+            let mut v: Vec<Option<i64>> = Vec::with_capacity(n);
+            for (row, c, t) in cells!() {
+                v.push(match t {
+                    None => {
+                        if !spec.nullable {
+                            fail(row, Reason::MissingRequired, None);
+                        }
+                        None
+                    }
+                    Some(t) => match parse_int(t) {
+                        Ok(x) if spec.ty == CellType::Count && x < 0 => {
+                            fail(row, Reason::InvalidValue, c);
+                            None
+                        }
+                        Ok(x) => Some(x),
+                        Err(r) => {
+                            fail(row, r, c);
+                            None
+                        }
+                    },
+                });
+            }
+            Int64Chunked::from_iter_options(name, v.into_iter()).into_column()
+        }
+        CellType::Float => {
+            let mut v: Vec<Option<f64>> = Vec::with_capacity(n);
+            for (row, c, t) in cells!() {
+                v.push(match t {
+                    None => {
+                        if !spec.nullable {
+                            fail(row, Reason::MissingRequired, None);
+                        }
+                        None
+                    }
+                    Some(t) => match parse_float(t) {
+                        Ok(x) => Some(x),
+                        Err(r) => {
+                            fail(row, r, c);
+                            None
+                        }
+                    },
+                });
+            }
+            Float64Chunked::from_iter_options(name, v.into_iter()).into_column()
+        }
+        CellType::Bool => {
+            let mut v: Vec<Option<bool>> = Vec::with_capacity(n);
+            for (row, c, t) in cells!() {
+                v.push(match t {
+                    None => {
+                        if !spec.nullable {
+                            fail(row, Reason::MissingRequired, None);
+                        }
+                        None
+                    }
+                    Some(t) => match parse_bool(t) {
+                        Ok(x) => Some(x),
+                        Err(r) => {
+                            fail(row, r, c);
+                            None
+                        }
+                    },
+                });
+            }
+            BooleanChunked::from_iter_options(name, v.into_iter()).into_column()
+        }
+    };
+    (column, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pseudonym::KeySource;
+
+    #[test]
+    fn integers() {
+        assert_eq!(parse_int("2"), Ok(2));
+        assert_eq!(parse_int("2.0"), Ok(2));
+        assert_eq!(parse_int("-3"), Ok(-3));
+        assert_eq!(parse_int("+4"), Ok(4));
+        assert_eq!(parse_int("1e3"), Ok(1000));
+        assert_eq!(parse_int("2.5"), Err(Reason::NotAnInteger));
+        assert_eq!(parse_int("two"), Err(Reason::NotAnInteger));
+        assert_eq!(parse_int("2,0"), Err(Reason::NotAnInteger));
+        assert_eq!(parse_int("NaN"), Err(Reason::NotAnInteger));
+        assert_eq!(parse_int("inf"), Err(Reason::NotAnInteger));
+        assert_eq!(parse_int("1e30"), Err(Reason::NotAnInteger));
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_float("3"), Ok(3.0));
+        assert_eq!(parse_float("3.0"), Ok(3.0));
+        assert_eq!(parse_float("-1.5"), Ok(-1.5));
+        assert_eq!(parse_float("3,5"), Err(Reason::NotANumber));
+        assert_eq!(parse_float("dont know"), Err(Reason::NotANumber));
+        assert_eq!(parse_float("NaN"), Err(Reason::NotANumber));
+        assert_eq!(parse_float("nan"), Err(Reason::NotANumber));
+        assert_eq!(parse_float("inf"), Err(Reason::NotANumber));
+        assert_eq!(parse_float("-Infinity"), Err(Reason::NotANumber));
+    }
+
+    #[test]
+    fn booleans_and_arms() {
+        for t in ["true", "TRUE", "True", "yes", "YES", "1"] {
+            assert_eq!(parse_bool(t), Ok(true), "{t}");
+        }
+        for f in ["false", "FALSE", "no", "No", "0"] {
+            assert_eq!(parse_bool(f), Ok(false), "{f}");
+        }
+        for bad in ["2", "y", "ja", "1.0", "t"] {
+            assert_eq!(parse_bool(bad), Err(Reason::NotABoolean), "{bad}");
+        }
+        assert_eq!(parse_arm("Intervention"), Ok("intervention"));
+        assert_eq!(parse_arm("control"), Ok("control"));
+        assert_eq!(parse_arm("treatment"), Err(Reason::InvalidValue));
+    }
+
+    fn text(v: &[Option<&str>]) -> StringChunked {
+        StringChunked::from_iter_options(PlSmallStr::from_str("x"), v.iter().copied())
+    }
+
+    fn run(v: &[Option<&str>], spec: ColumnSpec) -> (Column, Vec<CellError>) {
+        let p = Pseudonymizer::new(b"k", KeySource::Environment).unwrap();
+        let mut ids = PseudonymCache::new(&p);
+        type_column(&text(v), &spec, &mut ids)
+    }
+
+    fn err(row: usize, reason: Reason, value: Option<&str>) -> CellError {
+        CellError {
+            row,
+            reason,
+            value: value.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn required_text_is_trimmed_and_empty_is_missing_required() {
+        let (c, e) = run(
+            &[Some(" Randers "), Some(""), Some("  "), None],
+            req("municipality", CellType::Text),
+        );
+        let got: Vec<_> = c.str().unwrap().iter().collect();
+        assert_eq!(got, vec![Some("Randers"), None, None, None]);
+        assert_eq!(
+            e,
+            vec![
+                err(1, Reason::MissingRequired, None),
+                err(2, Reason::MissingRequired, None),
+                err(3, Reason::MissingRequired, None)
+            ]
+        );
+    }
+
+    #[test]
+    fn nullable_text_keeps_empty_as_null() {
+        let (c, e) = run(
+            &[Some(""), Some("caseworkers")],
+            nullable("target_group", CellType::Text),
+        );
+        assert!(e.is_empty());
+        assert_eq!(c.null_count(), 1);
+    }
+
+    #[test]
+    fn person_ids_are_pseudonymised() {
+        let p = Pseudonymizer::new(b"k", KeySource::Environment).unwrap();
+        let (c, e) = run(
+            &[Some("R1"), Some(" R1 "), Some("")],
+            req("respondent_id", CellType::PersonId),
+        );
+        let got: Vec<_> = c.str().unwrap().iter().collect();
+        let r1 = p.pseudonym("R1");
+        assert_eq!(got, vec![Some(r1.as_str()), Some(r1.as_str()), None]);
+        assert_eq!(e, vec![err(2, Reason::MissingRequired, None)]);
+    }
+
+    #[test]
+    fn integer_column() {
+        let (c, e) = run(
+            &[Some("1"), Some("2.0"), Some("2.5"), Some("x"), Some("")],
+            req("wave", CellType::Int),
+        );
+        let got: Vec<_> = c.i64().unwrap().iter().collect();
+        assert_eq!(got, vec![Some(1), Some(2), None, None, None]);
+        assert_eq!(
+            e,
+            vec![
+                err(2, Reason::NotAnInteger, Some("2.5")),
+                err(3, Reason::NotAnInteger, Some("x")),
+                err(4, Reason::MissingRequired, None)
+            ]
+        );
+    }
+
+    #[test]
+    fn headcount_is_optional_and_not_negative() {
+        let spec = table_columns("units")[4];
+        let (c, e) = run(&[Some("12"), Some(""), Some("-1")], spec);
+        let got: Vec<_> = c.i64().unwrap().iter().collect();
+        assert_eq!(got, vec![Some(12), None, None]);
+        assert_eq!(e, vec![err(2, Reason::InvalidValue, Some("-1"))]);
+    }
+
+    #[test]
+    fn value_column() {
+        let (c, e) = run(
+            &[
+                Some("3"),
+                Some("3.0"),
+                Some(""),
+                Some("3,5"),
+                Some("NaN"),
+                Some("inf"),
+                Some("ved ikke"),
+            ],
+            nullable("value", CellType::Float),
+        );
+        let got: Vec<_> = c.f64().unwrap().iter().collect();
+        assert_eq!(
+            got,
+            vec![Some(3.0), Some(3.0), None, None, None, None, None]
+        );
+        let reasons: Vec<_> = e.iter().map(|x| (x.row, x.reason)).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                (3, Reason::NotANumber),
+                (4, Reason::NotANumber),
+                (5, Reason::NotANumber),
+                (6, Reason::NotANumber)
+            ]
+        );
+        assert_eq!(e[0].value.as_deref(), Some("3,5"));
+    }
+
+    #[test]
+    fn bool_and_arm_columns() {
+        let (c, e) = run(
+            &[Some("TRUE"), Some("0"), Some("maybe"), Some("")],
+            req("lead", CellType::Bool),
+        );
+        let got: Vec<_> = c.bool().unwrap().iter().collect();
+        assert_eq!(got, vec![Some(true), Some(false), None, None]);
+        assert_eq!(
+            e,
+            vec![
+                err(2, Reason::NotABoolean, Some("maybe")),
+                err(3, Reason::MissingRequired, None)
+            ]
+        );
+        let (c, e) = run(
+            &[Some("Control"), Some("placebo")],
+            req("arm", CellType::Arm),
+        );
+        assert_eq!(c.str().unwrap().get(0), Some("control"));
+        assert_eq!(e, vec![err(1, Reason::InvalidValue, Some("placebo"))]);
+    }
+}
