@@ -714,8 +714,9 @@ fn config_record(config: &Config, path: Option<&Path>) -> Result<ConfigRecord> {
         Some(p) => {
             let bytes =
                 std::fs::read(p).with_context(|| format!("cannot read config {}", p.display()))?;
+            let shown = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
             (
-                Some(p.display().to_string()),
+                Some(shown.display().to_string()),
                 Some(blake3::hash(&bytes).to_hex().to_string()),
                 Some(String::from_utf8_lossy(&bytes).into_owned()),
             )
