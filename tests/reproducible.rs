@@ -62,7 +62,8 @@ fn config(dir: &Path, name: &str, replace: &[(&str, &str)]) -> PathBuf {
 }
 
 struct Study {
-    _tmp: tempfile::TempDir,
+    /// The temporary folder holding `root`, removed with the study (None for the baseline).
+    _tmp: Option<tempfile::TempDir>,
     root: PathBuf,
     config: PathBuf,
 }
@@ -73,10 +74,19 @@ impl Study {
         let root = tmp.path().to_path_buf();
         let config = config(&root, "study.toml", &[]);
         Study {
-            _tmp: tmp,
+            _tmp: Some(tmp),
             root,
             config,
         }
+    }
+
+    /// A new study whose output `out` (and `out-reports`) starts as a copy of the baseline run.
+    fn from_baseline() -> Study {
+        let s = Study::new();
+        for name in ["out", "out-reports"] {
+            copy_dir(&baseline().join(name), &s.out(name));
+        }
+        s
     }
 
     fn out(&self, name: &str) -> PathBuf {
@@ -114,6 +124,42 @@ impl Study {
     fn manifest(&self, out: &str) -> Value {
         let text = std::fs::read_to_string(self.out(out).join("manifest.json")).unwrap();
         serde_json::from_str(&text).unwrap()
+    }
+}
+
+/// The demo study run once per test process, into the target folder: the tests that start
+/// from a finished run copy it (`Study::from_baseline`) or only read it.
+fn baseline() -> &'static Path {
+    static BASE: OnceLock<PathBuf> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let tag = &blake3::hash(env!("CARGO_MANIFEST_DIR").as_bytes()).to_hex()[..12];
+        let root =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("reproducible-baseline-{tag}"));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let study = Study {
+            _tmp: None,
+            root: root.clone(),
+            config: config(&root, "study.toml", &[]),
+        };
+        study.run(&study.config, "out", &[]);
+        root
+    })
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    if !from.is_dir() {
+        return;
+    }
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
     }
 }
 
@@ -160,20 +206,20 @@ fn parquet_files(dir: &Path) -> Vec<String> {
 #[test]
 fn two_runs_give_byte_identical_outputs_and_a_rerun_skips_every_stage() {
     let s = Study::new();
-    s.run(&s.config, "a", &[]);
     s.run(&s.config, "b", &[]);
-    let (a, b) = (tree(&s.out("a")), tree(&s.out("b")));
+    let base = baseline();
+    let (a, b) = (tree(&base.join("out")), tree(&s.out("b")));
     assert!(
-        parquet_files(&s.out("a")).len() >= 10,
+        parquet_files(&base.join("out")).len() >= 10,
         "too few outputs: {a:?}"
     );
     assert_eq!(a, b, "two runs into two folders differ");
     assert_eq!(
-        tree(&s.out("a-reports")),
+        tree(&base.join("out-reports")),
         tree(&s.out("b-reports")),
         "reports differ"
     );
-    let m = s.manifest("a");
+    let m = s.manifest("b");
     assert_eq!(names(&m["ran"]), ALL);
     for st in m["stages"].as_array().unwrap() {
         assert_eq!(st["status"], "complete");
@@ -181,7 +227,7 @@ fn two_runs_give_byte_identical_outputs_and_a_rerun_skips_every_stage() {
     }
 
     // The second run in the same folder skips everything and touches nothing.
-    let o = s.run(&s.config, "a", &[]);
+    let o = s.run(&s.config, "b", &[]);
     let log = String::from_utf8_lossy(&o.stderr);
     for stage in ALL {
         assert!(
@@ -189,7 +235,7 @@ fn two_runs_give_byte_identical_outputs_and_a_rerun_skips_every_stage() {
             "{log}"
         );
     }
-    let m2 = s.manifest("a");
+    let m2 = s.manifest("b");
     assert_eq!(names(&m2["ran"]), Vec::<String>::new());
     assert_eq!(names(&m2["skipped"]), ALL);
     assert_ne!(m2["run_id"], m["run_id"]);
@@ -197,14 +243,17 @@ fn two_runs_give_byte_identical_outputs_and_a_rerun_skips_every_stage() {
         m2["stages"], m["stages"],
         "stage records are kept as they were"
     );
-    assert_eq!(tree(&s.out("a")), a);
+    assert_eq!(tree(&s.out("b")), a);
 
-    // --force reruns all of it, to the same bytes.
-    s.run(&s.config, "a", &["--force"]);
-    assert_eq!(names(&s.manifest("a")["ran"]), ALL);
-    assert_eq!(tree(&s.out("a")), a);
+    // --force reruns a stage that is up to date; it writes the same bytes, so the stages after
+    // it stay up to date.
+    s.run(&s.config, "b", &["--force", "--only", "ingest"]);
+    assert_eq!(names(&s.manifest("b")["ran"]), ["ingest"]);
+    s.run(&s.config, "b", &[]);
+    assert_eq!(names(&s.manifest("b")["skipped"]), ALL);
+    assert_eq!(tree(&s.out("b")), a);
 
-    let st = s.cmd("status", &s.config, "a", &[]).output().unwrap();
+    let st = s.cmd("status", &s.config, "b", &[]).output().unwrap();
     assert!(
         st.status.success(),
         "{}",
@@ -214,8 +263,7 @@ fn two_runs_give_byte_identical_outputs_and_a_rerun_skips_every_stage() {
 
 #[test]
 fn a_setting_reruns_exactly_the_stages_that_read_it() {
-    let s = Study::new();
-    s.run(&s.config, "out", &[]);
+    let s = Study::from_baseline();
     let before = tree(&s.out("out"));
 
     // A model setting: status names it, and the run reruns model and report only.
@@ -310,23 +358,13 @@ fn tamper(path: &Path, column: &str) {
 
 #[test]
 fn a_tampered_output_is_caught_by_status_and_verify() {
-    let s = Study::new();
-    s.run(&s.config, "out", &[]);
+    let s = Study::from_baseline();
     let manifest = s.out("out").join("manifest.json");
-
-    // An untouched run verifies: every file identical, exit 0.
-    let v = Command::new(bin())
-        .args(["verify", "-q", "--manifest"])
-        .arg(&manifest)
-        .env_remove("RELCAP_PSEUDONYM_KEY")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&v.stdout);
-    assert!(v.status.success(), "{text}");
-    let n = tree(&s.out("out")).len() + tree(&s.out("out-reports")).len();
+    let st = s.cmd("status", &s.config, "out", &[]).output().unwrap();
     assert!(
-        text.contains(&format!("{n} files: {n} identical")),
-        "{text}"
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stdout)
     );
 
     tamper(&s.out("out").join("ingest/units.parquet"), "line");
@@ -340,26 +378,45 @@ fn a_tampered_output_is_caught_by_status_and_verify() {
     );
     assert!(text.contains("stage ingest is stale"), "{text}");
 
+    // verify reruns the study: every other file is identical, the tampered one differs, with
+    // the column and the number of values.
     let v = Command::new(bin())
         .args(["verify", "-q", "--json", "--manifest"])
         .arg(&manifest)
         .env_remove("RELCAP_PSEUDONYM_KEY")
         .output()
         .unwrap();
-    assert_eq!(v.status.code(), Some(1));
+    assert_eq!(
+        v.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
     let js: Value = serde_json::from_slice(&v.stdout).unwrap();
     assert_eq!(js["ok"], false);
-    let bad: Vec<&Value> = js["files"]
-        .as_array()
-        .unwrap()
+    let files = js["files"].as_array().unwrap();
+    let n = tree(&s.out("out")).len() + tree(&s.out("out-reports")).len();
+    assert_eq!(files.len(), n);
+    let bad: Vec<&Value> = files
         .iter()
-        .filter(|f| f["verdict"] == "differs")
+        .filter(|f| f["verdict"] != "identical")
         .collect();
     assert_eq!(bad.len(), 1, "{bad:?}");
     assert_eq!(bad[0]["path"], "ingest/units.parquet");
+    assert_eq!(bad[0]["verdict"], "differs");
     let detail = bad[0]["detail"].as_str().unwrap();
     assert!(detail.contains("modified after the run"), "{detail}");
     assert!(detail.contains("line: 1 of"), "{detail}");
+    let text = String::from_utf8_lossy(
+        &Command::new(bin())
+            .args(["inspect", "--rows", "1"])
+            .arg(s.out("out").join("ingest/units.parquet"))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(text.contains("relcap.stage"), "{text}");
 
     // The next run repairs it: ingest reruns and writes the recorded bytes again, so the
     // stages reading it find their inputs unchanged and stay as they are.
@@ -367,13 +424,13 @@ fn a_tampered_output_is_caught_by_status_and_verify() {
     assert_eq!(names(&s.manifest("out")["ran"]), ["ingest"]);
     let st = s.cmd("status", &s.config, "out", &[]).output().unwrap();
     assert!(st.status.success());
+    assert_eq!(tree(&s.out("out")), tree(&baseline().join("out")));
 }
 
 #[test]
 fn a_run_killed_mid_stage_recovers_on_the_next_run() {
     let s = Study::new();
-    s.run(&s.config, "reference", &[]);
-    let reference = tree(&s.out("reference"));
+    let reference = tree(&baseline().join("out"));
 
     // Stall the clean stage with one table written to a temporary file but not renamed, and
     // kill the process there.
@@ -439,9 +496,9 @@ fn a_run_killed_mid_stage_recovers_on_the_next_run() {
 #[test]
 fn every_parquet_output_carries_its_stage_and_fingerprint_for_another_reader() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    let s = Study::new();
-    s.run(&s.config, "out", &[]);
-    let m = s.manifest("out");
+    let out = baseline().join("out");
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     let fingerprints: BTreeMap<String, String> = m["stages"]
         .as_array()
         .unwrap()
@@ -453,11 +510,11 @@ fn every_parquet_output_carries_its_stage_and_fingerprint_for_another_reader() {
             )
         })
         .collect();
-    let files = parquet_files(&s.out("out"));
+    let files = parquet_files(&out);
     assert!(files.len() >= 10, "{files:?}");
     for rel in &files {
         let stage = rel.split('/').next().unwrap();
-        let path = s.out("out").join(rel);
+        let path = out.join(rel);
         let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
         let meta = reader.metadata().file_metadata();
         let kv: BTreeMap<String, Option<String>> = meta
@@ -497,7 +554,7 @@ fn every_parquet_output_carries_its_stage_and_fingerprint_for_another_reader() {
         let o = Command::new("python3")
             .arg("-c")
             .arg(script)
-            .args(files.iter().map(|f| s.out("out").join(f)))
+            .args(files.iter().map(|f| out.join(f)))
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -515,9 +572,7 @@ fn every_parquet_output_carries_its_stage_and_fingerprint_for_another_reader() {
 
 #[test]
 fn inspect_shows_rows_metadata_schema_and_first_rows() {
-    let s = Study::new();
-    s.run(&s.config, "out", &["--until", "ingest"]);
-    let file = s.out("out").join("ingest/units.parquet");
+    let file = baseline().join("out/ingest/units.parquet");
     let o = Command::new(bin())
         .args(["inspect", "--rows", "2"])
         .arg(&file)
@@ -533,7 +588,7 @@ fn inspect_shows_rows_metadata_schema_and_first_rows() {
     assert!(text.contains(&format!("first 2 of {rows} rows")), "{text}");
     let o = Command::new(bin())
         .args(["inspect"])
-        .arg(s.out("out").join("nope.parquet"))
+        .arg(baseline().join("out/nope.parquet"))
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
