@@ -808,6 +808,8 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport> {
             .filter(|e| names.contains(&e.name.as_str()))
             .collect(),
     };
+    // A manifest write killed half-way leaves its temporary file beside the manifest.
+    remove_temp_files_in(&paths.out_dir)?;
     manifest.save(&paths.out_dir)?;
     let ctx = StageContext {
         config,
@@ -1124,6 +1126,20 @@ fn remove_previous_outputs(
     }
     if stage.writes_reports {
         remove_temp_files(&paths.reports_dir)?;
+    }
+    Ok(())
+}
+
+/// Removes temporary files of unfinished writes directly in `dir` (not below it).
+fn remove_temp_files_in(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() && is_temp_file(&entry.file_name().to_string_lossy()) {
+            std::fs::remove_file(entry.path())?;
+        }
     }
     Ok(())
 }

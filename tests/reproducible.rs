@@ -482,7 +482,11 @@ fn a_run_killed_mid_stage_recovers_on_the_next_run() {
     let text = String::from_utf8_lossy(&st.stdout);
     assert!(text.contains("interrupted in run"), "{text}");
 
-    // The next run redoes clean and what follows, not ingest, and ends where a clean run does.
+    // As if the kill had also hit a manifest write half-way.
+    std::fs::write(out.join(".relcap-AbC123.tmp"), "{\"manifest_ver").unwrap();
+
+    // The next run redoes clean and what follows, not ingest, and ends where a clean run does
+    // (no temporary file left).
     s.run(&s.config, "out", &[]);
     let m = s.manifest("out");
     assert_eq!(names(&m["skipped"]), ["ingest"]);
