@@ -763,10 +763,12 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport> {
     let previous = match Manifest::load_from_out(&paths.out_dir) {
         Ok(m) => m,
         Err(e) => {
-            log.line(
-                "",
-                format!("the previous manifest cannot be used ({e:#}); every selected stage runs"),
-            );
+            if !log.quiet {
+                eprintln!(
+                    "[relcap] the previous manifest cannot be used ({e:#}); every selected stage \
+                     runs"
+                );
+            }
             None
         }
     };

@@ -188,6 +188,23 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
     if recorded.cargo_lock_blake3 != crate::manifest::cargo_lock_hash() {
         notes.push("this relcap was built with another Cargo.lock than the run's".to_string());
     }
+    // Stages left behind by a later partial run (`--until`, `--only`) were made from other
+    // settings or upstream files than the manifest now records; say so before they differ.
+    let mut behind: Vec<&str> = vec![];
+    for e in &recorded.stages {
+        let upstream_moved = e.upstream.iter().any(|(s, fp)| {
+            behind.contains(&s.as_str()) || recorded.stage(s).map(|u| &u.fingerprint) != Some(fp)
+        });
+        if upstream_moved || e.config != config.section_for_stage(&e.name) {
+            behind.push(&e.name);
+            notes.push(format!(
+                "stage {} was made from other settings or inputs than the rest of this run \
+                 (a later run did not reach it): `relcap status` says why; `relcap run` \
+                 brings it up to date",
+                e.name
+            ));
+        }
+    }
     if let Some(ingest) = recorded.stage("ingest") {
         let now = orchestrate::input_tables(&config, &data_dir)?;
         for (old, new) in ingest.inputs.iter().zip(&now) {
@@ -593,7 +610,12 @@ fn compare_json_files(a: &Path, b: &Path, tol: Tolerance) -> Result<(Verdict, St
         return Ok((
             Verdict::Differs,
             format!(
-                "{n} values differ: {}{}",
+                "{n} {}: {}{}",
+                if n == 1 {
+                    "value differs"
+                } else {
+                    "values differ"
+                },
                 diffs.join("; "),
                 if n > 5 { "; ..." } else { "" }
             ),
