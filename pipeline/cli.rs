@@ -92,10 +92,10 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub manifest: PathBuf,
     /// Relative tolerance for numbers.
-    #[arg(long, default_value_t = 1e-9)]
+    #[arg(long, default_value = "1e-9")]
     pub rel_tol: f64,
     /// Absolute tolerance for numbers.
-    #[arg(long, default_value_t = 1e-12)]
+    #[arg(long, default_value = "1e-12")]
     pub abs_tol: f64,
     /// The data folder, if it is no longer where the manifest says.
     #[arg(long)]
