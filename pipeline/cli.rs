@@ -78,7 +78,7 @@ pub struct RunArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub study: StudyArgs,
-    /// Folder for reports (default: study.reports_dir/<study name>).
+    /// Folder of the reports (default: where the run recorded them).
     #[arg(long)]
     pub reports: Option<PathBuf>,
     /// Print the status as JSON on stdout.
@@ -165,12 +165,18 @@ fn stderr_is_terminal() -> bool {
 
 fn status(args: StatusArgs) -> Result<ExitCode> {
     let config = Config::load(&args.study.config)?;
-    let paths = orchestrate::StudyPaths::resolve(
+    let mut paths = orchestrate::StudyPaths::resolve(
         &config,
         args.study.data.as_deref(),
         args.study.out.as_deref(),
         args.reports.as_deref(),
     );
+    // Without --reports, the reports are where the run recorded them.
+    if args.reports.is_none() {
+        if let Ok(Some(m)) = crate::manifest::Manifest::load_from_out(&paths.out_dir) {
+            paths.reports_dir = PathBuf::from(m.reports_dir);
+        }
+    }
     let report = orchestrate::status(&config, &paths)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
