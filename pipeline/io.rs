@@ -2,7 +2,7 @@
 //!
 //! Every write is atomic: the bytes go to a temporary file in the destination folder, are synced,
 //! and only then renamed to the final name, so a crash never leaves a half-written file where a
-//! finished one is expected. Parquet is written with fixed settings (zstd level 3, fixed row-group
+//! finished one is expected. Parquet is written with fixed settings (zstd at its default level, fixed row-group
 //! size, statistics on) and footer key-value metadata naming the stage and schema version, so the
 //! same frame always gives the same bytes. Callers sort rows by their key columns before writing.
 
@@ -11,7 +11,10 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use polars::prelude::*;
+use polars::prelude::{
+    CsvParseOptions, CsvReadOptions, DataFrame, KeyValueMetadata, ParquetCompression,
+    ParquetReader, ParquetWriter, SerReader, StatisticsOptions,
+};
 
 /// Bumped when the layout of any stage output changes; written into every Parquet footer.
 pub const SCHEMA_VERSION: &str = "1";
@@ -42,6 +45,13 @@ where
         w.flush()?;
     }
     tmp.as_file().sync_all()?;
+    // tempfile creates files readable by their owner only; outputs are for analysts too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     tmp.persist(path).map_err(|e| {
         anyhow!(
             "cannot move finished file to {}: {}",
@@ -92,9 +102,7 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path, meta: &ParquetMeta) -> Res
     let kv = KeyValueMetadata::from_static(meta.pairs());
     write_atomic(path, |w| {
         ParquetWriter::new(w)
-            .with_compression(ParquetCompression::Zstd(Some(
-                ZstdLevel::try_new(3).map_err(|e| anyhow!("{e}"))?,
-            )))
+            .with_compression(ParquetCompression::Zstd(None))
             .with_statistics(StatisticsOptions::full())
             .with_row_group_size(Some(ROW_GROUP_SIZE))
             .with_key_value_metadata(Some(kv))
@@ -224,6 +232,7 @@ pub fn hash_file(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use polars::df;
 
     #[test]
     fn parquet_write_is_deterministic_and_atomic() {
@@ -263,7 +272,12 @@ mod tests {
         std::fs::write(&p, "\u{feff}a;b\n01;Rødovre\n").unwrap();
         assert_eq!(detect_separator(&p).unwrap(), b';');
         let df = read_csv_as_text(&p, b';').unwrap();
-        assert_eq!(df.get_column_names_str(), vec!["a", "b"]);
+        let names: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(names, vec!["a", "b"]);
         assert_eq!(df.column("a").unwrap().str().unwrap().get(0), Some("01"));
         assert_eq!(
             df.column("b").unwrap().str().unwrap().get(0),

@@ -1,12 +1,634 @@
-//! The study simulator (being written).
+//! `relcap simulate`: writes a synthetic study in the canonical long form of STUDY.md, with its
+//! true effects, so every stage and model can be checked against known values. The same seed
+//! gives the same bytes whatever the number of threads: every part draws from its own ChaCha8
+//! stream (per municipality), nothing iterates a hash map, and municipalities are written in run
+//! order with fixed writer settings.
+//!
+//! # The latent model
+//!
+//! Municipality m has units u of 8..=20 positions; each unit belongs to one work group g (every
+//! group has at least one unit per municipality), has a manager with true SRM S_u and a unit
+//! effect b_u, and is in the intervention arm or the control arm (`after_wave` = 1 by default).
+//! A position is held by one employee at a time; between waves the holder leaves with
+//! probability `attrition` and a new hire (new `respondent_id`) takes over. Each wave an
+//! employee answers with probability `response_rate`. The latent respondent RCap is
+//!
+//! ```text
+//! R_it = mu + a_m + b_u + c_i + w_t + h3 post_t I_u + h2 (S_u − srm_mean) + e_it
+//! ```
+//!
+//! Each respondent-wave rates 3..=6 partner groups (drawn by relevance; with probability 0.3 one
+//! of them is the own group, a within-group tie) on the seven RC dimensions and `relevance`.
+//! Every item answer is `round(R_it + r_it + d(g→h, m) + nu + offset_k + eta)`, where
+//! `round(x) = floor(clamp(x, 1, 5) + U)` is stochastic rounding (E[answer] = x inside the
+//! scale, so the effects hold on the observed scale in expectation) and d(g→h, m) is an
+//! asymmetric dyad effect (rows centred, two designed blind-spot pairs). `frequent` is written as
+//! the form code whose score (config value map 1→1, 2→3, 3→5, 4→4, 5→2) is the answer. SRM items
+//! are `round(S_u + q_i + r_it + noise)`: q_i is the rater's stable view, r_it a same-source
+//! (common-method) effect with SD 0.35 (variance 0.1225) that also enters all of i's RC answers
+//! in that wave, so a model on the respondent's own SRM rating is biased (slope about 0.35 for a
+//! true 0.25 at the default sizes; `expected.h2_own_rating_slope_approx`) while the others'
+//! (leave-one-out) rating is not. Answers are empty with probability 0.03 and "don't know" (9) with 0.02.
+//!
+//! Citizens: `citizens_per_municipality` new cases per municipality and wave, one citizen each;
+//! a case involves 1..=4 units of distinct work groups, the first drawn is the `lead`. Citizen
+//! quality is `quality_mean + h1 × case RCap + v_c`, where case RCap is the mean over ordered
+//! pairs of distinct involved groups of the true dyad score τ(g→h, m, t) − mu (τ = the expected
+//! mean tie score of g's employees about h). Citizens answer `cq_1..cq_5` with probability 0.85.
+//! Every constant is in `params::Model` and written to `truth.json` with the formulas, the
+//! variance components, the expected ICC(1) of respondent RCap by unit (about 0.12) and the
+//! facts that decide the attenuation of H1 and H2.
+//!
+//! # Output (folder `--out`)
+//!
+//! The five canonical tables as `.csv` or `.parquet` (`--format`; csv for the demo preset,
+//! parquet for the national one). Types are those of the Parquet files (str = String, int =
+//! Int64, bool = Boolean); in CSV missing values are empty fields and booleans `true`/`false`.
+//!
+//! | table | column | type | meaning |
+//! | --- | --- | --- | --- |
+//! | units | municipality | str | municipality name (Danish letters intact) |
+//! | | unit_id | str | `HED-U001` (municipality code, serial in work-group order) |
+//! | | work_group | str | profession of the unit |
+//! | | manager_id | str | raw manager id `M0010001` |
+//! | | headcount | int | positions in the unit |
+//! | intervention | unit_id | str | every unit |
+//! | | arm | str | `intervention` or `control` |
+//! | | after_wave | int | the intervention happens after this wave |
+//! | employee_responses | wave | int | 1..waves |
+//! | | respondent_id | str | raw employee id `E0010001`, stable across waves |
+//! | | municipality | str | the unit's municipality |
+//! | | unit_id | str | the respondent's unit |
+//! | | target_group | str, null | partner work group; null for person items |
+//! | | item | str | RC dimension, `relevance`, `srm_1..6`, `wellbeing`, `manager_satisfaction` |
+//! | | value | int, null | 1..5 (`frequent`: form code), 9 = don't know, null = no answer |
+//! | citizen_responses | wave | int | |
+//! | | citizen_id | str | raw citizen id `B00110001` (municipality, wave, serial) |
+//! | | municipality | str | the lead unit's municipality |
+//! | | case_id | str | `S00110001` |
+//! | | item | str | `cq_1..cq_5` |
+//! | | value | int, null | as above |
+//! | case_involvement | wave | int | |
+//! | | case_id | str | |
+//! | | unit_id | str | involved unit (distinct work groups) |
+//! | | lead | bool | true for the unit that holds the case (exactly one per case) |
+//!
+//! Rows come municipality by municipality in run order, then wave, unit, position; a respondent's
+//! ties in work-group order, each with the seven dimensions then relevance, then the person items.
+//!
+//! Beside them: `truth.json` (everything above, numerically), `truth_units.csv` (municipality,
+//! unit_id, work_group, manager_id, headcount, arm, unit_effect = b_u, manager_srm = S_u) and
+//! `truth_dyads.csv` (municipality, from_group, to_group, within_group, wave, dyad_effect =
+//! d(g→h, m), true_dyad_score = τ(g→h, m, t), relevance = the population relevance of h to g).
+//!
+//! A national run (98 municipalities, about 22 million rows) is generated and written
+//! municipality by municipality: one thread generates while the other writes, and at most three
+//! municipalities' rows exist at a time (being generated, waiting, being written).
 
+mod design;
+mod generate;
+mod latent;
+mod params;
+mod truth;
+mod write;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+
+pub use params::{Format, Preset};
+
+use design::{Design, MuniDesign};
+use generate::{
+    CaseRow, CitizenRow, EmployeeRow, MuniOutput, CITIZEN_ITEMS, EMPLOYEE_ITEMS, NO_TARGET,
+};
+use params::Model;
+use write::{ColData, Kind, TableWriter};
+
+/// Random streams: each part of the simulation draws from its own ChaCha8 stream of the seed.
+mod streams {
+    /// Work groups, population dyads, relevance, blind spots, hubs, case weights.
+    pub const GLOBAL: u64 = 0;
+    /// + municipality index: its effect, units, arms, dyad effects.
+    pub const MUNICIPALITY_DESIGN: u64 = 1 << 32;
+    /// + municipality index: employees and their answers.
+    pub const EMPLOYEES: u64 = 2 << 32;
+    /// + municipality index: cases, citizens and their answers.
+    pub const CITIZENS: u64 = 3 << 32;
+    /// + municipality index: the Monte-Carlo part of the expected ICC (never touches the data).
+    pub const EXPECTATION: u64 = 4 << 32;
+}
 
 #[derive(Debug, clap::Args)]
-pub struct SimulateArgs {}
+pub struct SimulateArgs {
+    /// Output folder (created if missing); the five tables, truth.json and the truth tables.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed of the random streams: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Size preset: `demo` (the five study municipalities, CSV) or `national` (98, Parquet).
+    #[arg(long, value_enum, default_value_t = Preset::Demo)]
+    pub preset: Preset,
+    /// Number of municipalities (default: from the preset).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=999))]
+    pub municipalities: Option<u32>,
+    /// Target positions per municipality; units of 8-20 are added until it is reached.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub employees_per_municipality: Option<u32>,
+    /// Number of waves (2-9).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=9))]
+    pub waves: Option<u32>,
+    /// Number of work groups (2-99).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=99))]
+    pub work_groups: Option<u32>,
+    /// New citizens (one case each) per municipality and wave.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub citizens_per_municipality: Option<u32>,
+    /// H1: answer points of citizen quality per point of true case RCap.
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    pub effect_h1: f64,
+    /// H2: answer points of respondent RCap per point of the manager's true SRM.
+    #[arg(long, default_value_t = 0.25, allow_negative_numbers = true)]
+    pub effect_h2: f64,
+    /// H3: answer points added to respondent RCap in intervention units after the intervention.
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
+    pub effect_h3: f64,
+    /// The intervention happens after this wave (must be below the number of waves).
+    #[arg(long, default_value_t = 1)]
+    pub after_wave: u32,
+    /// Share of units per municipality in the intervention arm.
+    #[arg(long, default_value_t = 0.5)]
+    pub intervention_share: f64,
+    /// Only intervention units (the design without controls).
+    #[arg(long)]
+    pub no_control: bool,
+    /// Output format of the five tables (default: csv for demo, parquet for national).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// No summary on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
 
-pub fn main(_args: &SimulateArgs) -> Result<ExitCode> {
-    bail!("relcap simulate is not implemented yet")
+impl SimulateArgs {
+    /// Resolves the preset and the overrides into checked parameters.
+    pub fn params(&self) -> Result<params::Params> {
+        let sizes = self.preset.sizes();
+        let waves = self.waves.unwrap_or(sizes.waves);
+        if self.after_wave < 1 || self.after_wave >= waves {
+            bail!(
+                "--after-wave {} must be at least 1 and below the number of waves ({waves})",
+                self.after_wave
+            );
+        }
+        if !(0.0..=1.0).contains(&self.intervention_share) {
+            bail!(
+                "--intervention-share {} must be between 0 and 1",
+                self.intervention_share
+            );
+        }
+        for (name, v) in [
+            ("--effect-h1", self.effect_h1),
+            ("--effect-h2", self.effect_h2),
+            ("--effect-h3", self.effect_h3),
+        ] {
+            if !v.is_finite() || v.abs() > 5.0 {
+                bail!("{name} {v} must be a finite number of answer points (at most 5 in size)");
+            }
+        }
+        let n_muni = self.municipalities.unwrap_or(sizes.municipalities);
+        Ok(params::Params {
+            seed: self.seed,
+            preset: self.preset,
+            format: self.format.unwrap_or(sizes.format),
+            municipalities: params::municipalities(self.preset, n_muni),
+            work_groups: params::work_groups(self.work_groups.unwrap_or(sizes.work_groups)),
+            employees_per_municipality: self
+                .employees_per_municipality
+                .unwrap_or(sizes.employees_per_municipality),
+            waves,
+            citizens_per_municipality: self
+                .citizens_per_municipality
+                .unwrap_or(sizes.citizens_per_municipality),
+            after_wave: self.after_wave,
+            intervention_share: if self.no_control {
+                1.0
+            } else {
+                self.intervention_share
+            },
+            no_control: self.no_control,
+            effect_h1: self.effect_h1,
+            effect_h2: self.effect_h2,
+            effect_h3: self.effect_h3,
+        })
+    }
+
+    /// The command line that reproduces this run (all resolved sizes spelled out).
+    fn command(&self, p: &params::Params) -> String {
+        let preset = match p.preset {
+            Preset::Demo => "demo",
+            Preset::National => "national",
+        };
+        let mut c = format!(
+            "relcap simulate --preset {preset} --seed {} --municipalities {} \
+             --employees-per-municipality {} --waves {} --work-groups {} \
+             --citizens-per-municipality {} --effect-h1 {} --effect-h2 {} --effect-h3 {} \
+             --after-wave {} --format {}",
+            p.seed,
+            p.municipalities.len(),
+            p.employees_per_municipality,
+            p.waves,
+            p.work_groups.len(),
+            p.citizens_per_municipality,
+            p.effect_h1,
+            p.effect_h2,
+            p.effect_h3,
+            p.after_wave,
+            p.format.extension()
+        );
+        if p.no_control {
+            c.push_str(" --no-control");
+        } else {
+            c.push_str(&format!(" --intervention-share {}", p.intervention_share));
+        }
+        c
+    }
+}
+
+pub fn main(args: &SimulateArgs) -> Result<ExitCode> {
+    let p = args.params()?;
+    let start = Instant::now();
+    let command = args.command(&p);
+    let truth = simulate(&p, &args.out, command)?;
+    if !args.quiet {
+        let rows: Vec<String> = truth
+            .row_counts
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        eprintln!(
+            "[relcap] simulated {} municipalities, {} waves (seed {}) in {:.1} s: {}",
+            p.municipalities.len(),
+            p.waves,
+            p.seed,
+            start.elapsed().as_secs_f64(),
+            rows.join(", ")
+        );
+        eprintln!("[relcap] written to {}", args.out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+const UNITS: write::Schema = &[
+    ("municipality", Kind::Str),
+    ("unit_id", Kind::Str),
+    ("work_group", Kind::Str),
+    ("manager_id", Kind::Str),
+    ("headcount", Kind::Int),
+];
+const INTERVENTION: write::Schema = &[
+    ("unit_id", Kind::Str),
+    ("arm", Kind::Str),
+    ("after_wave", Kind::Int),
+];
+const EMPLOYEE_RESPONSES: write::Schema = &[
+    ("wave", Kind::Int),
+    ("respondent_id", Kind::Str),
+    ("municipality", Kind::Str),
+    ("unit_id", Kind::Str),
+    ("target_group", Kind::Str),
+    ("item", Kind::Str),
+    ("value", Kind::Int),
+];
+const CITIZEN_RESPONSES: write::Schema = &[
+    ("wave", Kind::Int),
+    ("citizen_id", Kind::Str),
+    ("municipality", Kind::Str),
+    ("case_id", Kind::Str),
+    ("item", Kind::Str),
+    ("value", Kind::Int),
+];
+const CASE_INVOLVEMENT: write::Schema = &[
+    ("wave", Kind::Int),
+    ("case_id", Kind::Str),
+    ("unit_id", Kind::Str),
+    ("lead", Kind::Bool),
+];
+const TRUTH_UNITS: write::Schema = &[
+    ("municipality", Kind::Str),
+    ("unit_id", Kind::Str),
+    ("work_group", Kind::Str),
+    ("manager_id", Kind::Str),
+    ("headcount", Kind::Int),
+    ("arm", Kind::Str),
+    ("unit_effect", Kind::Float),
+    ("manager_srm", Kind::Float),
+];
+const TRUTH_DYADS: write::Schema = &[
+    ("municipality", Kind::Str),
+    ("from_group", Kind::Str),
+    ("to_group", Kind::Str),
+    ("within_group", Kind::Bool),
+    ("wave", Kind::Int),
+    ("dyad_effect", Kind::Float),
+    ("true_dyad_score", Kind::Float),
+    ("relevance", Kind::Float),
+];
+
+/// The canonical tables in the order they are listed in STUDY.md.
+pub const TABLES: [&str; 5] = [
+    "units",
+    "intervention",
+    "employee_responses",
+    "citizen_responses",
+    "case_involvement",
+];
+
+fn value(v: u8) -> Option<i64> {
+    (v != 0).then_some(i64::from(v))
+}
+
+fn arm(intervention: bool) -> &'static str {
+    if intervention {
+        "intervention"
+    } else {
+        "control"
+    }
+}
+
+/// A text column: `Plain` when the caller has checked every backing string with `is_plain`.
+fn text(values: Vec<Option<&str>>, plain: bool) -> ColData<'_> {
+    if plain {
+        ColData::Plain(values)
+    } else {
+        ColData::Str(values)
+    }
+}
+
+/// Whether every string a municipality's rows are made of needs no CSV quoting (checked once per
+/// municipality rather than once per row).
+fn muni_plain(o: &MuniOutput, md: &MuniDesign, groups: &[String]) -> bool {
+    let ids = o
+        .respondent_ids
+        .iter()
+        .chain(&o.case_ids)
+        .chain(&o.citizen_ids)
+        .map(String::as_str);
+    let names = md
+        .units
+        .iter()
+        .map(|u| u.id.as_str())
+        .chain(groups.iter().map(String::as_str));
+    let items = EMPLOYEE_ITEMS.iter().chain(CITIZEN_ITEMS.iter()).copied();
+    write::is_plain(&md.name) && ids.chain(names).chain(items).all(write::is_plain)
+}
+
+fn employee_columns<'a>(
+    o: &'a MuniOutput,
+    md: &'a MuniDesign,
+    groups: &'a [String],
+    plain: bool,
+) -> Vec<ColData<'a>> {
+    let rows = &o.employees;
+    let respondent = |r: &EmployeeRow| Some(o.respondent_ids[r.respondent as usize].as_str());
+    let unit = |r: &EmployeeRow| Some(md.units[r.unit as usize].id.as_str());
+    let target =
+        |r: &EmployeeRow| (r.target != NO_TARGET).then(|| groups[usize::from(r.target)].as_str());
+    let item = |r: &EmployeeRow| Some(EMPLOYEE_ITEMS[usize::from(r.item)]);
+    vec![
+        ColData::Int(rows.iter().map(|r| Some(i64::from(r.wave))).collect()),
+        text(rows.iter().map(respondent).collect(), plain),
+        text(rows.iter().map(|_| Some(md.name.as_str())).collect(), plain),
+        text(rows.iter().map(unit).collect(), plain),
+        text(rows.iter().map(target).collect(), plain),
+        text(rows.iter().map(item).collect(), plain),
+        ColData::Int(rows.iter().map(|r| value(r.value)).collect()),
+    ]
+}
+
+fn citizen_columns<'a>(o: &'a MuniOutput, md: &'a MuniDesign, plain: bool) -> Vec<ColData<'a>> {
+    let rows = &o.citizens;
+    let citizen = |r: &CitizenRow| Some(o.citizen_ids[r.case as usize].as_str());
+    let case = |r: &CitizenRow| Some(o.case_ids[r.case as usize].as_str());
+    let item = |r: &CitizenRow| Some(CITIZEN_ITEMS[usize::from(r.item)]);
+    vec![
+        ColData::Int(rows.iter().map(|r| Some(i64::from(r.wave))).collect()),
+        text(rows.iter().map(citizen).collect(), plain),
+        text(rows.iter().map(|_| Some(md.name.as_str())).collect(), plain),
+        text(rows.iter().map(case).collect(), plain),
+        text(rows.iter().map(item).collect(), plain),
+        ColData::Int(rows.iter().map(|r| value(r.value)).collect()),
+    ]
+}
+
+fn case_columns<'a>(o: &'a MuniOutput, md: &'a MuniDesign, plain: bool) -> Vec<ColData<'a>> {
+    let rows = &o.cases;
+    let case = |r: &CaseRow| Some(o.case_ids[r.case as usize].as_str());
+    let unit = |r: &CaseRow| Some(md.units[r.unit as usize].id.as_str());
+    vec![
+        ColData::Int(rows.iter().map(|r| Some(i64::from(r.wave))).collect()),
+        text(rows.iter().map(case).collect(), plain),
+        text(rows.iter().map(unit).collect(), plain),
+        ColData::Bool(rows.iter().map(|r| r.lead).collect()),
+    ]
+}
+
+/// Generates the study described by `p` into `out` and returns its truth (also written there).
+pub fn simulate(p: &params::Params, out: &Path, command: String) -> Result<truth::Truth> {
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create output folder {}", out.display()))?;
+    let model = Model::default();
+    let design = Design::build(p, &model);
+    let id_width = design.employee_id_width(p.waves);
+    let meta = vec![("relcap.seed".to_string(), p.seed.to_string())];
+    let fmt = p.format;
+
+    let mut units_w = TableWriter::create(out, "units", fmt, UNITS, &meta)?;
+    let mut arms_w = TableWriter::create(out, "intervention", fmt, INTERVENTION, &meta)?;
+    for md in &design.munis {
+        let us = &md.units;
+        units_w.write(vec![
+            ColData::Str(us.iter().map(|_| Some(md.name.as_str())).collect()),
+            ColData::Str(us.iter().map(|u| Some(u.id.as_str())).collect()),
+            ColData::Str(
+                us.iter()
+                    .map(|u| Some(design.groups[u.group].as_str()))
+                    .collect(),
+            ),
+            ColData::Str(us.iter().map(|u| Some(u.manager_id.as_str())).collect()),
+            ColData::Int(us.iter().map(|u| Some(i64::from(u.headcount))).collect()),
+        ])?;
+        arms_w.write(vec![
+            ColData::Str(us.iter().map(|u| Some(u.id.as_str())).collect()),
+            ColData::Str(us.iter().map(|u| Some(arm(u.intervention))).collect()),
+            ColData::Int(us.iter().map(|_| Some(i64::from(p.after_wave))).collect()),
+        ])?;
+    }
+
+    let mut emp_w = TableWriter::create(out, "employee_responses", fmt, EMPLOYEE_RESPONSES, &meta)?;
+    let mut cit_w = TableWriter::create(out, "citizen_responses", fmt, CITIZEN_RESPONSES, &meta)?;
+    let mut case_w = TableWriter::create(out, "case_involvement", fmt, CASE_INVOLVEMENT, &meta)?;
+    // One thread generates municipality after municipality while this one writes: each
+    // municipality draws from its own streams, and the channel keeps the run order, so the bytes
+    // do not depend on the timing. At most three municipalities' rows exist at once (being
+    // generated, waiting, being written).
+    let mut counts = generate::Counts::default();
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<MuniOutput>(1);
+        let (model, design) = (&model, &design);
+        scope.spawn(move || {
+            for md in &design.munis {
+                let o = generate::municipality(p, model, design, md, id_width);
+                if tx.send(o).is_err() {
+                    // The writer stopped (an error it will report): nothing more to do.
+                    break;
+                }
+            }
+        });
+        for md in &design.munis {
+            let o = rx
+                .recv()
+                .context("the generator thread stopped before the last municipality")?;
+            let plain = muni_plain(&o, md, &design.groups);
+            emp_w.write(employee_columns(&o, md, &design.groups, plain))?;
+            cit_w.write(citizen_columns(&o, md, plain))?;
+            case_w.write(case_columns(&o, md, plain))?;
+            counts.add(&o.counts);
+        }
+        Ok(())
+    })?;
+
+    // Truth tables (always CSV: small, and meant to be read by people too).
+    let mut tu_w = TableWriter::create(out, "truth_units", Format::Csv, TRUTH_UNITS, &meta)?;
+    let mut td_w = TableWriter::create(out, "truth_dyads", Format::Csv, TRUTH_DYADS, &meta)?;
+    let g = design.groups.len();
+    for md in &design.munis {
+        let us = &md.units;
+        tu_w.write(vec![
+            ColData::Str(us.iter().map(|_| Some(md.name.as_str())).collect()),
+            ColData::Str(us.iter().map(|u| Some(u.id.as_str())).collect()),
+            ColData::Str(
+                us.iter()
+                    .map(|u| Some(design.groups[u.group].as_str()))
+                    .collect(),
+            ),
+            ColData::Str(us.iter().map(|u| Some(u.manager_id.as_str())).collect()),
+            ColData::Int(us.iter().map(|u| Some(i64::from(u.headcount))).collect()),
+            ColData::Str(us.iter().map(|u| Some(arm(u.intervention))).collect()),
+            ColData::Float(us.iter().map(|u| u.effect).collect()),
+            ColData::Float(us.iter().map(|u| u.srm).collect()),
+        ])?;
+        let tau = generate::true_dyads(p, &model, md);
+        let mut keys = Vec::with_capacity(g * g * p.waves as usize);
+        for a in 0..g {
+            for b in 0..g {
+                for t in 1..=p.waves {
+                    keys.push((a, b, t));
+                }
+            }
+        }
+        td_w.write(vec![
+            ColData::Str(keys.iter().map(|_| Some(md.name.as_str())).collect()),
+            ColData::Str(
+                keys.iter()
+                    .map(|&(a, _, _)| Some(design.groups[a].as_str()))
+                    .collect(),
+            ),
+            ColData::Str(
+                keys.iter()
+                    .map(|&(_, b, _)| Some(design.groups[b].as_str()))
+                    .collect(),
+            ),
+            ColData::Bool(keys.iter().map(|&(a, b, _)| a == b).collect()),
+            ColData::Int(keys.iter().map(|&(_, _, t)| Some(i64::from(t))).collect()),
+            ColData::Float(keys.iter().map(|&(a, b, _)| md.dyad[a][b]).collect()),
+            ColData::Float(
+                keys.iter()
+                    .map(|&(a, b, t)| tau[(t - 1) as usize][a][b])
+                    .collect(),
+            ),
+            ColData::Float(
+                keys.iter()
+                    .map(|&(a, b, _)| design.relevance[a][b])
+                    .collect(),
+            ),
+        ])?;
+    }
+
+    let mut row_counts = BTreeMap::new();
+    let mut finished = Vec::new();
+    for (name, w) in [
+        ("units", units_w),
+        ("intervention", arms_w),
+        ("employee_responses", emp_w),
+        ("citizen_responses", cit_w),
+        ("case_involvement", case_w),
+        ("truth_units", tu_w),
+        ("truth_dyads", td_w),
+    ] {
+        let f = w.finish()?;
+        row_counts.insert(name.to_string(), f.rows);
+        finished.push(f);
+    }
+
+    let mut files = BTreeMap::new();
+    files.insert("truth_units", "truth_units.csv");
+    files.insert("truth_dyads", "truth_dyads.csv");
+    let truth = truth::Truth {
+        generator: "relcap simulate",
+        version: env!("CARGO_PKG_VERSION"),
+        command,
+        params: p.clone(),
+        model: model.clone(),
+        latent_model: truth::LATENT_MODEL.to_vec(),
+        effects: truth::effects(p),
+        variance_components: truth::variance_components(p, &model),
+        expected: truth::expected(p, &model, &design),
+        municipalities: truth::municipalities(&design),
+        work_groups: design.groups.clone(),
+        blind_spot_pairs: design
+            .blind_spots
+            .iter()
+            .map(|&(a, b)| [design.groups[a].clone(), design.groups[b].clone()])
+            .collect(),
+        hub_groups: design
+            .hubs
+            .iter()
+            .map(|&h| design.groups[h].clone())
+            .collect(),
+        population_dyad: design.population_dyad.clone(),
+        clamped_share: truth::clamped_share(&counts),
+        counts,
+        row_counts,
+        files,
+    };
+
+    for f in finished {
+        f.commit()?;
+    }
+    let truth_path = out.join("truth.json");
+    crate::io::write_json(&truth, &truth_path)?;
+    write::make_readable(&truth_path)?;
+    // A twin in the other format would shadow this run's table (find_table prefers .parquet).
+    for table in TABLES {
+        for fmt_other in [Format::Csv, Format::Parquet] {
+            if fmt_other == p.format {
+                continue;
+            }
+            let stale = out.join(format!("{table}.{}", fmt_other.extension()));
+            if stale.is_file() {
+                std::fs::remove_file(&stale)
+                    .with_context(|| format!("cannot remove the stale {}", stale.display()))?;
+                eprintln!(
+                    "[relcap] removed {} (left from an earlier run in the other format)",
+                    stale.display()
+                );
+            }
+        }
+    }
+    Ok(truth)
 }
