@@ -183,8 +183,10 @@ mod tests {
 
     #[test]
     fn reverse_coding_after_the_value_map_and_other_codes() {
-        let mut ins = InstrumentSection::default();
-        ins.reverse_coded = vec!["frequent".into(), "srm_2".into()];
+        let mut ins = InstrumentSection {
+            reverse_coded: vec!["frequent".into(), "srm_2".into()],
+            ..InstrumentSection::default()
+        };
         ins.missing_codes.push(MissingCode {
             code: -1.0,
             reason: "refused".into(),
