@@ -38,6 +38,11 @@
 //!
 //! # Outputs (`OUT/clean/`), each sorted by its key
 //!
+//! Sorted by the key columns above, text in byte order and nulls first (so person items, whose
+//! `target_group` is null, come before a respondent's tie answers in a wave). The ordering is
+//! done once, on dense codes of each column (submodule `order`); the instrument is applied in
+//! one pass (submodule `instrument`).
+//!
 //! - `units.parquet`: `municipality` str, `unit_id` str, `work_group` str, `manager_id` str
 //!   (pseudonym, nullable), `headcount` i64 (nullable).
 //! - `intervention.parquet`: `unit_id` str, `arm` str (`intervention`|`control`),
@@ -53,9 +58,12 @@
 //! - `case_involvement.parquet`: `wave` i64, `case_id` str (pseudonym), `unit_id` str, `lead`
 //!   bool, `municipality` str and `work_group` str (both of the unit), `source` str, `line`
 //!   i64.
-//! - `quarantine.parquet`: `table` str, `source` str, `line` i64, `column` str (nullable),
-//!   `value` str (nullable), `reason` str: the columns of ingest's quarantine. Sorted by
-//!   (table, source, line, column, reason).
+//! - `quarantine.parquet`: `table` str, `source` str, `line` i64 (provenance from ingest),
+//!   `column` str (the column at fault; null for `duplicate_conflict`), `value` str (that
+//!   column's value as text, e.g. `7.0`, ids as pseudonyms; for `duplicate_conflict` how many
+//!   different rows share the key; for `municipality_mismatch` also the unit's municipality),
+//!   `reason` str: the columns of ingest's quarantine. Sorted by (table, source, line, column,
+//!   reason).
 //!
 //! `summary.json` counts per table: rows_in (rows of ingest's table) = rows_out + quarantined
 //! (by first reason) + duplicates_collapsed; missing values of the rows kept by reason in
