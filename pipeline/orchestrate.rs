@@ -546,10 +546,21 @@ fn explain(stage: &Stage, entry: Option<&StageEntry>, b: &Basis, fp: &str) -> Ve
             new: b.key_id.clone(),
         });
     }
+    // An upstream stage that ran again changes its files too; name the stage, not each file.
+    let rerun: Vec<&String> = b
+        .upstream
+        .iter()
+        .filter(|(s, fp)| e.upstream.get(*s) != Some(*fp))
+        .map(|(s, _)| s)
+        .collect();
+    let of_rerun = |name: &str| rerun.iter().any(|s| name.starts_with(&format!("{s}/")));
     let old: BTreeMap<&str, &InputRecord> = e.inputs.iter().map(|i| (i.name.as_str(), i)).collect();
     let new: BTreeMap<&str, &InputRecord> = b.inputs.iter().map(|i| (i.name.as_str(), i)).collect();
     let names: BTreeSet<&str> = old.keys().chain(new.keys()).copied().collect();
     for name in names {
+        if of_rerun(name) {
+            continue;
+        }
         let (o, n) = (old.get(name), new.get(name));
         let file = |x: Option<&&InputRecord>| x.and_then(|i| i.file.clone());
         let hash = |x: Option<&&InputRecord>| x.and_then(|i| i.blake3.clone());
@@ -563,10 +574,8 @@ fn explain(stage: &Stage, entry: Option<&StageEntry>, b: &Basis, fp: &str) -> Ve
             });
         }
     }
-    for (s, fp_now) in &b.upstream {
-        if e.upstream.get(s) != Some(fp_now) {
-            r.push(Reason::UpstreamChanged { stage: s.clone() });
-        }
+    for s in rerun {
+        r.push(Reason::UpstreamChanged { stage: s.clone() });
     }
     if r.is_empty() {
         r.push(Reason::Fingerprint {
@@ -1517,6 +1526,17 @@ mod tests {
         assert_ne!(fp, fp_u);
         assert_eq!(
             explain(stage, Some(&e), &u, &fp_u),
+            vec![Reason::UpstreamChanged {
+                stage: "ingest".into()
+            }]
+        );
+
+        // An upstream that ran again is named once, not file by file.
+        let mut both = u.clone();
+        both.inputs[0].blake3 = Some("cc".into());
+        let fp_both = fingerprint(stage, &both);
+        assert_eq!(
+            explain(stage, Some(&e), &both, &fp_both),
             vec![Reason::UpstreamChanged {
                 stage: "ingest".into()
             }]
