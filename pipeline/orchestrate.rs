@@ -696,7 +696,7 @@ impl Log {
             self.line(
                 name,
                 format!(
-                    "running: {} (and {} more reasons; -v lists them)",
+                    "running: {} (and {} more; -v lists them)",
                     reasons[0],
                     reasons.len() - 1
                 ),
