@@ -149,9 +149,10 @@ fn run(args: RunArgs) -> Result<ExitCode> {
     };
     let report = orchestrate::run(&config, &opts)?;
     if !args.quiet {
+        let ran = report.stages.len();
         eprintln!(
-            "[relcap] {} stages ran, {} up to date; outputs and manifest.json in {}",
-            report.stages.len(),
+            "[relcap] {ran} {} ran, {} up to date; outputs and manifest.json in {}",
+            if ran == 1 { "stage" } else { "stages" },
             report.skipped.len(),
             report.out_dir.display()
         );
