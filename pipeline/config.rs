@@ -304,6 +304,8 @@ impl InstrumentSection {
 #[serde(deny_unknown_fields, default)]
 pub struct ScoringSection {
     pub tie_min_items: usize,
+    /// A tie sub-score (communication, relationship) needs this many of its items; 0 means all.
+    pub subscale_min_items: usize,
     /// 0 means ceil(k/2).
     pub srm_min_items: usize,
     /// 0 means ceil(k/2).
@@ -318,6 +320,7 @@ impl Default for ScoringSection {
     fn default() -> Self {
         ScoringSection {
             tie_min_items: 5,
+            subscale_min_items: 0,
             srm_min_items: 0,
             citizen_min_items: 0,
             blind_spot_high: 4.0,
@@ -617,6 +620,24 @@ impl Config {
                 format!(
                     "is {}, but must be between 1 and the {k} dimensions",
                     s.tie_min_items
+                ),
+            ));
+        }
+        let smallest_subscale = [
+            self.instrument.communication_items.len(),
+            self.instrument.relationship_items.len(),
+        ]
+        .into_iter()
+        .filter(|&n| n > 0)
+        .min()
+        .unwrap_or(0);
+        if s.subscale_min_items > smallest_subscale {
+            return Err(invalid(
+                "scoring.subscale_min_items",
+                format!(
+                    "is {}, more than the {smallest_subscale} items of the smaller sub-scale \
+                     (0 means all items of each sub-scale)",
+                    s.subscale_min_items
                 ),
             ));
         }

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::pseudonym::Pseudonymizer;
 
 pub mod clean;
+pub mod frame;
 pub mod ingest;
 pub mod link;
 pub mod model;
