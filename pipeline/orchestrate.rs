@@ -427,7 +427,29 @@ fn basis(
                             }
                         }));
                 }
-                _ => missing.push(s.to_string()),
+                Some(_) => missing.push(s.to_string()),
+                // Files no run recorded (written by hand, or by a relcap without manifests):
+                // used as they are, their content hashes in the fingerprint.
+                None => {
+                    let found = scan_outputs(&paths.out_dir, s, Root::Out, None)?;
+                    if found.is_empty() {
+                        missing.push(s.to_string());
+                        continue;
+                    }
+                    log.line(
+                        stage.name,
+                        format!(
+                            "reads the files in {}, which no run recorded: used as they are",
+                            paths.out_dir.join(s).display()
+                        ),
+                    );
+                    b.inputs.extend(found.into_iter().map(|o| InputRecord {
+                        name: o.path.clone(),
+                        file: Some(o.path),
+                        blake3: Some(o.blake3),
+                        bytes: Some(o.bytes),
+                    }));
+                }
             },
         }
     }

@@ -598,3 +598,32 @@ fn inspect_shows_rows_metadata_schema_and_first_rows() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("nope.parquet"));
 }
+
+#[test]
+fn a_stage_can_start_from_files_that_no_run_recorded() {
+    // Outputs written by hand (or by an older relcap) have no manifest: `--only link` uses
+    // the files of score and clean as they are and records their hashes.
+    let s = Study::from_baseline();
+    std::fs::remove_file(s.out("out").join("manifest.json")).unwrap();
+    let o = s.run(&s.config, "out", &["--only", "link"]);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        log.contains("which no run recorded: used as they are"),
+        "{log}"
+    );
+    let m = s.manifest("out");
+    assert_eq!(names(&m["ran"]), ["link"]);
+    let link = &m["stages"][0];
+    assert_eq!(link["name"], "link");
+    let inputs: Vec<&str> = link["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert!(inputs.contains(&"clean/units.parquet"), "{inputs:?}");
+    assert!(inputs.contains(&"score/dyads.parquet"), "{inputs:?}");
+    // Without a record of clean or score, status calls them never run.
+    let st = s.cmd("status", &s.config, "out", &[]).output().unwrap();
+    assert_eq!(st.status.code(), Some(1));
+}
