@@ -13,6 +13,8 @@
 //! reads wrote under OUT, as the manifest records them); and the fingerprints of those stages.
 //! No absolute path enters a fingerprint, so a study moved to another folder or machine keeps
 //! its fingerprints, and the fingerprint written into every Parquet footer is the same there.
+//! Files of an earlier stage that no run recorded (written by hand, as test fixtures are) are
+//! read as they are: their hashes enter the fingerprint, with no upstream fingerprint.
 //!
 //! `relcap run` goes through the selected stages (`--from`, `--until`, `--only`) in order and
 //! runs a stage unless its fingerprint equals the one recorded in `OUT/manifest.json` and every
