@@ -67,7 +67,7 @@
 //! | in_both_waves | bool? | sample rows: the respondent (same unit) is in the sample in both waves of the window |
 //! | exclusion | str? | `unit_not_in_design`, `wave_outside_window`, `no_rcap` |
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use anyhow::{bail, Result};
@@ -90,12 +90,16 @@ pub struct CaseRcap {
     pub n_pairs_defined: usize,
 }
 
-/// Case RCap from the distinct involved groups and a lookup of D(g→h) (None = undefined).
-pub fn case_rcap(groups: &[&str], dyad: impl Fn(&str, &str) -> Option<f64>) -> CaseRcap {
+/// Case RCap from the distinct involved groups (names or ids) and a lookup of D(g→h)
+/// (None = undefined).
+pub fn case_rcap<G: Copy + PartialEq>(
+    groups: &[G],
+    dyad: impl Fn(G, G) -> Option<f64>,
+) -> CaseRcap {
     let mut defined = Vec::new();
     let mut n_pairs = 0;
-    for g in groups {
-        for h in groups {
+    for &g in groups {
+        for &h in groups {
             if g == h {
                 continue;
             }
@@ -160,16 +164,42 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     Ok(summary)
 }
 
+/// Names as small ids, so the case loop compares and hashes integers.
+#[derive(Debug, Default)]
+struct Ids {
+    index: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Ids {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.index.insert(name.to_string(), i);
+        self.names.push(name.to_string());
+        i
+    }
+
+    fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", String::as_str)
+    }
+}
+
+/// One involved unit of a case: (unit, lead, municipality, work group) as ids.
+type Involved = (u32, bool, u32, u32);
+
 #[derive(Debug, Default)]
 struct Case {
-    /// unit_id → (lead, municipality, work_group)
-    units: BTreeMap<String, (bool, String, String)>,
+    units: Vec<Involved>,
     qualities: Vec<f64>,
-    citizen_municipalities: BTreeSet<String>,
-    has_citizens: bool,
+    citizen_municipalities: Vec<u32>,
 }
 
 fn h1_cases(ctx: &StageContext, summary: &mut StageSummary) -> Result<DataFrame> {
+    let mut ids = Ids::default();
+
     // Dyads: (wave, municipality, g, h) → D, between-group only.
     let path = ctx.table_path("score", "dyads");
     let df = frame::read(
@@ -182,7 +212,7 @@ fn h1_cases(ctx: &StageContext, summary: &mut StageSummary) -> Result<DataFrame>
             opt("mean", Kind::F64),
         ],
     )?;
-    let mut dyads: BTreeMap<(i64, String, String, String), f64> = BTreeMap::new();
+    let mut dyads: HashMap<(i64, u32, u32, u32), f64> = HashMap::new();
     for ((((w, m), g), h), d) in i64s(&df, "wave")?
         .zip(strs(&df, "municipality")?)
         .zip(strs(&df, "work_group")?)
@@ -191,12 +221,12 @@ fn h1_cases(ctx: &StageContext, summary: &mut StageSummary) -> Result<DataFrame>
     {
         if let (Some(w), Some(m), Some(g), Some(h), Some(d)) = (w, m, g, h, d) {
             if g != h {
-                dyads.insert((w, m.into(), g.into(), h.into()), d);
+                dyads.insert((w, ids.id(m), ids.id(g), ids.id(h)), d);
             }
         }
     }
 
-    // Unit RCap: (wave, unit_id) → rcap.
+    // Unit RCap: (wave, unit) → rcap.
     let path = ctx.table_path("score", "units");
     let df = frame::read(
         &path,
@@ -206,20 +236,20 @@ fn h1_cases(ctx: &StageContext, summary: &mut StageSummary) -> Result<DataFrame>
             opt("rcap", Kind::F64),
         ],
     )?;
-    let mut unit_rcap: BTreeMap<(i64, String), f64> = BTreeMap::new();
+    let mut unit_rcap: HashMap<(i64, u32), f64> = HashMap::new();
     for ((w, u), r) in i64s(&df, "wave")?
         .zip(strs(&df, "unit_id")?)
         .zip(f64s(&df, "rcap")?)
     {
         if let (Some(w), Some(u), Some(r)) = (w, u, r) {
-            unit_rcap.insert((w, u.into()), r);
+            unit_rcap.insert((w, ids.id(u)), r);
         }
     }
 
-    let mut cases: BTreeMap<(i64, String), Case> = BTreeMap::new();
-    let path = ctx.table_path("clean", "case_involvement");
-    let df = frame::read(
-        &path,
+    // Cases keyed by (wave, case_id), the ids borrowed from the two frames, kept alive here.
+    let inv_path = ctx.table_path("clean", "case_involvement");
+    let inv = frame::read(
+        &inv_path,
         &[
             req("wave", Kind::I64),
             req("case_id", Kind::Str),
@@ -231,32 +261,32 @@ fn h1_cases(ctx: &StageContext, summary: &mut StageSummary) -> Result<DataFrame>
     )?;
     summary
         .counts
-        .insert("case_involvement_rows".into(), df.height() as u64);
-    for (i, (((((w, c), u), l), m), g)) in i64s(&df, "wave")?
-        .zip(strs(&df, "case_id")?)
-        .zip(strs(&df, "unit_id")?)
-        .zip(bools(&df, "lead")?)
-        .zip(strs(&df, "municipality")?)
-        .zip(strs(&df, "work_group")?)
+        .insert("case_involvement_rows".into(), inv.height() as u64);
+    let mut cases: HashMap<(i64, &str), Case> = HashMap::new();
+    for (i, (((((w, c), u), l), m), g)) in i64s(&inv, "wave")?
+        .zip(strs(&inv, "case_id")?)
+        .zip(strs(&inv, "unit_id")?)
+        .zip(bools(&inv, "lead")?)
+        .zip(strs(&inv, "municipality")?)
+        .zip(strs(&inv, "work_group")?)
         .enumerate()
     {
-        let w = required(w, &path, "wave", i, &df)?;
-        let c = required(c, &path, "case_id", i, &df)?;
-        let u = required(u, &path, "unit_id", i, &df)?;
-        let l = required(l, &path, "lead", i, &df)?;
-        let m = required(m, &path, "municipality", i, &df)?;
-        let g = required(g, &path, "work_group", i, &df)?;
-        let case = cases.entry((w, c.to_string())).or_default();
-        let e = case
+        let w = required(w, &inv_path, "wave", i, &inv)?;
+        let c = required(c, &inv_path, "case_id", i, &inv)?;
+        let u = required(u, &inv_path, "unit_id", i, &inv)?;
+        let l = required(l, &inv_path, "lead", i, &inv)?;
+        let m = required(m, &inv_path, "municipality", i, &inv)?;
+        let g = required(g, &inv_path, "work_group", i, &inv)?;
+        cases
+            .entry((w, c))
+            .or_default()
             .units
-            .entry(u.to_string())
-            .or_insert((false, m.to_string(), g.to_string()));
-        e.0 |= l;
+            .push((ids.id(u), l, ids.id(m), ids.id(g)));
     }
 
-    let path = ctx.table_path("score", "citizens");
-    let df = frame::read(
-        &path,
+    let cit_path = ctx.table_path("score", "citizens");
+    let cit = frame::read(
+        &cit_path,
         &[
             req("wave", Kind::I64),
             req("municipality", Kind::Str),
@@ -264,39 +294,47 @@ fn h1_cases(ctx: &StageContext, summary: &mut StageSummary) -> Result<DataFrame>
             opt("quality", Kind::F64),
         ],
     )?;
-    for (((w, m), c), q) in i64s(&df, "wave")?
-        .zip(strs(&df, "municipality")?)
-        .zip(strs(&df, "case_id")?)
-        .zip(f64s(&df, "quality")?)
+    for (((w, m), c), q) in i64s(&cit, "wave")?
+        .zip(strs(&cit, "municipality")?)
+        .zip(strs(&cit, "case_id")?)
+        .zip(f64s(&cit, "quality")?)
     {
         if let (Some(w), Some(m), Some(c)) = (w, m, c) {
-            let case = cases.entry((w, c.to_string())).or_default();
-            case.has_citizens = true;
-            case.citizen_municipalities.insert(m.to_string());
+            let case = cases.entry((w, c)).or_default();
+            case.citizen_municipalities.push(ids.id(m));
             if let Some(q) = q {
                 case.qualities.push(q);
             }
         }
     }
 
+    let mut cases: Vec<((i64, &str), Case)> = cases.into_iter().collect();
+    cases.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut rows = H1Rows::default();
     let mut count = TableCount::default();
     let mut municipality_differs = 0u64;
-    for ((wave, case_id), case) in &cases {
-        let leads: Vec<(&String, &(bool, String, String))> =
-            case.units.iter().filter(|(_, v)| v.0).collect();
+    for ((wave, case_id), mut case) in cases {
+        // A unit listed twice (the clean stage keys involvement by case, wave and unit, so this
+        // does not happen) counts once, as lead if either row says so.
+        case.units.sort_unstable();
+        case.units.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 |= later.1;
+            }
+            same
+        });
+        let leads: Vec<&Involved> = case.units.iter().filter(|u| u.1).collect();
         let (municipality, lead_unit) = match leads.as_slice() {
-            [(u, v)] => (Some(v.1.clone()), Some((*u).clone())),
+            [lead] => (Some(lead.2), Some(lead.0)),
             _ => (None, None),
         };
-        let groups: BTreeSet<&str> = case.units.values().map(|v| v.2.as_str()).collect();
-        let groups: Vec<&str> = groups.into_iter().collect();
-        let rcap = match &municipality {
-            Some(m) => case_rcap(&groups, |g, h| {
-                dyads
-                    .get(&(*wave, m.clone(), g.to_string(), h.to_string()))
-                    .copied()
-            }),
+        // Distinct groups in name order, so pairs are summed in a reproducible order.
+        let mut groups: Vec<u32> = case.units.iter().map(|u| u.3).collect();
+        groups.sort_unstable_by(|a, b| ids.name(*a).cmp(ids.name(*b)));
+        groups.dedup();
+        let rcap = match municipality {
+            Some(m) => case_rcap(&groups, |g, h| dyads.get(&(wave, m, g, h)).copied()),
             None => CaseRcap {
                 value: None,
                 n_pairs: groups.len() * groups.len().saturating_sub(1),
@@ -305,11 +343,11 @@ fn h1_cases(ctx: &StageContext, summary: &mut StageSummary) -> Result<DataFrame>
         };
         let unit_rcaps: Vec<f64> = case
             .units
-            .keys()
-            .filter_map(|u| unit_rcap.get(&(*wave, u.clone())).copied())
+            .iter()
+            .filter_map(|u| unit_rcap.get(&(wave, u.0)).copied())
             .collect();
-        if let Some(m) = &municipality {
-            if case.citizen_municipalities.iter().any(|c| c != m) {
+        if let Some(m) = municipality {
+            if case.citizen_municipalities.iter().any(|&c| c != m) {
                 municipality_differs += 1;
             }
         }
@@ -334,14 +372,17 @@ fn h1_cases(ctx: &StageContext, summary: &mut StageSummary) -> Result<DataFrame>
             Some(r) => *count.excluded.entry(r.to_string()).or_default() += 1,
             None => count.rows_out += 1,
         }
-        rows.wave.push(*wave);
-        rows.case_id.push(case_id.clone());
-        rows.municipality.push(municipality);
-        rows.lead_unit_id.push(lead_unit);
+        let names: Vec<&str> = groups.iter().map(|&g| ids.name(g)).collect();
+        rows.wave.push(wave);
+        rows.case_id.push(case_id.to_string());
+        rows.municipality
+            .push(municipality.map(|m| ids.name(m).to_string()));
+        rows.lead_unit_id
+            .push(lead_unit.map(|u| ids.name(u).to_string()));
         rows.n_units.push(n(case.units.len()));
         rows.n_leads.push(n(leads.len()));
         rows.n_groups.push(n(groups.len()));
-        rows.work_groups.push(groups.join(";"));
+        rows.work_groups.push(names.join(";"));
         rows.quality.push(quality);
         rows.n_citizens.push(n(case.qualities.len()));
         rows.case_rcap.push(rcap.value);
