@@ -742,7 +742,10 @@ impl Config {
         if m.min_clusters < 2 {
             return Err(invalid(
                 "model.min_clusters",
-                format!("is {}, but a model needs at least 2 clusters", m.min_clusters),
+                format!(
+                    "is {}, but a model needs at least 2 clusters",
+                    m.min_clusters
+                ),
             ));
         }
         Ok(())
