@@ -25,6 +25,10 @@ pub enum Command {
     Simulate(crate::sim::SimulateArgs),
     /// Fit a regression or mixed model on any Parquet or CSV table.
     Fit(crate::fit::FitArgs),
+    /// Power by simulation: the share of simulated studies that detect each hypothesis.
+    Power(crate::sim_study::power::PowerArgs),
+    /// Parameter recovery: bias, RMSE and interval coverage over simulated studies.
+    Validate(crate::sim_study::validate::ValidateArgs),
     /// Say which stages are up to date and why the others are stale (exit code 1 if any is).
     Status(StatusArgs),
     /// Rerun the study a manifest describes and compare every output with the recorded one.
@@ -126,6 +130,8 @@ pub fn main() -> Result<ExitCode> {
         Command::Run(args) => run(args),
         Command::Simulate(args) => crate::sim::main(&args),
         Command::Fit(args) => crate::fit::main(&args),
+        Command::Power(args) => crate::sim_study::power::main(&args),
+        Command::Validate(args) => crate::sim_study::validate::main(&args),
         Command::Status(args) => status(args),
         Command::Verify(args) => verify(args),
         Command::Inspect(args) => inspect(args),

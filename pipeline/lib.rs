@@ -20,5 +20,6 @@ pub mod manifest;
 pub mod orchestrate;
 pub mod pseudonym;
 pub mod sim;
+pub mod sim_study;
 pub mod stages;
 pub mod verify;

@@ -89,9 +89,10 @@ fn write_csv(df: &mut DataFrame, path: &Path) {
         .unwrap();
 }
 
-fn results_by_key(
-    out: &Path,
-) -> BTreeMap<(String, String, String, String), BTreeMap<String, Option<f64>>> {
+/// results.json rows by (hypothesis, scope, model, term): their numeric fields.
+type Rows = BTreeMap<(String, String, String, String), BTreeMap<String, Option<f64>>>;
+
+fn results_by_key(out: &Path) -> Rows {
     let text = std::fs::read_to_string(out.join("model/results.json")).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     let mut map = BTreeMap::new();
@@ -472,4 +473,113 @@ fn zero_simulated_effects_give_no_primary_p_below_0_001() {
         let p = v["p_value"].as_f64().unwrap();
         assert!(p >= 0.001, "{h}: p = {p} under a zero effect ({v})");
     }
+}
+
+fn tiny_design() -> Vec<&'static str> {
+    vec![
+        "--municipalities",
+        "2",
+        "--citizens-per-municipality",
+        "80",
+        "--seed",
+        "5",
+    ]
+}
+
+#[test]
+fn power_writes_its_table_and_plot_the_same_whatever_the_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |threads: &str, out: &Path| {
+        Command::cargo_bin("relcap")
+            .unwrap()
+            .current_dir(repo())
+            .args(["power", "-q", "--replications", "2", "--threads", threads])
+            .args(["--employees-per-municipality", "100,150"])
+            .args(["--effect-h3", "0.2,0.4"])
+            .args(tiny_design())
+            .arg("--out")
+            .arg(out)
+            .assert()
+            .success();
+    };
+    run("2", &tmp.path().join("a"));
+    run("1", &tmp.path().join("b"));
+    for f in ["power.csv", "power.json", "power.svg"] {
+        let a = std::fs::read(tmp.path().join("a").join(f)).unwrap();
+        let b = std::fs::read(tmp.path().join("b").join(f)).unwrap();
+        assert_eq!(a, b, "{f} differs between 1 and 2 threads");
+    }
+    let csv = std::fs::read_to_string(tmp.path().join("a/power.csv")).unwrap();
+    // Header + 2 sizes × 2 scenarios × 3 hypotheses.
+    assert_eq!(csv.lines().count(), 13, "{csv}");
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("a/power.json")).unwrap())
+            .unwrap();
+    for r in v["rows"].as_array().unwrap() {
+        let p = r["power"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&p));
+        assert_eq!(r["replications"], 2);
+        assert_eq!(r["failed"], 0, "{r}");
+    }
+    let svg = std::fs::read_to_string(tmp.path().join("a/power.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("H3"));
+}
+
+#[test]
+fn validate_reports_bias_rmse_and_coverage_per_hypothesis() {
+    let tmp = tempfile::tempdir().unwrap();
+    Command::cargo_bin("relcap")
+        .unwrap()
+        .current_dir(repo())
+        .args([
+            "validate",
+            "-q",
+            "--replications",
+            "3",
+            "--reference-replications",
+            "2",
+        ])
+        .args([
+            "--reference-scale",
+            "2",
+            "--employees-per-municipality",
+            "100",
+        ])
+        .args(tiny_design())
+        .arg("--out")
+        .arg(tmp.path())
+        .assert()
+        .success();
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("validate.json")).unwrap())
+            .unwrap();
+    assert_eq!(v["failed"], 0, "{v}");
+    let hyps = v["hypotheses"].as_array().unwrap();
+    assert_eq!(hyps.len(), 3);
+    for h in hyps {
+        assert_eq!(h["n"], 3);
+        let targets: Vec<&str> = h["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["target"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                "simulated_effect",
+                "model_estimand",
+                "large_sample",
+                "mean_estimate"
+            ]
+        );
+        for t in h["targets"].as_array().unwrap() {
+            let c = t["coverage"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&c));
+            assert!(t["rmse"].as_f64().unwrap() >= t["bias"].as_f64().unwrap().abs() - 1e-12);
+        }
+    }
+    assert_eq!(v["design"]["municipalities"], 2);
+    let csv = std::fs::read_to_string(tmp.path().join("replications.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3 * 3);
 }
