@@ -358,6 +358,14 @@ pub struct ModelSection {
     pub h2: HypothesisSpec,
     pub h3: HypothesisSpec,
     pub meta: MetaSpec,
+    /// A per-municipality model is fitted only with at least this many clusters (H1: values of
+    /// its cluster column; H2, H3: units); otherwise it is skipped with a warning.
+    #[serde(default = "default_min_clusters")]
+    pub min_clusters: u32,
+}
+
+fn default_min_clusters() -> u32 {
+    5
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -416,6 +424,7 @@ impl Default for ModelSection {
             meta: MetaSpec {
                 methods: vec!["reml".into(), "dl".into()],
             },
+            min_clusters: default_min_clusters(),
         }
     }
 }
@@ -729,6 +738,15 @@ impl Config {
             if !matches!(meth.as_str(), "reml" | "dl" | "fe") {
                 return Err(invalid("model.meta.methods", "each must be reml, dl or fe"));
             }
+        }
+        if m.min_clusters < 2 {
+            return Err(invalid(
+                "model.min_clusters",
+                format!(
+                    "is {}, but a model needs at least 2 clusters",
+                    m.min_clusters
+                ),
+            ));
         }
         Ok(())
     }

@@ -3,11 +3,18 @@
 //! Every write is atomic: the bytes go to a temporary file in the destination folder, are synced,
 //! and only then renamed to the final name, so a crash never leaves a half-written file where a
 //! finished one is expected. Parquet is written with fixed settings (zstd at its default level, fixed row-group
-//! size, statistics on) and footer key-value metadata naming the stage and schema version, so the
-//! same frame always gives the same bytes. Callers sort rows by their key columns before writing.
+//! size, statistics on, `created_by` = `Polars` without version or build hash) and footer
+//! key-value metadata naming the stage, its fingerprint and the schema version, so the same frame
+//! always gives the same bytes. Callers sort rows by their key columns before writing.
+//!
+//! The fingerprint reaches the footer without the stages passing it: the orchestrator runs each
+//! stage inside [`with_stage_fingerprint`], and a [`ParquetMeta`] without an explicit fingerprint
+//! takes the one set for its stage on the current thread. A stage that writes Parquet from
+//! threads of its own passes [`stage_fingerprint`] into `ParquetMeta::fingerprint` itself.
 
+use std::cell::RefCell;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -52,6 +59,7 @@ where
         tmp.as_file()
             .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
+    fault_injection_stall(path);
     tmp.persist(path).map_err(|e| {
         anyhow!(
             "cannot move finished file to {}: {}",
@@ -62,11 +70,64 @@ where
     Ok(())
 }
 
+/// Test hook for crash safety: when the environment variable `RELCAP_FAULT_STALL_BEFORE_RENAME`
+/// is set and `path` ends with its value, the process says so on stderr and sleeps, with the
+/// finished bytes in the temporary file but not yet under the final name, so a test can kill it
+/// at the worst moment. Without the variable this does nothing.
+fn fault_injection_stall(path: &Path) {
+    let Some(target) = std::env::var_os("RELCAP_FAULT_STALL_BEFORE_RENAME") else {
+        return;
+    };
+    if !target.is_empty() && path.ends_with(Path::new(&target)) {
+        eprintln!(
+            "[relcap] fault injection: stalled before renaming {}",
+            path.display()
+        );
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
+thread_local! {
+    /// (stage, fingerprint) of the stage the orchestrator is running on this thread.
+    static STAGE_FINGERPRINT: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `fingerprint` as the fingerprint of `stage` for every Parquet footer written on
+/// this thread by a [`ParquetMeta`] of that stage without a fingerprint of its own.
+pub fn with_stage_fingerprint<R>(stage: &str, fingerprint: &str, f: impl FnOnce() -> R) -> R {
+    struct Reset(Option<(String, String)>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let old = self.0.take();
+            STAGE_FINGERPRINT.with(|c| *c.borrow_mut() = old);
+        }
+    }
+    let old = STAGE_FINGERPRINT.with(|c| {
+        c.borrow_mut()
+            .replace((stage.to_string(), fingerprint.to_string()))
+    });
+    let _reset = Reset(old);
+    f()
+}
+
+/// The fingerprint set by [`with_stage_fingerprint`] for `stage` on this thread, if any.
+pub fn stage_fingerprint(stage: &str) -> Option<String> {
+    STAGE_FINGERPRINT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|(s, _)| s == stage)
+            .map(|(_, fp)| fp.clone())
+    })
+}
+
 /// Key-value metadata written into a Parquet footer.
 #[derive(Debug, Clone, Default)]
 pub struct ParquetMeta {
     pub stage: String,
-    /// The stage's fingerprint, when the orchestrator knows it.
+    /// The stage's fingerprint; None takes the one the orchestrator set for this stage on this
+    /// thread ([`with_stage_fingerprint`]), if any.
     pub fingerprint: Option<String>,
     /// Extra pairs (sorted by key when written).
     pub extra: Vec<(String, String)>,
@@ -88,8 +149,12 @@ impl ParquetMeta {
                 SCHEMA_VERSION.to_string(),
             ),
         ];
-        if let Some(fp) = &self.fingerprint {
-            kv.push(("relcap.fingerprint".to_string(), fp.clone()));
+        if let Some(fp) = self
+            .fingerprint
+            .clone()
+            .or_else(|| stage_fingerprint(&self.stage))
+        {
+            kv.push(("relcap.fingerprint".to_string(), fp));
         }
         kv.extend(self.extra.iter().cloned());
         kv.sort();
@@ -223,10 +288,29 @@ pub fn detect_separator(path: &Path) -> Result<u8> {
 
 /// Blake3 hash of a file's content, lowercase hex.
 pub fn hash_file(path: &Path) -> Result<String> {
+    hash_file_with(path, |_| {}).map(|(h, _)| h)
+}
+
+/// Blake3 hash of a file's content (lowercase hex) and its length in bytes, calling `progress`
+/// with the number of bytes read after each block (for a progress bar on large inputs).
+pub fn hash_file_with(path: &Path, mut progress: impl FnMut(u64)) -> Result<(String, u64)> {
     let mut hasher = blake3::Hasher::new();
     let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    std::io::copy(&mut f, &mut hasher)?;
-    Ok(hasher.finalize().to_hex().to_string())
+    // Large blocks let blake3 hash several chunks at once with SIMD.
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+        progress(n as u64);
+    }
+    Ok((hasher.finalize().to_hex().to_string(), total))
 }
 
 #[cfg(test)]
@@ -250,6 +334,37 @@ mod tests {
         assert_eq!(names, vec!["t.parquet".to_string()], "no temp files left");
         let back = read_parquet(&p).unwrap();
         assert_eq!(back.height(), 3);
+    }
+
+    #[test]
+    fn footer_takes_the_fingerprint_set_for_its_stage() {
+        let meta = ParquetMeta::stage("score");
+        assert!(!meta.pairs().iter().any(|(k, _)| k == "relcap.fingerprint"));
+        let pairs = with_stage_fingerprint("score", "abc", || meta.pairs());
+        assert!(pairs.contains(&("relcap.fingerprint".to_string(), "abc".to_string())));
+        // Another stage's writes do not pick it up, and it is gone afterwards.
+        let other = with_stage_fingerprint("score", "abc", || ParquetMeta::stage("link").pairs());
+        assert!(!other.iter().any(|(k, _)| k == "relcap.fingerprint"));
+        assert_eq!(stage_fingerprint("score"), None);
+        // An explicit fingerprint wins.
+        let explicit = ParquetMeta {
+            fingerprint: Some("own".into()),
+            ..ParquetMeta::stage("score")
+        };
+        let pairs = with_stage_fingerprint("score", "abc", || explicit.pairs());
+        assert!(pairs.contains(&("relcap.fingerprint".to_string(), "own".to_string())));
+    }
+
+    #[test]
+    fn hash_file_matches_blake3_of_the_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.bin");
+        let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &bytes).unwrap();
+        let mut seen = 0;
+        let (h, n) = hash_file_with(&p, |k| seen += k).unwrap();
+        assert_eq!(h, blake3::hash(&bytes).to_hex().to_string());
+        assert_eq!((n, seen), (3_000_000, 3_000_000));
     }
 
     #[test]

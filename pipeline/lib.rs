@@ -2,7 +2,9 @@
 //! only parses arguments and maps errors to exit codes.
 //!
 //! Map: `cli` (subcommands), `config` (study.toml → typed settings), `orchestrate` (stage order,
-//! summaries, logs), `stages::{ingest, clean, score, link, model, report}` (one entry point each,
+//! fingerprints and caching, summaries, logs, `relcap status`), `manifest` (`OUT/manifest.json`),
+//! `verify` (`relcap verify`: rerun and compare), `inspect` (`relcap inspect`: a Parquet file at
+//! a glance), `stages::{ingest, clean, score, link, model, report}` (one entry point each,
 //! Parquet in and out), `io` (atomic, deterministic file writes), `pseudonym` (keyed hashing of
 //! person ids), `sim` (the study simulator), `fit` (`relcap fit` on any table), and the statistics
 //! engine `stats` (the `relcap-stats` crate: no polars, no files).
@@ -12,8 +14,12 @@ pub use relcap_stats as stats;
 pub mod cli;
 pub mod config;
 pub mod fit;
+pub mod inspect;
 pub mod io;
+pub mod manifest;
 pub mod orchestrate;
 pub mod pseudonym;
 pub mod sim;
+pub mod sim_study;
 pub mod stages;
+pub mod verify;

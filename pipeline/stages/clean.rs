@@ -38,6 +38,11 @@
 //!
 //! # Outputs (`OUT/clean/`), each sorted by its key
 //!
+//! Sorted by the key columns above, text in byte order and nulls first (so person items, whose
+//! `target_group` is null, come before a respondent's tie answers in a wave). The ordering is
+//! done once, on dense codes of each column (submodule `order`); the instrument is applied in
+//! one pass (submodule `instrument`).
+//!
 //! - `units.parquet`: `municipality` str, `unit_id` str, `work_group` str, `manager_id` str
 //!   (pseudonym, nullable), `headcount` i64 (nullable).
 //! - `intervention.parquet`: `unit_id` str, `arm` str (`intervention`|`control`),
@@ -53,9 +58,12 @@
 //! - `case_involvement.parquet`: `wave` i64, `case_id` str (pseudonym), `unit_id` str, `lead`
 //!   bool, `municipality` str and `work_group` str (both of the unit), `source` str, `line`
 //!   i64.
-//! - `quarantine.parquet`: `table` str, `source` str, `line` i64, `column` str (nullable),
-//!   `value` str (nullable), `reason` str: the columns of ingest's quarantine. Sorted by
-//!   (table, source, line, column, reason).
+//! - `quarantine.parquet`: `table` str, `source` str, `line` i64 (provenance from ingest),
+//!   `column` str (the column at fault; null for `duplicate_conflict`), `value` str (that
+//!   column's value as text, e.g. `7.0`, ids as pseudonyms; for `duplicate_conflict` how many
+//!   different rows share the key; for `municipality_mismatch` also the unit's municipality),
+//!   `reason` str: the columns of ingest's quarantine. Sorted by (table, source, line, column,
+//!   reason).
 //!
 //! `summary.json` counts per table: rows_in (rows of ingest's table) = rows_out + quarantined
 //! (by first reason) + duplicates_collapsed; missing values of the rows kept by reason in
@@ -69,6 +77,9 @@ use polars::prelude::*;
 use super::{StageContext, StageSummary, TableCount};
 use crate::config::{InstrumentSection, ItemKind};
 use crate::io::{self, ParquetMeta};
+
+mod instrument;
+mod order;
 
 const STAGE: &str = "clean";
 const READS: &str = "ingest";
@@ -176,7 +187,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let mut outputs: Vec<(&str, DataFrame)> = Vec::new();
 
     // Units first: every other table refers to them.
-    let units = clean_table(read("units")?, &UNITS, |lf| (lf, vec![]))?;
+    let units = clean_table(read("units")?, &UNITS, |lf| Ok((lf, vec![])))?;
     let units_kept = units.kept.select(UNITS.canonical.iter().copied())?;
     let unit_lookup = units_kept
         .clone()
@@ -200,7 +211,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
             unit_lookup.clone().lazy(),
             [col("unit_id")],
             [col("unit_id")],
-            JoinArgs::new(JoinType::Left),
+            left_join(),
         )
     };
     let unknown_unit = || {
@@ -221,7 +232,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
 
     // Intervention.
     let intervention = clean_table(read("intervention")?, &INTERVENTION, |lf| {
-        (with_unit(lf), vec![unknown_unit()])
+        Ok((with_unit(lf), vec![unknown_unit()]))
     })?;
     finish(
         &mut summary,
@@ -234,22 +245,21 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
 
     // Employee responses.
     let items = item_table(ins)?;
-    let values = value_rules(ins);
     let employee = clean_table(read("employee_responses")?, &EMPLOYEE, |lf| {
         let lf = with_unit(lf)
             .join(
                 groups.clone().lazy(),
                 [col("target_group")],
                 [col("target_group")],
-                JoinArgs::new(JoinType::Left),
+                left_join(),
             )
             .join(
                 items.clone().lazy(),
                 [col("item")],
                 [col("item")],
-                JoinArgs::new(JoinType::Left),
-            )
-            .with_columns(values.columns());
+                left_join(),
+            );
+        let lf = with_instrument(lf, ins)?;
         let kind = col("item_kind");
         let rules = vec![
             cell_rule(
@@ -289,9 +299,9 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
                     .is_not_null()
                     .and(col("__group_known").is_null()),
             ),
-            values.out_of_range_rule(),
+            out_of_range_rule(),
         ];
-        (lf, rules)
+        Ok((lf, rules))
     })?;
     count_missing(&mut summary, EMPLOYEE.name, &employee.kept)?;
     let employee = Cleaned {
@@ -330,14 +340,13 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
 
     // Citizen responses.
     let citizen = clean_table(read("citizen_responses")?, &CITIZEN, |lf| {
-        let lf = lf
-            .join(
-                items.clone().lazy(),
-                [col("item")],
-                [col("item")],
-                JoinArgs::new(JoinType::Left),
-            )
-            .with_columns(values.columns());
+        let lf = lf.join(
+            items.clone().lazy(),
+            [col("item")],
+            [col("item")],
+            left_join(),
+        );
+        let lf = with_instrument(lf, ins)?;
         let rules = vec![
             cell_rule(
                 "unknown_item",
@@ -346,9 +355,9 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
                     .neq(lit("citizen"))
                     .or(col("item_kind").is_null()),
             ),
-            values.out_of_range_rule(),
+            out_of_range_rule(),
         ];
-        (lf, rules)
+        Ok((lf, rules))
     })?;
     count_missing(&mut summary, CITIZEN.name, &citizen.kept)?;
     let citizen = Cleaned {
@@ -383,7 +392,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
 
     // Case involvement.
     let involvement = clean_table(read("case_involvement")?, &INVOLVEMENT, |lf| {
-        (with_unit(lf), vec![unknown_unit()])
+        Ok((with_unit(lf), vec![unknown_unit()]))
     })?;
     let involvement = Cleaned {
         kept: involvement
@@ -435,20 +444,34 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
 /// adds the joins and helper columns the rules need, and returns the rules.
 fn clean_table<F>(df: DataFrame, def: &TableDef, prepare: F) -> Result<Cleaned>
 where
-    F: FnOnce(LazyFrame) -> (LazyFrame, Vec<Rule>),
+    F: FnOnce(LazyFrame) -> Result<(LazyFrame, Vec<Rule>)>,
 {
     let rows_in = df.height() as u64;
-    let partition: Vec<Expr> = def.canonical.iter().map(|c| col(*c)).collect();
-    let key: Vec<Expr> = def.key.iter().map(|c| col(*c)).collect();
-    // Ingest wrote rows sorted by (source, line); the row index is that order.
-    let distinct = df
-        .lazy()
-        .with_row_index("__i", None)
-        .filter(col("__i").eq(col("__i").min().over(&partition)?))
-        .with_column(len().over(&key)?.alias("__n_key"))
-        .collect()
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("cannot look for duplicates in {}", def.name))?;
+    // One chunk per column: a Parquet file reads as one chunk per row group, and gathering
+    // rows across many chunks is far slower than within one.
+    let mut df = df;
+    df.rechunk_mut_par();
+    // Sort by the key, then the other canonical columns, then input order (ingest wrote rows
+    // sorted by source and line, so the row number is that order). Exact copies are then
+    // adjacent with the first copy first, and the rows of one key are adjacent; everything
+    // after keeps this order, which is the order the output is written in.
+    let mut columns: Vec<&str> = def.key.to_vec();
+    columns.extend(def.canonical.iter().filter(|c| !def.key.contains(c)));
+    let codes = columns
+        .iter()
+        .map(|c| order::dense_codes(df.column(c)?))
+        .collect::<Result<Vec<_>>>()
+        .with_context(|| format!("cannot order the rows of {}", def.name))?;
+    let rows = order::sorted_rows(&codes, df.height());
+    let copy = order::same_as_previous(&codes, &rows, columns.len());
+    let same_key = order::same_as_previous(&codes, &rows, def.key.len());
+    drop(codes);
+    let sorted = df.take(&IdxCa::from_vec("rows".into(), rows))?;
+    let n_key = distinct_per_key(&copy, &same_key);
+    let keep: BooleanChunked = copy.iter().map(|c| !c).collect();
+    let mut distinct = sorted;
+    distinct.with_column(Column::new("__n_key".into(), n_key))?;
+    let distinct = distinct.filter(&keep)?;
     let duplicates = rows_in - distinct.height() as u64;
     let key_names = def.key.join(", ");
     let conflict = Rule {
@@ -460,7 +483,7 @@ where
             Piece::Text(format!(" different rows share the key ({key_names})")),
         ],
     };
-    let (lf, mut rules) = prepare(distinct.lazy());
+    let (lf, mut rules) = prepare(distinct.lazy())?;
     rules.insert(0, conflict);
     let flags: Vec<Expr> = rules
         .iter()
@@ -564,7 +587,26 @@ fn join_pieces(part: &DataFrame, n: usize) -> Result<Column> {
     Ok(Column::new("value".into(), values))
 }
 
-/// Selects the output columns, sorts by key, and files the table and its accounting.
+/// For rows sorted so that exact copies follow their first copy and rows of one key are
+/// adjacent: per row, how many distinct rows (first copies) its key has. Row 0 is never a
+/// copy and always starts a key, whatever the flags say (its "previous row" is nothing).
+fn distinct_per_key(copy: &[bool], same_key: &[bool]) -> Vec<u32> {
+    let n = copy.len();
+    let mut out = vec![0u32; n];
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        while end < n && same_key[end] {
+            end += 1;
+        }
+        let distinct = (start..end).filter(|&i| i == start || !copy[i]).count() as u32;
+        out[start..end].fill(distinct);
+        start = end;
+    }
+    out
+}
+
+/// Selects the output columns and files the table and its accounting.
 fn finish(
     summary: &mut StageSummary,
     outputs: &mut Vec<(&'static str, DataFrame)>,
@@ -573,14 +615,20 @@ fn finish(
     def: &TableDef,
     columns: &[&str],
 ) -> Result<()> {
-    let df = cleaned.kept.select(columns.iter().copied())?.sort(
-        def.key.iter().copied(),
-        SortMultipleOptions::default().with_maintain_order(true),
-    )?;
+    // Rows are already in key order (see `clean_table`); joins and filters keep it.
+    let df = cleaned.kept.select(columns.iter().copied())?;
     outputs.push((def.name, df));
     quarantine.push(cleaned.quarantine);
     summary.tables.insert(def.name.to_string(), cleaned.count);
     Ok(())
+}
+
+/// A left join that keeps the left frame's row order (the output order).
+fn left_join() -> JoinArgs {
+    JoinArgs {
+        maintain_order: MaintainOrderJoin::Left,
+        ..JoinArgs::new(JoinType::Left)
+    }
 }
 
 /// The quarantine's columns, for an empty frame.
@@ -632,83 +680,18 @@ fn item_table(ins: &InstrumentSection) -> Result<DataFrame> {
     ])?)
 }
 
-/// The instrument as expressions over `item` and `value`.
-struct ValueRules {
-    /// `__missing_reason`: null when answered, else "empty" or the missing code's reason.
-    missing_reason: Expr,
-    /// `__value`: the score after value map and reverse coding, null when missing or bad.
-    value: Expr,
-    /// `__out_of_range`: an answered value that no rule turns into a score on the scale.
-    out_of_range: Expr,
+/// Adds `__value`, `__missing_reason` and `__out_of_range` (see [`instrument`]).
+fn with_instrument(lf: LazyFrame, ins: &InstrumentSection) -> Result<LazyFrame> {
+    let mut df = lf.collect()?;
+    let scored = instrument::apply(ins, df.column("item")?.str()?, df.column("value")?.f64()?);
+    df.with_column(scored.value.into_column())?;
+    df.with_column(scored.missing_reason.into_column())?;
+    df.with_column(scored.out_of_range.into_column())?;
+    Ok(df.lazy())
 }
 
-fn value_rules(ins: &InstrumentSection) -> ValueRules {
-    let v = || col("value");
-    let item = || col("item");
-    // Missing codes and empty cells.
-    let mut missing = lit(NULL).cast(DataType::String);
-    for mc in ins.missing_codes.iter().rev() {
-        missing = when(v().eq(lit(mc.code)))
-            .then(lit(mc.reason.clone()))
-            .otherwise(missing);
-    }
-    let missing = when(v().is_null()).then(lit("empty")).otherwise(missing);
-    // Value maps: (item, code) -> score; codes are compared as numbers.
-    let mut has_map = lit(false);
-    let mut mapped = lit(NULL).cast(DataType::Float64);
-    for (name, map) in ins.value_maps.iter().rev() {
-        has_map = item().eq(lit(name.clone())).or(has_map);
-        for (code, score) in map.iter().rev() {
-            // Config validation guarantees every code parses as a number.
-            let Ok(code) = code.trim().parse::<f64>() else {
-                continue;
-            };
-            mapped = when(item().eq(lit(name.clone())).and(v().eq(lit(code))))
-                .then(lit(*score))
-                .otherwise(mapped);
-        }
-    }
-    // Plain answers: on the scale, and whole numbers on an integer scale.
-    let (lo, hi) = (ins.scale_min, ins.scale_max);
-    let mut on_scale = v().gt_eq(lit(lo)).and(v().lt_eq(lit(hi)));
-    if lo.fract() == 0.0 && hi.fract() == 0.0 {
-        on_scale = on_scale.and(v().floor().eq(v()));
-    }
-    let answered = missing.clone().is_null();
-    let out_of_range = answered.clone().and(
-        when(has_map.clone())
-            .then(mapped.clone().is_null())
-            .otherwise(on_scale.clone().not()),
-    );
-    let scored = when(has_map).then(mapped).otherwise(v());
-    let mut reversed = lit(false);
-    for r in &ins.reverse_coded {
-        reversed = reversed.or(item().eq(lit(r.clone())));
-    }
-    let value = when(answered.not().or(out_of_range.clone()))
-        .then(lit(NULL).cast(DataType::Float64))
-        .when(reversed)
-        .then(lit(lo + hi) - scored.clone())
-        .otherwise(scored);
-    ValueRules {
-        missing_reason: missing,
-        value,
-        out_of_range,
-    }
-}
-
-impl ValueRules {
-    fn columns(&self) -> [Expr; 3] {
-        [
-            self.missing_reason.clone().alias("__missing_reason"),
-            self.value.clone().alias("__value"),
-            self.out_of_range.clone().alias("__out_of_range"),
-        ]
-    }
-
-    fn out_of_range_rule(&self) -> Rule {
-        cell_rule("out_of_range", "value", col("__out_of_range"))
-    }
+fn out_of_range_rule() -> Rule {
+    cell_rule("out_of_range", "value", col("__out_of_range"))
 }
 
 /// `counts["<table>.missing.<reason>"]` for the rows kept.
@@ -777,19 +760,21 @@ mod tests {
         Option<f64>,
     );
 
+    type CitizenAnswer = (
+        i64,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<f64>,
+    );
+
     /// Ingest-shaped inputs; `line` is the row's position + 2 as in a CSV with a header.
     struct Inputs {
         units: Vec<(&'static str, &'static str, &'static str)>,
         intervention: Vec<(&'static str, &'static str, i64)>,
         employee: Vec<Answer>,
-        citizen: Vec<(
-            i64,
-            &'static str,
-            &'static str,
-            &'static str,
-            &'static str,
-            Option<f64>,
-        )>,
+        citizen: Vec<CitizenAnswer>,
         involvement: Vec<(i64, &'static str, &'static str, bool)>,
     }
 
@@ -1073,6 +1058,15 @@ mod tests {
         );
         assert_eq!(o.summary.counts["employee_responses.missing.dont_know"], 2);
         assert_eq!(o.summary.counts["employee_responses.missing.empty"], 1);
+    }
+
+    #[test]
+    fn distinct_rows_per_key_in_sorted_runs() {
+        // Keys: a a a | b | c c; row 1 copies row 0, row 5 copies row 4.
+        let copy = [true, true, false, false, false, true];
+        let same_key = [true, true, true, false, false, true];
+        assert_eq!(distinct_per_key(&copy, &same_key), vec![2, 2, 2, 1, 1, 1]);
+        assert_eq!(distinct_per_key(&[], &[]), Vec::<u32>::new());
     }
 
     #[test]

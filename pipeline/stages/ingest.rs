@@ -549,6 +549,9 @@ mod tests {
         "wave,citizen_id,municipality,case_id,item,value\n1,c1,Randers,k1,cq_1,4\n";
     const INVOLVEMENT: &str = "wave,case_id,unit_id,lead\n1,k1,U1,true\n";
 
+    /// (table, line, column, value, reason) of a quarantine row.
+    type QRow = (String, i64, Option<String>, Option<String>, String);
+
     struct Outcome {
         dir: tempfile::TempDir,
         result: Result<StageSummary>,
@@ -578,7 +581,7 @@ mod tests {
             .unwrap()
         }
         /// (table, line, column, value, reason) of every quarantine row.
-        fn quarantine(&self) -> Vec<(String, i64, Option<String>, Option<String>, String)> {
+        fn quarantine(&self) -> Vec<QRow> {
             let q = self.table("quarantine");
             let s = |c: &str| -> Vec<Option<String>> {
                 q.column(c)
@@ -630,7 +633,7 @@ mod tests {
         Outcome { dir, result }
     }
 
-    fn files<'a>(employee: &'a str) -> Vec<(&'static str, &'a [u8])> {
+    fn files(employee: &str) -> Vec<(&'static str, &[u8])> {
         vec![
             ("units.csv", UNITS.as_bytes()),
             ("employee_responses.csv", employee.as_bytes()),
@@ -639,13 +642,7 @@ mod tests {
         ]
     }
 
-    fn qrow(
-        t: &str,
-        line: i64,
-        c: Option<&str>,
-        v: Option<&str>,
-        r: &str,
-    ) -> (String, i64, Option<String>, Option<String>, String) {
+    fn qrow(t: &str, line: i64, c: Option<&str>, v: Option<&str>, r: &str) -> QRow {
         (
             t.to_string(),
             line,

@@ -42,6 +42,26 @@ impl StageContext<'_> {
     pub fn table_path(&self, stage: &str, table: &str) -> PathBuf {
         self.stage_dir(stage).join(format!("{table}.parquet"))
     }
+
+    /// A progress bar of `len` steps on stderr, labelled `what`, for long loops (large inputs,
+    /// model fits, replications); hidden unless `progress` is on (stderr is a terminal and the
+    /// run is not `--quiet`). Call `finish_and_clear` when done.
+    pub fn progress_bar(&self, len: u64, what: &str) -> indicatif::ProgressBar {
+        if !self.progress {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(len),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "[relcap] {msg} {wide_bar} {human_pos}/{human_len} ({elapsed}, {eta} left)",
+        ) {
+            bar.set_style(style);
+        }
+        bar.set_message(what.to_string());
+        bar
+    }
 }
 
 /// Row accounting for one table a stage handled:

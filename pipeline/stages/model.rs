@@ -1,12 +1,1148 @@
-//! The `model` stage (not yet built: it writes nothing and says so in its summary).
+//! The `model` stage: tests H1, H2 and H3 as STUDY.md's "The models" prescribes, pooled over the
+//! municipalities (municipality as a fixed effect) and within each municipality; combines the
+//! per-municipality estimates of each primary term by random-effects meta-analysis; adjusts the
+//! three primary p-values for multiplicity; says whether the data support each hypothesis.
+//!
+//! Reads `OUT/link/{h1_cases,h2_respondents,h3_panel}.parquet` and uses the rows whose
+//! `exclusion` is empty (all rows when the column is absent). Every statistic comes from the
+//! engine (`relcap::stats`: OLS with cluster-robust CR1 errors, REML/ML random-intercept models
+//! with Satterthwaite t-tests, metafor-style meta-analysis, t-tests, Holm).
+//!
+//! # Models (names as in the `model` column)
+//!
+//! Municipality and wave are categorical fixed effects, treatment-coded with the first level in
+//! sorted order as reference; a factor with one level on the rows is left out (so the
+//! per-municipality models have no municipality term). Intervals are at 1 − `model.alpha`.
+//!
+//! | hypothesis | model | formula (pooled) | estimation |
+//! | --- | --- | --- | --- |
+//! | H1 | `case_rcap` | `quality ~ case_rcap + C(municipality) + C(wave)` | OLS, `model.h1.vcov` (CR1 by `model.h1.cluster`) |
+//! | H1 | `unit_rcap_mean` | `quality ~ unit_rcap_mean + C(municipality) + C(wave)` (sensitivity) | as above |
+//! | H2 | `between_within` | `rcap ~ srm_between + srm_within + C(municipality) + C(wave) + (1 \| unit_id)` | `model.h2.method` |
+//! | H2 | `leave_one_out` | `rcap ~ srm_others + C(municipality) + C(wave) + (1 \| unit_id)` | as above |
+//! | H2 | `own_rating` | `rcap ~ srm + C(municipality) + C(wave) + (1 \| unit_id)` | as above |
+//! | H3 | `diff_in_diff` | `rcap ~ post + post:intervention + C(municipality) + (1 \| respondent_id) + (1 \| unit_id)` | `model.h3.method` |
+//! | H3 | `pre_post` | `rcap ~ post + C(municipality) + (1 \| respondent_id) + (1 \| unit_id)` (no control units) | as above |
+//! | H3 | `paired_t` | paired t-test of `rcap` after − before, respondents in both waves (no control units) | t-test, Cohen's d_z |
+//!
+//! H3 uses the rows `link` put in each unit's window (`after_wave` = `post` 0, `after_wave + 1` =
+//! `post` 1). With control units in the sample the design is `diff_in_diff`; with intervention
+//! units only it is `pre_post` (+ `paired_t`), and the primary term is then `post`. With
+//! `model.h3.design = "cross_section"` (anonymous waves) the `(1 | respondent_id)` term and the
+//! paired test are left out. The primary model of a hypothesis is the first of its models that
+//! has the configured `primary_term`; a term no model has is a configuration error.
+//! The same models are fitted within each municipality that has at least `model.min_clusters`
+//! clusters (H1: values of the cluster column; H2, H3: units) and in which the design's
+//! contrasts vary; the others are skipped with a warning and a `fit` row saying why.
+//!
+//! Holm's adjustment (`p_holm`) runs over the three pooled primary tests; `p_adjusted` is the
+//! configured `model.correction` (holm, bonferroni or none; equal to `p_holm` by default). A
+//! hypothesis is *supported* when `p_adjusted < alpha` and the estimate has the sign of
+//! `direction`. The standardized effects are defined in `model/fitting.rs`: estimate × s_x / s_y
+//! for numeric predictors, estimate / s_y for 0/1 columns, sample SDs over the model's rows;
+//! Cohen's d_z for the paired test; meta-analytic rows use the pooled model's s_x / s_y.
+//!
+//! # `results.parquet` (and `results.json`): one row per hypothesis × model × scope × term
+//!
+//! Rows are in the order hypothesis, model (as in the table above), scope (`pooled`, the
+//! municipalities in sorted order, then `meta_<method>` in `model.meta.methods` order), term
+//! (model-matrix order).
+//!
+//! | column | type | meaning |
+//! | --- | --- | --- |
+//! | hypothesis | str | `H1`, `H2`, `H3` |
+//! | scope | str | `pooled`, a municipality name, `meta_reml`, `meta_dl` (or `meta_fe`) |
+//! | model | str | model name (see above) |
+//! | primary | bool | the hypothesis's primary term in its primary model (in every scope) |
+//! | term | str | coefficient as R names it: `(Intercept)`, `case_rcap`, `C(wave)2`, `post:intervention` |
+//! | estimate | f64 | coefficient (paired test: mean after − before; meta: pooled estimate) |
+//! | std_error | f64? | standard error (OLS: `vcov` setting; LMM: model-based; meta: as metafor) |
+//! | statistic | f64? | t (z for meta rows) |
+//! | df | f64? | t degrees of freedom: OLS n − p (CR1: clusters − 1), LMM Satterthwaite, paired n − 1; null for z |
+//! | p_value | f64? | two-sided p |
+//! | p_holm | f64? | Holm-adjusted p over the three pooled primary tests (pooled primary rows only) |
+//! | p_adjusted | f64? | p adjusted by `model.correction` (pooled primary rows only) |
+//! | supported | bool? | pooled primary rows: p_adjusted < alpha and the sign of `direction` |
+//! | conf_low, conf_high | f64? | 1 − alpha interval |
+//! | std_estimate | f64? | standardized effect (see above); null for the intercept |
+//! | n_obs | i64 | observations used (paired test: respondents; meta: sum over municipalities) |
+//! | n_groups | i64? | OLS: clusters (or distinct lead units); LMM: units; paired: units; meta: municipalities (k) |
+//!
+//! `results.json` is `{"alpha", "conf_level", "correction", "hypotheses": [per hypothesis:
+//! hypothesis, design, model, primary_term, direction, estimate, std_error, conf_low, conf_high,
+//! std_estimate, p_value, p_holm, p_adjusted, supported, verdict, n_obs, n_groups], "attrition":
+//! [H3 rows as below], "results": [the rows above]}`.
+//!
+//! # `fit.parquet`: one row per model attempted (hypothesis × model × scope, same order)
+//!
+//! | column | type | meaning |
+//! | --- | --- | --- |
+//! | hypothesis, scope, model | str | |
+//! | primary | bool | the hypothesis's primary model |
+//! | status | str | `fitted`, `skipped_too_few_clusters`, `skipped_no_variation_in_<column>`, `skipped_no_rows`, `failed` |
+//! | message | str? | why it was skipped or failed |
+//! | formula | str | the formula fitted (or that would have been) |
+//! | method | str? | `ols`, `reml`, `ml`, `paired_t` |
+//! | vcov | str? | `classical`, `hc0`..`hc3`, `cr1`, `model` (LMM), `paired` |
+//! | rows_in | i64 | sample rows in the scope |
+//! | n_dropped | i64 | of those, rows missing a column the model uses |
+//! | n_obs | i64? | observations used |
+//! | n_groups | i64? | as in results |
+//! | n_clusters | i64? | CR1 clusters |
+//! | r_squared, adj_r_squared | f64? | OLS |
+//! | sigma | f64? | residual SD (paired: SD of the differences) |
+//! | df_residual | f64? | OLS n − rank; paired n − 1 |
+//! | log_likelihood, aic, bic | f64? | OLS as R's logLik.lm; LMM as lme4 (REML criterion for REML) |
+//! | deviance | f64? | LMM: −2 log-likelihood (REML criterion for REML fits) |
+//! | converged, singular | bool? | LMM optimizer verdicts |
+//! | iterations | i64? | LMM deviance evaluations |
+//! | sd_outcome | f64? | sample SD of the outcome over the rows used (the s_y of std_estimate) |
+//! | warnings | str? | the engine's warnings, `; `-joined |
+//!
+//! # `variance_components.parquet`: one row per mixed model × grouping factor (and residual)
+//!
+//! | column | type | meaning |
+//! | --- | --- | --- |
+//! | hypothesis, scope, model | str | |
+//! | group | str | `unit_id`, `respondent_id`, `Residual` (lme4's order) |
+//! | n_levels | i64? | levels of the grouping factor (null for the residual) |
+//! | variance, std_dev | f64? | |
+//! | proportion | f64? | variance / sum of the model's variances (for the unit: the ICC) |
+//!
+//! # `heterogeneity.parquet`: one row per hypothesis × meta-analysis method
+//!
+//! | column | type | meaning |
+//! | --- | --- | --- |
+//! | hypothesis, model, term | str | the primary model and term combined |
+//! | method | str | `reml`, `dl`, `fe` |
+//! | k | i64 | municipalities with an estimate |
+//! | estimate, std_error, conf_low, conf_high | f64? | pooled effect (z-based) |
+//! | tau2, se_tau2, tau | f64? | between-municipality variance, its SE, its square root |
+//! | q, q_df, q_p | f64? | Cochran's Q, k − 1, p |
+//! | i2 | f64? | I² in percent |
+//! | h2 | f64? | H² |
+//! | pi_low, pi_high | f64? | 1 − alpha prediction interval |
+//! | converged | bool | REML iterations converged |
+//! | iterations | i64? | REML Fisher-scoring iterations |
+//!
+//! # `summary.json`
+//!
+//! `tables.<link table>`: rows_in, rows_out = rows used by the pooled primary model, excluded by
+//! `link_<reason>` and `missing_<column>` (or `model_not_fitted`). `counts`: models fitted,
+//! skipped and failed by reason, singular and non-converged fits, meta-analyses. `warnings`:
+//! every skip, failure, singular fit, non-convergence. `facts`: the verdicts, the H3 design and
+//! attrition (per scope and arm: respondents before, after, in both waves, left, joined, and
+//! attrition = left / before; under `cross_section` respondents are not linked and no attrition
+//! is given).
 
-use anyhow::Result;
+mod fitting;
+mod frame;
+mod tables;
 
-use super::{StageContext, StageSummary};
+use std::collections::{BTreeMap, BTreeSet};
 
-pub fn run(_ctx: &StageContext) -> Result<StageSummary> {
-    let mut s = StageSummary::default();
-    s.warnings
-        .push("stage model is not implemented yet".to_string());
-    Ok(s)
+use anyhow::{bail, Result};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{StageContext, StageSummary, TableCount};
+use crate::config::{ConfigError, HypothesisSpec, ModelSection};
+use crate::io::{write_json, write_parquet, ParquetMeta};
+use crate::stats::htest::p_adjust_holm;
+use crate::stats::meta::{rma, MetaFit, TauMethod};
+use crate::stats::ols::VcovType;
+use fitting::{fit, parse_vcov, Attempt, Kind, ModelSpec, Skip};
+use frame::{Table, Want};
+use tables::{fin, FitRow, HetRow, ResultRow, VarCompRow};
+
+pub use fitting::pairs as h3_pairs;
+
+const STAGE: &str = "model";
+
+/// The scope name of the pooled models.
+pub const POOLED: &str = "pooled";
+
+/// A hypothesis ready to fit: its table, sample and models.
+struct Plan {
+    id: &'static str,
+    table_name: &'static str,
+    table: Table,
+    /// Rows in the model sample (`exclusion` empty).
+    sample: Vec<usize>,
+    /// Rows left out by link, by reason.
+    link_excluded: BTreeMap<String, u64>,
+    models: Vec<ModelSpec>,
+    /// Index into `models`; None when the hypothesis cannot be tested on these data.
+    primary_model: Option<usize>,
+    primary_term: String,
+    positive: bool,
+    /// `diff_in_diff`, `pre_post`, ... (H3), or the primary model's name.
+    design: String,
+    notes: Vec<String>,
 }
+
+/// The fits of one model in every scope.
+struct ModelRun {
+    spec: ModelSpec,
+    primary: bool,
+    pooled: Attempt,
+    municipalities: Vec<(String, Attempt)>,
+}
+
+/// One meta-analysis of a hypothesis's per-municipality primary estimates.
+struct MetaRun {
+    method: String,
+    fit: MetaFit,
+    n_obs: usize,
+}
+
+struct Outcome {
+    plan: Plan,
+    runs: Vec<ModelRun>,
+    meta: Vec<MetaRun>,
+    /// Pooled std factor of the primary term (to standardize the meta rows).
+    primary_std_factor: Option<f64>,
+}
+
+impl Outcome {
+    fn primary_run(&self) -> Option<&ModelRun> {
+        self.runs.iter().find(|r| r.primary)
+    }
+
+    /// The pooled primary coefficient (and its fit).
+    fn primary_pooled(&self) -> Option<(&fitting::Fitted, &fitting::Coef)> {
+        let run = self.primary_run()?;
+        let f = run.pooled.result.as_ref().ok()?;
+        let c = f.coef(&self.plan.primary_term)?;
+        Some((f, c))
+    }
+}
+
+fn config_error(key: &str, message: String) -> anyhow::Error {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message,
+    }
+    .into()
+}
+
+fn method_reml(h: &HypothesisSpec, key: &str) -> Result<bool> {
+    match h.method.as_deref().unwrap_or("reml") {
+        "reml" => Ok(true),
+        "ml" => Ok(false),
+        other => Err(config_error(
+            &format!("model.{key}.method"),
+            format!("is {other:?}; use \"reml\" or \"ml\""),
+        )),
+    }
+}
+
+/// Rows with an empty `exclusion` and the others counted by reason.
+fn sample(table: &Table) -> (Vec<usize>, BTreeMap<String, u64>) {
+    let mut keep = Vec::new();
+    let mut excluded = BTreeMap::new();
+    for i in 0..table.n_rows() {
+        match table.str_at("exclusion", i) {
+            Some(reason) if table.has("exclusion") => {
+                *excluded.entry(format!("link_{reason}")).or_insert(0) += 1
+            }
+            _ => keep.push(i),
+        }
+    }
+    (keep, excluded)
+}
+
+/// Picks the primary model: the first with the configured term.
+fn choose_primary(models: &[ModelSpec], term: &str, key: &str) -> Result<usize> {
+    match models.iter().position(|m| m.has_term(term)) {
+        Some(i) => Ok(i),
+        None => {
+            let terms: BTreeSet<&str> = models
+                .iter()
+                .flat_map(|m| m.terms.iter().map(|t| t.as_str()))
+                .collect();
+            Err(config_error(
+                &format!("model.{key}.primary_term"),
+                format!(
+                    "{term:?} is not a term of any of this hypothesis's models (terms: {})",
+                    terms.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+fn plan_h1(cfg: &ModelSection, table: Table) -> Result<Plan> {
+    let h = &cfg.h1;
+    let vcov_name = h.vcov.as_deref().unwrap_or(if h.cluster.is_some() {
+        "cr1"
+    } else {
+        "classical"
+    });
+    let vcov = parse_vcov(vcov_name).ok_or_else(|| {
+        config_error(
+            "model.h1.vcov",
+            format!("{vcov_name:?} is not a known type"),
+        )
+    })?;
+    let cluster = if vcov == VcovType::Cr1 {
+        match &h.cluster {
+            Some(c) => Some(c.clone()),
+            None => {
+                return Err(config_error(
+                    "model.h1.cluster",
+                    "cr1 standard errors need a cluster column".into(),
+                ))
+            }
+        }
+    } else {
+        None
+    };
+    let group = Some(cluster.clone().unwrap_or_else(|| "lead_unit_id".into()));
+    let model = |name: &str, x: &str| ModelSpec {
+        name: name.into(),
+        kind: Kind::Ols {
+            vcov,
+            cluster: cluster.clone(),
+        },
+        response: "quality".into(),
+        terms: vec![x.into()],
+        factors: vec!["municipality".into(), "wave".into()],
+        random: vec![],
+        group: group.clone(),
+        must_vary: vec![],
+    };
+    let models = vec![
+        model("case_rcap", "case_rcap"),
+        model("unit_rcap_mean", "unit_rcap_mean"),
+    ];
+    let primary = choose_primary(&models, &h.primary_term, "h1")?;
+    let (s, excluded) = sample(&table);
+    Ok(Plan {
+        id: "H1",
+        table_name: "h1_cases",
+        design: models[primary].name.clone(),
+        table,
+        sample: s,
+        link_excluded: excluded,
+        models,
+        primary_model: Some(primary),
+        primary_term: h.primary_term.clone(),
+        positive: h.direction == "positive",
+        notes: vec![],
+    })
+}
+
+fn plan_h2(cfg: &ModelSection, table: Table) -> Result<Plan> {
+    let h = &cfg.h2;
+    let reml = method_reml(h, "h2")?;
+    let mut notes = vec![];
+    if h.vcov.is_some() || h.cluster.is_some() {
+        notes.push(
+            "model.h2.vcov / cluster are for OLS models; the mixed models report model-based standard errors"
+                .to_string(),
+        );
+    }
+    let model = |name: &str, x: &[&str]| ModelSpec {
+        name: name.into(),
+        kind: Kind::Lmm { reml },
+        response: "rcap".into(),
+        terms: x.iter().map(|s| s.to_string()).collect(),
+        factors: vec!["municipality".into(), "wave".into()],
+        random: vec!["unit_id".into()],
+        group: Some("unit_id".into()),
+        must_vary: vec![],
+    };
+    let models = vec![
+        model("between_within", &["srm_between", "srm_within"]),
+        model("leave_one_out", &["srm_others"]),
+        model("own_rating", &["srm"]),
+    ];
+    let primary = choose_primary(&models, &h.primary_term, "h2")?;
+    let (s, excluded) = sample(&table);
+    Ok(Plan {
+        id: "H2",
+        table_name: "h2_respondents",
+        design: models[primary].name.clone(),
+        table,
+        sample: s,
+        link_excluded: excluded,
+        models,
+        primary_model: Some(primary),
+        primary_term: h.primary_term.clone(),
+        positive: h.direction == "positive",
+        notes,
+    })
+}
+
+/// Whether the H3 sample has control and intervention rows (in the window).
+fn h3_arms(table: &Table, rows: &[usize]) -> (bool, bool) {
+    let mut control = false;
+    let mut treated = false;
+    for &i in rows {
+        if table.num_at("post", i).is_none() {
+            continue;
+        }
+        match table.num_at("intervention", i) {
+            Some(0.0) => control = true,
+            Some(1.0) => treated = true,
+            _ => {}
+        }
+    }
+    (control, treated)
+}
+
+fn plan_h3(cfg: &ModelSection, table: Table) -> Result<Plan> {
+    let h = &cfg.h3;
+    let reml = method_reml(h, "h3")?;
+    let linkage = h.design.as_deref().unwrap_or("panel");
+    let panel = match linkage {
+        "panel" => true,
+        "cross_section" => false,
+        other => {
+            return Err(config_error(
+                "model.h3.design",
+                format!("is {other:?}; use \"panel\" or \"cross_section\""),
+            ))
+        }
+    };
+    let random: Vec<String> = if panel {
+        vec!["respondent_id".into(), "unit_id".into()]
+    } else {
+        vec!["unit_id".into()]
+    };
+    let lmm = |name: &str, x: &[&str], vary: &[&str]| ModelSpec {
+        name: name.into(),
+        kind: Kind::Lmm { reml },
+        response: "rcap".into(),
+        terms: x.iter().map(|s| s.to_string()).collect(),
+        factors: vec!["municipality".into()],
+        random: random.clone(),
+        group: Some("unit_id".into()),
+        must_vary: vary.iter().map(|s| s.to_string()).collect(),
+    };
+    let (s, excluded) = sample(&table);
+    let (control, treated) = h3_arms(&table, &s);
+    let mut notes = vec![];
+    if h.vcov.is_some() || h.cluster.is_some() {
+        notes.push(
+            "model.h3.vcov / cluster are for OLS models; the mixed models report model-based standard errors"
+                .to_string(),
+        );
+    }
+    let (design, models, primary_model, primary_term) = if control && treated {
+        let models = vec![lmm(
+            "diff_in_diff",
+            &["post", "post:intervention"],
+            &["post", "intervention"],
+        )];
+        let p = choose_primary(&models, &h.primary_term, "h3")?;
+        ("diff_in_diff", models, Some(p), h.primary_term.clone())
+    } else if treated {
+        let mut models = vec![lmm("pre_post", &["post"], &["post"])];
+        if panel {
+            models.push(ModelSpec {
+                name: "paired_t".into(),
+                kind: Kind::PairedT,
+                response: "rcap".into(),
+                terms: vec!["post".into()],
+                factors: vec![],
+                random: vec![],
+                group: Some("unit_id".into()),
+                must_vary: vec![],
+            });
+        }
+        let term = if models[0].has_term(&h.primary_term) {
+            h.primary_term.clone()
+        } else {
+            notes.push(format!(
+                "no control units in the H3 sample: the primary term is `post` (pre/post change) instead of `{}`",
+                h.primary_term
+            ));
+            "post".to_string()
+        };
+        ("pre_post", models, Some(0), term)
+    } else {
+        notes.push(if control {
+            "the H3 sample has control units only: H3 cannot be tested".to_string()
+        } else {
+            "the H3 sample is empty (no units in the intervention design, or no rows in their window): H3 cannot be tested".to_string()
+        });
+        ("not_estimable", vec![], None, h.primary_term.clone())
+    };
+    if !panel {
+        notes.push(
+            "model.h3.design = cross_section: waves are treated as repeated cross-sections (no respondent term, no paired test)"
+                .to_string(),
+        );
+    }
+    Ok(Plan {
+        id: "H3",
+        table_name: "h3_panel",
+        design: design.to_string(),
+        table,
+        sample: s,
+        link_excluded: excluded,
+        models,
+        primary_model,
+        primary_term,
+        positive: h.direction == "positive",
+        notes,
+    })
+}
+
+/// Sorted municipalities of the sample rows.
+fn municipalities(plan: &Plan) -> Vec<String> {
+    plan.sample
+        .iter()
+        .filter_map(|&i| plan.table.str_at("municipality", i))
+        .map(String::from)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+fn run_plan(plan: Plan, cfg: &ModelSection, level: f64) -> Result<Outcome> {
+    let munis = municipalities(&plan);
+    let mut runs = Vec::new();
+    for (mi, spec) in plan.models.iter().enumerate() {
+        let pooled = fit(&plan.table, &plan.sample, spec, level, None)?;
+        let local = spec.without_factor("municipality");
+        let mut per = Vec::new();
+        for m in &munis {
+            let rows: Vec<usize> = plan
+                .sample
+                .iter()
+                .copied()
+                .filter(|&i| plan.table.str_at("municipality", i) == Some(m.as_str()))
+                .collect();
+            let a = fit(
+                &plan.table,
+                &rows,
+                &local,
+                level,
+                Some(cfg.min_clusters as usize),
+            )?;
+            per.push((m.clone(), a));
+        }
+        runs.push(ModelRun {
+            spec: spec.clone(),
+            primary: plan.primary_model == Some(mi),
+            pooled,
+            municipalities: per,
+        });
+    }
+    let mut outcome = Outcome {
+        plan,
+        runs,
+        meta: vec![],
+        primary_std_factor: None,
+    };
+    outcome.primary_std_factor = outcome.primary_pooled().and_then(|(_, c)| c.std_factor);
+    // Meta-analysis of the per-municipality primary estimates.
+    let mut yi = Vec::new();
+    let mut vi = Vec::new();
+    let mut n_obs = 0;
+    if let Some(run) = outcome.primary_run() {
+        for (_, a) in &run.municipalities {
+            if let Ok(f) = &a.result {
+                if let Some(c) = f.coef(&outcome.plan.primary_term) {
+                    let v = c.std_error * c.std_error;
+                    if c.estimate.is_finite() && v.is_finite() && v > 0.0 {
+                        yi.push(c.estimate);
+                        vi.push(v);
+                        n_obs += f.n_obs;
+                    }
+                }
+            }
+        }
+    }
+    let mut meta = Vec::new();
+    if yi.len() >= 2 {
+        for method in &cfg.meta.methods {
+            let tm = match method.as_str() {
+                "reml" => TauMethod::Reml,
+                "dl" => TauMethod::Dl,
+                "fe" => TauMethod::Fixed,
+                other => {
+                    return Err(config_error(
+                        "model.meta.methods",
+                        format!("{other:?} is not reml, dl or fe"),
+                    ))
+                }
+            };
+            match rma(&yi, &vi, tm, level) {
+                Ok(fit) => meta.push(MetaRun {
+                    method: method.clone(),
+                    fit,
+                    n_obs,
+                }),
+                Err(e) => outcome.plan.notes.push(format!(
+                    "meta-analysis ({method}) of {} estimates failed: {e}",
+                    yi.len()
+                )),
+            }
+        }
+    } else if outcome.plan.primary_model.is_some() && !cfg.meta.methods.is_empty() {
+        outcome.plan.notes.push(format!(
+            "meta-analysis needs at least 2 municipalities with an estimate of `{}`, got {}",
+            outcome.plan.primary_term,
+            yi.len()
+        ));
+    }
+    outcome.meta = meta;
+    Ok(outcome)
+}
+
+/// H3 attrition between the two waves of the window, per scope and arm.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Attrition {
+    pub scope: String,
+    pub arm: String,
+    /// Respondents (unit, respondent) in the sample before (`post` = 0) and after.
+    pub before: u64,
+    pub after: u64,
+    pub in_both: u64,
+    /// before − in_both: respondents who did not answer after.
+    pub left: u64,
+    /// after − in_both: respondents new after.
+    pub joined: u64,
+    /// left / before.
+    pub attrition: Option<f64>,
+}
+
+fn attrition(plan: &Plan) -> Vec<Attrition> {
+    let t = &plan.table;
+    let mut out = Vec::new();
+    let munis = municipalities(plan);
+    let scopes: Vec<(String, Option<&str>)> = std::iter::once((POOLED.to_string(), None))
+        .chain(munis.iter().map(|m| (m.clone(), Some(m.as_str()))))
+        .collect();
+    for (scope, muni) in &scopes {
+        for (arm, code) in [
+            ("all", None),
+            ("intervention", Some(1.0)),
+            ("control", Some(0.0)),
+        ] {
+            let mut before = BTreeSet::new();
+            let mut after = BTreeSet::new();
+            for &i in &plan.sample {
+                if muni.is_some() && t.str_at("municipality", i) != *muni {
+                    continue;
+                }
+                if let Some(c) = code {
+                    if t.num_at("intervention", i) != Some(c) {
+                        continue;
+                    }
+                }
+                let (Some(u), Some(r), Some(p)) = (
+                    t.str_at("unit_id", i),
+                    t.label_at("respondent_id", i),
+                    t.num_at("post", i),
+                ) else {
+                    continue;
+                };
+                if p == 0.0 {
+                    before.insert((u, r));
+                } else if p == 1.0 {
+                    after.insert((u, r));
+                }
+            }
+            if code.is_some() && before.is_empty() && after.is_empty() {
+                continue;
+            }
+            let both = before.intersection(&after).count() as u64;
+            let (b, a) = (before.len() as u64, after.len() as u64);
+            out.push(Attrition {
+                scope: scope.clone(),
+                arm: arm.to_string(),
+                before: b,
+                after: a,
+                in_both: both,
+                left: b - both,
+                joined: a - both,
+                attrition: (b > 0).then(|| (b - both) as f64 / b as f64),
+            });
+        }
+    }
+    out
+}
+
+/// The verdict of one hypothesis, as written to results.json and summary.json.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Verdict {
+    pub hypothesis: String,
+    pub design: String,
+    pub model: Option<String>,
+    pub primary_term: String,
+    pub direction: String,
+    pub estimate: Option<f64>,
+    pub std_error: Option<f64>,
+    pub conf_low: Option<f64>,
+    pub conf_high: Option<f64>,
+    pub std_estimate: Option<f64>,
+    pub p_value: Option<f64>,
+    pub p_holm: Option<f64>,
+    pub p_adjusted: Option<f64>,
+    pub supported: Option<bool>,
+    /// `supported`, `not_supported` or `not_tested`.
+    pub verdict: String,
+    pub n_obs: Option<i64>,
+    pub n_groups: Option<i64>,
+}
+
+/// p-values adjusted by `correction` (NaN entries stay NaN and are not counted).
+fn adjust(p: &[f64], correction: &str) -> Vec<f64> {
+    match correction {
+        "holm" => p_adjust_holm(p),
+        "bonferroni" => {
+            let m = p.iter().filter(|v| !v.is_nan()).count() as f64;
+            p.iter().map(|v| (v * m).min(1.0)).collect()
+        }
+        _ => p.to_vec(),
+    }
+}
+
+fn verdicts(outcomes: &[Outcome], cfg: &ModelSection) -> Vec<Verdict> {
+    let p: Vec<f64> = outcomes
+        .iter()
+        .map(|o| o.primary_pooled().map_or(f64::NAN, |(_, c)| c.p_value))
+        .collect();
+    let holm = p_adjust_holm(&p);
+    let adjusted = adjust(&p, &cfg.correction);
+    outcomes
+        .iter()
+        .enumerate()
+        .map(|(k, o)| {
+            let pp = o.primary_pooled();
+            let supported = pp.and_then(|(_, c)| {
+                let sign_ok = if o.plan.positive {
+                    c.estimate > 0.0
+                } else {
+                    c.estimate < 0.0
+                };
+                fin(adjusted[k]).map(|pa| pa < cfg.alpha && sign_ok)
+            });
+            Verdict {
+                hypothesis: o.plan.id.into(),
+                design: o.plan.design.clone(),
+                model: o.primary_run().map(|r| r.spec.name.clone()),
+                primary_term: o.plan.primary_term.clone(),
+                direction: if o.plan.positive {
+                    "positive"
+                } else {
+                    "negative"
+                }
+                .into(),
+                estimate: pp.and_then(|(_, c)| fin(c.estimate)),
+                std_error: pp.and_then(|(_, c)| fin(c.std_error)),
+                conf_low: pp.and_then(|(_, c)| fin(c.conf_low)),
+                conf_high: pp.and_then(|(_, c)| fin(c.conf_high)),
+                std_estimate: pp.and_then(|(_, c)| c.std_estimate()).and_then(fin),
+                p_value: fin(p[k]),
+                p_holm: fin(holm[k]),
+                p_adjusted: fin(adjusted[k]),
+                supported,
+                verdict: match supported {
+                    Some(true) => "supported",
+                    Some(false) => "not_supported",
+                    None => "not_tested",
+                }
+                .into(),
+                n_obs: pp.map(|(f, _)| f.n_obs as i64),
+                n_groups: pp.and_then(|(f, _)| f.n_groups.map(|g| g as i64)),
+            }
+        })
+        .collect()
+}
+
+/// Everything the stage writes, in memory.
+#[derive(Default)]
+struct Out {
+    results: Vec<ResultRow>,
+    fits: Vec<FitRow>,
+    var_comps: Vec<VarCompRow>,
+    het: Vec<HetRow>,
+}
+
+fn push_attempt(
+    out: &mut Out,
+    o: &Outcome,
+    run: &ModelRun,
+    scope: &str,
+    a: &Attempt,
+    v: Option<&Verdict>,
+) {
+    let h = o.plan.id;
+    let n_dropped: usize = a.dropped.values().sum();
+    match &a.result {
+        Ok(f) => {
+            out.fits.push(FitRow {
+                hypothesis: h.into(),
+                scope: scope.into(),
+                model: run.spec.name.clone(),
+                primary: run.primary,
+                status: "fitted".into(),
+                message: None,
+                formula: f.formula.clone(),
+                method: Some(f.method.clone()),
+                vcov: Some(f.vcov.clone()),
+                rows_in: a.rows_in as i64,
+                n_dropped: n_dropped as i64,
+                n_obs: Some(f.n_obs as i64),
+                n_groups: f.n_groups.map(|g| g as i64),
+                n_clusters: f.n_clusters.map(|g| g as i64),
+                r_squared: f.r_squared,
+                adj_r_squared: f.adj_r_squared,
+                sigma: f.sigma,
+                df_residual: f.df_residual,
+                log_likelihood: f.log_likelihood,
+                aic: f.aic,
+                bic: f.bic,
+                deviance: f.deviance,
+                converged: f.converged,
+                singular: f.singular,
+                iterations: f.iterations.map(|i| i as i64),
+                sd_outcome: f.sd_outcome,
+                warnings: (!f.warnings.is_empty()).then(|| f.warnings.join("; ")),
+            });
+            let total: f64 = f.var_comps.iter().map(|v| v.variance).sum();
+            for vc in &f.var_comps {
+                out.var_comps.push(VarCompRow {
+                    hypothesis: h.into(),
+                    scope: scope.into(),
+                    model: run.spec.name.clone(),
+                    group: vc.group.clone(),
+                    n_levels: vc.n_levels.map(|n| n as i64),
+                    variance: fin(vc.variance),
+                    std_dev: fin(vc.std_dev),
+                    proportion: (total > 0.0).then(|| vc.variance / total).and_then(fin),
+                });
+            }
+            for c in &f.coefficients {
+                let primary = run.primary && c.term == o.plan.primary_term;
+                let pooled_primary = primary && scope == POOLED;
+                out.results.push(ResultRow {
+                    hypothesis: h.into(),
+                    scope: scope.into(),
+                    model: run.spec.name.clone(),
+                    primary,
+                    term: c.term.clone(),
+                    estimate: fin(c.estimate),
+                    std_error: fin(c.std_error),
+                    statistic: fin(c.statistic),
+                    df: c.df.and_then(fin),
+                    p_value: fin(c.p_value),
+                    p_holm: v.filter(|_| pooled_primary).and_then(|v| v.p_holm),
+                    p_adjusted: v.filter(|_| pooled_primary).and_then(|v| v.p_adjusted),
+                    supported: v.filter(|_| pooled_primary).and_then(|v| v.supported),
+                    conf_low: fin(c.conf_low),
+                    conf_high: fin(c.conf_high),
+                    std_estimate: c.std_estimate().and_then(fin),
+                    n_obs: f.n_obs as i64,
+                    n_groups: f.n_groups.map(|g| g as i64),
+                });
+            }
+        }
+        Err(skip) => {
+            out.fits.push(FitRow {
+                hypothesis: h.into(),
+                scope: scope.into(),
+                model: run.spec.name.clone(),
+                primary: run.primary,
+                status: skip.code(),
+                message: Some(skip.message()),
+                formula: a.formula.clone(),
+                method: None,
+                vcov: None,
+                rows_in: a.rows_in as i64,
+                n_dropped: n_dropped as i64,
+                n_obs: None,
+                n_groups: None,
+                n_clusters: None,
+                r_squared: None,
+                adj_r_squared: None,
+                sigma: None,
+                df_residual: None,
+                log_likelihood: None,
+                aic: None,
+                bic: None,
+                deviance: None,
+                converged: None,
+                singular: None,
+                iterations: None,
+                sd_outcome: None,
+                warnings: None,
+            });
+        }
+    }
+}
+
+fn collect(outcomes: &[Outcome], verdicts: &[Verdict]) -> Out {
+    let mut out = Out::default();
+    for (o, v) in outcomes.iter().zip(verdicts) {
+        for run in &o.runs {
+            push_attempt(&mut out, o, run, POOLED, &run.pooled, Some(v));
+            for (m, a) in &run.municipalities {
+                push_attempt(&mut out, o, run, m, a, None);
+            }
+            if run.primary {
+                for mr in &o.meta {
+                    let m = &mr.fit;
+                    out.results.push(ResultRow {
+                        hypothesis: o.plan.id.into(),
+                        scope: format!("meta_{}", mr.method),
+                        model: run.spec.name.clone(),
+                        primary: true,
+                        term: o.plan.primary_term.clone(),
+                        estimate: fin(m.estimate),
+                        std_error: fin(m.se),
+                        statistic: fin(m.z),
+                        df: None,
+                        p_value: fin(m.p_value),
+                        p_holm: None,
+                        p_adjusted: None,
+                        supported: None,
+                        conf_low: fin(m.conf_low),
+                        conf_high: fin(m.conf_high),
+                        std_estimate: o.primary_std_factor.map(|f| m.estimate * f).and_then(fin),
+                        n_obs: mr.n_obs as i64,
+                        n_groups: Some(m.k as i64),
+                    });
+                    out.het.push(HetRow::new(
+                        o.plan.id,
+                        &run.spec.name,
+                        &o.plan.primary_term,
+                        &mr.method,
+                        m,
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Warnings, counts and row accounting for summary.json.
+fn account(outcomes: &[Outcome], summary: &mut StageSummary) {
+    let bump = |k: String, summary: &mut StageSummary| *summary.counts.entry(k).or_insert(0) += 1;
+    for o in outcomes {
+        let h = o.plan.id;
+        for n in &o.plan.notes {
+            summary.warnings.push(format!("{h}: {n}"));
+        }
+        for run in &o.runs {
+            let scopes = std::iter::once((POOLED, &run.pooled))
+                .chain(run.municipalities.iter().map(|(m, a)| (m.as_str(), a)));
+            for (scope, a) in scopes {
+                let at = format!("{h} {} ({scope})", run.spec.name);
+                match &a.result {
+                    Ok(f) => {
+                        bump("models_fitted".into(), summary);
+                        if f.singular == Some(true) {
+                            bump("singular_fits".into(), summary);
+                        }
+                        if f.converged == Some(false) {
+                            bump("nonconverged_fits".into(), summary);
+                        }
+                        for w in &f.warnings {
+                            summary.warnings.push(format!("{at}: {w}"));
+                        }
+                    }
+                    Err(skip) => {
+                        bump(format!("models_{}", skip.code()), summary);
+                        summary.warnings.push(format!(
+                            "{at}: {} ({})",
+                            match skip {
+                                Skip::Failed(_) => "not fitted",
+                                _ => "skipped",
+                            },
+                            skip.message()
+                        ));
+                    }
+                }
+            }
+        }
+        for _ in &o.meta {
+            bump("meta_analyses".into(), summary);
+        }
+        // Row accounting of the link table against the pooled primary model.
+        let mut tc = TableCount {
+            rows_in: o.plan.table.n_rows() as u64,
+            excluded: o.plan.link_excluded.clone(),
+            ..TableCount::default()
+        };
+        let sample = o.plan.sample.len() as u64;
+        match o.primary_run().map(|r| &r.pooled) {
+            Some(a) => {
+                for (k, n) in &a.dropped {
+                    *tc.excluded.entry(k.clone()).or_insert(0) += *n as u64;
+                }
+                let dropped: u64 = a.dropped.values().map(|n| *n as u64).sum();
+                match &a.result {
+                    Ok(f) => {
+                        tc.rows_out = f.n_obs as u64;
+                        let other = sample - dropped - tc.rows_out;
+                        if other > 0 {
+                            *tc.excluded.entry("model_other".into()).or_insert(0) += other;
+                        }
+                    }
+                    Err(_) => {
+                        *tc.excluded.entry("model_not_fitted".into()).or_insert(0) +=
+                            sample - dropped
+                    }
+                }
+            }
+            None => {
+                if sample > 0 {
+                    *tc.excluded.entry("model_not_fitted".into()).or_insert(0) += sample;
+                }
+            }
+        }
+        summary.tables.insert(o.plan.table_name.into(), tc);
+    }
+    for o in outcomes {
+        if let Some((f, _)) = o.primary_pooled() {
+            if o.plan.id == "H1" {
+                if let Some(g) = f.n_clusters {
+                    if g < 20 {
+                        summary.warnings.push(format!(
+                            "H1: {g} clusters for the pooled cluster-robust standard errors; CR1 can be too small with fewer than about 20"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+const H1_COLUMNS: &[(&str, Want)] = &[
+    ("wave", Want::Num),
+    ("municipality", Want::Str),
+    ("lead_unit_id", Want::Str),
+    ("quality", Want::Num),
+    ("case_rcap", Want::Num),
+    ("unit_rcap_mean", Want::Num),
+    ("exclusion", Want::Str),
+];
+const H2_COLUMNS: &[(&str, Want)] = &[
+    ("wave", Want::Num),
+    ("municipality", Want::Str),
+    ("unit_id", Want::Str),
+    ("respondent_id", Want::Str),
+    ("rcap", Want::Num),
+    ("srm", Want::Num),
+    ("srm_others", Want::Num),
+    ("srm_between", Want::Num),
+    ("srm_within", Want::Num),
+    ("exclusion", Want::Str),
+];
+const H3_COLUMNS: &[(&str, Want)] = &[
+    ("wave", Want::Num),
+    ("municipality", Want::Str),
+    ("unit_id", Want::Str),
+    ("respondent_id", Want::Str),
+    ("rcap", Want::Num),
+    ("intervention", Want::Num),
+    ("post", Want::Num),
+    ("exclusion", Want::Str),
+];
+
+/// Reads the three linked tables, fits everything and returns the outcome per hypothesis.
+fn analyse(ctx: &StageContext, cfg: &ModelSection) -> Result<Vec<Outcome>> {
+    let level = 1.0 - cfg.alpha;
+    let mut h1_cols: Vec<(&str, Want)> = H1_COLUMNS.to_vec();
+    if let Some(c) = &cfg.h1.cluster {
+        if !h1_cols.iter().any(|(n, _)| n == c) {
+            h1_cols.push((c.as_str(), Want::Any));
+        }
+    }
+    let h1 = frame::read(
+        &ctx.table_path("link", "h1_cases"),
+        &h1_cols,
+        &["exclusion"],
+    )?;
+    let h2 = frame::read(
+        &ctx.table_path("link", "h2_respondents"),
+        H2_COLUMNS,
+        &["exclusion"],
+    )?;
+    let h3 = frame::read(
+        &ctx.table_path("link", "h3_panel"),
+        H3_COLUMNS,
+        &["exclusion"],
+    )?;
+    let plans = vec![plan_h1(cfg, h1)?, plan_h2(cfg, h2)?, plan_h3(cfg, h3)?];
+    plans.into_iter().map(|p| run_plan(p, cfg, level)).collect()
+}
+
+pub fn run(ctx: &StageContext) -> Result<StageSummary> {
+    let cfg = &ctx.config.model;
+    if !(cfg.alpha > 0.0 && cfg.alpha < 1.0) {
+        bail!("model.alpha must be in (0, 1)");
+    }
+    let mut summary = StageSummary::default();
+    let outcomes = analyse(ctx, cfg)?;
+    let verdicts = verdicts(&outcomes, cfg);
+    let out = collect(&outcomes, &verdicts);
+    account(&outcomes, &mut summary);
+    let panel = cfg.h3.design.as_deref().unwrap_or("panel") == "panel";
+    let h3_attrition = outcomes
+        .iter()
+        .find(|o| o.plan.id == "H3")
+        .filter(|_| panel)
+        .map(|o| attrition(&o.plan))
+        .unwrap_or_default();
+
+    let dir = ctx.stage_dir(STAGE);
+    let meta = ParquetMeta::stage(STAGE);
+    for (name, mut df) in [
+        ("results", tables::results_frame(&out.results)?),
+        ("fit", tables::fit_frame(&out.fits)?),
+        (
+            "variance_components",
+            tables::var_comp_frame(&out.var_comps)?,
+        ),
+        ("heterogeneity", tables::het_frame(&out.het)?),
+    ] {
+        let path = ctx.table_path(STAGE, name);
+        write_parquet(&mut df, &path, &meta)?;
+        summary.add_output(&dir, &path);
+    }
+    let results_json = json!({
+        "alpha": cfg.alpha,
+        "conf_level": 1.0 - cfg.alpha,
+        "correction": cfg.correction,
+        "hypotheses": verdicts,
+        "attrition": h3_attrition,
+        "results": out.results,
+    });
+    let path = dir.join("results.json");
+    write_json(&results_json, &path)?;
+    summary.add_output(&dir, &path);
+
+    summary
+        .facts
+        .insert("hypotheses".into(), serde_json::to_value(&verdicts)?);
+    if let Some(o) = outcomes.iter().find(|o| o.plan.id == "H3") {
+        summary.facts.insert(
+            "h3_design".into(),
+            json!({
+                "design": o.plan.design,
+                "linkage": cfg.h3.design.as_deref().unwrap_or("panel"),
+                "primary_term": o.plan.primary_term,
+            }),
+        );
+    }
+    summary
+        .facts
+        .insert("h3_attrition".into(), serde_json::to_value(&h3_attrition)?);
+    summary.facts.insert(
+        "standardized_effects".into(),
+        json!("estimate × sd(x) / sd(y) for numeric predictors, estimate / sd(y) for 0/1 columns, sample SDs over the model's rows; paired test: Cohen's d_z; meta rows: the pooled model's sd(x) / sd(y)"),
+    );
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests;

@@ -15,8 +15,6 @@
 //! The column typer is a tight loop over `Option<&str>` that allocates only for pseudonyms it
 //! has not seen before and for the (rare) cells it rejects.
 
-use std::collections::HashMap;
-
 use polars::prelude::*;
 
 use crate::pseudonym::Pseudonymizer;
@@ -215,14 +213,14 @@ pub struct CellError {
 /// Pseudonyms already computed, so each distinct raw id is hashed once.
 pub struct PseudonymCache<'a> {
     pseudonymizer: &'a Pseudonymizer,
-    seen: HashMap<Box<str>, Box<str>>,
+    seen: PlHashMap<Box<str>, Box<str>>,
 }
 
 impl<'a> PseudonymCache<'a> {
     pub fn new(pseudonymizer: &'a Pseudonymizer) -> Self {
         PseudonymCache {
             pseudonymizer,
-            seen: HashMap::new(),
+            seen: PlHashMap::new(),
         }
     }
 
@@ -264,6 +262,8 @@ pub fn type_column(
     let column = match spec.ty {
         CellType::Text | CellType::PersonId | CellType::Arm => {
             let mut b = StringChunkedBuilder::new(name, n);
+            // Long tables repeat an id over consecutive rows: reuse the last pseudonym.
+            let mut last: Option<(&str, String)> = None;
             for (row, c, t) in cells!() {
                 match t {
                     None => {
@@ -273,7 +273,14 @@ pub fn type_column(
                         b.append_null();
                     }
                     Some(t) => match spec.ty {
-                        CellType::PersonId => b.append_value(ids.get(t)),
+                        CellType::PersonId => match &last {
+                            Some((raw, p)) if *raw == t => b.append_value(p.as_str()),
+                            _ => {
+                                let p = ids.get(t).to_string();
+                                b.append_value(p.as_str());
+                                last = Some((t, p));
+                            }
+                        },
                         CellType::Arm => match parse_arm(t) {
                             Ok(a) => b.append_value(a),
                             Err(r) => {

@@ -1,0 +1,532 @@
+//! `relcap power`: power by simulation for a planned study. For every size in
+//! `--employees-per-municipality` and every effect scenario (the k-th values of `--effect-h1`,
+//! `--effect-h2`, `--effect-h3`; a single value is used in every scenario), `--replications`
+//! studies are simulated and run through the pipeline; a hypothesis is *detected* when the study
+//! configuration's decision rule supports it (adjusted p below alpha and the predicted sign).
+//! Replication r uses the same seed in every cell (common random numbers), which makes the
+//! differences between cells less noisy.
+//!
+//! Writes under `--out` (the same bytes for the same arguments, whatever `--threads`):
+//!
+//! `power.csv` (and the same rows in `power.json`), one row per size × scenario × hypothesis:
+//!
+//! | column | meaning |
+//! | --- | --- |
+//! | employees_per_municipality | target positions per municipality (`--employees-per-municipality`) |
+//! | positions_per_municipality | realised positions per municipality, mean over replications (the simulator adds whole units of 8–20 and gives every work group a unit in every municipality, so small targets are exceeded) |
+//! | scenario | 1-based index of the effect scenario |
+//! | effect_h1, effect_h2, effect_h3 | the scenario's simulated effects |
+//! | hypothesis | H1, H2, H3 |
+//! | effect | the simulated effect of this hypothesis |
+//! | replications | studies simulated |
+//! | failed | replications in which the pipeline failed or the hypothesis could not be tested (counted as not detected) |
+//! | detected | replications in which the hypothesis was supported |
+//! | power | detected / replications |
+//! | mc_se | Monte Carlo SE of power, √(power (1 − power) / replications) |
+//! | power_unadjusted | share with unadjusted p < alpha and the predicted sign |
+//! | mean_estimate | mean of the primary estimate over the replications that have one |
+//!
+//! `power.svg`: power against size, one panel per hypothesis, a line per scenario with
+//! ±1.96 Monte Carlo SE bars and the conventional 0.8 line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use super::{
+    parse_list, progress_bar, replicate, replication_seed, run_indexed, threads, Design,
+    Replication,
+};
+use crate::config::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct PowerArgs {
+    /// Study configuration (its model settings decide detection; data and output folders are not used).
+    #[arg(long, default_value = "config/study.toml")]
+    pub config: PathBuf,
+    /// Folder for power.csv, power.json and power.svg.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Simulated studies per cell of the grid.
+    #[arg(long, default_value_t = 100)]
+    pub replications: usize,
+    /// Base seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads (default: the available cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Sizes: positions per municipality, comma-separated.
+    #[arg(long, default_value = "70,140,280")]
+    pub employees_per_municipality: String,
+    /// H1 effects, comma-separated (one per scenario, or one for all).
+    #[arg(long, default_value = "0.5", allow_hyphen_values = true)]
+    pub effect_h1: String,
+    /// H2 effects, comma-separated.
+    #[arg(long, default_value = "0.25", allow_hyphen_values = true)]
+    pub effect_h2: String,
+    /// H3 effects, comma-separated.
+    #[arg(long, default_value = "0.2", allow_hyphen_values = true)]
+    pub effect_h3: String,
+    /// Citizens per municipality and wave (default: the demo preset's; scaled by nothing).
+    #[arg(long)]
+    pub citizens_per_municipality: Option<u32>,
+    #[arg(long)]
+    pub municipalities: Option<u32>,
+    #[arg(long)]
+    pub waves: Option<u32>,
+    #[arg(long)]
+    pub work_groups: Option<u32>,
+    /// Only intervention units (H3 becomes a pre/post comparison).
+    #[arg(long)]
+    pub no_control: bool,
+    /// No progress bar and no table on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// One row of power.csv.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PowerRow {
+    pub employees_per_municipality: u32,
+    pub positions_per_municipality: Option<f64>,
+    pub scenario: usize,
+    pub effect_h1: f64,
+    pub effect_h2: f64,
+    pub effect_h3: f64,
+    pub hypothesis: String,
+    pub effect: f64,
+    pub replications: usize,
+    pub failed: usize,
+    pub detected: usize,
+    pub power: f64,
+    pub mc_se: f64,
+    pub power_unadjusted: f64,
+    pub mean_estimate: Option<f64>,
+}
+
+/// The scenarios: the k-th value of each list, a one-value list broadcast.
+pub fn scenarios(h1: &[f64], h2: &[f64], h3: &[f64]) -> Result<Vec<(f64, f64, f64)>> {
+    let k = h1.len().max(h2.len()).max(h3.len());
+    for (name, l) in [
+        ("--effect-h1", h1),
+        ("--effect-h2", h2),
+        ("--effect-h3", h3),
+    ] {
+        if l.is_empty() || (l.len() != 1 && l.len() != k) {
+            bail!(
+                "{name} has {} values; give 1 or {k} (one per scenario)",
+                l.len()
+            );
+        }
+    }
+    let at = |l: &[f64], i: usize| if l.len() == 1 { l[0] } else { l[i] };
+    Ok((0..k).map(|i| (at(h1, i), at(h2, i), at(h3, i))).collect())
+}
+
+/// Power figures of one cell from its replications.
+pub fn cell_rows(
+    size: u32,
+    scenario: usize,
+    effects: (f64, f64, f64),
+    reps: &[Replication],
+    alpha: f64,
+    positive: [bool; 3],
+) -> Vec<PowerRow> {
+    let n = reps.len();
+    ["H1", "H2", "H3"]
+        .iter()
+        .enumerate()
+        .map(|(k, h)| {
+            let prim: Vec<_> = reps
+                .iter()
+                .filter_map(|r| r.primaries.iter().find(|p| p.hypothesis == *h))
+                .collect();
+            let detected = prim.iter().filter(|p| p.supported == Some(true)).count();
+            let failed = n - prim.iter().filter(|p| p.supported.is_some()).count();
+            let unadjusted = prim
+                .iter()
+                .filter(|p| match (p.p_value, p.estimate) {
+                    (Some(pv), Some(e)) => pv < alpha && (e > 0.0) == positive[k],
+                    _ => false,
+                })
+                .count();
+            let est: Vec<f64> = prim.iter().filter_map(|p| p.estimate).collect();
+            let power = detected as f64 / n as f64;
+            let pos: Vec<f64> = reps
+                .iter()
+                .filter(|r| r.error.is_none())
+                .map(|r| r.truth.positions_per_municipality)
+                .collect();
+            PowerRow {
+                employees_per_municipality: size,
+                positions_per_municipality: (!pos.is_empty())
+                    .then(|| pos.iter().sum::<f64>() / pos.len() as f64),
+                scenario: scenario + 1,
+                effect_h1: effects.0,
+                effect_h2: effects.1,
+                effect_h3: effects.2,
+                hypothesis: h.to_string(),
+                effect: [effects.0, effects.1, effects.2][k],
+                replications: n,
+                failed,
+                detected,
+                power,
+                mc_se: (power * (1.0 - power) / n as f64).sqrt(),
+                power_unadjusted: unadjusted as f64 / n as f64,
+                mean_estimate: (!est.is_empty())
+                    .then(|| est.iter().sum::<f64>() / est.len() as f64),
+            }
+        })
+        .collect()
+}
+
+const COLORS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+];
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The power plot as a standalone SVG: one panel per hypothesis, power (0..1) against size.
+pub fn svg(rows: &[PowerRow], replications: usize) -> String {
+    let (pw, ph, ml, mr, mt, mb) = (300.0, 240.0, 55.0, 15.0, 40.0, 50.0);
+    let legend_h = 20.0;
+    let width = 3.0 * (pw + ml + mr);
+    let height = mt + ph + mb + legend_h * 2.0;
+    let mut sizes: Vec<u32> = rows.iter().map(|r| r.employees_per_municipality).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let (xmin, xmax) = (
+        *sizes.first().unwrap_or(&0) as f64,
+        *sizes.last().unwrap_or(&1) as f64,
+    );
+    // 6% padding so the points at the ends are not on the frame; one size sits in the middle.
+    let (xmin, span) = if xmax > xmin {
+        let span = xmax - xmin;
+        (xmin - 0.06 * span, 1.12 * span)
+    } else {
+        (xmin - 0.5, 1.0)
+    };
+    let n_scen = rows.iter().map(|r| r.scenario).max().unwrap_or(1);
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+    );
+    for (k, h) in ["H1", "H2", "H3"].iter().enumerate() {
+        let x0 = k as f64 * (pw + ml + mr) + ml;
+        let px = |v: f64| x0 + (v - xmin) / span * pw;
+        let py = |p: f64| mt + (1.0 - p.clamp(0.0, 1.0)) * ph;
+        s.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"13\" font-weight=\"bold\" text-anchor=\"middle\">{h}</text>\n",
+            x0 + pw / 2.0,
+            mt - 14.0
+        ));
+        s.push_str(&format!(
+            "<rect x=\"{x0:.1}\" y=\"{mt:.1}\" width=\"{pw:.1}\" height=\"{ph:.1}\" fill=\"none\" stroke=\"#444\"/>\n"
+        ));
+        for tick in [0.0, 0.2, 0.4, 0.6, 0.8, 1.0] {
+            let y = py(tick);
+            s.push_str(&format!(
+                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{x0:.1}\" y2=\"{y:.1}\" stroke=\"#444\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{tick:.1}</text>\n",
+                x0 - 4.0,
+                x0 - 6.0,
+                y + 4.0
+            ));
+        }
+        let y8 = py(0.8);
+        s.push_str(&format!(
+            "<line x1=\"{x0:.1}\" y1=\"{y8:.1}\" x2=\"{:.1}\" y2=\"{y8:.1}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>\n",
+            x0 + pw
+        ));
+        for &size in &sizes {
+            let x = px(size as f64);
+            s.push_str(&format!(
+                "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#444\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{size}</text>\n",
+                mt + ph,
+                mt + ph + 4.0,
+                mt + ph + 16.0
+            ));
+        }
+        s.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">employees per municipality</text>\n",
+            x0 + pw / 2.0,
+            mt + ph + 34.0
+        ));
+        if k == 0 {
+            s.push_str(&format!(
+                "<text transform=\"translate({:.1},{:.1}) rotate(-90)\" text-anchor=\"middle\">power</text>\n",
+                x0 - 38.0,
+                mt + ph / 2.0
+            ));
+        }
+        for sc in 1..=n_scen {
+            let color = COLORS[(sc - 1) % COLORS.len()];
+            let mut pts: Vec<&PowerRow> = rows
+                .iter()
+                .filter(|r| r.hypothesis == *h && r.scenario == sc)
+                .collect();
+            pts.sort_by_key(|r| r.employees_per_municipality);
+            let path: Vec<String> = pts
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{:.1},{:.1}",
+                        px(r.employees_per_municipality as f64),
+                        py(r.power)
+                    )
+                })
+                .collect();
+            if path.len() > 1 {
+                s.push_str(&format!(
+                    "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"/>\n",
+                    path.join(" ")
+                ));
+            }
+            for r in pts {
+                let x = px(r.employees_per_municipality as f64);
+                let (lo, hi) = (r.power - 1.96 * r.mc_se, r.power + 1.96 * r.mc_se);
+                s.push_str(&format!(
+                    "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"{color}\"/><circle cx=\"{x:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{color}\"><title>{h}, {} employees, effect {}: power {:.3} ± {:.3}</title></circle>\n",
+                    py(lo),
+                    py(hi),
+                    py(r.power),
+                    r.employees_per_municipality,
+                    r.effect,
+                    r.power,
+                    1.96 * r.mc_se
+                ));
+            }
+        }
+    }
+    // Legend: one entry per scenario.
+    let mut x = ml;
+    let y = mt + ph + mb + 8.0;
+    for sc in 1..=n_scen {
+        let Some(r) = rows.iter().find(|r| r.scenario == sc) else {
+            continue;
+        };
+        let color = COLORS[(sc - 1) % COLORS.len()];
+        let label = esc(&format!(
+            "scenario {sc}: h1 = {}, h2 = {}, h3 = {}",
+            r.effect_h1, r.effect_h2, r.effect_h3
+        ));
+        s.push_str(&format!(
+            "<line x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{color}\" stroke-width=\"2\"/><text x=\"{:.1}\" y=\"{:.1}\">{label}</text>\n",
+            x + 18.0,
+            x + 22.0,
+            y + 4.0
+        ));
+        x += 260.0;
+    }
+    s.push_str(&format!(
+        "<text x=\"{ml:.1}\" y=\"{:.1}\" fill=\"#555\">{replications} simulated studies per point; bars: ±1.96 Monte Carlo SE; dashed: power 0.8</text>\n",
+        y + legend_h
+    ));
+    s.push_str("</svg>\n");
+    s
+}
+
+fn write_csv(path: &std::path::Path, rows: &[PowerRow]) -> Result<()> {
+    crate::io::write_atomic(path, |w| {
+        writeln!(w, "employees_per_municipality,positions_per_municipality,scenario,effect_h1,effect_h2,effect_h3,hypothesis,effect,replications,failed,detected,power,mc_se,power_unadjusted,mean_estimate")?;
+        for r in rows {
+            writeln!(
+                w,
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                r.employees_per_municipality,
+                r.positions_per_municipality
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+                r.scenario,
+                r.effect_h1,
+                r.effect_h2,
+                r.effect_h3,
+                r.hypothesis,
+                r.effect,
+                r.replications,
+                r.failed,
+                r.detected,
+                r.power,
+                r.mc_se,
+                r.power_unadjusted,
+                r.mean_estimate.map(|v| v.to_string()).unwrap_or_default()
+            )?;
+        }
+        Ok(())
+    })
+}
+
+pub fn main(args: &PowerArgs) -> Result<ExitCode> {
+    if args.replications < 1 {
+        bail!("--replications must be at least 1");
+    }
+    let config = Config::load(&args.config)?;
+    let sizes: Vec<u32> = parse_list(
+        &args.employees_per_municipality,
+        "--employees-per-municipality",
+    )?;
+    if sizes.is_empty() || sizes.contains(&0) {
+        bail!("--employees-per-municipality needs positive sizes");
+    }
+    let scen = scenarios(
+        &parse_list(&args.effect_h1, "--effect-h1")?,
+        &parse_list(&args.effect_h2, "--effect-h2")?,
+        &parse_list(&args.effect_h3, "--effect-h3")?,
+    )?;
+    // The grid, each cell with its design; checked before any thread starts.
+    let mut cells = Vec::new();
+    for &size in &sizes {
+        for (k, &(h1, h2, h3)) in scen.iter().enumerate() {
+            let d = Design {
+                municipalities: args.municipalities,
+                employees_per_municipality: Some(size),
+                waves: args.waves,
+                work_groups: args.work_groups,
+                citizens_per_municipality: args.citizens_per_municipality,
+                effect_h1: h1,
+                effect_h2: h2,
+                effect_h3: h3,
+                no_control: args.no_control,
+            };
+            d.simulate_args(args.seed, &args.out).params()?;
+            cells.push((size, k, (h1, h2, h3), d));
+        }
+    }
+    let n_threads = threads(args.threads);
+    let total = cells.len() * args.replications;
+    let start = Instant::now();
+    let bar = progress_bar(total, args.quiet, "power");
+    let reps = run_indexed(total, n_threads, &bar, |i| {
+        let (c, r) = (i / args.replications, i % args.replications);
+        replicate(
+            &config,
+            &cells[c].3,
+            r,
+            replication_seed(args.seed, r),
+            false,
+        )
+    });
+    bar.finish_and_clear();
+    let m = &config.model;
+    let positive = [
+        m.h1.direction == "positive",
+        m.h2.direction == "positive",
+        m.h3.direction == "positive",
+    ];
+    let mut rows = Vec::new();
+    for (c, (size, k, eff, _)) in cells.iter().enumerate() {
+        let cell = &reps[c * args.replications..(c + 1) * args.replications];
+        rows.extend(cell_rows(*size, *k, *eff, cell, m.alpha, positive));
+    }
+    let errors: Vec<String> = reps.iter().filter_map(|r| r.error.clone()).collect();
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    write_csv(&args.out.join("power.csv"), &rows)?;
+    crate::io::write_json(
+        &serde_json::json!({
+            "replications": args.replications,
+            "seed": args.seed,
+            "alpha": m.alpha,
+            "correction": m.correction,
+            "failed_replications": errors.len(),
+            "errors": errors.iter().take(20).collect::<Vec<_>>(),
+            "rows": rows,
+        }),
+        &args.out.join("power.json"),
+    )?;
+    let plot = svg(&rows, args.replications);
+    crate::io::write_atomic(&args.out.join("power.svg"), |w| {
+        w.write_all(plot.as_bytes())?;
+        Ok(())
+    })?;
+    if !args.quiet {
+        eprintln!(
+            "{:>9} {:>9} {:>8} {:<4} {:>7} {:>7} {:>7} {:>10}",
+            "employees", "positions", "scenario", "hyp", "effect", "power", "mc_se", "unadjusted"
+        );
+        for r in &rows {
+            eprintln!(
+                "{:>9} {:>9.1} {:>8} {:<4} {:>7} {:>7.3} {:>7.3} {:>10.3}",
+                r.employees_per_municipality,
+                r.positions_per_municipality.unwrap_or(f64::NAN),
+                r.scenario,
+                r.hypothesis,
+                r.effect,
+                r.power,
+                r.mc_se,
+                r.power_unadjusted
+            );
+        }
+        eprintln!(
+            "[relcap] {total} simulated studies ({} failed) in {:.1} s on {n_threads} threads; written to {}",
+            errors.len(),
+            start.elapsed().as_secs_f64(),
+            args.out.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Primary, TruthFacts};
+    use super::*;
+
+    #[test]
+    fn scenarios_broadcast_single_values() {
+        let s = scenarios(&[0.5], &[0.1, 0.2], &[0.3]).unwrap();
+        assert_eq!(s, vec![(0.5, 0.1, 0.3), (0.5, 0.2, 0.3)]);
+        assert!(scenarios(&[0.5, 0.6], &[0.1, 0.2, 0.3], &[0.3]).is_err());
+    }
+
+    #[test]
+    fn power_counts_failures_as_not_detected() {
+        let mk = |supported: Option<bool>, p: f64| Replication {
+            index: 0,
+            seed: 0,
+            primaries: ["H1", "H2", "H3"]
+                .iter()
+                .map(|h| Primary {
+                    hypothesis: h.to_string(),
+                    estimate: Some(0.3),
+                    std_error: Some(0.1),
+                    conf_low: None,
+                    conf_high: None,
+                    p_value: Some(p),
+                    p_adjusted: Some(p),
+                    supported,
+                    n_obs: None,
+                })
+                .collect(),
+            truth: TruthFacts::default(),
+            error: None,
+        };
+        let mut reps = vec![
+            mk(Some(true), 0.01),
+            mk(Some(true), 0.02),
+            mk(Some(false), 0.2),
+        ];
+        reps.push(Replication {
+            primaries: vec![],
+            error: Some("boom".into()),
+            ..mk(None, 1.0)
+        });
+        let rows = cell_rows(140, 0, (0.5, 0.25, 0.2), &reps, 0.05, [true; 3]);
+        assert_eq!(rows.len(), 3);
+        let r = &rows[0];
+        assert_eq!((r.detected, r.failed, r.replications), (2, 1, 4));
+        assert_eq!(r.power, 0.5);
+        assert!((r.mc_se - (0.25f64 / 4.0).sqrt()).abs() < 1e-15);
+        assert_eq!(r.power_unadjusted, 0.5);
+        let svg = svg(&rows, 4);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<circle").count(), 3);
+    }
+}

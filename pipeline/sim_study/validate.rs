@@ -1,0 +1,647 @@
+//! `relcap validate`: parameter recovery. R replications of a simulated study (the demo design
+//! by default) through the whole pipeline; for each hypothesis's pooled primary estimate: bias,
+//! RMSE and coverage of its interval, each against two targets:
+//!
+//! - `simulated_effect`: the effect the simulator puts in (truth.json `effects`);
+//! - `model_estimand`: what the model estimates when it is right about its own data:
+//!   - H1: the simulator's effect is the slope on the *true* case RCap, the model's predictor is
+//!     the observed one (a mean of sampled dyad scores), so the model estimates h1 × λ, where λ
+//!     is the slope of the true case RCap on the observed one given the model's municipality and
+//!     wave effects, over the model's rows (errors-in-variables attenuation). λ is computed per
+//!     replication from `truth_dyads.csv`; given both case RCaps the citizen noise is
+//!     independent, so E[estimate] = h1 × λ exactly (up to the scale's clamping).
+//!   - H2: the unit mean of the leave-one-out SRM measures the manager's SRM with error
+//!     (attenuation by its reliability) and carries 1/n of the raters' same-source variance; the
+//!     simulator's `expected.h2_between_slope_approx` is that unit-level approximation. It is
+//!     not the hybrid model's estimand: `srm_between` is a unit-*wave* mean and the model has a
+//!     unit random intercept, so its slope mixes in the wave-to-wave changes of a unit's mean
+//!     rating, which carry the raters' same-source variance almost undiluted (a slope near
+//!     var_r / (var_r + item noise)). No formula here gives that mixture; the `large_sample`
+//!     target (below) is the estimand to check H2's intervals against.
+//!   - H3: the difference in differences is unbiased for h3 (with no controls the pre/post change
+//!     also holds the wave trend: h3 + wave_trend).
+//!
+//! With `--reference-replications K`, a fourth target, `large_sample`, is the estimator's
+//! pseudo-true value for this design: the mean estimate over K replications of the same design
+//! with `--reference-scale` times as many municipalities (same units, sizes and effects; other
+//! seeds). It is what the estimator converges to, so it is the right target where no formula
+//! gives the estimand (H2's hybrid model, see the closing note of `relcap validate`).
+//! A last line, `mean_estimate`, uses the mean of the estimates as the target: its coverage
+//! checks the standard errors alone (a calibration check, not a test of bias).
+//! Coverage is "within Monte Carlo error" when |coverage − (1 − alpha)| ≤ 1.96 √(alpha(1 − alpha)/R).
+//!
+//! Writes under `--out` (the same bytes for the same arguments, whatever `--threads`):
+//! `validate.json` (the summary), `replications.csv` (one row per
+//! replication × hypothesis: replication, seed, hypothesis, estimate, std_error, conf_low,
+//! conf_high, p_value, p_adjusted, supported, simulated_effect, model_estimand, error), and
+//! prints the summary table.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use polars::prelude::{CsvReadOptions, DataType, SerReader};
+use serde::Serialize;
+
+use super::{progress_bar, replicate, replication_seed, run_indexed, threads, Design, Replication};
+use crate::config::Config;
+use crate::stats::design::{Column, Data};
+use crate::stats::fit::{fit_formula, FitOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Study configuration (its model settings are used; data and output folders are not).
+    #[arg(long, default_value = "config/study.toml")]
+    pub config: PathBuf,
+    /// Folder for validate.json and replications.csv.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of simulated studies.
+    #[arg(long, default_value_t = 200)]
+    pub replications: usize,
+    /// Base seed; replication r uses a seed derived from it and r.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads (default: the available cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Simulated design (default: the demo preset).
+    #[arg(long)]
+    pub municipalities: Option<u32>,
+    #[arg(long)]
+    pub employees_per_municipality: Option<u32>,
+    #[arg(long)]
+    pub waves: Option<u32>,
+    #[arg(long)]
+    pub work_groups: Option<u32>,
+    #[arg(long)]
+    pub citizens_per_municipality: Option<u32>,
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    pub effect_h1: f64,
+    #[arg(long, default_value_t = 0.25, allow_negative_numbers = true)]
+    pub effect_h2: f64,
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
+    pub effect_h3: f64,
+    /// Only intervention units (H3 becomes a pre/post comparison).
+    #[arg(long)]
+    pub no_control: bool,
+    /// Replications of the large-sample reference design (0: no `large_sample` target).
+    #[arg(long, default_value_t = 20)]
+    pub reference_replications: usize,
+    /// The reference design has this many times the municipalities.
+    #[arg(long, default_value_t = 10)]
+    pub reference_scale: u32,
+    /// No progress bar and no table on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// The large-sample reference of one hypothesis: mean estimate and its Monte Carlo SE.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Reference {
+    pub hypothesis: String,
+    pub n: usize,
+    pub mean_estimate: f64,
+    pub mc_se: f64,
+    pub mean_std_error: f64,
+}
+
+/// Mean estimate per hypothesis over the reference replications.
+pub fn references(reps: &[Replication]) -> Vec<Reference> {
+    ["H1", "H2", "H3"]
+        .iter()
+        .filter_map(|h| {
+            let est: Vec<(f64, f64)> = reps
+                .iter()
+                .filter_map(|r| r.primaries.iter().find(|p| p.hypothesis == *h))
+                .filter_map(|p| Some((p.estimate?, p.std_error?)))
+                .collect();
+            if est.len() < 2 {
+                return None;
+            }
+            let e: Vec<f64> = est.iter().map(|x| x.0).collect();
+            Some(Reference {
+                hypothesis: h.to_string(),
+                n: e.len(),
+                mean_estimate: mean(&e),
+                mc_se: sd(&e) / (e.len() as f64).sqrt(),
+                mean_std_error: mean(&est.iter().map(|x| x.1).collect::<Vec<_>>()),
+            })
+        })
+        .collect()
+}
+
+/// XOR-ed into the seed of the reference replications.
+const REFERENCE_SEED: u64 = 0x5EED_5EED_5EED_5EED;
+
+/// One target's recovery figures.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Recovery {
+    /// `simulated_effect`, `model_estimand` or `mean_estimate`.
+    pub target: String,
+    /// Mean of the target over replications (it varies per replication for H1 and H2).
+    pub mean_target: f64,
+    pub bias: f64,
+    /// Monte Carlo SE of the bias.
+    pub bias_mc_se: f64,
+    pub rmse: f64,
+    pub coverage: f64,
+    pub coverage_mc_se: f64,
+    /// |coverage − nominal| ≤ 1.96 × the nominal binomial SE.
+    pub coverage_within_mc_error: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HypothesisRecovery {
+    pub hypothesis: String,
+    /// Replications with an estimate and an interval.
+    pub n: usize,
+    pub mean_estimate: f64,
+    pub sd_estimate: f64,
+    pub mean_std_error: f64,
+    /// mean SE / SD of the estimates (1 when the SEs are right).
+    pub se_ratio: f64,
+    /// Share of replications in which the hypothesis was supported.
+    pub power: f64,
+    pub targets: Vec<Recovery>,
+    pub model_estimand: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    replications: usize,
+    failed: usize,
+    errors: Vec<String>,
+    seed: u64,
+    conf_level: f64,
+    reference_scale: u32,
+    design: &'a Design,
+    reference_design: Option<&'a Design>,
+    reference_replications: usize,
+    references: Vec<Reference>,
+    hypotheses: Vec<HypothesisRecovery>,
+}
+
+fn mean(x: &[f64]) -> f64 {
+    x.iter().sum::<f64>() / x.len() as f64
+}
+
+fn sd(x: &[f64]) -> f64 {
+    let m = mean(x);
+    (x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (x.len() as f64 - 1.0)).sqrt()
+}
+
+/// (estimate, conf_low, conf_high, std_error, supported, simulated effect, model estimand)
+type Row = (f64, f64, f64, f64, bool, f64, f64);
+
+/// The two targets of hypothesis `h` in replication `r`.
+fn targets(h: &str, r: &Replication, no_control: bool) -> Option<(f64, f64)> {
+    let t = &r.truth;
+    match h {
+        "H1" => t.h1_lambda.map(|l| (t.h1, t.h1 * l)),
+        "H2" => Some((t.h2, t.h2_between_slope_approx)),
+        _ => Some(if no_control {
+            (t.h3, t.h3 + t.wave_trend)
+        } else {
+            (t.h3, t.h3)
+        }),
+    }
+}
+
+fn recovery(target: &str, rows: &[Row], theta: impl Fn(&Row) -> f64, level: f64) -> Recovery {
+    let n = rows.len() as f64;
+    let err: Vec<f64> = rows.iter().map(|r| r.0 - theta(r)).collect();
+    let covered = rows
+        .iter()
+        .filter(|r| r.1 <= theta(r) && theta(r) <= r.2)
+        .count() as f64
+        / n;
+    let nominal_se = (level * (1.0 - level) / n).sqrt();
+    Recovery {
+        target: target.into(),
+        mean_target: mean(&rows.iter().map(&theta).collect::<Vec<_>>()),
+        bias: mean(&err),
+        bias_mc_se: sd(&err) / n.sqrt(),
+        rmse: (err.iter().map(|e| e * e).sum::<f64>() / n).sqrt(),
+        coverage: covered,
+        coverage_mc_se: (covered * (1.0 - covered) / n).sqrt(),
+        coverage_within_mc_error: (covered - level).abs() <= 1.96 * nominal_se,
+    }
+}
+
+/// Recovery figures of every hypothesis over the replications.
+pub fn summarize(
+    reps: &[Replication],
+    level: f64,
+    no_control: bool,
+    references: &[Reference],
+) -> Vec<HypothesisRecovery> {
+    let mut out = Vec::new();
+    for h in ["H1", "H2", "H3"] {
+        let rows: Vec<Row> = reps
+            .iter()
+            .filter_map(|r| {
+                let p = r.primaries.iter().find(|p| p.hypothesis == h)?;
+                let (sim, est) = targets(h, r, no_control)?;
+                Some((
+                    p.estimate?,
+                    p.conf_low?,
+                    p.conf_high?,
+                    p.std_error?,
+                    p.supported == Some(true),
+                    sim,
+                    est,
+                ))
+            })
+            .collect();
+        if rows.len() < 2 {
+            continue;
+        }
+        let est: Vec<f64> = rows.iter().map(|r| r.0).collect();
+        let m = mean(&est);
+        let se = mean(&rows.iter().map(|r| r.3).collect::<Vec<_>>());
+        out.push(HypothesisRecovery {
+            hypothesis: h.into(),
+            n: rows.len(),
+            mean_estimate: m,
+            sd_estimate: sd(&est),
+            mean_std_error: se,
+            se_ratio: se / sd(&est),
+            power: rows.iter().filter(|r| r.4).count() as f64 / rows.len() as f64,
+            targets: {
+                let mut t = vec![
+                    recovery("simulated_effect", &rows, |r| r.5, level),
+                    recovery("model_estimand", &rows, |r| r.6, level),
+                ];
+                if let Some(rf) = references.iter().find(|x| x.hypothesis == h) {
+                    t.push(recovery("large_sample", &rows, |_| rf.mean_estimate, level));
+                }
+                t.push(recovery("mean_estimate", &rows, |_| m, level));
+                t
+            },
+            model_estimand: match h {
+                "H1" => "h1 x lambda (slope of true on observed case RCap given municipality and wave, per replication)",
+                "H2" => "truth.json expected.h2_between_slope_approx (reliability attenuation + same-source share between units; ignores the wave-to-wave same-source part the hybrid model mixes in: check against large_sample)",
+                _ if no_control => "h3 + wave_trend (pre/post change without controls)",
+                _ => "h3 (the difference in differences is unbiased)",
+            }
+            .into(),
+        });
+    }
+    out
+}
+
+/// H1's λ for one replication: slope of the true case RCap (mean of the simulator's true dyad
+/// scores over the ordered pairs of the case's distinct groups) on the observed `case_rcap`,
+/// with municipality and wave effects, over the rows the H1 model uses. None without rows.
+pub fn h1_lambda(h1_cases: &Path, truth_dyads: &Path) -> Result<Option<f64>> {
+    let df = crate::io::read_parquet(h1_cases)?;
+    let td = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(None)
+        .try_into_reader_with_file_path(Some(truth_dyads.to_path_buf()))
+        .and_then(|r| r.finish())
+        .with_context(|| format!("cannot read {}", truth_dyads.display()))?;
+    let s = |d: &polars::prelude::DataFrame, c: &str| -> Result<Vec<Option<String>>> {
+        let col = d.column(c)?.cast(&DataType::String)?;
+        Ok(col.str()?.iter().map(|v| v.map(String::from)).collect())
+    };
+    let f = |d: &polars::prelude::DataFrame, c: &str| -> Result<Vec<Option<f64>>> {
+        let col = d.column(c)?.cast(&DataType::Float64)?;
+        Ok(col.f64()?.iter().collect())
+    };
+    let mut tau: BTreeMap<(String, String, String, i64), f64> = BTreeMap::new();
+    let (tm, tf, tt, tw, tv) = (
+        s(&td, "municipality")?,
+        s(&td, "from_group")?,
+        s(&td, "to_group")?,
+        f(&td, "wave")?,
+        f(&td, "true_dyad_score")?,
+    );
+    for i in 0..td.height() {
+        if let (Some(m), Some(a), Some(b), Some(w), Some(v)) =
+            (&tm[i], &tf[i], &tt[i], tw[i], tv[i])
+        {
+            tau.insert((m.clone(), a.clone(), b.clone(), w as i64), v);
+        }
+    }
+    let (wave, muni, lead, groups, quality, rcap, excl) = (
+        f(&df, "wave")?,
+        s(&df, "municipality")?,
+        s(&df, "lead_unit_id")?,
+        s(&df, "work_groups")?,
+        f(&df, "quality")?,
+        f(&df, "case_rcap")?,
+        s(&df, "exclusion")?,
+    );
+    let (mut y, mut x, mut mm, mut ww) = (vec![], vec![], vec![], vec![]);
+    for i in 0..df.height() {
+        let (Some(w), Some(m), Some(_), Some(g), Some(_), Some(r), None) = (
+            wave[i], &muni[i], &lead[i], &groups[i], quality[i], rcap[i], &excl[i],
+        ) else {
+            continue;
+        };
+        let gs: Vec<&str> = g.split(';').filter(|s| !s.is_empty()).collect();
+        let mut sum = 0.0;
+        let mut k = 0usize;
+        for a in &gs {
+            for b in &gs {
+                if a == b {
+                    continue;
+                }
+                let key = (m.clone(), a.to_string(), b.to_string(), w as i64);
+                let v = tau
+                    .get(&key)
+                    .ok_or_else(|| anyhow!("truth_dyads.csv has no dyad {key:?}"))?;
+                sum += v;
+                k += 1;
+            }
+        }
+        if k == 0 {
+            continue;
+        }
+        y.push(Some(sum / k as f64));
+        x.push(Some(r));
+        mm.push(Some(m.clone()));
+        ww.push(Some(w));
+    }
+    if y.len() < 3 {
+        return Ok(None);
+    }
+    let levels = |v: &[Option<String>]| v.iter().collect::<std::collections::BTreeSet<_>>().len();
+    let n_waves = ww
+        .iter()
+        .map(|w| w.map(|w| w as i64))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let mut formula = "true_case_rcap ~ case_rcap".to_string();
+    if levels(&mm) >= 2 {
+        formula.push_str(" + C(municipality)");
+    }
+    if n_waves >= 2 {
+        formula.push_str(" + C(wave)");
+    }
+    let mut data = Data::new();
+    let e = |e: crate::stats::StatsError| anyhow!("{e}");
+    data.push("true_case_rcap", Column::Num(y)).map_err(e)?;
+    data.push("case_rcap", Column::Num(x)).map_err(e)?;
+    data.push("municipality", Column::Str(mm)).map_err(e)?;
+    data.push("wave", Column::Num(ww)).map_err(e)?;
+    let fit = fit_formula(&data, &formula, &FitOptions::default()).map_err(e)?;
+    Ok(fit
+        .coefficients
+        .iter()
+        .find(|c| c.term == "case_rcap")
+        .map(|c| c.estimate))
+}
+
+fn csv_num(x: Option<f64>) -> String {
+    x.map(|v| format!("{v}")).unwrap_or_default()
+}
+
+fn write_replications(path: &Path, reps: &[Replication], no_control: bool) -> Result<()> {
+    crate::io::write_atomic(path, |w| {
+        writeln!(
+            w,
+            "replication,seed,hypothesis,estimate,std_error,conf_low,conf_high,p_value,p_adjusted,supported,simulated_effect,model_estimand,error"
+        )?;
+        for r in reps {
+            if let Some(e) = &r.error {
+                writeln!(
+                    w,
+                    "{},{},,,,,,,,,,,\"{}\"",
+                    r.index,
+                    r.seed,
+                    e.replace('"', "'")
+                )?;
+                continue;
+            }
+            for p in &r.primaries {
+                let t = targets(&p.hypothesis, r, no_control);
+                writeln!(
+                    w,
+                    "{},{},{},{},{},{},{},{},{},{},{},{},",
+                    r.index,
+                    r.seed,
+                    p.hypothesis,
+                    csv_num(p.estimate),
+                    csv_num(p.std_error),
+                    csv_num(p.conf_low),
+                    csv_num(p.conf_high),
+                    csv_num(p.p_value),
+                    csv_num(p.p_adjusted),
+                    p.supported.map(|b| b.to_string()).unwrap_or_default(),
+                    csv_num(t.map(|t| t.0)),
+                    csv_num(t.map(|t| t.1)),
+                )?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The summary as a text table.
+pub fn table(h: &[HypothesisRecovery], level: f64) -> String {
+    let mut s = format!(
+        "{:<4} {:<17} {:>9} {:>9} {:>9} {:>9} {:>10} {:>8}\n",
+        "hyp",
+        "target",
+        "target",
+        "bias",
+        "mc_se",
+        "rmse",
+        format!("cover{:.0}%", level * 100.0),
+        "mc_se"
+    );
+    for x in h {
+        for t in &x.targets {
+            s.push_str(&format!(
+                "{:<4} {:<17} {:>9.4} {:>9.4} {:>9.4} {:>9.4} {:>10.3} {:>8.3}{}\n",
+                x.hypothesis,
+                t.target,
+                t.mean_target,
+                t.bias,
+                t.bias_mc_se,
+                t.rmse,
+                t.coverage,
+                t.coverage_mc_se,
+                if t.coverage_within_mc_error {
+                    ""
+                } else {
+                    "  *"
+                }
+            ));
+        }
+        s.push_str(&format!(
+            "{:<4} n = {}, mean estimate {:.4}, SD {:.4}, mean SE {:.4} (ratio {:.3}), supported in {:.1}%\n",
+            x.hypothesis,
+            x.n,
+            x.mean_estimate,
+            x.sd_estimate,
+            x.mean_std_error,
+            x.se_ratio,
+            100.0 * x.power
+        ));
+    }
+    s.push_str("* coverage outside 1.96 Monte Carlo SEs of the nominal level\n");
+    s
+}
+
+pub fn main(args: &ValidateArgs) -> Result<ExitCode> {
+    if args.replications < 2 {
+        bail!("--replications must be at least 2");
+    }
+    let config = Config::load(&args.config)?;
+    let design = Design {
+        municipalities: args.municipalities,
+        employees_per_municipality: args.employees_per_municipality,
+        waves: args.waves,
+        work_groups: args.work_groups,
+        citizens_per_municipality: args.citizens_per_municipality,
+        effect_h1: args.effect_h1,
+        effect_h2: args.effect_h2,
+        effect_h3: args.effect_h3,
+        no_control: args.no_control,
+    };
+    // Fail fast on a bad design, before any thread starts.
+    design.simulate_args(args.seed, &args.out).params()?;
+    let reference_design = (args.reference_replications > 0).then(|| Design {
+        municipalities: Some(
+            args.municipalities
+                .unwrap_or(crate::sim::Preset::Demo.sizes().municipalities)
+                .saturating_mul(args.reference_scale.max(1)),
+        ),
+        ..design.clone()
+    });
+    if let Some(d) = &reference_design {
+        d.simulate_args(args.seed, &args.out).params()?;
+    }
+    let n_threads = threads(args.threads);
+    let start = Instant::now();
+    let bar = progress_bar(
+        args.replications + args.reference_replications,
+        args.quiet,
+        "validate",
+    );
+    let reps = run_indexed(args.replications, n_threads, &bar, |r| {
+        replicate(&config, &design, r, replication_seed(args.seed, r), true)
+    });
+    // The reference replications draw from other seeds than the replications checked.
+    let ref_reps = match &reference_design {
+        Some(d) => run_indexed(args.reference_replications, n_threads, &bar, |r| {
+            replicate(
+                &config,
+                d,
+                r,
+                replication_seed(args.seed ^ REFERENCE_SEED, r),
+                false,
+            )
+        }),
+        None => vec![],
+    };
+    bar.finish_and_clear();
+    let refs = references(&ref_reps);
+    let level = 1.0 - config.model.alpha;
+    let hyps = summarize(&reps, level, args.no_control, &refs);
+    let errors: Vec<String> = reps
+        .iter()
+        .chain(&ref_reps)
+        .filter_map(|r| {
+            r.error
+                .as_ref()
+                .map(|e| format!("replication {}: {e}", r.index))
+        })
+        .collect();
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let summary = Summary {
+        replications: args.replications,
+        failed: errors.len(),
+        errors: errors.clone(),
+        seed: args.seed,
+        conf_level: level,
+        reference_scale: args.reference_scale,
+        design: &design,
+        reference_design: reference_design.as_ref(),
+        reference_replications: args.reference_replications,
+        references: refs.clone(),
+        hypotheses: hyps.clone(),
+    };
+    crate::io::write_json(&summary, &args.out.join("validate.json"))?;
+    write_replications(&args.out.join("replications.csv"), &reps, args.no_control)?;
+    if !args.quiet {
+        for r in &refs {
+            eprintln!(
+                "{:<4} large-sample reference ({} replications x{} municipalities): mean estimate {:.4} (MC SE {:.4}), mean SE {:.4}",
+                r.hypothesis, r.n, args.reference_scale, r.mean_estimate, r.mc_se, r.mean_std_error
+            );
+        }
+        eprint!("{}", table(&hyps, level));
+        eprintln!(
+            "[relcap] {} replications ({} failed) in {:.1} s on {} threads; written to {}",
+            args.replications,
+            errors.len(),
+            start.elapsed().as_secs_f64(),
+            n_threads,
+            args.out.display()
+        );
+        for e in errors.iter().take(5) {
+            eprintln!("[relcap] {e}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Primary, TruthFacts};
+    use super::*;
+
+    fn rep(i: usize, est: f64, se: f64) -> Replication {
+        Replication {
+            index: i,
+            seed: i as u64,
+            primaries: vec![Primary {
+                hypothesis: "H3".into(),
+                estimate: Some(est),
+                std_error: Some(se),
+                conf_low: Some(est - 1.96 * se),
+                conf_high: Some(est + 1.96 * se),
+                p_value: Some(0.01),
+                p_adjusted: Some(0.02),
+                supported: Some(est > 0.1),
+                n_obs: Some(100),
+            }],
+            truth: TruthFacts {
+                h3: 0.2,
+                ..TruthFacts::default()
+            },
+            error: None,
+        }
+    }
+
+    #[test]
+    fn recovery_figures_by_hand() {
+        // Estimates 0.1, 0.2, 0.3, 0.4 with SE 0.1: bias 0.05, RMSE sqrt((.01+0+.01+.04)/4).
+        let reps: Vec<Replication> = [0.1, 0.2, 0.3, 0.4]
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| rep(i, e, 0.1))
+            .collect();
+        let h = summarize(&reps, 0.95, false, &[]);
+        assert_eq!(h.len(), 1);
+        let t = &h[0].targets[0];
+        assert!((t.bias - 0.05).abs() < 1e-12);
+        assert!((t.rmse - (0.06f64 / 4.0).sqrt()).abs() < 1e-12);
+        // Intervals e ± 0.196 cover 0.2 except [0.204, 0.596].
+        assert_eq!(t.coverage, 0.75);
+        assert!((t.coverage_mc_se - (0.75f64 * 0.25 / 4.0).sqrt()).abs() < 1e-15);
+        assert_eq!(h[0].power, 0.75);
+        assert!((h[0].sd_estimate - (0.05f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(h[0].targets[2].target, "mean_estimate");
+        assert!((h[0].targets[2].mean_target - 0.25).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,781 @@
+//! One model on one set of rows: the specification (response, numeric terms, categorical fixed
+//! effects, random intercepts, standard errors), the complete-case rows, the formula text, the
+//! fit through the statistics engine, and the standardized effects.
+//!
+//! Categorical fixed effects (`C(municipality)`, `C(wave)`) enter the formula only when the rows
+//! have at least two of their levels, so a municipality's own model has no municipality term
+//! and a one-wave subset no wave term. Rows missing any column the model uses are dropped first
+//! and counted by the first such column (`missing_<column>`).
+//!
+//! # Standardized effects
+//!
+//! `std_estimate = estimate × s_x / s_y` for a numeric predictor, `estimate / s_y` for a 0/1
+//! column (a dummy of a factor, `post`, `post:intervention`: the effect of the contrast in SD
+//! units of the outcome), none for the intercept. `s_y` is the sample SD (n − 1) of the outcome
+//! and `s_x` that of the predictor's model-matrix column, both over the rows the model used (for
+//! mixed models: over observations, the total SD, not a variance component). For the paired
+//! t-test it is Cohen's d_z (mean difference / SD of the differences).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+
+use super::frame::Table;
+use crate::stats::design::build_with;
+use crate::stats::formula;
+use crate::stats::htest::{cohens_dz, t_test_paired};
+use crate::stats::lmm::{lmm, LmmOptions};
+use crate::stats::ols::{ols, OlsOptions, VcovType};
+
+/// How a model is estimated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// OLS with the given standard errors; `cluster` names the cluster column for CR1.
+    Ols {
+        vcov: VcovType,
+        cluster: Option<String>,
+    },
+    /// Random-intercept linear mixed model, REML or ML, Satterthwaite t-tests.
+    Lmm { reml: bool },
+    /// Paired t-test of `response` between `post` = 1 and `post` = 0 within (unit, respondent).
+    PairedT,
+}
+
+/// A model: `response ~ terms + C(factors) + (1 | random)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    /// Name in the output tables (`case_rcap`, `between_within`, `diff_in_diff`, ...).
+    pub name: String,
+    pub kind: Kind,
+    pub response: String,
+    /// Numeric terms as R writes them (`case_rcap`, `post`, `post:intervention`).
+    pub terms: Vec<String>,
+    /// Columns entered as categorical fixed effects, `C(column)`.
+    pub factors: Vec<String>,
+    /// Grouping columns of random intercepts, `(1 | column)`.
+    pub random: Vec<String>,
+    /// The column whose distinct values count as the model's groups (`n_groups`) and clusters
+    /// (for `min_clusters`): the CR1 cluster, or the unit.
+    pub group: Option<String>,
+    /// Columns that must take at least two values on the rows for the model to be fitted (e.g.
+    /// `intervention` for a difference in differences).
+    pub must_vary: Vec<String>,
+}
+
+impl ModelSpec {
+    /// The variables named by the numeric terms (`post:intervention` → post, intervention).
+    fn term_columns(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for t in &self.terms {
+            for v in t.split(':') {
+                if !out.iter().any(|o| o == v) {
+                    out.push(v.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// Every column the model needs, in the order missing values are attributed to them.
+    pub fn columns(&self) -> Vec<String> {
+        let mut out = vec![self.response.clone()];
+        let push = |out: &mut Vec<String>, c: &String| {
+            if !out.contains(c) {
+                out.push(c.clone());
+            }
+        };
+        for c in self.term_columns() {
+            push(&mut out, &c);
+        }
+        for c in self.factors.iter().chain(&self.random) {
+            push(&mut out, c);
+        }
+        if let Kind::Ols {
+            cluster: Some(c), ..
+        } = &self.kind
+        {
+            push(&mut out, c);
+        }
+        if let Some(g) = &self.group {
+            push(&mut out, g);
+        }
+        if self.kind == Kind::PairedT {
+            for c in ["post", "unit_id", "respondent_id"] {
+                push(&mut out, &c.to_string());
+            }
+        }
+        out
+    }
+
+    /// The same model without the categorical fixed effect `factor` (a municipality's own model).
+    pub fn without_factor(&self, factor: &str) -> ModelSpec {
+        let mut s = self.clone();
+        s.factors.retain(|f| f != factor);
+        s
+    }
+
+    /// Whether `term` is one of the model's numeric terms.
+    pub fn has_term(&self, term: &str) -> bool {
+        self.terms.iter().any(|t| t == term)
+    }
+}
+
+/// One coefficient of a fitted model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coef {
+    pub term: String,
+    pub estimate: f64,
+    pub std_error: f64,
+    pub statistic: f64,
+    /// None for z-based inference.
+    pub df: Option<f64>,
+    pub p_value: f64,
+    pub conf_low: f64,
+    pub conf_high: f64,
+    /// Multiply the estimate by this to get the standardized effect (None: not defined).
+    pub std_factor: Option<f64>,
+}
+
+impl Coef {
+    pub fn std_estimate(&self) -> Option<f64> {
+        self.std_factor.map(|f| self.estimate * f)
+    }
+}
+
+/// One variance component of a mixed model (or the residual).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VarComp {
+    pub group: String,
+    pub variance: f64,
+    pub std_dev: f64,
+    /// Levels of the grouping factor (None for the residual).
+    pub n_levels: Option<usize>,
+}
+
+/// A fitted model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fitted {
+    pub formula: String,
+    /// `ols`, `reml`, `ml` or `paired_t`.
+    pub method: String,
+    /// Standard errors: `classical`, `hc0`..`hc3`, `cr1`, `model` (mixed models), `paired`.
+    pub vcov: String,
+    pub n_obs: usize,
+    pub n_groups: Option<usize>,
+    pub n_clusters: Option<usize>,
+    pub coefficients: Vec<Coef>,
+    pub aliased: Vec<String>,
+    pub r_squared: Option<f64>,
+    pub adj_r_squared: Option<f64>,
+    pub sigma: Option<f64>,
+    pub df_residual: Option<f64>,
+    pub log_likelihood: Option<f64>,
+    pub aic: Option<f64>,
+    pub bic: Option<f64>,
+    pub deviance: Option<f64>,
+    pub converged: Option<bool>,
+    pub singular: Option<bool>,
+    pub iterations: Option<usize>,
+    /// Sample SD of the outcome over the rows used.
+    pub sd_outcome: Option<f64>,
+    pub var_comps: Vec<VarComp>,
+    pub warnings: Vec<String>,
+}
+
+impl Fitted {
+    pub fn coef(&self, term: &str) -> Option<&Coef> {
+        self.coefficients.iter().find(|c| c.term == term)
+    }
+}
+
+/// Why a model was not fitted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Skip {
+    /// Fewer groups than `min_clusters` (a per-municipality model).
+    TooFewClusters { have: usize, need: usize },
+    /// A column in `must_vary` is constant on the rows.
+    NoVariation { column: String },
+    /// No complete rows at all.
+    NoRows,
+    /// The engine refused or failed (message).
+    Failed(String),
+}
+
+impl Skip {
+    /// Short code for tables and counts.
+    pub fn code(&self) -> String {
+        match self {
+            Skip::TooFewClusters { .. } => "skipped_too_few_clusters".into(),
+            Skip::NoVariation { column } => format!("skipped_no_variation_in_{column}"),
+            Skip::NoRows => "skipped_no_rows".into(),
+            Skip::Failed(_) => "failed".into(),
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Skip::TooFewClusters { have, need } => {
+                format!("{have} clusters, fewer than model.min_clusters = {need}")
+            }
+            Skip::NoVariation { column } => format!("`{column}` takes only one value"),
+            Skip::NoRows => "no rows with all the model's columns".into(),
+            Skip::Failed(m) => m.clone(),
+        }
+    }
+}
+
+/// The outcome of one attempt: which rows were dropped (by reason) and the fit or why not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub spec_name: String,
+    pub formula: String,
+    pub rows_in: usize,
+    /// Rows dropped for a missing value, by `missing_<column>`.
+    pub dropped: BTreeMap<String, usize>,
+    pub result: std::result::Result<Fitted, Skip>,
+}
+
+/// Rows of `rows` with every column of the model present, and the others counted by reason.
+pub fn complete_rows(
+    table: &Table,
+    rows: &[usize],
+    columns: &[String],
+) -> Result<(Vec<usize>, BTreeMap<String, usize>)> {
+    let cols = columns
+        .iter()
+        .map(|c| table.col(c).map(|col| (c, col)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut keep = Vec::with_capacity(rows.len());
+    let mut dropped = BTreeMap::new();
+    for &i in rows {
+        match cols.iter().find(|(_, col)| col.is_missing(i)) {
+            None => keep.push(i),
+            Some((name, _)) => *dropped.entry(format!("missing_{name}")).or_insert(0) += 1,
+        }
+    }
+    Ok((keep, dropped))
+}
+
+fn distinct(table: &Table, col: &str, rows: &[usize]) -> usize {
+    rows.iter()
+        .filter_map(|&i| table.label_at(col, i))
+        .collect::<BTreeSet<_>>()
+        .len()
+}
+
+/// The formula of `spec` on `rows` (factors with fewer than two levels left out).
+pub fn formula_text(spec: &ModelSpec, table: &Table, rows: &[usize]) -> String {
+    let mut rhs: Vec<String> = spec.terms.clone();
+    for f in &spec.factors {
+        if distinct(table, f, rows) >= 2 {
+            rhs.push(format!("C({f})"));
+        }
+    }
+    for g in &spec.random {
+        rhs.push(format!("(1 | {g})"));
+    }
+    if rhs.is_empty() {
+        rhs.push("1".into());
+    }
+    format!("{} ~ {}", spec.response, rhs.join(" + "))
+}
+
+/// Fits `spec` on `rows` of `table`. `min_clusters` is enforced when given (per-municipality
+/// models); the pooled model is fitted whatever its number of clusters.
+pub fn fit(
+    table: &Table,
+    rows: &[usize],
+    spec: &ModelSpec,
+    conf_level: f64,
+    min_clusters: Option<usize>,
+) -> Result<Attempt> {
+    let columns = spec.columns();
+    let (keep, dropped) = complete_rows(table, rows, &columns)?;
+    let formula = if spec.kind == Kind::PairedT {
+        format!("{} ~ post, paired by respondent", spec.response)
+    } else {
+        formula_text(spec, table, &keep)
+    };
+    let mut attempt = Attempt {
+        spec_name: spec.name.clone(),
+        formula: formula.clone(),
+        rows_in: rows.len(),
+        dropped,
+        result: Err(Skip::NoRows),
+    };
+    if keep.is_empty() {
+        return Ok(attempt);
+    }
+    if let (Some(need), Some(g)) = (min_clusters, &spec.group) {
+        let have = distinct(table, g, &keep);
+        if have < need {
+            attempt.result = Err(Skip::TooFewClusters { have, need });
+            return Ok(attempt);
+        }
+    }
+    for c in &spec.must_vary {
+        if distinct(table, c, &keep) < 2 {
+            attempt.result = Err(Skip::NoVariation { column: c.clone() });
+            return Ok(attempt);
+        }
+    }
+    attempt.result = match &spec.kind {
+        Kind::PairedT => paired(table, &keep, spec, conf_level),
+        _ => regression(table, &keep, spec, &formula, conf_level),
+    }?;
+    Ok(attempt)
+}
+
+/// Sample SD (n − 1); None with fewer than two values or no spread.
+fn sd(x: impl Iterator<Item = f64> + Clone) -> Option<f64> {
+    let n = x.clone().count();
+    if n < 2 {
+        return None;
+    }
+    let mean = x.clone().sum::<f64>() / n as f64;
+    let ss: f64 = x.map(|v| (v - mean) * (v - mean)).sum();
+    let s = (ss / (n as f64 - 1.0)).sqrt();
+    (s > 0.0 && s.is_finite()).then_some(s)
+}
+
+fn regression(
+    table: &Table,
+    rows: &[usize],
+    spec: &ModelSpec,
+    formula: &str,
+    conf_level: f64,
+) -> Result<std::result::Result<Fitted, Skip>> {
+    let parsed = match formula::parse(formula) {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(Skip::Failed(format!("{formula}: {e}")))),
+    };
+    let columns = spec.columns();
+    let data = table.data(&columns, rows)?;
+    let extra: Vec<&str> = match &spec.kind {
+        Kind::Ols {
+            cluster: Some(c), ..
+        } => vec![c.as_str()],
+        _ => vec![],
+    };
+    let des = match build_with(&parsed, &data, &extra) {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(Skip::Failed(e.to_string()))),
+    };
+    let n = des.n_obs;
+    let sd_y = sd(des.y.iter().copied());
+    // Standardization factor per model-matrix column name.
+    let mut factors: BTreeMap<String, Option<f64>> = BTreeMap::new();
+    for (j, name) in des.names.iter().enumerate() {
+        let col = (0..n).map(|i| des.x[(i, j)]);
+        let f = if name == "(Intercept)" {
+            None
+        } else if col.clone().all(|v| v == 0.0 || v == 1.0) {
+            sd_y.map(|s| 1.0 / s)
+        } else {
+            match (sd(col), sd_y) {
+                (Some(sx), Some(sy)) => Some(sx / sy),
+                _ => None,
+            }
+        };
+        factors.insert(name.clone(), f);
+    }
+    let n_groups = spec
+        .group
+        .as_ref()
+        .map(|g| distinct(table, g, rows))
+        .filter(|_| des.n_dropped == 0);
+    let mut warnings = Vec::new();
+    match &spec.kind {
+        Kind::Ols { vcov, cluster } => {
+            let codes: Option<Vec<u32>> = match cluster {
+                None => None,
+                Some(c) => {
+                    let labels: Vec<String> = des
+                        .kept_rows
+                        .iter()
+                        .map(|&k| table.label_at(c, rows[k]).unwrap_or_default())
+                        .collect();
+                    let uniq: Vec<&String> =
+                        labels.iter().collect::<BTreeSet<_>>().into_iter().collect();
+                    Some(
+                        labels
+                            .iter()
+                            .map(|l| uniq.binary_search(&l).unwrap_or(0) as u32)
+                            .collect(),
+                    )
+                }
+            };
+            let opts = OlsOptions {
+                vcov: *vcov,
+                cluster: codes.as_deref(),
+                conf_level,
+            };
+            let f = match ols(des.x.as_ref(), &des.y, &des.names, &opts) {
+                Ok(f) => f,
+                Err(e) => return Ok(Err(Skip::Failed(e.to_string()))),
+            };
+            if !f.aliased.is_empty() {
+                warnings.push(format!("not estimable (aliased): {}", f.aliased.join(", ")));
+            }
+            let coefficients = f
+                .coefficients
+                .iter()
+                .map(|c| Coef {
+                    term: c.term.clone(),
+                    estimate: c.estimate,
+                    std_error: c.std_error,
+                    statistic: c.statistic,
+                    df: c.df.is_finite().then_some(c.df),
+                    p_value: c.p_value,
+                    conf_low: c.conf_low,
+                    conf_high: c.conf_high,
+                    std_factor: factors.get(&c.term).copied().flatten(),
+                })
+                .collect();
+            Ok(Ok(Fitted {
+                formula: formula.to_string(),
+                method: "ols".into(),
+                vcov: vcov_name(*vcov).into(),
+                n_obs: f.n_obs,
+                n_groups: f.n_clusters.or(n_groups),
+                n_clusters: f.n_clusters,
+                coefficients,
+                aliased: f.aliased.clone(),
+                r_squared: Some(f.r_squared),
+                adj_r_squared: Some(f.adj_r_squared),
+                sigma: Some(f.sigma),
+                df_residual: Some(f.df_residual),
+                log_likelihood: Some(f.log_likelihood),
+                aic: Some(f.aic),
+                bic: Some(f.bic),
+                deviance: None,
+                converged: None,
+                singular: None,
+                iterations: None,
+                sd_outcome: sd_y,
+                var_comps: vec![],
+                warnings,
+            }))
+        }
+        Kind::Lmm { reml } => {
+            let opts = LmmOptions {
+                reml: *reml,
+                conf_level,
+                ..LmmOptions::default()
+            };
+            let f = match lmm(des.x.as_ref(), &des.y, &des.names, &des.random, &opts) {
+                Ok(f) => f,
+                Err(e) => return Ok(Err(Skip::Failed(e.to_string()))),
+            };
+            warnings.extend(f.warnings.iter().cloned());
+            if !f.aliased.is_empty() {
+                warnings.push(format!("not estimable (aliased): {}", f.aliased.join(", ")));
+            }
+            let levels: BTreeMap<&str, usize> =
+                f.n_groups.iter().map(|(g, n)| (g.as_str(), *n)).collect();
+            let var_comps = f
+                .variance_components
+                .iter()
+                .map(|v| VarComp {
+                    group: v.group.clone(),
+                    variance: v.variance,
+                    std_dev: v.std_dev,
+                    n_levels: levels.get(v.group.as_str()).copied(),
+                })
+                .collect();
+            let n_groups = spec
+                .group
+                .as_ref()
+                .and_then(|g| levels.get(g.as_str()).copied());
+            let coefficients = f
+                .coefficients
+                .iter()
+                .map(|c| Coef {
+                    term: c.term.clone(),
+                    estimate: c.estimate,
+                    std_error: c.std_error,
+                    statistic: c.statistic,
+                    df: c.df.is_finite().then_some(c.df),
+                    p_value: c.p_value,
+                    conf_low: c.conf_low,
+                    conf_high: c.conf_high,
+                    std_factor: factors.get(&c.term).copied().flatten(),
+                })
+                .collect();
+            Ok(Ok(Fitted {
+                formula: formula.to_string(),
+                method: if *reml { "reml" } else { "ml" }.into(),
+                vcov: "model".into(),
+                n_obs: f.n_obs,
+                n_groups,
+                n_clusters: None,
+                coefficients,
+                aliased: f.aliased.clone(),
+                r_squared: None,
+                adj_r_squared: None,
+                sigma: Some(f.sigma),
+                df_residual: None,
+                log_likelihood: Some(f.log_likelihood),
+                aic: Some(f.aic),
+                bic: Some(f.bic),
+                deviance: Some(f.deviance),
+                converged: Some(f.converged),
+                singular: Some(f.singular),
+                iterations: Some(f.iterations),
+                sd_outcome: sd_y,
+                var_comps,
+                warnings,
+            }))
+        }
+        Kind::PairedT => unreachable_paired(),
+    }
+}
+
+/// `regression` is never called for the paired test; kept as an error rather than a panic.
+fn unreachable_paired() -> Result<std::result::Result<Fitted, Skip>> {
+    Ok(Err(Skip::Failed(
+        "internal: a paired test is not a regression".into(),
+    )))
+}
+
+fn vcov_name(v: VcovType) -> &'static str {
+    match v {
+        VcovType::Classical => "classical",
+        VcovType::Hc0 => "hc0",
+        VcovType::Hc1 => "hc1",
+        VcovType::Hc2 => "hc2",
+        VcovType::Hc3 => "hc3",
+        VcovType::Cr1 => "cr1",
+    }
+}
+
+/// Parses a configured standard-error name.
+pub fn parse_vcov(name: &str) -> Option<VcovType> {
+    Some(match name {
+        "classical" => VcovType::Classical,
+        "hc0" => VcovType::Hc0,
+        "hc1" => VcovType::Hc1,
+        "hc2" => VcovType::Hc2,
+        "hc3" => VcovType::Hc3,
+        "cr1" => VcovType::Cr1,
+        _ => return None,
+    })
+}
+
+/// The respondents of `rows` observed exactly once before (`post` = 0) and once after
+/// (`post` = 1) in the same unit: (unit, respondent) → (pre, post) outcome.
+pub fn pairs(
+    table: &Table,
+    rows: &[usize],
+    response: &str,
+) -> BTreeMap<(String, String), (f64, f64)> {
+    let mut seen: BTreeMap<(String, String), (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for &i in rows {
+        let (Some(u), Some(r), Some(p), Some(y)) = (
+            table.str_at("unit_id", i),
+            table.label_at("respondent_id", i),
+            table.num_at("post", i),
+            table.num_at(response, i),
+        ) else {
+            continue;
+        };
+        let e = seen.entry((u.to_string(), r)).or_default();
+        if p == 0.0 {
+            e.0.push(y);
+        } else if p == 1.0 {
+            e.1.push(y);
+        }
+    }
+    seen.into_iter()
+        .filter(|(_, (a, b))| a.len() == 1 && b.len() == 1)
+        .map(|(k, (a, b))| (k, (a[0], b[0])))
+        .collect()
+}
+
+fn paired(
+    table: &Table,
+    rows: &[usize],
+    spec: &ModelSpec,
+    conf_level: f64,
+) -> Result<std::result::Result<Fitted, Skip>> {
+    let pairs = pairs(table, rows, &spec.response);
+    let pre: Vec<f64> = pairs.values().map(|p| p.0).collect();
+    let post: Vec<f64> = pairs.values().map(|p| p.1).collect();
+    let units = pairs.keys().map(|k| &k.0).collect::<BTreeSet<_>>().len();
+    let t = match t_test_paired(&post, &pre, 0.0, conf_level) {
+        Ok(t) => t,
+        Err(e) => return Ok(Err(Skip::Failed(format!("paired t-test: {e}")))),
+    };
+    let dz = cohens_dz(&post, &pre).ok();
+    let std_factor = dz.and_then(|d| (t.estimate != 0.0).then(|| d / t.estimate));
+    let diffs = post.iter().zip(&pre).map(|(a, b)| a - b);
+    Ok(Ok(Fitted {
+        formula: format!(
+            "{} ~ post, paired by respondent (respondents in both waves)",
+            spec.response
+        ),
+        method: "paired_t".into(),
+        vcov: "paired".into(),
+        n_obs: t.n,
+        n_groups: Some(units),
+        n_clusters: None,
+        coefficients: vec![Coef {
+            term: "post".into(),
+            estimate: t.estimate,
+            std_error: t.std_error,
+            statistic: t.statistic,
+            df: Some(t.df),
+            p_value: t.p_value,
+            conf_low: t.conf_low,
+            conf_high: t.conf_high,
+            std_factor,
+        }],
+        aliased: vec![],
+        r_squared: None,
+        adj_r_squared: None,
+        sigma: sd(diffs),
+        df_residual: Some(t.df),
+        log_likelihood: None,
+        aic: None,
+        bic: None,
+        deviance: None,
+        converged: None,
+        singular: None,
+        iterations: None,
+        sd_outcome: sd(pre.iter().chain(&post).copied()),
+        var_comps: vec![],
+        warnings: vec![],
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::frame::Col;
+    use super::*;
+
+    fn table() -> Table {
+        // y = 1 + 2x + g effect, two groups, a missing x in row 5.
+        let x = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
+        let mut t = Table::new("t.parquet", 8);
+        let y: Vec<Option<f64>> = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                Some(1.0 + 2.0 * v + if i % 2 == 0 { 0.5 } else { -0.5 } + 0.1 * (i as f64).sin())
+            })
+            .collect();
+        let mut xs: Vec<Option<f64>> = x.iter().map(|v| Some(*v)).collect();
+        xs[5] = None;
+        t.insert("y", Col::Num(y)).unwrap();
+        t.insert("x", Col::Num(xs)).unwrap();
+        t.insert(
+            "g",
+            Col::Str((0..8).map(|i| Some(format!("g{}", i % 2))).collect()),
+        )
+        .unwrap();
+        t.insert("m", Col::Str(vec![Some("A".into()); 8])).unwrap();
+        t
+    }
+
+    fn spec() -> ModelSpec {
+        ModelSpec {
+            name: "m".into(),
+            kind: Kind::Ols {
+                vcov: VcovType::Classical,
+                cluster: None,
+            },
+            response: "y".into(),
+            terms: vec!["x".into()],
+            factors: vec!["g".into(), "m".into()],
+            random: vec![],
+            group: Some("g".into()),
+            must_vary: vec![],
+        }
+    }
+
+    #[test]
+    fn one_level_factors_are_left_out_and_missing_rows_counted() {
+        let t = table();
+        let rows: Vec<usize> = (0..8).collect();
+        let a = fit(&t, &rows, &spec(), 0.95, None).unwrap();
+        assert_eq!(a.formula, "y ~ x + C(g)");
+        assert_eq!(a.dropped.get("missing_x"), Some(&1));
+        let f = a.result.unwrap();
+        assert_eq!(f.n_obs, 7);
+        assert_eq!(f.n_groups, Some(2));
+        // Standardization: x numeric → b sd(x)/sd(y); the g dummy → b / sd(y).
+        let keep: Vec<f64> = [0, 1, 2, 3, 4, 6, 7].iter().map(|&i| i as f64).collect();
+        let ys: Vec<f64> = [0usize, 1, 2, 3, 4, 6, 7]
+            .iter()
+            .map(|&i| t.num_at("y", i).unwrap())
+            .collect();
+        let sx = sd(keep.iter().copied()).unwrap();
+        let sy = sd(ys.iter().copied()).unwrap();
+        let cx = f.coef("x").unwrap();
+        assert!((cx.std_estimate().unwrap() - cx.estimate * sx / sy).abs() < 1e-12);
+        let cg = f.coef("C(g)g1").unwrap();
+        assert!((cg.std_estimate().unwrap() - cg.estimate / sy).abs() < 1e-12);
+        assert_eq!(f.coef("(Intercept)").unwrap().std_estimate(), None);
+    }
+
+    #[test]
+    fn too_few_clusters_and_no_variation_skip() {
+        let t = table();
+        let rows: Vec<usize> = (0..8).collect();
+        let a = fit(&t, &rows, &spec(), 0.95, Some(3)).unwrap();
+        assert_eq!(a.result, Err(Skip::TooFewClusters { have: 2, need: 3 }));
+        let mut s = spec();
+        s.must_vary = vec!["m".into()];
+        let a = fit(&t, &rows, &s, 0.95, None).unwrap();
+        assert_eq!(a.result.unwrap_err().code(), "skipped_no_variation_in_m");
+    }
+
+    #[test]
+    fn pairs_need_one_pre_and_one_post_in_the_same_unit() {
+        let mut t = Table::new("p.parquet", 6);
+        t.insert(
+            "unit_id",
+            Col::Str(
+                ["u1", "u1", "u1", "u2", "u2", "u1"]
+                    .iter()
+                    .map(|s| Some(s.to_string()))
+                    .collect(),
+            ),
+        )
+        .unwrap();
+        t.insert(
+            "respondent_id",
+            Col::Str(
+                ["a", "a", "b", "a", "c", "c"]
+                    .iter()
+                    .map(|s| Some(s.to_string()))
+                    .collect(),
+            ),
+        )
+        .unwrap();
+        t.insert(
+            "post",
+            Col::Num(
+                [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+                    .iter()
+                    .map(|v| Some(*v))
+                    .collect(),
+            ),
+        )
+        .unwrap();
+        t.insert(
+            "rcap",
+            Col::Num(
+                [3.0, 3.5, 2.0, 4.0, 1.0, 5.0]
+                    .iter()
+                    .map(|v| Some(*v))
+                    .collect(),
+            ),
+        )
+        .unwrap();
+        let p = pairs(&t, &(0..6).collect::<Vec<_>>(), "rcap");
+        // Only (u1, a) has both waves in the same unit: (u2, a) is post only, c changed unit.
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[&("u1".to_string(), "a".to_string())], (3.0, 3.5));
+    }
+}
