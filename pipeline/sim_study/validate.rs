@@ -25,7 +25,7 @@
 //! pseudo-true value for this design: the mean estimate over K replications of the same design
 //! with `--reference-scale` times as many municipalities (same units, sizes and effects; other
 //! seeds). It is what the estimator converges to, so it is the right target where no formula
-//! gives the estimand (H2's hybrid model, see the closing note of `relcap validate`).
+//! gives the estimand (H2's hybrid model, above).
 //! A last line, `mean_estimate`, uses the mean of the estimates as the target: its coverage
 //! checks the standard errors alone (a calibration check, not a test of bias).
 //! Coverage is "within Monte Carlo error" when |coverage − (1 − alpha)| ≤ 1.96 √(alpha(1 − alpha)/R).

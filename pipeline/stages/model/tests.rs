@@ -494,14 +494,14 @@ fn small_municipalities_are_skipped_and_counted() {
     let s = run_stage(dir.path(), &config("[model]\nmin_clusters = 9\n")).unwrap();
     // 8 units per municipality: every per-municipality model is skipped (H1 clusters too:
     // at most 8 lead units), none is fitted outside the pooled scope.
-    assert_eq!(s.counts["models_fitted"], 6);
-    assert_eq!(s.counts["models_skipped_too_few_clusters"], 24);
+    assert_eq!(s.counts["models_fitted"], 7);
+    assert_eq!(s.counts["models_skipped_too_few_clusters"], 28);
     assert!(s
         .warnings
         .iter()
         .any(|w| w.contains("meta-analysis needs at least 2")));
     let fit = crate::io::read_parquet(&dir.path().join("model/fit.parquet")).unwrap();
-    assert_eq!(fit.height(), 30);
+    assert_eq!(fit.height(), 35);
     let het = crate::io::read_parquet(&dir.path().join("model/heterogeneity.parquet")).unwrap();
     assert_eq!(het.height(), 0);
     let r = results(dir.path());
@@ -545,4 +545,35 @@ fn holm_and_bonferroni_adjustments() {
     assert_eq!(adjust(&p, "bonferroni")[..2], [0.02, 0.08]);
     assert!(adjust(&p, "holm")[2].is_nan());
     assert_eq!(adjust(&p, "none")[..2], [0.01, 0.04]);
+}
+
+#[test]
+fn srm_unit_is_the_unit_mean_of_srm_between_over_the_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    write_link(dir.path(), LARGE, 9);
+    let mut t = frame::read(
+        &dir.path().join("link/h2_respondents.parquet"),
+        H2_COLUMNS,
+        &[],
+    )
+    .unwrap();
+    let (rows, _) = sample(&t);
+    add_unit_wave_split(&mut t, &rows).unwrap();
+    let u = "Aby-U3";
+    let vals: Vec<f64> = rows
+        .iter()
+        .filter(|&&i| t.str_at("unit_id", i) == Some(u))
+        .map(|&i| t.num_at("srm_between", i).unwrap())
+        .collect();
+    let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+    for &i in &rows {
+        if t.str_at("unit_id", i) == Some(u) {
+            assert!((t.num_at("srm_unit", i).unwrap() - mean).abs() < 1e-12);
+            let w = t.num_at("srm_between", i).unwrap() - mean;
+            assert!((t.num_at("srm_wave", i).unwrap() - w).abs() < 1e-12);
+        }
+    }
+    // Rows outside the sample have no split.
+    let out = (0..t.n_rows()).find(|i| !rows.contains(i)).unwrap();
+    assert_eq!(t.num_at("srm_unit", out), None);
 }
