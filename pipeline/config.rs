@@ -414,7 +414,7 @@ impl Default for ModelSection {
             },
             h2: HypothesisSpec {
                 method: Some("reml".into()),
-                ..h("srm_between")
+                ..h("srm_unit")
             },
             h3: HypothesisSpec {
                 method: Some("reml".into()),

@@ -95,6 +95,10 @@ pub struct TruthFacts {
     /// H1's conditional estimand factor λ: the slope of the true case RCap on the observed one
     /// (with the model's municipality and wave effects) over the H1 model's rows.
     pub h1_lambda: Option<f64>,
+    /// H2's model estimand for the configured primary term: with `srm_unit`, h2 × λ₂ (λ₂ the
+    /// slope of the managers' true SRM on `srm_unit` over the H2 model's rows, given municipality
+    /// and wave); with `srm_between`, `h2_between_slope_approx`; otherwise none.
+    pub h2_estimand: Option<f64>,
 }
 
 /// One replication's outcome.
@@ -176,6 +180,7 @@ fn replicate_inner(
             .sum::<f64>()
             / truth.municipalities.len().max(1) as f64,
         h1_lambda: None,
+        h2_estimand: None,
     };
     let mut cfg = config.clone();
     if cfg.privacy.demo_key.is_none() {
@@ -202,6 +207,15 @@ fn replicate_inner(
             &out.join("link/h1_cases.parquet"),
             &data.join("truth_dyads.csv"),
         )?;
+        facts.h2_estimand = match cfg.model.h2.primary_term.as_str() {
+            "srm_unit" => validate::h2_lambda(
+                &out.join("link/h2_respondents.parquet"),
+                &data.join("truth_units.csv"),
+            )?
+            .map(|l| facts.h2 * l),
+            "srm_between" => Some(facts.h2_between_slope_approx),
+            _ => None,
+        };
     }
     Ok((primaries, facts))
 }

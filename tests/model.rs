@@ -358,7 +358,7 @@ fn matches_r_on_the_demo_linked_tables() {
     for (h, p) in expected["holm"].as_object().unwrap() {
         let (model, term) = match h.as_str() {
             "H1" => ("case_rcap", "case_rcap"),
-            "H2" => ("between_within", "srm_between"),
+            "H2" => ("unit_wave_within", "srm_unit"),
             _ => ("diff_in_diff", "post:intervention"),
         };
         let row = &ours[&(h.clone(), "pooled".into(), model.into(), term.into())];

@@ -10,14 +10,17 @@
 //!     wave effects, over the model's rows (errors-in-variables attenuation). λ is computed per
 //!     replication from `truth_dyads.csv`; given both case RCaps the citizen noise is
 //!     independent, so E[estimate] = h1 × λ exactly (up to the scale's clamping).
-//!   - H2: the unit mean of the leave-one-out SRM measures the manager's SRM with error
-//!     (attenuation by its reliability) and carries 1/n of the raters' same-source variance; the
-//!     simulator's `expected.h2_between_slope_approx` is that unit-level approximation. It is
-//!     not the hybrid model's estimand: `srm_between` is a unit-*wave* mean and the model has a
-//!     unit random intercept, so its slope mixes in the wave-to-wave changes of a unit's mean
-//!     rating, which carry the raters' same-source variance almost undiluted (a slope near
-//!     var_r / (var_r + item noise)). No formula here gives that mixture; the `large_sample`
-//!     target (below) is the estimand to check H2's intervals against.
+//!   - H2 with the default primary term `srm_unit`: the unit's mean SRM over all waves measures
+//!     the manager's SRM with error, so the model estimates h2 × λ₂, λ₂ the slope of the
+//!     managers' true SRM (`truth_units.csv`) on `srm_unit` given municipality and wave over the
+//!     model's rows, computed per replication; it leaves out the 1/N share of the raters'
+//!     same-source variance that the mean still carries (N raters over all waves).
+//!     With `srm_between` (STUDY.md's term) the target is the simulator's
+//!     `expected.h2_between_slope_approx`, a unit-level approximation that is not that model's
+//!     estimand: `srm_between` is a unit-*wave* mean and the model has a unit random intercept,
+//!     so its slope mixes in the wave-to-wave changes of a unit's mean rating, which carry the
+//!     raters' same-source variance almost undiluted (no formula here gives that mixture; check
+//!     it against `large_sample`).
 //!   - H3: the difference in differences is unbiased for h3 (with no controls the pre/post change
 //!     also holds the wave trend: h3 + wave_trend).
 //!
@@ -202,7 +205,7 @@ fn targets(h: &str, r: &Replication, no_control: bool) -> Option<(f64, f64)> {
     let t = &r.truth;
     match h {
         "H1" => t.h1_lambda.map(|l| (t.h1, t.h1 * l)),
-        "H2" => Some((t.h2, t.h2_between_slope_approx)),
+        "H2" => t.h2_estimand.map(|e| (t.h2, e)),
         _ => Some(if no_control {
             (t.h3, t.h3 + t.wave_trend)
         } else {
@@ -284,6 +287,7 @@ pub fn summarize(
             },
             model_estimand: match h {
                 "H1" => "h1 x lambda (slope of true on observed case RCap given municipality and wave, per replication)",
+                "H2" if h2_is_unit(reps) => "h2 x lambda2 (slope of the managers' true SRM on srm_unit given municipality and wave over the H2 model's rows, per replication; ignores the 1/N share of same-source variance left in a unit's mean over all waves)",
                 "H2" => "truth.json expected.h2_between_slope_approx (reliability attenuation + same-source share between units; ignores the wave-to-wave same-source part the hybrid model mixes in: check against large_sample)",
                 _ if no_control => "h3 + wave_trend (pre/post change without controls)",
                 _ => "h3 (the difference in differences is unbiased)",
@@ -292,6 +296,106 @@ pub fn summarize(
         });
     }
     out
+}
+
+/// Whether H2's estimand in these replications is the `srm_unit` one (h2 × λ₂).
+fn h2_is_unit(reps: &[Replication]) -> bool {
+    reps.iter().any(|r| {
+        r.truth.h2_estimand.is_some()
+            && r.truth.h2_estimand != Some(r.truth.h2_between_slope_approx)
+    })
+}
+
+/// H2's λ₂ for one replication, for the primary term `srm_unit`: the slope of the managers' true
+/// SRM (`truth_units.csv` `manager_srm`) on `srm_unit` (the unit's mean of `srm_between` over the
+/// model's rows, as the model stage computes it), with municipality and wave effects, over the
+/// rows the H2 model uses (no `exclusion`, `rcap`, `srm_between` and `srm_within` present). The
+/// model's slope on `srm_unit` then estimates h2 × λ₂ up to the same-source share that a unit's
+/// mean over all waves still carries (1/N of the raters' common-method variance). None without
+/// rows.
+pub fn h2_lambda(h2_respondents: &Path, truth_units: &Path) -> Result<Option<f64>> {
+    let df = crate::io::read_parquet(h2_respondents)?;
+    let tu = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(None)
+        .try_into_reader_with_file_path(Some(truth_units.to_path_buf()))
+        .and_then(|r| r.finish())
+        .with_context(|| format!("cannot read {}", truth_units.display()))?;
+    let s = |d: &polars::prelude::DataFrame, c: &str| -> Result<Vec<Option<String>>> {
+        let col = d.column(c)?.cast(&DataType::String)?;
+        Ok(col.str()?.iter().map(|v| v.map(String::from)).collect())
+    };
+    let f = |d: &polars::prelude::DataFrame, c: &str| -> Result<Vec<Option<f64>>> {
+        let col = d.column(c)?.cast(&DataType::Float64)?;
+        Ok(col.f64()?.iter().collect())
+    };
+    let mut true_srm: BTreeMap<String, f64> = BTreeMap::new();
+    for (u, v) in s(&tu, "unit_id")?.into_iter().zip(f(&tu, "manager_srm")?) {
+        if let (Some(u), Some(v)) = (u, v) {
+            true_srm.insert(u, v);
+        }
+    }
+    let (wave, muni, unit, rcap, between, within, excl) = (
+        f(&df, "wave")?,
+        s(&df, "municipality")?,
+        s(&df, "unit_id")?,
+        f(&df, "rcap")?,
+        f(&df, "srm_between")?,
+        f(&df, "srm_within")?,
+        s(&df, "exclusion")?,
+    );
+    // srm_unit as the model stage computes it: over the sample rows with srm_between.
+    let mut sums: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+    for i in 0..df.height() {
+        if let (None, Some(u), Some(b)) = (&excl[i], &unit[i], between[i]) {
+            let e = sums.entry(u.as_str()).or_insert((0.0, 0));
+            e.0 += b;
+            e.1 += 1;
+        }
+    }
+    let (mut y, mut x, mut mm, mut ww) = (vec![], vec![], vec![], vec![]);
+    for i in 0..df.height() {
+        let (None, Some(w), Some(m), Some(u), Some(_), Some(_), Some(_)) = (
+            &excl[i], wave[i], &muni[i], &unit[i], rcap[i], between[i], within[i],
+        ) else {
+            continue;
+        };
+        let (Some(&(sum, k)), Some(&t)) = (sums.get(u.as_str()), true_srm.get(u)) else {
+            bail!("unit {u} has no srm_unit or no manager_srm in truth_units.csv");
+        };
+        y.push(Some(t));
+        x.push(Some(sum / k as f64));
+        mm.push(Some(m.clone()));
+        ww.push(Some(w));
+    }
+    if y.len() < 3 {
+        return Ok(None);
+    }
+    let levels = |v: &[Option<String>]| v.iter().collect::<std::collections::BTreeSet<_>>().len();
+    let n_waves = ww
+        .iter()
+        .map(|w| w.map(|w| w as i64))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let mut formula = "true_srm ~ srm_unit".to_string();
+    if levels(&mm) >= 2 {
+        formula.push_str(" + C(municipality)");
+    }
+    if n_waves >= 2 {
+        formula.push_str(" + C(wave)");
+    }
+    let mut data = Data::new();
+    let e = |e: crate::stats::StatsError| anyhow!("{e}");
+    data.push("true_srm", Column::Num(y)).map_err(e)?;
+    data.push("srm_unit", Column::Num(x)).map_err(e)?;
+    data.push("municipality", Column::Str(mm)).map_err(e)?;
+    data.push("wave", Column::Num(ww)).map_err(e)?;
+    let fit = fit_formula(&data, &formula, &FitOptions::default()).map_err(e)?;
+    Ok(fit
+        .coefficients
+        .iter()
+        .find(|c| c.term == "srm_unit")
+        .map(|c| c.estimate))
 }
 
 /// H1's λ for one replication: slope of the true case RCap (mean of the simulator's true dyad

@@ -277,7 +277,8 @@ fn large_effects_are_supported_and_outputs_are_deterministic() {
         assert!(v["p_holm"].as_f64().unwrap() >= v["p_value"].as_f64().unwrap());
     }
     assert_eq!(verdict(&r, "H3")["design"], "diff_in_diff");
-    assert_eq!(verdict(&r, "H2")["model"], "between_within");
+    assert_eq!(verdict(&r, "H2")["model"], "unit_wave_within");
+    assert_eq!(verdict(&r, "H2")["primary_term"], "srm_unit");
     // Row accounting balances for every linked table.
     for (t, c) in &s.tables {
         assert!(c.balanced(), "{t}: {c:?}");
