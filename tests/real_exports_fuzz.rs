@@ -135,10 +135,11 @@ fn file_bytes(c: &Case) -> Vec<u8> {
 }
 
 fn config(c: &Case) -> String {
+    // The settings go on the employee source only: the other tables are plain UTF-8 CSV.
     let mut s = format!(
         "[study]\nname = \"f\"\ndata_dir = \"d\"\nout_dir = \"o\"\n\
-         [csv]\nseparator = \"{}\"\nencoding = \"{}\"\ndecimal = \"{}\"\n\
-         [sources.employee_responses]\nfile = \"e.csv\"\nallow_empty = true\nna_values = [\"NA\"]\n",
+         [sources.employee_responses]\nfile = \"e.csv\"\nallow_empty = true\n\
+         na_values = [\"NA\"]\nseparator = \"{}\"\nencoding = \"{}\"\ndecimal = \"{}\"\n",
         c.separator.replace('\t', "\\t"),
         c.encoding,
         c.decimal
