@@ -80,9 +80,7 @@ pub fn decode(bytes: &[u8], encoding: &str) -> Decoded {
         _ => {
             bom || std::str::from_utf8(bytes).is_ok() || {
                 // Invalid somewhere: UTF-8 with damage if it has any valid non-ASCII letter.
-                bytes
-                    .utf8_chunks()
-                    .any(|c| c.valid().chars().any(|ch| !ch.is_ascii()))
+                bytes.utf8_chunks().any(|c| !c.valid().is_ascii())
             }
         }
     };
