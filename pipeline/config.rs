@@ -114,6 +114,87 @@ pub struct SourceSpec {
     /// Canonical column name -> column name in the file, for those that differ.
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
+    /// Further files of the same layout read into the same table (one wave split over several
+    /// exports); each is resolved like `file`.
+    #[serde(default)]
+    pub more_files: Vec<PathBuf>,
+    /// Canonical column -> a value for every row, for a column the file does not carry (a
+    /// single-wave export: `wave = "1"`). When the file has the column too, every cell must
+    /// equal the constant (for `wave`: else the row is quarantined as `wave_mismatch`).
+    #[serde(default)]
+    pub constants: BTreeMap<String, String>,
+    /// Overrides `csv.separator` for this source.
+    #[serde(default)]
+    pub separator: Option<String>,
+    /// Overrides `csv.encoding` for this source.
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// Overrides `csv.decimal` for this source.
+    #[serde(default)]
+    pub decimal: Option<String>,
+    /// Cell texts that mean an empty cell (e.g. `NA`), compared after trimming.
+    #[serde(default)]
+    pub na_values: Vec<String>,
+    /// The worksheet of an `.xlsx` source (default: the first sheet).
+    #[serde(default)]
+    pub sheet: Option<String>,
+    /// A 0-byte or header-only file of a required table is an empty table (with a warning)
+    /// instead of an error.
+    #[serde(default)]
+    pub allow_empty: bool,
+    /// The file is a wide export (one row per respondent, a column per item and partner
+    /// group) melted into the canonical long table as it is read.
+    #[serde(default)]
+    pub wide: Option<WideSpec>,
+}
+
+/// How the columns of a wide export map to `item` and `target_group`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WideSpec {
+    /// Column-name patterns with `{item}` and optionally `{target}`, tried in order, e.g.
+    /// `["{item}__{target}", "{item}"]`. A column matches when its `{item}` part (after
+    /// `item_names`) is one of `items`.
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    /// The items the patterns may match (canonical names).
+    #[serde(default)]
+    pub items: Vec<String>,
+    /// Item names as written in the headers -> canonical item names.
+    #[serde(default)]
+    pub item_names: BTreeMap<String, String>,
+    /// Partner-group names as written in the headers -> canonical work-group names.
+    #[serde(default)]
+    pub target_names: BTreeMap<String, String>,
+    /// An explicit table: file column -> item and partner group; takes precedence over the
+    /// patterns.
+    #[serde(default)]
+    pub columns: BTreeMap<String, WideColumn>,
+    /// The file has no respondent id: the respondent is the record (`<file>:<line>`, then
+    /// pseudonymised like any id). Only sound for a single-wave file.
+    #[serde(default)]
+    pub respondent_from_line: bool,
+    /// An empty answer cell: `skip` (no long row, counted as excluded `empty_cell`) or `keep`
+    /// (a long row with an empty value, i.e. an item not answered).
+    #[serde(default = "default_empty_cells")]
+    pub empty_cells: String,
+    /// Cell texts meaning "not asked" (no long row, counted as excluded `not_asked`).
+    #[serde(default)]
+    pub not_asked: Vec<String>,
+}
+
+/// One column of an explicit wide mapping.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WideColumn {
+    pub item: String,
+    /// The partner group; absent for person-level items.
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+fn default_empty_cells() -> String {
+    "skip".into()
 }
 
 fn yes() -> bool {
@@ -126,7 +207,23 @@ impl SourceSpec {
             file: PathBuf::from(stem),
             required,
             columns: BTreeMap::new(),
+            more_files: vec![],
+            constants: BTreeMap::new(),
+            separator: None,
+            encoding: None,
+            decimal: None,
+            na_values: vec![],
+            sheet: None,
+            allow_empty: false,
+            wide: None,
         }
+    }
+
+    /// `file` followed by `more_files`.
+    pub fn files(&self) -> Vec<&Path> {
+        std::iter::once(self.file.as_path())
+            .chain(self.more_files.iter().map(PathBuf::as_path))
+            .collect()
     }
 
     /// The name of canonical column `canonical` in the source file.
@@ -180,6 +277,19 @@ pub struct CsvSection {
     /// "," ";" "\t" or "auto".
     #[serde(default = "default_separator")]
     pub separator: String,
+    /// "auto" (valid UTF-8 is UTF-8, anything else Windows-1252), "utf-8" or "windows-1252".
+    #[serde(default = "default_auto")]
+    pub encoding: String,
+    /// The decimal mark of numbers: "." or ",".
+    #[serde(default = "default_decimal")]
+    pub decimal: String,
+}
+
+fn default_auto() -> String {
+    "auto".into()
+}
+fn default_decimal() -> String {
+    ".".into()
 }
 
 fn default_separator() -> String {
@@ -190,6 +300,8 @@ impl Default for CsvSection {
     fn default() -> Self {
         CsvSection {
             separator: default_separator(),
+            encoding: default_auto(),
+            decimal: default_decimal(),
         }
     }
 }
@@ -429,6 +541,176 @@ impl Default for ModelSection {
     }
 }
 
+/// Checks a separator, encoding and decimal setting (of `[csv]` or of one source).
+fn check_csv_options(
+    prefix: &str,
+    separator: Option<&String>,
+    encoding: Option<&String>,
+    decimal: Option<&String>,
+) -> Result<(), ConfigError> {
+    if let Some(sep) = separator {
+        if !matches!(sep.as_str(), "auto" | "," | ";" | "\t" | "|") {
+            return Err(invalid(
+                &format!("{prefix}.separator"),
+                format!("is {sep:?}; use \",\", \";\", \"\\t\", \"|\" or \"auto\""),
+            ));
+        }
+    }
+    if let Some(enc) = encoding {
+        if !matches!(enc.as_str(), "auto" | "utf-8" | "windows-1252") {
+            return Err(invalid(
+                &format!("{prefix}.encoding"),
+                format!("is {enc:?}; use \"auto\", \"utf-8\" or \"windows-1252\""),
+            ));
+        }
+    }
+    if let Some(d) = decimal {
+        if !matches!(d.as_str(), "." | ",") {
+            return Err(invalid(
+                &format!("{prefix}.decimal"),
+                format!("is {d:?}; use \".\" or \",\""),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The canonical columns of each table (the typing order lives in the ingest stage; this list
+/// only serves validation of `constants` and `columns`).
+fn canonical_columns(table: &str) -> &'static [&'static str] {
+    match table {
+        "units" => &[
+            "municipality",
+            "unit_id",
+            "work_group",
+            "manager_id",
+            "headcount",
+        ],
+        "intervention" => &["unit_id", "arm", "after_wave"],
+        "employee_responses" => &[
+            "wave",
+            "respondent_id",
+            "municipality",
+            "unit_id",
+            "target_group",
+            "item",
+            "value",
+        ],
+        "citizen_responses" => &[
+            "wave",
+            "citizen_id",
+            "municipality",
+            "case_id",
+            "item",
+            "value",
+        ],
+        "case_involvement" => &["wave", "case_id", "unit_id", "lead"],
+        _ => &[],
+    }
+}
+
+fn validate_source(t: &str, spec: &SourceSpec) -> Result<(), ConfigError> {
+    let key = |k: &str| format!("sources.{t}.{k}");
+    for f in spec.files() {
+        if f.as_os_str().is_empty() {
+            return Err(invalid(&key("file"), "must not be empty"));
+        }
+    }
+    check_csv_options(
+        &format!("sources.{t}"),
+        spec.separator.as_ref(),
+        spec.encoding.as_ref(),
+        spec.decimal.as_ref(),
+    )?;
+    let canonical = canonical_columns(t);
+    for c in spec.columns.keys() {
+        if !canonical.contains(&c.as_str()) {
+            return Err(invalid(
+                &key("columns"),
+                format!(
+                    "{c:?} is not a column of table {t} ({})",
+                    canonical.join(", ")
+                ),
+            ));
+        }
+    }
+    let melted: &[&str] = if spec.wide.is_some() {
+        &["item", "value", "target_group"]
+    } else {
+        &[]
+    };
+    for c in spec.constants.keys() {
+        if !canonical.contains(&c.as_str()) || melted.contains(&c.as_str()) {
+            return Err(invalid(
+                &key("constants"),
+                format!("{c:?} is not a column of table {t} that a constant can fill"),
+            ));
+        }
+    }
+    if let Some(w) = spec.constants.get("wave") {
+        if w.trim().parse::<i64>().is_err() {
+            return Err(invalid(
+                &key("constants"),
+                format!("wave {w:?} is not an integer"),
+            ));
+        }
+    }
+    let Some(wide) = &spec.wide else {
+        return Ok(());
+    };
+    if !matches!(t, "employee_responses" | "citizen_responses") {
+        return Err(invalid(
+            &key("wide"),
+            "only employee_responses and citizen_responses can be wide",
+        ));
+    }
+    if !matches!(wide.empty_cells.as_str(), "skip" | "keep") {
+        return Err(invalid(
+            &key("wide.empty_cells"),
+            format!("is {:?}; use \"skip\" or \"keep\"", wide.empty_cells),
+        ));
+    }
+    if wide.patterns.is_empty() && wide.columns.is_empty() {
+        return Err(invalid(
+            &key("wide"),
+            "needs `patterns` (with `items`) or an explicit `columns` table",
+        ));
+    }
+    for p in &wide.patterns {
+        let n_item = p.matches("{item}").count();
+        let n_target = p.matches("{target}").count();
+        let adjacent = p.contains("{item}{target}") || p.contains("{target}{item}");
+        if n_item != 1 || n_target > 1 || adjacent {
+            return Err(invalid(
+                &key("wide.patterns"),
+                format!(
+                    "{p:?} must contain {{item}} once, {{target}} at most once, and text \
+                     between them"
+                ),
+            ));
+        }
+        if n_target == 1 && t == "citizen_responses" {
+            return Err(invalid(
+                &key("wide.patterns"),
+                "citizen items have no partner group: leave {target} out",
+            ));
+        }
+    }
+    if !wide.patterns.is_empty() && wide.items.is_empty() && wide.item_names.is_empty() {
+        return Err(invalid(
+            &key("wide.items"),
+            "patterns need the list of items they may match",
+        ));
+    }
+    if wide.respondent_from_line && t != "employee_responses" {
+        return Err(invalid(
+            &key("wide.respondent_from_line"),
+            "only for employee_responses",
+        ));
+    }
+    Ok(())
+}
+
 impl Config {
     /// Reads and validates a config file; relative paths become relative to its folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -496,20 +778,17 @@ impl Config {
                 ));
             }
         }
-        match self.csv.separator.as_str() {
-            "auto" | "," | ";" | "\t" | "|" => {}
-            other => {
-                return Err(invalid(
-                    "csv.separator",
-                    format!("is {other:?}; use \",\", \";\", \"\\t\", \"|\" or \"auto\""),
-                ))
-            }
-        }
+        check_csv_options(
+            "csv",
+            Some(&self.csv.separator),
+            Some(&self.csv.encoding),
+            Some(&self.csv.decimal),
+        )?;
         for t in TABLES {
-            let spec = self.sources.get(t).expect("every table has a spec");
-            if spec.file.as_os_str().is_empty() {
-                return Err(invalid(&format!("sources.{t}.file"), "must not be empty"));
-            }
+            let Some(spec) = self.sources.get(t) else {
+                continue;
+            };
+            validate_source(t, spec)?;
         }
         self.validate_instrument()?;
         self.validate_scoring()?;
@@ -836,6 +1115,68 @@ mod tests {
         assert_eq!(c.scoring, ScoringSection::default());
         assert_eq!(c.model, ModelSection::default());
         assert!(c.study.data_dir.ends_with("data/demo"));
+    }
+
+    #[test]
+    fn source_settings_are_checked_and_named() {
+        let bad = |extra: &str, key: &str| {
+            let e = Config::from_toml(&format!("{MINIMAL}{extra}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{extra}: {e}");
+        };
+        bad("[csv]\nencoding = \"latin1\"\n", "csv.encoding");
+        bad("[csv]\ndecimal = \";\"\n", "csv.decimal");
+        bad(
+            "[sources.units]\nfile = \"u\"\nwide = { patterns = [\"{item}\"], items = [\"x\"] }\n",
+            "sources.units.wide",
+        );
+        let wide = "[sources.employee_responses]\nfile = \"e\"\n";
+        bad(
+            &format!("{wide}wide = {{ patterns = [\"{{item}}{{target}}\"], items = [\"x\"] }}\n"),
+            "sources.employee_responses.wide.patterns",
+        );
+        bad(
+            &format!("{wide}wide = {{ patterns = [\"{{item}}\"] }}\n"),
+            "sources.employee_responses.wide.items",
+        );
+        bad(
+            &format!("{wide}constants = {{ wave = \"one\" }}\n"),
+            "sources.employee_responses.constants",
+        );
+        bad(
+            &format!(
+                "{wide}constants = {{ item = \"x\" }}\n\
+                 wide = {{ columns = {{ a = {{ item = \"x\" }} }} }}\n"
+            ),
+            "sources.employee_responses.constants",
+        );
+        bad(
+            &format!("{wide}columns = {{ wav = \"w\" }}\n"),
+            "sources.employee_responses.columns",
+        );
+        let ok = Config::from_toml(&format!(
+            "{MINIMAL}{wide}more_files = [\"e2\"]\nencoding = \"windows-1252\"\n\
+             wide = {{ patterns = [\"{{item}}__{{target}}\"], items = [\"timely\"] }}\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.sources.employee_responses.files().len(), 2);
+    }
+
+    #[test]
+    fn example_configs_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/examples");
+        let c = Config::load(&dir.join("rc-survey-germany.toml")).unwrap();
+        assert_eq!(c.scoring.tie_min_items, 7);
+        assert!(c.instrument.value_maps.is_empty());
+        assert_eq!(
+            c.sources
+                .employee_responses
+                .wide
+                .as_ref()
+                .map(|w| w.columns.len()),
+            Some(7)
+        );
     }
 
     #[test]

@@ -131,6 +131,10 @@ pub fn read_table(path: &Path) -> Result<DataFrame> {
                 .and_then(|r| r.finish())
                 .map_err(|e| anyhow!("cannot read CSV file {}: {e}", path.display()))
         }
+        FileKind::Xlsx => bail!(
+            "{}: `relcap fit` reads Parquet or CSV; save the worksheet as CSV",
+            path.display()
+        ),
     }
 }
 

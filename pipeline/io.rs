@@ -201,7 +201,7 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame> {
 }
 
 /// Finds a canonical table in `dir`: `stem` as given when it has an extension, else
-/// `stem.parquet` then `stem.csv`. None when nothing is there.
+/// `stem.parquet`, then `stem.csv`, then `stem.xlsx`. None when nothing is there.
 pub fn find_table(dir: &Path, stem: &Path) -> Option<PathBuf> {
     let base = if stem.is_absolute() {
         stem.to_path_buf()
@@ -211,7 +211,7 @@ pub fn find_table(dir: &Path, stem: &Path) -> Option<PathBuf> {
     if base.extension().is_some() {
         return base.is_file().then_some(base);
     }
-    for ext in ["parquet", "csv"] {
+    for ext in ["parquet", "csv", "xlsx"] {
         let p = base.with_extension(ext);
         if p.is_file() {
             return Some(p);
@@ -225,6 +225,8 @@ pub fn find_table(dir: &Path, stem: &Path) -> Option<PathBuf> {
 pub enum FileKind {
     Csv,
     Parquet,
+    /// An Excel workbook (`.xlsx`, `.xlsm`, `.xls`, `.ods`), read with calamine.
+    Xlsx,
 }
 
 pub fn file_kind(path: &Path) -> Result<FileKind> {
@@ -236,8 +238,9 @@ pub fn file_kind(path: &Path) -> Result<FileKind> {
     {
         Some("csv") | Some("txt") => Ok(FileKind::Csv),
         Some("parquet") | Some("pq") => Ok(FileKind::Parquet),
+        Some("xlsx") | Some("xlsm") | Some("xls") | Some("ods") => Ok(FileKind::Xlsx),
         _ => bail!(
-            "{}: unknown file type (expected .csv or .parquet)",
+            "{}: unknown file type (expected .csv, .parquet or .xlsx)",
             path.display()
         ),
     }

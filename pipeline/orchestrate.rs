@@ -471,7 +471,15 @@ fn source_inputs(config: &Config, data_dir: &Path, log: &Log) -> Result<Vec<Inpu
             .sources
             .get(table)
             .with_context(|| format!("no source spec for table {table}"))?;
-        found.push((table, io::find_table(data_dir, &spec.file)));
+        for (i, stem) in spec.files().into_iter().enumerate() {
+            // Further files of one table (`more_files`) are named `<table>#2`, `<table>#3`, ...
+            let name = if i == 0 {
+                table.to_string()
+            } else {
+                format!("{table}#{}", i + 1)
+            };
+            found.push((name, io::find_table(data_dir, stem)));
+        }
     }
     let total: u64 = found
         .iter()
@@ -486,14 +494,14 @@ fn source_inputs(config: &Config, data_dir: &Path, log: &Log) -> Result<Vec<Inpu
             Some(p) => {
                 let (h, n) = io::hash_file_with(&p, |k| bar.inc(k))?;
                 InputRecord {
-                    name: table.to_string(),
+                    name: table.clone(),
                     file: Some(relative_name(data_dir, &p)),
                     blake3: Some(h),
                     bytes: Some(n),
                 }
             }
             None => InputRecord {
-                name: table.to_string(),
+                name: table.clone(),
                 file: None,
                 blake3: None,
                 bytes: None,

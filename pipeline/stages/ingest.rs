@@ -1,26 +1,48 @@
-//! The `ingest` stage: reads the five canonical tables (CSV or Parquet), types every cell,
-//! pseudonymises person ids, and writes them with their provenance under `OUT/ingest/`.
+//! The `ingest` stage: reads the five canonical tables (CSV, `.xlsx` or Parquet, in the long
+//! canonical form or as wide survey exports), types every cell, pseudonymises person ids, and
+//! writes them in the canonical long form with their provenance under `OUT/ingest/`.
 //!
-//! Order of work: first every table is located and its header checked (a missing required
-//! table or column, an empty or header-only required file, is an error naming the file and
-//! column before anything is written); then each table is read and typed in memory; then the
-//! outputs are written. Typing rules are in [`typing`], the CSV reader in [`csv`].
+//! Order of work: first every table's files are located and their headers checked (a missing
+//! required table or column, a wide mapping that matches no column, an empty or header-only
+//! required file unless `allow_empty`, is an error naming the file and column before anything
+//! is written); then each table is read and typed in memory; then the outputs are written.
+//! Reading is in [`source`] (all file kinds as text) and [`csv`] (the CSV reader and the
+//! encodings), the wide mapping in [`wide`], typing rules in [`typing`].
+//!
+//! A table may come from several files (`file` plus `more_files`, e.g. one wave split over
+//! several exports), each read the same way and stacked. A canonical column the file does not
+//! carry can be given as a constant (`constants`, e.g. the wave of a single-wave export); when
+//! the file has a `wave` column too, a row whose wave differs is quarantined (`wave_mismatch`).
+//! `na_values` are cell texts read as empty (`NA`). `decimal = ","` reads `3,5` as 3.5 (and
+//! `3.5` is then `not_a_number`).
+//!
+//! **Wide exports** (`sources.<table>.wide`, for `employee_responses` and `citizen_responses`):
+//! each record (one respondent) is melted into one long row per mapped column (item and
+//! partner group from the column, the value from the cell, id, unit, municipality and wave from
+//! their columns or constants) at the record's line. An empty cell gives no row (counted as
+//! excluded `empty_cell`) unless `empty_cells = "keep"`, a cell in `not_asked` none either
+//! (`not_asked`). Row accounting of a wide table is in long rows: rows in = long rows melted +
+//! skipped cells + records rejected whole (one each); `summary.tables["<table>.wide_records"]`
+//! accounts for the records: read = melted + rejected (by reason).
 //!
 //! A row with any cell that cannot be typed goes to the quarantine, one quarantine row per bad
-//! cell; in [`TableCount::quarantined`] the row is counted once, under the reason of its first
-//! bad cell in the column order below. A CSV record with more or fewer fields than the header is
-//! quarantined whole (`wrong_field_count`). Blank lines are not records (counted in
-//! `counts["<table>.blank_lines"]`). Columns in the file that the canonical form does not use
-//! are ignored (a warning names them). An optional table that is absent (or a 0-byte file) is
-//! an empty table.
+//! cell (a bad cell shared by all rows of a wide record is one quarantine row); in
+//! [`TableCount::quarantined`] each row is counted once, under the reason of its first bad
+//! cell in the column order below. A CSV record with more or fewer fields than the header is
+//! quarantined whole (`ragged_row`), and so is a record with bytes the file's encoding cannot
+//! decode (`encoding`). Blank lines are not records (counted in
+//! `counts["<table>.blank_lines"]`). Columns in the file that the canonical form (or the wide
+//! mapping) does not use are ignored (a warning names them). An optional table that is absent
+//! (or a 0-byte file) is an empty table.
 //!
 //! # Outputs (`OUT/ingest/`)
 //!
 //! Every table carries two provenance columns: `source` (str, the file name without folder)
 //! and `line` (i64). For CSV, `line` is the 1-based physical line where the record starts (the
 //! header is line 1; line breaks inside quoted fields are counted, so it is the line an editor
-//! shows). For Parquet it is the 1-based row number + 1, so that row 1 is "line 2" as it would
-//! be in a CSV export. Rows are sorted by (source, line).
+//! shows); for `.xlsx` the worksheet row. For Parquet it is the 1-based row number + 1, so that
+//! row 1 is "line 2" as it would be in a CSV export. Rows melted from one wide record share its
+//! line. Rows are sorted by (source, line) (stable, so a wide record's rows keep column order).
 //!
 //! - `units.parquet`: `municipality` str, `unit_id` str, `work_group` str, `manager_id` str
 //!   (pseudonym, nullable), `headcount` i64 (nullable), `source`, `line`.
@@ -33,19 +55,21 @@
 //!   `case_id` str (pseudonym), `item` str, `value` f64 (nullable), `source`, `line`.
 //! - `case_involvement.parquet`: `wave` i64, `case_id` str (pseudonym), `unit_id` str, `lead`
 //!   bool, `source`, `line`.
-//! - `quarantine.parquet`: `table` str, `source` str, `line` i64, `column` str (canonical name;
-//!   null for a whole-record problem), `value` str (the cell as written; the pseudonym for person
-//!   id columns; null for an empty cell), `reason` str (`missing_required`, `not_an_integer`,
-//!   `not_a_number`, `not_a_boolean`, `invalid_value`, `wrong_field_count`). Sorted by (table,
-//!   source, line, column).
+//! - `quarantine.parquet`: `table` str, `source` str, `line` i64, `column` str (canonical name,
+//!   or for a wide value cell the column in the file; null for a whole-record problem), `value`
+//!   str (the cell as written; the pseudonym for person id columns; null for an empty cell),
+//!   `reason` str (`missing_required`, `not_an_integer`, `not_a_number`, `not_a_boolean`,
+//!   `invalid_value`, `wave_mismatch`, `ragged_row`, `encoding`). Sorted by (table, source,
+//!   line, column, reason).
 //!
 //! No raw person id is written: respondent, citizen, case and manager ids are replaced by
 //! their pseudonyms as they are typed, in the tables and in the quarantine alike.
 
 pub mod csv;
+pub mod source;
 pub mod typing;
+pub mod wide;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -58,12 +82,12 @@ use typing::{CellError, ColumnSpec, PseudonymCache};
 
 const STAGE: &str = "ingest";
 
-/// A located source table whose header has been checked.
+/// A located source table whose files' headers have been checked.
 #[derive(Debug)]
 struct Source {
     table: &'static str,
-    /// None: an optional table that is absent or empty (an empty table).
-    file: Option<SourceFile>,
+    /// Empty: an optional table that is absent, or an empty file allowed by the config.
+    files: Vec<SourceFile>,
 }
 
 #[derive(Debug)]
@@ -72,27 +96,32 @@ struct SourceFile {
     /// File name without folder: the `source` column.
     name: String,
     kind: FileKind,
-    /// Per canonical column: the column name in the file, or None for an absent optional one.
-    file_columns: Vec<Option<String>>,
 }
 
-/// The typed result of one table.
+/// The typed result of one table (all its files).
+#[derive(Default)]
 struct Typed {
-    frame: DataFrame,
+    frames: Vec<DataFrame>,
     quarantine: QuarantineRows,
     count: TableCount,
+    /// Wide sources: records read, melted and rejected.
+    wide: Option<TableCount>,
     blank_lines: u64,
+    /// Per file: (name, format, encoding).
+    facts: Vec<(String, &'static str, Option<&'static str>)>,
 }
 
-/// Quarantine rows gathered column-wise.
+/// Quarantine rows gathered column-wise; an identical row is kept once (a bad id cell of a
+/// wide record touches every long row melted from it, but is one problem).
 #[derive(Default)]
 struct QuarantineRows {
     table: Vec<&'static str>,
     source: Vec<String>,
     line: Vec<i64>,
-    column: Vec<Option<&'static str>>,
+    column: Vec<Option<String>>,
     value: Vec<Option<String>>,
     reason: Vec<&'static str>,
+    seen: std::collections::HashSet<(&'static str, String, i64, Option<String>, &'static str)>,
 }
 
 impl QuarantineRows {
@@ -101,10 +130,14 @@ impl QuarantineRows {
         table: &'static str,
         source: &str,
         line: i64,
-        column: Option<&'static str>,
+        column: Option<String>,
         value: Option<String>,
         reason: &'static str,
     ) {
+        let key = (table, source.to_string(), line, column.clone(), reason);
+        if !self.seen.insert(key) {
+            return;
+        }
         self.table.push(table);
         self.source.push(source.to_string());
         self.line.push(line);
@@ -120,6 +153,7 @@ impl QuarantineRows {
         self.column.extend(other.column);
         self.value.extend(other.value);
         self.reason.extend(other.reason);
+        self.seen.extend(other.seen);
     }
 
     fn into_frame(self) -> Result<DataFrame> {
@@ -132,15 +166,28 @@ impl QuarantineRows {
             Column::new("reason".into(), self.reason),
         ])?;
         Ok(df.sort(
-            ["table", "source", "line", "column"],
+            ["table", "source", "line", "column", "reason"],
             SortMultipleOptions::default().with_maintain_order(true),
         )?)
     }
 }
 
+/// Adds `b` into `a`.
+fn add_count(a: &mut TableCount, b: &TableCount) {
+    a.rows_in += b.rows_in;
+    a.rows_out += b.rows_out;
+    a.duplicates_collapsed += b.duplicates_collapsed;
+    for (k, v) in &b.quarantined {
+        *a.quarantined.entry(k.clone()).or_default() += v;
+    }
+    for (k, v) in &b.excluded {
+        *a.excluded.entry(k.clone()).or_default() += v;
+    }
+}
+
 pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let mut summary = StageSummary::default();
-    // 1. Locate every table and check its header before reading or writing anything.
+    // 1. Locate every table and check its headers before reading or writing anything.
     let mut sources = Vec::with_capacity(TABLES.len());
     for table in TABLES {
         let spec = ctx
@@ -148,22 +195,25 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
             .sources
             .get(table)
             .with_context(|| format!("no source spec for table {table}"))?;
-        let sep = &ctx.config.csv.separator;
-        let src = locate(&ctx.data_dir, table, spec, sep, &mut summary.warnings)?;
+        let src = locate(ctx, table, spec, &mut summary.warnings)?;
         sources.push(src);
     }
     // 2. Read and type each table in memory.
     let mut ids = PseudonymCache::new(ctx.pseudonymizer);
     let mut typed = Vec::with_capacity(sources.len());
     for src in &sources {
-        typed.push(read_and_type(ctx, src, &mut ids)?);
+        typed.push(read_and_type(ctx, src, &mut ids, &mut summary.warnings)?);
     }
     // 3. Write.
     let dir = ctx.stage_dir(STAGE);
     let mut quarantine = QuarantineRows::default();
     for (src, t) in sources.iter().zip(typed) {
         let path = ctx.table_path(STAGE, src.table);
-        let mut frame = t.frame.sort(
+        let mut frame = empty_frame(typing::table_columns(src.table))?;
+        for f in &t.frames {
+            frame.vstack_mut(f)?;
+        }
+        let mut frame = frame.sort(
             ["source", "line"],
             SortMultipleOptions::default().with_maintain_order(true),
         )?;
@@ -175,24 +225,39 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
                 .insert(format!("{}.blank_lines", src.table), t.blank_lines);
         }
         let mut fact = serde_json::Map::new();
-        match &src.file {
-            Some(f) => {
-                fact.insert("file".into(), f.name.clone().into());
-                let kind = match f.kind {
-                    FileKind::Csv => "csv",
-                    FileKind::Parquet => "parquet",
-                };
-                fact.insert("format".into(), kind.into());
-                fact.insert("blake3".into(), io::hash_file(&f.path)?.into());
+        let mut files = Vec::new();
+        for (f, (name, format, encoding)) in src.files.iter().zip(&t.facts) {
+            let mut one = serde_json::Map::new();
+            one.insert("file".into(), name.clone().into());
+            one.insert("format".into(), (*format).into());
+            if let Some(e) = encoding {
+                one.insert("encoding".into(), (*e).into());
             }
-            None => {
+            one.insert("blake3".into(), io::hash_file(&f.path)?.into());
+            files.push(serde_json::Value::from(one));
+        }
+        match files.len() {
+            0 => {
                 fact.insert("file".into(), serde_json::Value::Null);
+            }
+            1 => {
+                if let Some(serde_json::Value::Object(one)) = files.pop() {
+                    fact = one;
+                }
+            }
+            _ => {
+                fact.insert("files".into(), files.into());
             }
         }
         summary
             .facts
             .insert(format!("input.{}", src.table), fact.into());
         summary.tables.insert(src.table.to_string(), t.count);
+        if let Some(w) = t.wide {
+            summary
+                .tables
+                .insert(format!("{}.wide_records", src.table), w);
+        }
         quarantine.append(t.quarantine);
     }
     let path = dir.join("quarantine.parquet");
@@ -211,52 +276,132 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     Ok(summary)
 }
 
-/// Finds a table's file and checks that it has the columns the canonical form needs.
+/// Separator, encoding and worksheet of a source, its own settings before `[csv]`'s.
+fn read_options(ctx: &StageContext, spec: &SourceSpec) -> source::ReadOptions {
+    let csv = &ctx.config.csv;
+    source::ReadOptions {
+        separator: spec
+            .separator
+            .clone()
+            .unwrap_or_else(|| csv.separator.clone()),
+        encoding: spec
+            .encoding
+            .clone()
+            .unwrap_or_else(|| csv.encoding.clone()),
+        sheet: spec.sheet.clone(),
+    }
+}
+
+/// The canonical columns a wide table takes from the melt rather than from a file column.
+const MELTED: [&str; 3] = ["target_group", "item", "value"];
+
+/// Finds a table's files and checks that each has the columns the canonical form needs.
 fn locate(
-    data_dir: &Path,
+    ctx: &StageContext,
     table: &'static str,
     spec: &SourceSpec,
-    separator: &str,
     warnings: &mut Vec<String>,
 ) -> Result<Source> {
-    let Some(path) = io::find_table(data_dir, &spec.file) else {
-        if spec.required {
-            bail!(
-                "required table {table}: no file {} in {} (config key sources.{table}.file; \
-                 without an extension .parquet then .csv is tried)",
-                spec.file.display(),
-                data_dir.display()
-            );
+    let opts = read_options(ctx, spec);
+    let mut files = Vec::new();
+    for (i, stem) in spec.files().into_iter().enumerate() {
+        let key = if i == 0 {
+            format!("sources.{table}.file")
+        } else {
+            format!("sources.{table}.more_files")
+        };
+        let Some(path) = io::find_table(&ctx.data_dir, stem) else {
+            if spec.required || i > 0 {
+                let which = if spec.required { "required " } else { "" };
+                bail!(
+                    "{which}table {table}: no file {} in {} (config key {key}; without an \
+                     extension .parquet, .csv then .xlsx is tried)",
+                    stem.display(),
+                    ctx.data_dir.display()
+                );
+            }
+            return Ok(Source {
+                table,
+                files: vec![],
+            });
+        };
+        let kind = io::file_kind(&path)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let len = std::fs::metadata(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .len();
+        if len == 0 {
+            if spec.required && !spec.allow_empty {
+                bail!(
+                    "{}: the file is empty (0 bytes), but table {table} is required \
+                     (set sources.{table}.allow_empty = true to read it as an empty table)",
+                    path.display()
+                );
+            }
+            warnings.push(format!(
+                "{name}: empty file (0 bytes); table {table} gets no rows from it"
+            ));
+            continue;
         }
-        return Ok(Source { table, file: None });
-    };
-    let kind = io::file_kind(&path)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let len = std::fs::metadata(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .len();
-    if len == 0 {
-        if spec.required {
-            bail!(
-                "{}: the file is empty (0 bytes), but table {table} is required",
-                path.display()
-            );
+        let (header, has_rows) = source::header(&path, kind, &opts)?;
+        let used = check_columns(&path, table, spec, &header)?;
+        if !has_rows {
+            if spec.required && !spec.allow_empty {
+                bail!(
+                    "{}: the file has a header but no rows, but table {table} is required \
+                     (set sources.{table}.allow_empty = true to read it as an empty table)",
+                    path.display()
+                );
+            }
+            warnings.push(format!(
+                "{name}: header only; table {table} gets no rows from it"
+            ));
+            continue;
         }
-        warnings.push(format!(
-            "{name}: empty file (0 bytes); optional table {table} is taken as empty"
-        ));
-        return Ok(Source { table, file: None });
+        let unused: Vec<String> = header
+            .iter()
+            .filter(|h| !used.contains(*h))
+            .cloned()
+            .collect();
+        if !unused.is_empty() {
+            warnings.push(format!(
+                "{name}: columns not used by table {table}: {}",
+                unused.join(", ")
+            ));
+        }
+        files.push(SourceFile { path, name, kind });
     }
-    let (header, has_rows) = match kind {
-        FileKind::Csv => csv_header(&path, separator)?,
-        FileKind::Parquet => parquet_header(&path)?,
-    };
-    let columns = typing::table_columns(table);
-    let mut file_columns = Vec::with_capacity(columns.len());
-    for c in columns {
+    Ok(Source { table, files })
+}
+
+/// Where each canonical column of a file comes from.
+#[derive(Debug, Clone)]
+enum ColumnSource {
+    /// This header column.
+    File(String),
+    /// The same value on every row.
+    Constant(String),
+    /// `<file>:<line>` (a wide file without respondent ids).
+    Line,
+    /// From the wide melt (item, target_group, value).
+    Melt,
+    /// Absent optional column: null.
+    Absent,
+}
+
+/// How the canonical columns of `table` are filled from a file with `header`, or an error
+/// naming the file and the missing column.
+fn column_sources(
+    path: &Path,
+    table: &str,
+    spec: &SourceSpec,
+    header: &[String],
+) -> Result<Vec<ColumnSource>> {
+    let mut out = Vec::new();
+    for c in typing::table_columns(table) {
         let in_file = spec.column(c.name);
         let hits = header.iter().filter(|h| h.as_str() == in_file).count();
         if hits > 1 {
@@ -265,10 +410,17 @@ fn locate(
                 path.display()
             );
         }
-        if hits == 1 {
-            file_columns.push(Some(in_file.to_string()));
+        let wide = spec.wide.as_ref();
+        out.push(if wide.is_some() && MELTED.contains(&c.name) {
+            ColumnSource::Melt
+        } else if hits == 1 {
+            ColumnSource::File(in_file.to_string())
+        } else if let Some(v) = spec.constants.get(c.name) {
+            ColumnSource::Constant(v.clone())
+        } else if c.name == "respondent_id" && wide.is_some_and(|w| w.respondent_from_line) {
+            ColumnSource::Line
         } else if c.optional_column {
-            file_columns.push(None);
+            ColumnSource::Absent
         } else {
             let renamed = if in_file != c.name {
                 format!(" (named `{in_file}` by sources.{table}.columns)")
@@ -276,185 +428,284 @@ fn locate(
                 String::new()
             };
             bail!(
-                "{}: required column `{}`{renamed} is missing; the header has: {}",
+                "{}: required column `{}`{renamed} is missing (or give it in \
+                 sources.{table}.constants); the header has: {}",
                 path.display(),
                 c.name,
                 header.join(", ")
             );
-        }
-    }
-    if !has_rows && spec.required {
-        bail!(
-            "{}: the file has a header but no rows, but table {table} is required",
-            path.display()
-        );
-    }
-    let used: Vec<&str> = file_columns.iter().flatten().map(String::as_str).collect();
-    let unused: Vec<String> = header
-        .iter()
-        .filter(|h| !used.contains(&h.as_str()))
-        .cloned()
-        .collect();
-    if !unused.is_empty() {
-        warnings.push(format!(
-            "{name}: columns not used by table {table}: {}",
-            unused.join(", ")
-        ));
-    }
-    Ok(Source {
-        table,
-        file: Some(SourceFile {
-            path,
-            name,
-            kind,
-            file_columns,
-        }),
-    })
-}
-
-/// The header of a CSV file (first line, BOM removed) and whether any non-blank line follows.
-fn csv_header(path: &Path, separator: &str) -> Result<(Vec<String>, bool)> {
-    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut r = BufReader::new(f);
-    let mut first = Vec::new();
-    r.read_until(b'\n', &mut first)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let first = first.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&first);
-    let Ok(text) = std::str::from_utf8(first) else {
-        bail!("{}, line 1: the header is not valid UTF-8", path.display());
-    };
-    if text.trim().is_empty() {
-        bail!("{}: the first line (the header) is blank", path.display());
-    }
-    let sep = csv::separator(separator, text);
-    let header = csv::read_header(text, sep)
-        .with_context(|| format!("{}: cannot read the header", path.display()))?;
-    let mut has_rows = false;
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = r
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        if line.iter().any(|b| !b.is_ascii_whitespace()) {
-            has_rows = true;
-            break;
-        }
-    }
-    Ok((header, has_rows))
-}
-
-/// The column names of a Parquet file and whether it has rows.
-fn parquet_header(path: &Path) -> Result<(Vec<String>, bool)> {
-    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut r = ParquetReader::new(f);
-    let schema = r
-        .schema()
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
-    let names = schema.iter_names().map(|n| n.to_string()).collect();
-    let rows = r
-        .num_rows()
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("{}: not a readable Parquet file", path.display()))?;
-    Ok((names, rows > 0))
-}
-
-/// Reads one table and types it.
-fn read_and_type(ctx: &StageContext, src: &Source, ids: &mut PseudonymCache) -> Result<Typed> {
-    let columns = typing::table_columns(src.table);
-    let Some(file) = &src.file else {
-        return Ok(Typed {
-            frame: empty_frame(columns)?,
-            quarantine: QuarantineRows::default(),
-            count: TableCount::default(),
-            blank_lines: 0,
         });
-    };
-    // The text of each canonical column (None for an absent optional column), and the lines.
-    let (texts, lines, ragged, blank_lines, header_len) = match file.kind {
-        FileKind::Csv => {
-            let text = csv::load_text(&file.path)?;
-            let sep = csv::separator(&ctx.config.csv.separator, &text);
-            let header = csv::read_header(&text, sep)
-                .with_context(|| format!("{}: cannot read the header", file.path.display()))?;
-            let mut wanted = Vec::new();
-            for fc in file.file_columns.iter().flatten() {
-                let pos = header.iter().position(|h| h == fc).with_context(|| {
-                    format!(
-                        "{}: column `{fc}` is not in the header when split on {:?} \
-                         (config key csv.separator)",
-                        file.path.display(),
-                        sep as char
-                    )
-                })?;
-                wanted.push(pos);
+    }
+    Ok(out)
+}
+
+/// Checks a file's header; returns the header columns it uses.
+fn check_columns(
+    path: &Path,
+    table: &str,
+    spec: &SourceSpec,
+    header: &[String],
+) -> Result<Vec<String>> {
+    let sources = column_sources(path, table, spec, header)?;
+    let mut used: Vec<String> = sources
+        .iter()
+        .filter_map(|s| match s {
+            ColumnSource::File(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    if let Some(w) = &spec.wide {
+        for c in w.columns.keys() {
+            if !header.contains(c) {
+                bail!(
+                    "{}: column `{c}` (named in sources.{table}.wide.columns) is missing; the \
+                     header has: {}",
+                    path.display(),
+                    header.join(", ")
+                );
             }
-            let parsed = csv::parse(&text, sep, &wanted, &file.path.display().to_string())?;
-            drop(text);
-            let mut it = parsed.columns.into_iter();
-            let texts: Vec<Option<StringChunked>> = file
-                .file_columns
-                .iter()
-                .map(|fc| fc.as_ref().and_then(|_| it.next()))
-                .collect();
-            let header_len = parsed.header.len();
-            (
-                texts,
-                parsed.lines,
-                parsed.ragged,
-                parsed.blank_lines,
-                header_len,
-            )
         }
-        FileKind::Parquet => {
-            let f = std::fs::File::open(&file.path)
-                .with_context(|| format!("cannot open {}", file.path.display()))?;
-            let wanted: Vec<String> = file.file_columns.iter().flatten().cloned().collect();
-            let df = ParquetReader::new(f)
-                .with_columns(Some(wanted))
-                .finish()
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("cannot read Parquet file {}", file.path.display()))?;
-            let mut texts = Vec::with_capacity(columns.len());
-            for fc in &file.file_columns {
-                match fc {
-                    None => texts.push(None),
-                    Some(name) => {
-                        let c = df
-                            .column(name)?
-                            .cast(&DataType::String)
-                            .map_err(anyhow::Error::from)
-                            .with_context(|| {
-                                format!(
-                                    "{}: column `{name}` ({}) cannot be read as text",
-                                    file.path.display(),
-                                    df.column(name)
-                                        .map(|c| c.dtype().to_string())
-                                        .unwrap_or_default()
-                                )
-                            })?;
-                        texts.push(Some(c.str()?.clone()));
+        let mapped = wide::map_columns(header, w, &used);
+        if mapped.is_empty() {
+            bail!(
+                "{}: no column matches the wide mapping of sources.{table}.wide; the header \
+                 has: {}",
+                path.display(),
+                header.join(", ")
+            );
+        }
+        used.extend(mapped.into_iter().map(|m| m.column));
+    }
+    Ok(used)
+}
+
+/// Reads one table (all its files) and types it.
+fn read_and_type(
+    ctx: &StageContext,
+    src: &Source,
+    ids: &mut PseudonymCache,
+    warnings: &mut Vec<String>,
+) -> Result<Typed> {
+    let mut out = Typed::default();
+    let spec = ctx
+        .config
+        .sources
+        .get(src.table)
+        .with_context(|| format!("no source spec for table {}", src.table))?;
+    for file in &src.files {
+        read_file(ctx, src.table, spec, file, ids, warnings, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Cells equal (after trimming) to one of `na` become empty.
+fn blank_na(col: StringChunked, na: &[String]) -> StringChunked {
+    if na.is_empty() {
+        return col;
+    }
+    let name = col.name().clone();
+    let mut b = StringChunkedBuilder::new(name, col.len());
+    for c in col.iter() {
+        match c {
+            Some(t) if na.iter().any(|n| n == t.trim()) => b.append_value(""),
+            Some(t) => b.append_value(t),
+            None => b.append_null(),
+        }
+    }
+    b.finish()
+}
+
+/// Reads one file of a table, types it and adds it to `out`.
+fn read_file(
+    ctx: &StageContext,
+    table: &'static str,
+    spec: &SourceSpec,
+    file: &SourceFile,
+    ids: &mut PseudonymCache,
+    warnings: &mut Vec<String>,
+    out: &mut Typed,
+) -> Result<()> {
+    let opts = read_options(ctx, spec);
+    let decimal = spec
+        .decimal
+        .as_deref()
+        .unwrap_or(ctx.config.csv.decimal.as_str());
+    let decimal_comma = decimal == ",";
+    let columns = typing::table_columns(table);
+    let (header, _) = source::header(&file.path, file.kind, &opts)?;
+    let col_sources = column_sources(&file.path, table, spec, &header)?;
+    let mut wanted: Vec<String> = col_sources
+        .iter()
+        .filter_map(|s| match s {
+            ColumnSource::File(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect();
+    let n_fixed = wanted.len();
+    let mapped = match &spec.wide {
+        Some(w) => wide::map_columns(&header, w, &wanted),
+        None => vec![],
+    };
+    wanted.extend(mapped.iter().map(|m| m.column.clone()));
+    for (c, s) in columns.iter().zip(&col_sources) {
+        if let (Some(v), ColumnSource::File(f)) = (spec.constants.get(c.name), s) {
+            if c.name != "wave" {
+                warnings.push(format!(
+                    "{}: column `{f}` is used; the constant {v:?} for {} is ignored",
+                    file.name, c.name
+                ));
+            }
+        }
+    }
+    let (tt, encoding) = source::read(&file.path, file.kind, &opts, &wanted)?;
+    let format = match file.kind {
+        FileKind::Csv => "csv",
+        FileKind::Parquet => "parquet",
+        FileKind::Xlsx => "xlsx",
+    };
+    out.facts.push((file.name.clone(), format, encoding));
+    out.blank_lines += tt.blank_lines;
+    let file_cols: Vec<StringChunked> = tt
+        .columns
+        .into_iter()
+        .map(|c| blank_na(c, &spec.na_values))
+        .collect();
+    let n_records = tt.lines.len();
+    let mut count = TableCount::default();
+    // The text of each canonical column, the line of each row, and (wide) the mapped column
+    // each row's value came from.
+    let mut texts: Vec<Option<StringChunked>> = Vec::with_capacity(columns.len());
+    let lines: Vec<i64>;
+    let mut value_column: Vec<u32> = vec![];
+    match &spec.wide {
+        None => {
+            let mut next_file = 0;
+            for (c, s) in columns.iter().zip(&col_sources) {
+                let name = PlSmallStr::from_str(c.name);
+                texts.push(match s {
+                    ColumnSource::File(_) => {
+                        next_file += 1;
+                        file_cols.get(next_file - 1).cloned()
                     }
+                    ColumnSource::Constant(v) => {
+                        Some(StringChunked::full(name, v.as_str(), n_records))
+                    }
+                    _ => None,
+                });
+            }
+            lines = tt.lines;
+        }
+        Some(w) => {
+            let keep_empty = w.empty_cells == "keep";
+            let mut builders: Vec<StringChunkedBuilder> = columns
+                .iter()
+                .map(|c| StringChunkedBuilder::new(PlSmallStr::from_str(c.name), n_records))
+                .collect();
+            let mut long_lines = Vec::with_capacity(n_records * mapped.len());
+            // Per canonical column: index into the file columns, if it comes from the file.
+            let mut file_index = vec![None; columns.len()];
+            let mut k = 0;
+            for (i, s) in col_sources.iter().enumerate() {
+                if matches!(s, ColumnSource::File(_)) {
+                    file_index[i] = Some(k);
+                    k += 1;
                 }
             }
-            // Parquet has no lines: row r (1-based) is reported as line r + 1, like a CSV export.
-            let lines: Vec<i64> = (0..df.height() as i64).map(|r| r + 2).collect();
-            (texts, lines, vec![], 0, df.width())
+            let mut line_id = String::new();
+            for (r, &line) in tt.lines.iter().enumerate() {
+                for (m_idx, m) in mapped.iter().enumerate() {
+                    let cell = file_cols[n_fixed + m_idx].get(r).unwrap_or("");
+                    let t = cell.trim();
+                    if w.not_asked.iter().any(|x| x == t) {
+                        *count.excluded.entry("not_asked".into()).or_default() += 1;
+                        continue;
+                    }
+                    if t.is_empty() && !keep_empty {
+                        *count.excluded.entry("empty_cell".into()).or_default() += 1;
+                        continue;
+                    }
+                    for (i, (c, s)) in columns.iter().zip(&col_sources).enumerate() {
+                        let b = &mut builders[i];
+                        match s {
+                            ColumnSource::File(_) => {
+                                match file_index[i].and_then(|fi| file_cols[fi].get(r)) {
+                                    Some(v) => b.append_value(v),
+                                    None => b.append_null(),
+                                }
+                            }
+                            ColumnSource::Constant(v) => b.append_value(v.as_str()),
+                            ColumnSource::Line => {
+                                line_id.clear();
+                                line_id.push_str(&file.name);
+                                line_id.push(':');
+                                line_id.push_str(&line.to_string());
+                                b.append_value(line_id.as_str());
+                            }
+                            ColumnSource::Melt => match c.name {
+                                "item" => b.append_value(m.item.as_str()),
+                                "target_group" => match &m.target {
+                                    Some(t) => b.append_value(t.as_str()),
+                                    None => b.append_null(),
+                                },
+                                _ => b.append_value(cell),
+                            },
+                            ColumnSource::Absent => b.append_null(),
+                        }
+                    }
+                    long_lines.push(line);
+                    value_column.push(m_idx as u32);
+                }
+            }
+            for b in builders {
+                texts.push(Some(b.finish()));
+            }
+            lines = long_lines;
+            let mut wide_count = TableCount {
+                rows_in: (n_records + tt.rejected.len()) as u64,
+                rows_out: n_records as u64,
+                ..Default::default()
+            };
+            for r in &tt.rejected {
+                *wide_count
+                    .quarantined
+                    .entry(r.reason.to_string())
+                    .or_default() += 1;
+            }
+            add_count(
+                out.wide.get_or_insert_with(TableCount::default),
+                &wide_count,
+            );
         }
-    };
+    }
+    drop(file_cols);
     let n = lines.len();
     let mut typed_columns = Vec::with_capacity(columns.len() + 2);
     let mut errors: Vec<(usize, Vec<CellError>)> = Vec::new();
-    for (i, (spec, text)) in columns.iter().zip(&texts).enumerate() {
+    for (i, (spec_c, text)) in columns.iter().zip(&texts).enumerate() {
         let text = match text {
             Some(t) => t.clone(),
-            None => StringChunked::full_null(PlSmallStr::from_str(spec.name), n),
+            None => StringChunked::full_null(PlSmallStr::from_str(spec_c.name), n),
         };
-        let (col, errs) = typing::type_column(&text, spec, ids);
+        let (col, mut errs) = typing::type_column(&text, spec_c, ids, decimal_comma);
+        // A file column that contradicts the declared wave.
+        if spec_c.name == "wave" && matches!(col_sources[i], ColumnSource::File(_)) {
+            if let Some(k) = spec
+                .constants
+                .get("wave")
+                .and_then(|k| k.trim().parse::<i64>().ok())
+            {
+                let typed = col.i64()?;
+                for (row, v) in typed.iter().enumerate() {
+                    if v.is_some_and(|v| v != k) {
+                        errs.push(CellError {
+                            row,
+                            reason: typing::Reason::WaveMismatch,
+                            value: text.get(row).map(str::to_string),
+                        });
+                    }
+                }
+            }
+        }
         typed_columns.push(col);
         if !errs.is_empty() {
             errors.push((i, errs));
@@ -465,42 +716,42 @@ fn read_and_type(ctx: &StageContext, src: &Source, ids: &mut PseudonymCache) -> 
     let mut first_reason: Vec<Option<&'static str>> = vec![None; n];
     let mut quarantine = QuarantineRows::default();
     for (i, errs) in &errors {
-        let spec: &ColumnSpec = &columns[*i];
+        let spec_c: &ColumnSpec = &columns[*i];
         for e in errs {
             let reason = e.reason.as_str();
             if first_reason[e.row].is_none() {
                 first_reason[e.row] = Some(reason);
             }
+            // A wide value cell is named by its column in the file.
+            let column = match value_column.get(e.row) {
+                Some(&m) if spec_c.name == "value" => mapped[m as usize].column.clone(),
+                _ => spec_c.name.to_string(),
+            };
             quarantine.push(
-                src.table,
+                table,
                 &file.name,
                 lines[e.row],
-                Some(spec.name),
+                Some(column),
                 e.value.clone(),
                 reason,
             );
         }
     }
-    let mut count = TableCount {
-        rows_in: (n + ragged.len()) as u64,
-        ..Default::default()
-    };
+    let excluded: u64 = count.excluded.values().sum();
+    count.rows_in = n as u64 + excluded + tt.rejected.len() as u64;
     for r in first_reason.iter().flatten() {
         *count.quarantined.entry(r.to_string()).or_default() += 1;
     }
-    for r in &ragged {
+    for r in &tt.rejected {
         quarantine.push(
-            src.table,
+            table,
             &file.name,
             r.line,
             None,
-            Some(format!("{} fields; the header has {header_len}", r.fields)),
-            "wrong_field_count",
+            Some(r.detail.clone()),
+            r.reason,
         );
-        *count
-            .quarantined
-            .entry("wrong_field_count".to_string())
-            .or_default() += 1;
+        *count.quarantined.entry(r.reason.to_string()).or_default() += 1;
     }
     typed_columns.push(Column::new_scalar(
         "source".into(),
@@ -515,12 +766,10 @@ fn read_and_type(ctx: &StageContext, src: &Source, ids: &mut PseudonymCache) -> 
     let keep: BooleanChunked = first_reason.iter().map(|r| r.is_none()).collect();
     let frame = frame.filter(&keep)?;
     count.rows_out = frame.height() as u64;
-    Ok(Typed {
-        frame,
-        quarantine,
-        count,
-        blank_lines,
-    })
+    add_count(&mut out.count, &count);
+    out.frames.push(frame);
+    out.quarantine.append(quarantine);
+    Ok(())
 }
 
 /// A table with the canonical typed columns and the provenance columns, and no rows.
@@ -676,7 +925,7 @@ mod tests {
                 ("missing_required".to_string(), 1),
                 ("not_a_number".to_string(), 1),
                 ("not_an_integer".to_string(), 1),
-                ("wrong_field_count".to_string(), 1),
+                ("ragged_row".to_string(), 1),
             ])
         );
         assert!(c.balanced());
@@ -691,7 +940,7 @@ mod tests {
                     4,
                     None,
                     Some("8 fields; the header has 7"),
-                    "wrong_field_count"
+                    "ragged_row"
                 ),
                 qrow(ER, 5, Some("value"), Some("3,5"), "not_a_number"),
                 qrow(ER, 6, Some("unit_id"), None, "missing_required"),

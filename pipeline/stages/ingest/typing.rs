@@ -27,6 +27,8 @@ pub enum Reason {
     NotANumber,
     NotABoolean,
     InvalidValue,
+    /// The row's wave differs from the wave the source declares (`constants.wave`).
+    WaveMismatch,
 }
 
 impl Reason {
@@ -37,6 +39,7 @@ impl Reason {
             Reason::NotANumber => "not_a_number",
             Reason::NotABoolean => "not_a_boolean",
             Reason::InvalidValue => "invalid_value",
+            Reason::WaveMismatch => "wave_mismatch",
         }
     }
 }
@@ -233,12 +236,35 @@ impl<'a> PseudonymCache<'a> {
     }
 }
 
+/// A number written with a decimal comma (`3,5`) in Rust's syntax (`3.5`); a cell that also has
+/// a `.` (a thousands mark, or a decimal point where a comma is declared) or several commas is
+/// returned unchanged so that it fails typing.
+pub fn comma_to_point(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('.') && s.matches(',').count() == 1 {
+        std::borrow::Cow::Owned(s.replacen(',', ".", 1))
+    } else if s.contains('.') {
+        std::borrow::Cow::Borrowed("not a number")
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+fn numeric(t: &str, decimal_comma: bool) -> std::borrow::Cow<'_, str> {
+    if decimal_comma {
+        comma_to_point(t)
+    } else {
+        std::borrow::Cow::Borrowed(t)
+    }
+}
+
 /// Types one text column by `spec`. Returns the typed column (null where a cell failed) and
-/// the failed cells in row order.
+/// the failed cells in row order. With `decimal_comma`, numbers are read with `,` as the
+/// decimal mark and a `.` makes a cell `not_a_number` / `not_an_integer`.
 pub fn type_column(
     raw: &StringChunked,
     spec: &ColumnSpec,
     ids: &mut PseudonymCache,
+    decimal_comma: bool,
 ) -> (Column, Vec<CellError>) {
     let name = PlSmallStr::from_str(spec.name);
     let n = raw.len();
@@ -304,7 +330,7 @@ pub fn type_column(
                         }
                         None
                     }
-                    Some(t) => match parse_int(t) {
+                    Some(t) => match parse_int(&numeric(t, decimal_comma)) {
                         Ok(x) if spec.ty == CellType::Count && x < 0 => {
                             fail(row, Reason::InvalidValue, c);
                             None
@@ -329,7 +355,7 @@ pub fn type_column(
                         }
                         None
                     }
-                    Some(t) => match parse_float(t) {
+                    Some(t) => match parse_float(&numeric(t, decimal_comma)) {
                         Ok(x) => Some(x),
                         Err(r) => {
                             fail(row, r, c);
@@ -399,6 +425,19 @@ mod tests {
     }
 
     #[test]
+    fn decimal_comma_numbers() {
+        let f = |s: &str| parse_float(&comma_to_point(s));
+        assert_eq!(f("3,5"), Ok(3.5));
+        assert_eq!(f("3"), Ok(3.0));
+        assert_eq!(f("-0,25"), Ok(-0.25));
+        assert_eq!(f("3.5"), Err(Reason::NotANumber));
+        assert_eq!(f("1.000,5"), Err(Reason::NotANumber));
+        assert_eq!(f("3,5,1"), Err(Reason::NotANumber));
+        assert_eq!(parse_int(&comma_to_point("2,0")), Ok(2));
+        assert_eq!(parse_int(&comma_to_point("2.0")), Err(Reason::NotAnInteger));
+    }
+
+    #[test]
     fn booleans_and_arms() {
         for t in ["true", "TRUE", "True", "yes", "YES", "1"] {
             assert_eq!(parse_bool(t), Ok(true), "{t}");
@@ -421,7 +460,7 @@ mod tests {
     fn run(v: &[Option<&str>], spec: ColumnSpec) -> (Column, Vec<CellError>) {
         let p = Pseudonymizer::new(b"k", KeySource::Environment).unwrap();
         let mut ids = PseudonymCache::new(&p);
-        type_column(&text(v), &spec, &mut ids)
+        type_column(&text(v), &spec, &mut ids, false)
     }
 
     fn err(row: usize, reason: Reason, value: Option<&str>) -> CellError {
