@@ -510,6 +510,9 @@ pub fn municipality_means(inp: &Inputs) -> BTreeMap<(String, i64), (f64, i64)> {
         .collect()
 }
 
+/// Per period of one arm: (post, mean, interval low, interval high, n).
+pub type ArmPoints = Vec<(i64, f64, f64, f64, i64)>;
+
 /// One row of the H3 before/after table.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ArmMean {
@@ -522,16 +525,12 @@ pub struct ArmMean {
 
 /// Mean RCap before (post = 0) and after (post = 1) by arm over the H3 sample, with t-based
 /// intervals at `conf_level`: mean ± t(1 − (1 − level)/2, n − 1) · sd / √n.
-pub fn arm_means(
-    inp: &Inputs,
-    conf_level: f64,
-    min_cell: i64,
-) -> Vec<(String, Vec<(i64, f64, f64, f64, i64)>)> {
+pub fn arm_means(inp: &Inputs, conf_level: f64, min_cell: i64) -> Vec<(String, ArmPoints)> {
     let mut by: BTreeMap<(String, i64), Vec<f64>> = BTreeMap::new();
     for r in &inp.h3 {
         by.entry((r.arm.clone(), r.post)).or_default().push(r.rcap);
     }
-    let mut out: BTreeMap<String, Vec<(i64, f64, f64, f64, i64)>> = BTreeMap::new();
+    let mut out: BTreeMap<String, ArmPoints> = BTreeMap::new();
     for ((arm, post), ys) in by {
         let n = ys.len();
         if (n as i64) < min_cell || n < 2 {
