@@ -57,6 +57,8 @@ pub struct Config {
     pub scoring: ScoringSection,
     #[serde(default)]
     pub model: ModelSection,
+    #[serde(default)]
+    pub report: ReportSection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -480,6 +482,47 @@ fn default_min_clusters() -> u32 {
     5
 }
 
+/// `[report]`: how the report stage renders (what it shows is fixed by the results).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportSection {
+    /// p-value thresholds for significance stars in the publication tables, strictly
+    /// decreasing, e.g. `[0.05, 0.01, 0.001]` for `*`, `**`, `***`. Empty (the default): no
+    /// stars. When stars are shown, the table note says what they mean.
+    pub stars: Vec<f64>,
+    /// A folder of templates that replace the built-in ones of the same file name
+    /// (`study.html.j2`, `municipality.html.j2`, `macros.html.j2`, `style.css`); files not found there keep the
+    /// built-in version. None (the default): the built-in templates.
+    pub templates_dir: Option<PathBuf>,
+}
+
+/// The template file names the report stage knows (the built-in ones and their overrides).
+pub const REPORT_TEMPLATES: [&str; 4] = [
+    "study.html.j2",
+    "municipality.html.j2",
+    "macros.html.j2",
+    "style.css",
+];
+
+impl ReportSection {
+    /// What the report's fingerprint covers of this section: the stars and the content hash of
+    /// each overriding template found in `templates_dir` (not the folder's path, so a study
+    /// moved elsewhere keeps its fingerprint, and an edited template reruns the report).
+    fn fingerprint_json(&self) -> serde_json::Value {
+        let mut templates = serde_json::Map::new();
+        if let Some(dir) = &self.templates_dir {
+            for name in REPORT_TEMPLATES {
+                let hash = match std::fs::read(dir.join(name)) {
+                    Ok(bytes) => blake3::hash(&bytes).to_hex().to_string(),
+                    Err(_) => "built-in".to_string(),
+                };
+                templates.insert(name.to_string(), serde_json::Value::String(hash));
+            }
+        }
+        serde_json::json!({ "stars": self.stars, "templates": templates })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HypothesisSpec {
@@ -729,6 +772,16 @@ impl Config {
         cfg.study.data_dir = resolve(base, &cfg.study.data_dir);
         cfg.study.out_dir = resolve(base, &cfg.study.out_dir);
         cfg.study.reports_dir = resolve(base, &cfg.study.reports_dir);
+        if let Some(dir) = &cfg.report.templates_dir {
+            let dir = resolve(base, dir);
+            if !dir.is_dir() {
+                return Err(invalid(
+                    "report.templates_dir",
+                    format!("{} is not a folder", dir.display()),
+                ));
+            }
+            cfg.report.templates_dir = Some(dir);
+        }
         Ok(cfg)
     }
 
@@ -753,6 +806,15 @@ impl Config {
             return Err(invalid(
                 "study.name",
                 "must be a non-empty name without path separators",
+            ));
+        }
+        let stars = &self.report.stars;
+        if stars.iter().any(|p| !(*p > 0.0 && *p < 1.0)) || stars.windows(2).any(|w| w[1] >= w[0]) {
+            return Err(invalid(
+                "report.stars",
+                format!(
+                    "is {stars:?}, but must be p-value thresholds in (0, 1), strictly decreasing"
+                ),
             ));
         }
         if self.privacy.min_cell < 3 {
@@ -1050,6 +1112,8 @@ impl Config {
                 "study.name": self.study.name,
                 "privacy.min_cell": self.privacy.min_cell,
                 "model.alpha": self.model.alpha,
+                "model.h1": v(&self.model.h1),
+                "report": self.report.fingerprint_json(),
             }),
             _ => serde_json::Value::Null,
         }

@@ -124,8 +124,15 @@ pub const STAGES: &[Stage] = &[
     },
     Stage {
         name: "report",
-        version: 1,
-        reads: &[Input::Stage("score"), Input::Stage("model")],
+        version: 2,
+        // Every earlier stage: the sample flow reads each stage's summary.json.
+        reads: &[
+            Input::Stage("ingest"),
+            Input::Stage("clean"),
+            Input::Stage("score"),
+            Input::Stage("link"),
+            Input::Stage("model"),
+        ],
         writes_reports: true,
         run: stages::report::run,
     },

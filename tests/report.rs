@@ -1,0 +1,546 @@
+//! The report stage end to end, through the binary: the demo study's reports are written, open
+//! in headless Chromium without console errors and are not blank; a study with a deliberately
+//! tiny unit and work group shows no figure from fewer than `privacy.min_cell` people, hides the
+//! complementary cells, names no other municipality in a feedback report, and shows no
+//! pseudonymised id anywhere.
+//!
+//! Chromium: `/usr/bin/chromium` (Debian package `chromium`). Without it the browser checks are
+//! skipped with a message, unless `RELCAP_REQUIRE_CHROMIUM=1` (CI sets it), which makes its
+//! absence a failure. `RELCAP_REPORT_SHOTS=DIR` keeps the screenshots in DIR.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The binary under test; `RELCAP_TEST_BIN` overrides it (where several worktrees share a build
+/// folder, another build can replace `target/debug/relcap` under a test run).
+fn relcap() -> Command {
+    match std::env::var_os("RELCAP_TEST_BIN") {
+        Some(p) => Command::new(p),
+        None => Command::new(env!("CARGO_BIN_EXE_relcap")),
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("relcap runs");
+    assert!(
+        out.status.success(),
+        "relcap failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Every file under `dir`, sorted.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The values of every `data-n="…"` attribute.
+fn data_ns(html: &str) -> Vec<i64> {
+    html.match_indices("data-n=\"")
+        .map(|(i, m)| {
+            let rest = &html[i + m.len()..];
+            let end = rest.find('"').unwrap();
+            rest[..end].parse::<i64>().unwrap()
+        })
+        .collect()
+}
+
+/// The longest run of hexadecimal digits in `text`.
+fn longest_hex_run(text: &str) -> usize {
+    let (mut best, mut cur) = (0, 0);
+    for c in text.chars() {
+        if c.is_ascii_hexdigit() {
+            cur += 1;
+            best = best.max(cur);
+        } else {
+            cur = 0;
+        }
+    }
+    best
+}
+
+// ---- PNG decoding (enough for Chromium's 8-bit RGB/RGBA screenshots) ----
+
+/// (width, height, channels, pixels) of a non-interlaced 8-bit PNG.
+fn decode_png(bytes: &[u8]) -> (usize, usize, usize, Vec<u8>) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let mut pos = 8;
+    let (mut w, mut h, mut channels) = (0usize, 0usize, 0usize);
+    let mut idat = vec![];
+    while pos + 8 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        let kind = &bytes[pos + 4..pos + 8];
+        let data = &bytes[pos + 8..pos + 8 + len];
+        match kind {
+            b"IHDR" => {
+                w = u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize;
+                h = u32::from_be_bytes(data[4..8].try_into().unwrap()) as usize;
+                assert_eq!(data[8], 8, "8-bit PNG expected");
+                channels = match data[9] {
+                    2 => 3,
+                    6 => 4,
+                    0 => 1,
+                    4 => 2,
+                    t => panic!("PNG colour type {t} not handled"),
+                };
+                assert_eq!(data[12], 0, "interlaced PNG not handled");
+            }
+            b"IDAT" => idat.extend_from_slice(data),
+            b"IEND" => break,
+            _ => {}
+        }
+        pos += 12 + len;
+    }
+    let mut raw = vec![];
+    use std::io::Read;
+    flate2::read::ZlibDecoder::new(&idat[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    let stride = w * channels;
+    assert_eq!(raw.len(), h * (stride + 1), "PNG data size");
+    let mut out = vec![0u8; h * stride];
+    for y in 0..h {
+        let filter = raw[y * (stride + 1)];
+        let line = &raw[y * (stride + 1) + 1..(y + 1) * (stride + 1)];
+        for x in 0..stride {
+            let a = if x >= channels {
+                out[y * stride + x - channels] as i32
+            } else {
+                0
+            };
+            let b = if y > 0 {
+                out[(y - 1) * stride + x] as i32
+            } else {
+                0
+            };
+            let c = if y > 0 && x >= channels {
+                out[(y - 1) * stride + x - channels] as i32
+            } else {
+                0
+            };
+            let pred = match filter {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => (a + b) / 2,
+                4 => {
+                    let p = a + b - c;
+                    let (pa, pb, pc) = ((p - a).abs(), (p - b).abs(), (p - c).abs());
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+                f => panic!("PNG filter {f}"),
+            };
+            out[y * stride + x] = (line[x] as i32 + pred) as u8;
+        }
+    }
+    (w, h, channels, out)
+}
+
+/// Share of pixels that are not (nearly) white.
+fn ink_share(png: &Path) -> f64 {
+    let bytes = std::fs::read(png).unwrap();
+    let (w, h, ch, px) = decode_png(&bytes);
+    let mut ink = 0usize;
+    for p in px.chunks(ch) {
+        if p.iter().take(3.min(ch)).any(|&v| v < 235) {
+            ink += 1;
+        }
+    }
+    ink as f64 / (w * h) as f64
+}
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn chromium_available() -> bool {
+    if Path::new(CHROMIUM).is_file() {
+        return true;
+    }
+    assert!(
+        std::env::var("RELCAP_REQUIRE_CHROMIUM").as_deref() != Ok("1"),
+        "RELCAP_REQUIRE_CHROMIUM=1 but {CHROMIUM} is missing (apt-get install chromium)"
+    );
+    eprintln!("SKIPPED: {CHROMIUM} is not installed; the browser checks did not run");
+    false
+}
+
+/// Opens `page` in headless Chromium, takes a screenshot into `png`, and returns the console
+/// errors Chromium logged.
+fn screenshot(page: &Path, png: &Path, height: u32) -> Vec<String> {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--enable-logging=stderr", "--v=0"])
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("--window-size=1280,{height}"))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        png.is_file(),
+        "chromium wrote no screenshot of {}:\n{stderr}",
+        page.display()
+    );
+    stderr
+        .lines()
+        .filter(|l| {
+            (l.contains("CONSOLE") && (l.contains("ERROR") || l.to_lowercase().contains("error")))
+                || l.contains("Uncaught")
+                || l.contains("net::ERR_")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn demo_reports_are_written_and_open_in_chromium() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let reports = tmp.path().join("reports");
+    run_ok(
+        relcap()
+            .args(["run", "-q", "--config"])
+            .arg(repo().join("config/study.toml"))
+            .arg("--out")
+            .arg(&out)
+            .arg("--reports")
+            .arg(&reports),
+    );
+    let report = reports.join("report.html");
+    let html = std::fs::read_to_string(&report).unwrap();
+    for section in [
+        "The three hypotheses at a glance",
+        "Forest plots",
+        "before and after the intervention",
+        "Collaboration networks",
+        "Blind spots and hubs",
+        "Reliability and aggregation",
+        "Sample flow",
+        "Methods",
+    ] {
+        assert!(html.contains(section), "report.html lacks {section:?}");
+    }
+    // Self-contained: nothing loaded from elsewhere (the SVG namespace URI is not a load).
+    for loader in [
+        "<script",
+        "<link",
+        "src=\"",
+        "href=\"http",
+        "@import",
+        "url(",
+    ] {
+        assert!(
+            !html.contains(loader),
+            "report.html loads something: {loader}"
+        );
+    }
+    assert!(
+        html.matches("<svg").count() >= 4,
+        "3 forest plots and the H3 plot"
+    );
+    for m in ["Haderslev", "Hedensted", "Randers", "Rødovre", "Stevns"] {
+        assert!(reports.join(format!("municipalities/{m}.html")).is_file());
+    }
+    for h in ["H1", "H2", "H3"] {
+        for ext in ["md", "tex", "csv"] {
+            assert!(reports.join(format!("tables/{h}.{ext}")).is_file());
+        }
+    }
+    // The pooled H1 estimate in the report is the one in results.json (the same as
+    // results.parquet), to three decimals.
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("model/results.json")).unwrap())
+            .unwrap();
+    let h1 = results["hypotheses"][0]["estimate"].as_f64().unwrap();
+    assert!(
+        html.contains(&format!(">{h1:.3}</span>")),
+        "H1 estimate {h1:.3} not in the report"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["counts"]["files_written"], 15);
+
+    if !chromium_available() {
+        return;
+    }
+    let shots = std::env::var_os("RELCAP_REPORT_SHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().join("shots"));
+    std::fs::create_dir_all(&shots).unwrap();
+    for (page, png, height) in [
+        (report.clone(), shots.join("report.png"), 9000),
+        (
+            reports.join("municipalities/Randers.html"),
+            shots.join("municipality-Randers.png"),
+            5000,
+        ),
+    ] {
+        let errors = screenshot(&page, &png, height);
+        assert!(
+            errors.is_empty(),
+            "console errors in {}: {errors:#?}",
+            page.display()
+        );
+        let ink = ink_share(&png);
+        assert!(
+            ink > 0.03,
+            "{} looks blank: {:.1}% of its pixels are not white",
+            png.display(),
+            ink * 100.0
+        );
+    }
+}
+
+#[test]
+fn png_decoder_counts_ink_on_a_hand_made_image() {
+    // A 2×1 RGB PNG, one black and one white pixel, zlib-compressed by flate2 here.
+    use std::io::Write;
+    let raw = [0u8, 0, 0, 0, 255, 255, 255];
+    let mut z = flate2::write::ZlibEncoder::new(vec![], flate2::Compression::default());
+    z.write_all(&raw).unwrap();
+    let idat = z.finish().unwrap();
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        c.extend_from_slice(kind);
+        c.extend_from_slice(data);
+        c.extend_from_slice(&[0, 0, 0, 0]); // CRC not checked by the decoder
+        c
+    };
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &[0, 0, 0, 2, 0, 0, 0, 1, 8, 2, 0, 0, 0]));
+    png.extend(chunk(b"IDAT", &idat));
+    png.extend(chunk(b"IEND", &[]));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("t.png");
+    std::fs::write(&p, &png).unwrap();
+    assert_eq!(ink_share(&p), 0.5);
+}
+
+/// Appends `lines` to a CSV file.
+fn append(path: &Path, lines: &[String]) {
+    let mut text = std::fs::read_to_string(path).unwrap();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn no_report_shows_a_small_cell_or_a_pseudonym() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    run_ok(
+        relcap()
+            .args([
+                "simulate",
+                "--quiet",
+                "--seed",
+                "11",
+                "--municipalities",
+                "3",
+                "--employees-per-municipality",
+                "60",
+                "--waves",
+                "2",
+                "--work-groups",
+                "5",
+                "--citizens-per-municipality",
+                "150",
+                "--out",
+            ])
+            .arg(&data),
+    );
+    // A tiny unit of a work group of its own: two respondents in both waves, rating every
+    // other group and their manager.
+    let units = std::fs::read_to_string(data.join("units.csv")).unwrap();
+    let mut lines = units.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let muni = rows[0][col("municipality")].to_string();
+    let mut groups: Vec<String> = rows
+        .iter()
+        .filter(|r| r[col("municipality")] == muni)
+        .map(|r| r[col("work_group")].to_string())
+        .collect();
+    groups.sort();
+    groups.dedup();
+    let unit_row: Vec<String> = header
+        .iter()
+        .map(|h| match *h {
+            "municipality" => muni.clone(),
+            "unit_id" => "TINY-U1".into(),
+            "work_group" => "tiny_group".into(),
+            "manager_id" => "MTINY".into(),
+            "headcount" => "2".into(),
+            _ => String::new(),
+        })
+        .collect();
+    append(&data.join("units.csv"), &[unit_row.join(",")]);
+    append(
+        &data.join("intervention.csv"),
+        &["TINY-U1,control,1".to_string()],
+    );
+    let er = std::fs::read_to_string(data.join("employee_responses.csv")).unwrap();
+    let eh: Vec<&str> = er.lines().next().unwrap().split(',').collect();
+    let mut new = vec![];
+    let items = [
+        "frequent",
+        "timely",
+        "accurate",
+        "problem_solving",
+        "shared_goals",
+        "shared_knowledge",
+        "mutual_respect",
+        "relevance",
+    ];
+    for wave in 1..=2 {
+        for (k, resp) in ["TINYRESP1", "TINYRESP2"].iter().enumerate() {
+            let mut push = |target: &str, item: &str, value: usize| {
+                let row: Vec<String> = eh
+                    .iter()
+                    .map(|h| match *h {
+                        "wave" => wave.to_string(),
+                        "respondent_id" => resp.to_string(),
+                        "municipality" => muni.clone(),
+                        "unit_id" => "TINY-U1".into(),
+                        "target_group" => target.to_string(),
+                        "item" => item.to_string(),
+                        "value" => value.to_string(),
+                        _ => String::new(),
+                    })
+                    .collect();
+                new.push(row.join(","));
+            };
+            for g in &groups {
+                for (i, item) in items.iter().enumerate() {
+                    push(g, item, 1 + (i + k + wave) % 5);
+                }
+            }
+            for s in 1..=6 {
+                push("", &format!("srm_{s}"), 1 + (s + k) % 5);
+            }
+        }
+    }
+    append(&data.join("employee_responses.csv"), &new);
+
+    let out = tmp.path().join("out");
+    let reports = tmp.path().join("reports");
+    run_ok(
+        relcap()
+            .args(["run", "-q", "--config"])
+            .arg(repo().join("config/study.toml"))
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&out)
+            .arg("--reports")
+            .arg(&reports),
+    );
+    let min_cell = 5;
+    let all = files(&reports);
+    assert!(all.len() >= 1 + 9 + 3, "files: {all:?}");
+    let munis: Vec<String> = rows
+        .iter()
+        .map(|r| r[col("municipality")].to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut secondary = 0;
+    for f in &all {
+        let text = std::fs::read_to_string(f).unwrap();
+        // No pseudonym (32 hex digits) and no raw respondent id.
+        assert!(
+            longest_hex_run(&text) < 32,
+            "{} has a run of {} hex digits",
+            f.display(),
+            longest_hex_run(&text)
+        );
+        assert!(
+            !text.contains("TINYRESP"),
+            "{} shows a person id",
+            f.display()
+        );
+        // Every figure shown rests on at least min_cell people.
+        for n in data_ns(&text) {
+            assert!(n >= min_cell, "{}: a figure from {n} people", f.display());
+        }
+        secondary += text.matches("data-suppressed=\"secondary\"").count();
+    }
+    assert!(
+        secondary > 0,
+        "complementary suppression happened somewhere"
+    );
+    // The tiny group's ratings are suppressed in its municipality's feedback report, the tiny
+    // unit too, and another unit with it (its municipality's total is shown).
+    let page =
+        std::fs::read_to_string(reports.join(format!("municipalities/{muni}.html"))).unwrap();
+    let row_start = page
+        .find("<th class=\"row\">tiny group</th>")
+        .expect("tiny group row");
+    let row = &page[row_start..row_start + page[row_start..].find("</tr>").unwrap()];
+    assert!(
+        !row.contains("data-n="),
+        "tiny group's ratings shown: {row}"
+    );
+    assert!(row.contains("data-suppressed"), "{row}");
+    let unit_start = page.find(">TINY-U1<").expect("tiny unit row");
+    let unit = &page[unit_start..unit_start + page[unit_start..].find("</tr>").unwrap()];
+    assert!(
+        unit.contains("data-suppressed") && !unit.contains("data-n="),
+        "{unit}"
+    );
+    assert!(
+        page.contains("data-suppressed=\"secondary\">×"),
+        "a second unit is hidden"
+    );
+    // A feedback report names no other municipality.
+    for m in &munis {
+        let text =
+            std::fs::read_to_string(reports.join(format!("municipalities/{m}.html"))).unwrap();
+        for other in munis.iter().filter(|o| *o != m) {
+            assert!(!text.contains(other.as_str()), "{m}.html names {other}");
+        }
+    }
+}
