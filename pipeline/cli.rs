@@ -35,6 +35,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show a Parquet output's row count, footer metadata, schema and first rows.
     Inspect(InspectArgs),
+    /// Benchmark: wall time, CPU time and peak memory of every stage on the national and the
+    /// demo study, a rerun after a model setting, `relcap power`, and the H3 model against lme4.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Where the study is: shared by `run` and the commands that inspect a run.
@@ -135,6 +138,7 @@ pub fn main() -> Result<ExitCode> {
         Command::Status(args) => status(args),
         Command::Verify(args) => verify(args),
         Command::Inspect(args) => inspect(args),
+        Command::Bench(args) => crate::bench::main(&args),
     }
 }
 

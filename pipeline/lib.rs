@@ -6,11 +6,13 @@
 //! `verify` (`relcap verify`: rerun and compare), `inspect` (`relcap inspect`: a Parquet file at
 //! a glance), `stages::{ingest, clean, score, link, model, report}` (one entry point each,
 //! Parquet in and out), `io` (atomic, deterministic file writes), `pseudonym` (keyed hashing of
-//! person ids), `sim` (the study simulator), `fit` (`relcap fit` on any table), and the statistics
+//! person ids), `sim` (the study simulator), `fit` (`relcap fit` on any table), `bench`
+//! (`relcap bench`: timings and peak memory of the whole pipeline), and the statistics
 //! engine `stats` (the `relcap-stats` crate: no polars, no files).
 
 pub use relcap_stats as stats;
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod fit;

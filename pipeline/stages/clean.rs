@@ -184,7 +184,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let read = |t: &str| io::read_parquet(&ctx.table_path(READS, t));
     let dir = ctx.stage_dir(STAGE);
     let mut quarantine = Vec::new();
-    let mut outputs: Vec<(&str, DataFrame)> = Vec::new();
+    let mut outputs: Vec<(&'static str, DataFrame)> = Vec::new();
 
     // Units first: every other table refers to them.
     let units = clean_table(read("units")?, &UNITS, |lf| Ok((lf, vec![])))?;
@@ -337,6 +337,8 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
             "line",
         ],
     )?;
+    // Written now, not held while the other tables are cleaned.
+    write_outputs(ctx, &mut summary, &mut outputs)?;
 
     // Citizen responses.
     let citizen = clean_table(read("citizen_responses")?, &CITIZEN, |lf| {
@@ -389,6 +391,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
             "line",
         ],
     )?;
+    write_outputs(ctx, &mut summary, &mut outputs)?;
 
     // Case involvement.
     let involvement = clean_table(read("case_involvement")?, &INVOLVEMENT, |lf| {
@@ -424,12 +427,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         ],
     )?;
 
-    // Write everything once every table is clean.
-    for (table, mut df) in outputs {
-        let path = ctx.table_path(STAGE, table);
-        io::write_parquet(&mut df, &path, &ParquetMeta::stage(STAGE))?;
-        summary.add_output(&dir, &path);
-    }
+    write_outputs(ctx, &mut summary, &mut outputs)?;
     let mut q = concat_frames(quarantine, quarantine_schema())?.sort(
         ["table", "source", "line", "column", "reason"],
         SortMultipleOptions::default().with_maintain_order(true),
@@ -466,12 +464,16 @@ where
     let copy = order::same_as_previous(&codes, &rows, columns.len());
     let same_key = order::same_as_previous(&codes, &rows, def.key.len());
     drop(codes);
-    let sorted = df.take(&IdxCa::from_vec("rows".into(), rows))?;
+    // Each intermediate frame is dropped as soon as the next exists (national tables have tens
+    // of millions of rows; holding every step at once multiplied the stage's peak memory).
+    let mut sorted = df.take(&IdxCa::from_vec("rows".into(), rows))?;
+    drop(df);
     let n_key = distinct_per_key(&copy, &same_key);
     let keep: BooleanChunked = copy.iter().map(|c| !c).collect();
-    let mut distinct = sorted;
-    distinct.with_column(Column::new("__n_key".into(), n_key))?;
-    let distinct = distinct.filter(&keep)?;
+    drop((copy, same_key));
+    sorted.with_column(Column::new("__n_key".into(), n_key))?;
+    let distinct = sorted.filter(&keep)?;
+    drop((sorted, keep));
     let duplicates = rows_in - distinct.height() as u64;
     let key_names = def.key.join(", ");
     let conflict = Rule {
@@ -604,6 +606,21 @@ fn distinct_per_key(copy: &[bool], same_key: &[bool]) -> Vec<u32> {
         start = end;
     }
     out
+}
+
+/// Writes the tables waiting in `outputs` (in the order they were cleaned) and empties it.
+fn write_outputs(
+    ctx: &StageContext,
+    summary: &mut StageSummary,
+    outputs: &mut Vec<(&'static str, DataFrame)>,
+) -> Result<()> {
+    let dir = ctx.stage_dir(STAGE);
+    for (table, mut df) in outputs.drain(..) {
+        let path = ctx.table_path(STAGE, table);
+        io::write_parquet(&mut df, &path, &ParquetMeta::stage(STAGE))?;
+        summary.add_output(&dir, &path);
+    }
+    Ok(())
 }
 
 /// Selects the output columns and files the table and its accounting.

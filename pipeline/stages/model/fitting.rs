@@ -257,6 +257,15 @@ pub fn complete_rows(
 }
 
 fn distinct(table: &Table, col: &str, rows: &[usize]) -> usize {
+    // Text columns are counted by reference: this runs per model on every sample row, and
+    // cloning each label into a set was a large part of the stage's time at national scale.
+    if let Ok(super::frame::Col::Str(v)) = table.col(col) {
+        return rows
+            .iter()
+            .filter_map(|&i| v[i].as_deref())
+            .collect::<std::collections::HashSet<&str>>()
+            .len();
+    }
     rows.iter()
         .filter_map(|&i| table.label_at(col, i))
         .collect::<BTreeSet<_>>()

@@ -1,0 +1,74 @@
+//! `relcap bench` on the demo study only (the national study and power are skipped: a test must
+//! not take minutes, and speed targets are measured by the benchmark itself, never asserted in
+//! a test). Checks that every stage is measured in its own process, that the measurements are
+//! plausible, and that the rerun after a model setting ran only `model` and `report`.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+#[test]
+fn bench_measures_every_stage_of_the_demo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::cargo_bin("relcap")
+        .unwrap()
+        .current_dir(root)
+        .args([
+            "bench",
+            "--skip-national",
+            "--power-replications",
+            "0",
+            "--dir",
+        ])
+        .arg(tmp.path())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("| clean |"), "{text}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("bench.json")).unwrap())
+            .unwrap();
+    let studies = report["studies"].as_array().unwrap();
+    assert_eq!(studies.len(), 1);
+    let demo = &studies[0];
+    assert_eq!(demo["study"], "demo");
+    let stages: Vec<&str> = demo["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "demo_ingest",
+            "demo_clean",
+            "demo_score",
+            "demo_link",
+            "demo_model",
+            "demo_report"
+        ]
+    );
+    for m in demo["stages"].as_array().unwrap() {
+        let wall = m["wall_s"].as_f64().unwrap();
+        let peak = m["peak_rss_mib"].as_f64().unwrap();
+        // Any process running polars holds more than a MiB and takes some time.
+        assert!(wall > 0.0 && peak > 1.0, "{m}");
+    }
+    // The per-stage runs and the end-to-end run wrote the same study.
+    let e2e = demo["end_to_end"]["wall_s"].as_f64().unwrap();
+    assert!(e2e > 0.0);
+    // The manifest after the rerun: only model and report ran.
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("demo/out/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["ran"], serde_json::json!(["model", "report"]));
+    assert!(demo["input_bytes"].as_u64().unwrap() > 1_000_000);
+    assert!(report["power"].is_null() && report["h3_lmm"].is_null());
+}
