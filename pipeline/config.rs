@@ -797,12 +797,7 @@ impl Config {
 
     /// Checks everything serde cannot: cross-references, ranges, duplicates.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.study.name.trim().is_empty()
-            || self
-                .study
-                .name
-                .contains(|c: char| c == '/' || c == '\\' || c == '\0')
-        {
+        if self.study.name.trim().is_empty() || self.study.name.contains(['/', '\\', '\0']) {
             return Err(invalid(
                 "study.name",
                 "must be a non-empty name without path separators",
@@ -1011,13 +1006,14 @@ impl Config {
                 ),
             ));
         }
-        if !(s.blind_spot_low < s.blind_spot_high) {
+        // partial_cmp so that NaN is rejected too.
+        if s.blind_spot_low.partial_cmp(&s.blind_spot_high) != Some(std::cmp::Ordering::Less) {
             return Err(invalid(
                 "scoring.blind_spot_low",
                 "must be below scoring.blind_spot_high",
             ));
         }
-        if !(s.rwg_null_variance > 0.0) {
+        if s.rwg_null_variance.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return Err(invalid("scoring.rwg_null_variance", "must be positive"));
         }
         Ok(())
