@@ -298,6 +298,69 @@ pub fn summarize(
     out
 }
 
+/// A truth CSV written by the simulator, every column's type inferred from all rows.
+fn read_truth_csv(path: &Path) -> Result<polars::prelude::DataFrame> {
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(None)
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .and_then(|r| r.finish())
+        .with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn str_col(d: &polars::prelude::DataFrame, c: &str) -> Result<Vec<Option<String>>> {
+    let col = d.column(c)?.cast(&DataType::String)?;
+    Ok(col.str()?.iter().map(|v| v.map(String::from)).collect())
+}
+
+fn num_col(d: &polars::prelude::DataFrame, c: &str) -> Result<Vec<Option<f64>>> {
+    let col = d.column(c)?.cast(&DataType::Float64)?;
+    Ok(col.f64()?.iter().collect())
+}
+
+/// The OLS slope of `y` on `x` with municipality and wave fixed effects (each only when it has
+/// two levels on the rows): the λ of an errors-in-variables attenuation. None with fewer than 3
+/// rows.
+fn slope_given_fixed_effects(
+    y: Vec<Option<f64>>,
+    x: Vec<Option<f64>>,
+    municipality: Vec<Option<String>>,
+    wave: Vec<Option<f64>>,
+) -> Result<Option<f64>> {
+    if y.len() < 3 {
+        return Ok(None);
+    }
+    let n_munis = municipality
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let n_waves = wave
+        .iter()
+        .map(|w| w.map(|w| w as i64))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let mut formula = "y ~ x".to_string();
+    if n_munis >= 2 {
+        formula.push_str(" + C(municipality)");
+    }
+    if n_waves >= 2 {
+        formula.push_str(" + C(wave)");
+    }
+    let mut data = Data::new();
+    let e = |e: crate::stats::StatsError| anyhow!("{e}");
+    data.push("y", Column::Num(y)).map_err(e)?;
+    data.push("x", Column::Num(x)).map_err(e)?;
+    data.push("municipality", Column::Str(municipality))
+        .map_err(e)?;
+    data.push("wave", Column::Num(wave)).map_err(e)?;
+    let fit = fit_formula(&data, &formula, &FitOptions::default()).map_err(e)?;
+    Ok(fit
+        .coefficients
+        .iter()
+        .find(|c| c.term == "x")
+        .map(|c| c.estimate))
+}
+
 /// Whether H2's estimand in these replications is the `srm_unit` one (h2 × λ₂).
 fn h2_is_unit(reps: &[Replication]) -> bool {
     reps.iter().any(|r| {
@@ -315,20 +378,8 @@ fn h2_is_unit(reps: &[Replication]) -> bool {
 /// rows.
 pub fn h2_lambda(h2_respondents: &Path, truth_units: &Path) -> Result<Option<f64>> {
     let df = crate::io::read_parquet(h2_respondents)?;
-    let tu = CsvReadOptions::default()
-        .with_has_header(true)
-        .with_infer_schema_length(None)
-        .try_into_reader_with_file_path(Some(truth_units.to_path_buf()))
-        .and_then(|r| r.finish())
-        .with_context(|| format!("cannot read {}", truth_units.display()))?;
-    let s = |d: &polars::prelude::DataFrame, c: &str| -> Result<Vec<Option<String>>> {
-        let col = d.column(c)?.cast(&DataType::String)?;
-        Ok(col.str()?.iter().map(|v| v.map(String::from)).collect())
-    };
-    let f = |d: &polars::prelude::DataFrame, c: &str| -> Result<Vec<Option<f64>>> {
-        let col = d.column(c)?.cast(&DataType::Float64)?;
-        Ok(col.f64()?.iter().collect())
-    };
+    let tu = read_truth_csv(truth_units)?;
+    let (s, f) = (str_col, num_col);
     let mut true_srm: BTreeMap<String, f64> = BTreeMap::new();
     for (u, v) in s(&tu, "unit_id")?.into_iter().zip(f(&tu, "manager_srm")?) {
         if let (Some(u), Some(v)) = (u, v) {
@@ -368,34 +419,7 @@ pub fn h2_lambda(h2_respondents: &Path, truth_units: &Path) -> Result<Option<f64
         mm.push(Some(m.clone()));
         ww.push(Some(w));
     }
-    if y.len() < 3 {
-        return Ok(None);
-    }
-    let levels = |v: &[Option<String>]| v.iter().collect::<std::collections::BTreeSet<_>>().len();
-    let n_waves = ww
-        .iter()
-        .map(|w| w.map(|w| w as i64))
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
-    let mut formula = "true_srm ~ srm_unit".to_string();
-    if levels(&mm) >= 2 {
-        formula.push_str(" + C(municipality)");
-    }
-    if n_waves >= 2 {
-        formula.push_str(" + C(wave)");
-    }
-    let mut data = Data::new();
-    let e = |e: crate::stats::StatsError| anyhow!("{e}");
-    data.push("true_srm", Column::Num(y)).map_err(e)?;
-    data.push("srm_unit", Column::Num(x)).map_err(e)?;
-    data.push("municipality", Column::Str(mm)).map_err(e)?;
-    data.push("wave", Column::Num(ww)).map_err(e)?;
-    let fit = fit_formula(&data, &formula, &FitOptions::default()).map_err(e)?;
-    Ok(fit
-        .coefficients
-        .iter()
-        .find(|c| c.term == "srm_unit")
-        .map(|c| c.estimate))
+    slope_given_fixed_effects(y, x, mm, ww)
 }
 
 /// H1's λ for one replication: slope of the true case RCap (mean of the simulator's true dyad
@@ -403,20 +427,8 @@ pub fn h2_lambda(h2_respondents: &Path, truth_units: &Path) -> Result<Option<f64
 /// with municipality and wave effects, over the rows the H1 model uses. None without rows.
 pub fn h1_lambda(h1_cases: &Path, truth_dyads: &Path) -> Result<Option<f64>> {
     let df = crate::io::read_parquet(h1_cases)?;
-    let td = CsvReadOptions::default()
-        .with_has_header(true)
-        .with_infer_schema_length(None)
-        .try_into_reader_with_file_path(Some(truth_dyads.to_path_buf()))
-        .and_then(|r| r.finish())
-        .with_context(|| format!("cannot read {}", truth_dyads.display()))?;
-    let s = |d: &polars::prelude::DataFrame, c: &str| -> Result<Vec<Option<String>>> {
-        let col = d.column(c)?.cast(&DataType::String)?;
-        Ok(col.str()?.iter().map(|v| v.map(String::from)).collect())
-    };
-    let f = |d: &polars::prelude::DataFrame, c: &str| -> Result<Vec<Option<f64>>> {
-        let col = d.column(c)?.cast(&DataType::Float64)?;
-        Ok(col.f64()?.iter().collect())
-    };
+    let td = read_truth_csv(truth_dyads)?;
+    let (s, f) = (str_col, num_col);
     let mut tau: BTreeMap<(String, String, String, i64), f64> = BTreeMap::new();
     let (tm, tf, tt, tw, tv) = (
         s(&td, "municipality")?,
@@ -472,34 +484,7 @@ pub fn h1_lambda(h1_cases: &Path, truth_dyads: &Path) -> Result<Option<f64>> {
         mm.push(Some(m.clone()));
         ww.push(Some(w));
     }
-    if y.len() < 3 {
-        return Ok(None);
-    }
-    let levels = |v: &[Option<String>]| v.iter().collect::<std::collections::BTreeSet<_>>().len();
-    let n_waves = ww
-        .iter()
-        .map(|w| w.map(|w| w as i64))
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
-    let mut formula = "true_case_rcap ~ case_rcap".to_string();
-    if levels(&mm) >= 2 {
-        formula.push_str(" + C(municipality)");
-    }
-    if n_waves >= 2 {
-        formula.push_str(" + C(wave)");
-    }
-    let mut data = Data::new();
-    let e = |e: crate::stats::StatsError| anyhow!("{e}");
-    data.push("true_case_rcap", Column::Num(y)).map_err(e)?;
-    data.push("case_rcap", Column::Num(x)).map_err(e)?;
-    data.push("municipality", Column::Str(mm)).map_err(e)?;
-    data.push("wave", Column::Num(ww)).map_err(e)?;
-    let fit = fit_formula(&data, &formula, &FitOptions::default()).map_err(e)?;
-    Ok(fit
-        .coefficients
-        .iter()
-        .find(|c| c.term == "case_rcap")
-        .map(|c| c.estimate))
+    slope_given_fixed_effects(y, x, mm, ww)
 }
 
 fn csv_num(x: Option<f64>) -> String {
