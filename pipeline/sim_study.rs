@@ -99,6 +99,8 @@ pub struct TruthFacts {
     /// slope of the managers' true SRM on `srm_unit` over the H2 model's rows, given municipality
     /// and wave); with `srm_between`, `h2_between_slope_approx`; otherwise none.
     pub h2_estimand: Option<f64>,
+    /// The configured H2 primary term (`model.h2.primary_term`) that `h2_estimand` is for.
+    pub h2_primary_term: String,
 }
 
 /// One replication's outcome.
@@ -181,6 +183,7 @@ fn replicate_inner(
             / truth.municipalities.len().max(1) as f64,
         h1_lambda: None,
         h2_estimand: None,
+        h2_primary_term: config.model.h2.primary_term.clone(),
     };
     let mut cfg = config.clone();
     if cfg.privacy.demo_key.is_none() {

@@ -363,10 +363,7 @@ fn slope_given_fixed_effects(
 
 /// Whether H2's estimand in these replications is the `srm_unit` one (h2 × λ₂).
 fn h2_is_unit(reps: &[Replication]) -> bool {
-    reps.iter().any(|r| {
-        r.truth.h2_estimand.is_some()
-            && r.truth.h2_estimand != Some(r.truth.h2_between_slope_approx)
-    })
+    reps.iter().any(|r| r.truth.h2_primary_term == "srm_unit")
 }
 
 /// H2's λ₂ for one replication, for the primary term `srm_unit`: the slope of the managers' true
