@@ -551,21 +551,23 @@ fn municipalities(plan: &Plan) -> Vec<String> {
 
 fn run_plan(plan: Plan, cfg: &ModelSection, level: f64) -> Result<Outcome> {
     let munis = municipalities(&plan);
+    // The sample rows of each municipality, in sample order (one pass, not one per municipality).
+    let mut by_muni: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for &i in &plan.sample {
+        if let Some(m) = plan.table.str_at("municipality", i) {
+            by_muni.entry(m).or_default().push(i);
+        }
+    }
     let mut runs = Vec::new();
     for (mi, spec) in plan.models.iter().enumerate() {
         let pooled = fit(&plan.table, &plan.sample, spec, level, None)?;
         let local = spec.without_factor("municipality");
         let mut per = Vec::new();
         for m in &munis {
-            let rows: Vec<usize> = plan
-                .sample
-                .iter()
-                .copied()
-                .filter(|&i| plan.table.str_at("municipality", i) == Some(m.as_str()))
-                .collect();
+            let rows: &[usize] = by_muni.get(m.as_str()).map_or(&[], Vec::as_slice);
             let a = fit(
                 &plan.table,
-                &rows,
+                rows,
                 &local,
                 level,
                 Some(cfg.min_clusters as usize),

@@ -30,7 +30,7 @@
 
 use crate::dist::{f_sf, t_quantile, t_two_sided_p};
 pub use crate::robust::VcovType;
-use crate::robust::{vcov_cr1, vcov_hc};
+use crate::robust::{vcov_cr1_by, vcov_hc};
 use crate::types::{Coefficient, StatsError};
 use faer::{Mat, MatRef};
 use serde::Serialize;
@@ -136,22 +136,70 @@ impl Acc {
 // `f64::mul_add` is a correctly rounded fused multiply-add whether the processor has the
 // instruction or a software routine computes it, so the variants compiled with the `fma`
 // target feature (chosen at run time) give the same bits as well, only faster.
+//
+// Columns that are mostly zeros (the dummies of a factor with many levels) are kept as their
+// non-zero entries and the zero terms are skipped. Adding the double-double product of a zero
+// leaves an accumulator's value unchanged (at most the sign of an exactly zero sum can differ),
+// so the results are still those of the plain loops, at a cost of the non-zeros: a design with
+// 98 municipality dummies costs about four columns per pass instead of a hundred.
 
 /// Rows per block in [`a_mul_kernel`]: a block's accumulators (16 bytes each) stay in L1/L2
 /// while every column passes over them.
 const ROW_BLOCK: usize = 2048;
 
+/// One scaled design column of the factored design.
+#[derive(Debug, Clone, PartialEq)]
+enum Column {
+    Dense(Vec<f64>),
+    /// Row indices (increasing) and values of the non-zero entries.
+    Sparse {
+        idx: Vec<u32>,
+        val: Vec<f64>,
+    },
+}
+
+impl Column {
+    /// Sparse when at most half of the n entries are non-zero (and row numbers fit in u32).
+    fn new(values: impl Iterator<Item = f64> + Clone, n: usize) -> Column {
+        let nnz = values.clone().filter(|&v| v != 0.0).count();
+        if nnz * 2 <= n && n <= u32::MAX as usize {
+            let mut idx = Vec::with_capacity(nnz);
+            let mut val = Vec::with_capacity(nnz);
+            for (i, v) in values.enumerate() {
+                if v != 0.0 {
+                    idx.push(i as u32);
+                    val.push(v);
+                }
+            }
+            Column::Sparse { idx, val }
+        } else {
+            Column::Dense(values.collect())
+        }
+    }
+}
+
 /// `out[i] += Σ_j a[j][i] z[j]` in double-double, j in order for every i.
 #[inline(always)]
-fn a_mul_kernel(a: &[Vec<f64>], z: &[f64], out: &mut [Acc]) {
+fn a_mul_kernel(a: &[Column], z: &[f64], out: &mut [Acc]) {
     let n = out.len();
+    let mut cursor = vec![0usize; a.len()];
     let mut start = 0;
     while start < n {
         let end = (start + ROW_BLOCK).min(n);
         let block = &mut out[start..end];
-        for (col, &zj) in a.iter().zip(z) {
-            for (acc, &x) in block.iter_mut().zip(&col[start..end]) {
-                acc.add_prod(x, zj);
+        for ((col, &zj), k) in a.iter().zip(z).zip(cursor.iter_mut()) {
+            match col {
+                Column::Dense(v) => {
+                    for (acc, &x) in block.iter_mut().zip(&v[start..end]) {
+                        acc.add_prod(x, zj);
+                    }
+                }
+                Column::Sparse { idx, val } => {
+                    while *k < idx.len() && (idx[*k] as usize) < end {
+                        block[idx[*k] as usize - start].add_prod(val[*k], zj);
+                        *k += 1;
+                    }
+                }
             }
         }
         start = end;
@@ -160,16 +208,23 @@ fn a_mul_kernel(a: &[Vec<f64>], z: &[f64], out: &mut [Acc]) {
 
 /// `g[j] = c[j] + Σ_i (−a[j][i]) res[i]` in double-double, i in order for every j.
 #[inline(always)]
-fn at_mul_kernel(a: &[Vec<f64>], c: &[f64], res: &[f64]) -> Vec<f64> {
+fn at_mul_kernel(a: &[Column], c: &[f64], res: &[f64]) -> Vec<f64> {
     let n = res.len();
-    let r = a.len();
-    let mut out = Vec::with_capacity(r);
-    let mut j = 0;
-    while j + 4 <= r {
-        let (c0, c1, c2, c3) = (&a[j][..n], &a[j + 1][..n], &a[j + 2][..n], &a[j + 3][..n]);
+    let mut out = vec![0.0; a.len()];
+    let dense: Vec<(usize, &[f64])> = a
+        .iter()
+        .enumerate()
+        .filter_map(|(j, col)| match col {
+            Column::Dense(v) => Some((j, &v[..n])),
+            Column::Sparse { .. } => None,
+        })
+        .collect();
+    let mut groups = dense.chunks_exact(4);
+    for g in groups.by_ref() {
+        let (c0, c1, c2, c3) = (g[0].1, g[1].1, g[2].1, g[3].1);
         let mut acc = [Acc::default(); 4];
-        for (k, a) in acc.iter_mut().enumerate() {
-            a.add(c[j + k]);
+        for (a, &(j, _)) in acc.iter_mut().zip(g) {
+            a.add(c[j]);
         }
         for i in 0..n {
             let ri = res[i];
@@ -178,30 +233,123 @@ fn at_mul_kernel(a: &[Vec<f64>], c: &[f64], res: &[f64]) -> Vec<f64> {
             acc[2].add_prod(-c2[i], ri);
             acc[3].add_prod(-c3[i], ri);
         }
-        out.extend(acc.iter().map(|a| a.value()));
-        j += 4;
+        for (a, &(j, _)) in acc.iter().zip(g) {
+            out[j] = a.value();
+        }
     }
-    for (col, &cj) in a[j..].iter().zip(&c[j..]) {
+    for &(j, col) in groups.remainder() {
         let mut acc = Acc::default();
-        acc.add(cj);
-        for (&x, &ri) in col[..n].iter().zip(res) {
+        acc.add(c[j]);
+        for (&x, &ri) in col.iter().zip(res) {
             acc.add_prod(-x, ri);
         }
-        out.push(acc.value());
+        out[j] = acc.value();
+    }
+    for (j, col) in a.iter().enumerate() {
+        if let Column::Sparse { idx, val } = col {
+            let mut acc = Acc::default();
+            acc.add(c[j]);
+            for (&i, &x) in idx.iter().zip(val) {
+                acc.add_prod(-x, res[i as usize]);
+            }
+            out[j] = acc.value();
+        }
     }
     out
 }
 
+/// Right-hand sides per call of [`qt_mul_kernel`]; fewer are padded with zeros.
+const QT_BATCH: usize = 8;
+/// Rows per block in [`qt_mul_kernel`].
+const QT_ROWS: usize = 512;
+
+/// `out[b][k] = Σ_i q[k][i] f[b][i]` for up to [`QT_BATCH`] vectors `f[b]`, each sum a plain
+/// f64 sum with i in order, starting where `Iterator::sum` starts: the bits of
+/// `q[k].iter().zip(f[b]).map(|(a, b)| a * b).sum()`. One pass over Q serves the whole batch
+/// (Q is n × r and read once per refinement step of every column otherwise), and the batch's
+/// sums proceed side by side in vector registers, four columns of Q at a time.
+#[inline(always)]
+fn qt_mul_kernel(q: &[&[f64]], f: &[&[f64]]) -> Vec<Vec<f64>> {
+    let nb = f.len();
+    assert!(
+        nb <= QT_BATCH,
+        "qt_mul_kernel takes at most {QT_BATCH} vectors"
+    );
+    let n = f.first().map_or(0, |v| v.len());
+    let r = q.len();
+    let init: f64 = std::iter::empty::<f64>().sum();
+    let mut acc = vec![[init; QT_BATCH]; r];
+    let mut fb = vec![[0.0f64; QT_BATCH]; QT_ROWS];
+    let mut start = 0;
+    while start < n {
+        let end = (start + QT_ROWS).min(n);
+        let len = end - start;
+        for (b, v) in f.iter().enumerate() {
+            for (row, &x) in fb.iter_mut().zip(&v[start..end]) {
+                row[b] = x;
+            }
+        }
+        let fb = &fb[..len];
+        let mut k = 0;
+        while k + 4 <= r {
+            let (q0, q1, q2, q3) = (
+                &q[k][start..end],
+                &q[k + 1][start..end],
+                &q[k + 2][start..end],
+                &q[k + 3][start..end],
+            );
+            let (mut a0, mut a1, mut a2, mut a3) = (acc[k], acc[k + 1], acc[k + 2], acc[k + 3]);
+            for (i, row) in fb.iter().enumerate() {
+                let (v0, v1, v2, v3) = (q0[i], q1[i], q2[i], q3[i]);
+                for b in 0..QT_BATCH {
+                    a0[b] += v0 * row[b];
+                    a1[b] += v1 * row[b];
+                    a2[b] += v2 * row[b];
+                    a3[b] += v3 * row[b];
+                }
+            }
+            acc[k] = a0;
+            acc[k + 1] = a1;
+            acc[k + 2] = a2;
+            acc[k + 3] = a3;
+            k += 4;
+        }
+        while k < r {
+            let qk = &q[k][start..end];
+            let mut a = acc[k];
+            for (row, &v) in fb.iter().zip(qk) {
+                for b in 0..QT_BATCH {
+                    a[b] += v * row[b];
+                }
+            }
+            acc[k] = a;
+            k += 1;
+        }
+        start = end;
+    }
+    (0..nb)
+        .map(|b| acc.iter().map(|a| a[b]).collect())
+        .collect()
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "fma")]
-fn a_mul_fma(a: &[Vec<f64>], z: &[f64], out: &mut [Acc]) {
+fn a_mul_fma(a: &[Column], z: &[f64], out: &mut [Acc]) {
     a_mul_kernel(a, z, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "fma")]
-fn at_mul_fma(a: &[Vec<f64>], c: &[f64], res: &[f64]) -> Vec<f64> {
+fn at_mul_fma(a: &[Column], c: &[f64], res: &[f64]) -> Vec<f64> {
     at_mul_kernel(a, c, res)
+}
+
+/// The `fma` feature brings 256-bit vectors; Rust never fuses `a * b + c` on its own, so the
+/// sums are those of the generic kernel.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+fn qt_mul_fma(q: &[&[f64]], f: &[&[f64]]) -> Vec<Vec<f64>> {
+    qt_mul_kernel(q, f)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -210,18 +358,18 @@ fn has_fma() -> bool {
 }
 
 /// The factored, scaled, non-aliased design.
-struct Factor {
+struct Factor<'q> {
     n: usize,
     r: usize,
-    /// Scaled kept columns, column-major (n × r), in pivot order.
-    a: Vec<Vec<f64>>,
+    /// Scaled kept columns (n × r), in pivot order.
+    a: Vec<Column>,
     /// Thin Q (n × r) columns.
-    q: Vec<Vec<f64>>,
+    q: Vec<&'q [f64]>,
     /// Upper-triangular R (r × r), row-major.
     rr: Vec<Vec<f64>>,
 }
 
-impl Factor {
+impl Factor<'_> {
     fn a_mul(&self, z: &[f64], out_acc: &mut [Acc]) {
         #[cfg(target_arch = "x86_64")]
         if has_fma() {
@@ -264,52 +412,85 @@ impl Factor {
         }
         x
     }
-    fn qt_mul(&self, v: &[f64]) -> Vec<f64> {
-        self.q
-            .iter()
-            .map(|qc| qc.iter().zip(v).map(|(a, b)| a * b).sum())
-            .collect()
+    /// Q'v for every v, in batches of [`QT_BATCH`].
+    fn qt_mul_many(&self, vs: &[&[f64]]) -> Vec<Vec<f64>> {
+        let mut out = Vec::with_capacity(vs.len());
+        for batch in vs.chunks(QT_BATCH) {
+            #[cfg(target_arch = "x86_64")]
+            if has_fma() {
+                // SAFETY: as in `a_mul`.
+                out.extend(unsafe { qt_mul_fma(&self.q, batch) });
+                continue;
+            }
+            out.extend(qt_mul_kernel(&self.q, batch));
+        }
+        out
     }
 
-    /// Refine (r, z) solving [I A; A' 0][r; z] = [b; c] (b: n, c: r), starting from the given
-    /// values. Residuals of both block equations are accumulated in double-double.
-    fn refine(&self, b: &[f64], c: &[f64], res: &mut [f64], z: &mut [f64], max_iter: usize) {
+    /// Refine every (res[t], z[t]) solving [I A; A' 0][r; z] = [b; c[t]] (b: n, c[t]: r),
+    /// starting from the given values, for at most `max_iter` steps each. Residuals of both block
+    /// equations are accumulated in double-double. The systems are stepped side by side so that
+    /// one pass over Q serves all of them; each system's arithmetic is exactly what refining it
+    /// alone would do, and it stops at the step it would stop at alone.
+    fn refine(
+        &self,
+        b: &[f64],
+        c: &[Vec<f64>],
+        res: &mut [Vec<f64>],
+        z: &mut [Vec<f64>],
+        max_iter: usize,
+    ) {
         let n = self.n;
+        let mut active: Vec<usize> = (0..c.len()).collect();
+        let mut acc = vec![Acc::default(); n];
+        let mut f: Vec<Vec<f64>> = vec![Vec::new(); c.len()];
         for _ in 0..max_iter {
-            // f = b - res - A z,  g = c - A' res
-            let mut acc = vec![Acc::default(); n];
-            for i in 0..n {
-                acc[i].add(b[i]);
-                acc[i].add(-res[i]);
-            }
-            let neg_z: Vec<f64> = z.iter().map(|v| -v).collect();
-            self.a_mul(&neg_z, &mut acc);
-            let f: Vec<f64> = acc.iter().map(|a| a.value()).collect();
-            let g = self.c_minus_at(c, res);
-            // h = R^-T g;  dz = R^-1 (Q'f - h);  dres = f - A dz
-            let h = self.solve_rt(&g);
-            let qtf = self.qt_mul(&f);
-            let rhs: Vec<f64> = qtf.iter().zip(&h).map(|(a, b)| a - b).collect();
-            let dz = self.solve_r(&rhs);
-            let mut acc = vec![Acc::default(); n];
-            for i in 0..n {
-                acc[i].add(f[i]);
-            }
-            let neg_dz: Vec<f64> = dz.iter().map(|v| -v).collect();
-            self.a_mul(&neg_dz, &mut acc);
-            let mut small = true;
-            for (zj, dj) in z.iter_mut().zip(&dz) {
-                if dj.abs() > 1e-17 * zj.abs() {
-                    small = false;
-                }
-                *zj += dj;
-            }
-            for (ri, ai) in res.iter_mut().zip(&acc) {
-                *ri += ai.value();
-            }
-            if small {
+            if active.is_empty() {
                 break;
             }
+            // f = b - res - A z,  g = c - A' res
+            let mut g = Vec::with_capacity(active.len());
+            for &t in &active {
+                for (a, (&bi, &ri)) in acc.iter_mut().zip(b.iter().zip(&res[t])) {
+                    *a = Acc::default();
+                    a.add(bi);
+                    a.add(-ri);
+                }
+                let neg_z: Vec<f64> = z[t].iter().map(|v| -v).collect();
+                self.a_mul(&neg_z, &mut acc);
+                f[t].clear();
+                f[t].extend(acc.iter().map(|a| a.value()));
+                g.push(self.c_minus_at(&c[t], &res[t]));
+            }
+            // h = R^-T g;  dz = R^-1 (Q'f - h);  dres = f - A dz
+            let fs: Vec<&[f64]> = active.iter().map(|&t| f[t].as_slice()).collect();
+            let qtf = self.qt_mul_many(&fs);
+            let mut still = Vec::with_capacity(active.len());
+            for ((&t, gt), qt) in active.iter().zip(&g).zip(&qtf) {
+                let h = self.solve_rt(gt);
+                let rhs: Vec<f64> = qt.iter().zip(&h).map(|(a, b)| a - b).collect();
+                let dz = self.solve_r(&rhs);
+                for (a, &fi) in acc.iter_mut().zip(&f[t]) {
+                    *a = Acc::default();
+                    a.add(fi);
+                }
+                let neg_dz: Vec<f64> = dz.iter().map(|v| -v).collect();
+                self.a_mul(&neg_dz, &mut acc);
+                let mut small = true;
+                for (zj, dj) in z[t].iter_mut().zip(&dz) {
+                    if dj.abs() > 1e-17 * zj.abs() {
+                        small = false;
+                    }
+                    *zj += dj;
+                }
+                for (ri, ai) in res[t].iter_mut().zip(&acc) {
+                    *ri += ai.value();
+                }
+                if !small {
+                    still.push(t);
+                }
+            }
+            active = still;
         }
     }
 }
@@ -325,51 +506,69 @@ fn inverse_columns(fac: &Factor) -> Vec<Vec<f64>> {
     inverse_columns_on(fac, threads)
 }
 
-fn inverse_columns_on(fac: &Factor, threads: usize) -> Vec<Vec<f64>> {
+/// The columns `cols` of −(A'A)⁻¹, refined side by side.
+fn inverse_batch(fac: &Factor, cols: std::ops::Range<usize>) -> Vec<Vec<f64>> {
     let rank = fac.r;
-    let one = |j: usize| -> Vec<f64> {
-        let zeros = vec![0.0; fac.n];
+    let zeros = vec![0.0; fac.n];
+    let mut c = Vec::new();
+    let mut z = Vec::new();
+    let mut res = Vec::new();
+    let mut acc = vec![Acc::default(); fac.n];
+    for j in cols {
         let mut e = vec![0.0; rank];
         e[j] = 1.0;
         let w = fac.solve_rt(&e);
-        let mut zj: Vec<f64> = fac.solve_r(&w).iter().map(|v| -v).collect();
-        let mut acc = vec![Acc::default(); fac.n];
+        let zj: Vec<f64> = fac.solve_r(&w).iter().map(|v| -v).collect();
+        acc.iter_mut().for_each(|a| *a = Acc::default());
         let nz: Vec<f64> = zj.iter().map(|v| -v).collect();
         fac.a_mul(&nz, &mut acc);
-        let mut rj: Vec<f64> = acc.iter().map(|a| a.value()).collect();
-        fac.refine(&zeros, &e, &mut rj, &mut zj, 4);
-        zj
-    };
-    let threads = threads.min(rank);
+        res.push(acc.iter().map(|a| a.value()).collect());
+        z.push(zj);
+        c.push(e);
+    }
+    fac.refine(&zeros, &c, &mut res, &mut z, 4);
+    z
+}
+
+fn inverse_columns_on(fac: &Factor, threads: usize) -> Vec<Vec<f64>> {
+    let rank = fac.r;
+    let batches: Vec<std::ops::Range<usize>> = (0..rank)
+        .step_by(QT_BATCH)
+        .map(|s| s..(s + QT_BATCH).min(rank))
+        .collect();
+    let threads = threads.min(batches.len());
     if threads <= 1 {
-        return (0..rank).map(one).collect();
+        return batches
+            .into_iter()
+            .flat_map(|b| inverse_batch(fac, b))
+            .collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut cols: Vec<Option<Vec<f64>>> = vec![None; rank];
+    let mut done: Vec<Option<Vec<Vec<f64>>>> = vec![None; batches.len()];
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
-                    let mut done = Vec::new();
+                    let mut mine = Vec::new();
                     loop {
-                        let j = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if j >= rank {
-                            break done;
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if k >= batches.len() {
+                            break mine;
                         }
-                        done.push((j, one(j)));
+                        mine.push((k, inverse_batch(fac, batches[k].clone())));
                     }
                 })
             })
             .collect();
         for w in workers {
             // A worker only panics if the arithmetic above does; pass that on unchanged.
-            let done = w.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            for (j, c) in done {
-                cols[j] = Some(c);
+            let mine = w.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            for (k, cols) in mine {
+                done[k] = Some(cols);
             }
         }
     });
-    cols.into_iter().map(Option::unwrap_or_default).collect()
+    done.into_iter().flatten().flatten().collect()
 }
 
 /// Relative pivot tolerance of the rank decision (on power-of-two equilibrated columns).
@@ -475,29 +674,41 @@ pub fn ols(
         ));
     }
     let piv: Vec<usize> = fwd[..rank].to_vec();
+    let rr: Vec<Vec<f64>> = (0..rank)
+        .map(|i| {
+            (0..rank)
+                .map(|j| if j >= i { rmat[(i, j)] } else { 0.0 })
+                .collect()
+        })
+        .collect();
+    // The scaled design and the factorization are n × p each: keep only what the refinement
+    // needs (the kept columns, sparse where mostly zero, and thin Q), freeing each as soon as
+    // it is used, so that a large fit holds about two copies of the design, not six.
+    let a: Vec<Column> = piv
+        .iter()
+        .map(|&j| Column::new((0..n).map(|i| xs[(i, j)]), n))
+        .collect();
+    drop(xs);
     let qthin = qr.compute_thin_Q();
+    drop(qr);
+    let q: Vec<&[f64]> = (0..rank)
+        .map(|k| match qthin.col(k).try_as_col_major() {
+            Some(c) => Ok(c.as_slice()),
+            None => Err(StatsError::Numerical("Q is not stored by columns".into())),
+        })
+        .collect::<Result<_, _>>()?;
     let fac = Factor {
         n,
         r: rank,
-        a: piv
-            .iter()
-            .map(|&j| (0..n).map(|i| xs[(i, j)]).collect())
-            .collect(),
-        q: (0..rank)
-            .map(|k| (0..n).map(|i| qthin[(i, k)]).collect())
-            .collect(),
-        rr: (0..rank)
-            .map(|i| {
-                (0..rank)
-                    .map(|j| if j >= i { rmat[(i, j)] } else { 0.0 })
-                    .collect()
-            })
-            .collect(),
+        a,
+        q,
+        rr,
     };
 
     // Coefficients (scaled, pivot order), refined.
-    let mut z = fac.solve_r(&fac.qt_mul(y));
-    let mut res = {
+    let qty = fac.qt_mul_many(&[y]).pop().unwrap_or_default();
+    let z = fac.solve_r(&qty);
+    let res = {
         let mut acc: Vec<Acc> = y
             .iter()
             .map(|&v| {
@@ -510,7 +721,9 @@ pub fn ols(
         fac.a_mul(&nz, &mut acc);
         acc.iter().map(|a| a.value()).collect::<Vec<f64>>()
     };
-    fac.refine(y, &vec![0.0; rank], &mut res, &mut z, 6);
+    let (mut res, mut z) = (vec![res], vec![z]);
+    fac.refine(y, &[vec![0.0; rank]], &mut res, &mut z, 6);
+    let (res, z) = (res.swap_remove(0), z.swap_remove(0));
 
     // (A'A)^-1 of the scaled design, refined column by column: the augmented system with
     // right-hand side (0, e_j) has z = -(A'A)^-1 e_j.
@@ -589,9 +802,11 @@ pub fn ols(
     let adj_r_squared = 1.0 - (1.0 - r_squared) * ((n as f64 - df_int) / df_res);
 
     // Rows of the kept design (original scale), for the sandwich estimators.
-    let rows: Vec<Vec<f64>> = (0..n)
-        .map(|i| kept.iter().map(|&j| x[(i, j)]).collect())
-        .collect();
+    let rows = || -> Vec<Vec<f64>> {
+        (0..n)
+            .map(|i| kept.iter().map(|&j| x[(i, j)]).collect())
+            .collect()
+    };
     let (vcov, n_clusters) = match opts.vcov {
         VcovType::Classical => (
             bread
@@ -602,7 +817,7 @@ pub fn ols(
         ),
         VcovType::Cr1 => {
             let cl = opts.cluster.unwrap_or(&[]);
-            let (v, g) = vcov_cr1(&rows, &residuals, cl, &bread)?;
+            let (v, g) = vcov_cr1_by(n, |i, a| x[(i, kept[a])], &residuals, cl, &bread)?;
             (v, Some(g))
         }
         kind => {
@@ -610,7 +825,7 @@ pub fn ols(
             let lev: Vec<f64> = (0..n)
                 .map(|i| fac.q.iter().map(|qc| qc[i] * qc[i]).sum())
                 .collect();
-            (vcov_hc(kind, &rows, &residuals, &lev, &bread)?, None)
+            (vcov_hc(kind, &rows(), &residuals, &lev, &bread)?, None)
         }
     };
     let df_inf = match n_clusters {
@@ -757,7 +972,8 @@ mod tests {
             .collect()
     }
 
-    /// The loops the kernels replace, written plainly: the reference for bit-identity.
+    /// The loops the kernels replace, written plainly on dense columns: the reference for
+    /// bit-identity.
     fn a_mul_plain(a: &[Vec<f64>], z: &[f64], out: &mut [Acc]) {
         for (j, col) in a.iter().enumerate() {
             for i in 0..out.len() {
@@ -779,15 +995,54 @@ mod tests {
             .collect()
     }
 
+    fn qt_mul_plain(q: &[Vec<f64>], v: &[f64]) -> Vec<f64> {
+        q.iter()
+            .map(|qc| qc.iter().zip(v).map(|(a, b)| a * b).sum())
+            .collect()
+    }
+
     fn bits(v: &[f64]) -> Vec<u64> {
         v.iter().map(|x| x.to_bits()).collect()
     }
 
+    /// Columns of noise, every third one a dummy-like column (mostly zeros, some exact powers
+    /// of two as scaled dummies are, some noise), so that both column kinds are exercised.
+    fn mixed_columns(n: usize, r: usize, seed: u64) -> Vec<Vec<f64>> {
+        (0..r)
+            .map(|j| {
+                let v = noise(n, seed + j as u64);
+                match j % 3 {
+                    2 => v
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &x)| match (i + j) % 7 {
+                            0 => 0.125,
+                            3 => x,
+                            _ => 0.0,
+                        })
+                        .collect(),
+                    _ => v,
+                }
+            })
+            .collect()
+    }
+
+    fn columns(a: &[Vec<f64>]) -> Vec<Column> {
+        a.iter()
+            .map(|c| Column::new(c.iter().copied(), c.len()))
+            .collect()
+    }
+
     #[test]
     fn kernels_give_the_bits_of_the_plain_loops() {
-        // Sizes around the row block and the four-column groups.
-        for (n, r) in [(1, 1), (5, 3), (2049, 7), (4100, 9), (6000, 4)] {
-            let a: Vec<Vec<f64>> = (0..r).map(|j| noise(n, j as u64 + 1)).collect();
+        // Sizes around the row blocks and the four-column groups.
+        for (n, r) in [(1, 1), (5, 3), (2049, 7), (4100, 9), (6000, 4), (1500, 13)] {
+            let a = mixed_columns(n, r, 1);
+            let cols = columns(&a);
+            if n > 100 && r > 2 {
+                assert!(matches!(cols[2], Column::Sparse { .. }), "n={n}");
+                assert!(matches!(cols[0], Column::Dense(_)), "n={n}");
+            }
             let z = noise(r, 99);
             let init = noise(n, 7);
             let start: Vec<Acc> = init
@@ -801,43 +1056,52 @@ mod tests {
             let mut want = start.clone();
             a_mul_plain(&a, &z, &mut want);
             let mut got = start.clone();
-            a_mul_kernel(&a, &z, &mut got);
+            a_mul_kernel(&cols, &z, &mut got);
             let val = |v: &[Acc]| bits(&v.iter().map(|x| x.value()).collect::<Vec<_>>());
             assert_eq!(val(&got), val(&want), "a_mul n={n} r={r}");
             let c = noise(r, 5);
             let want_g = at_mul_plain(&a, &c, &init);
             assert_eq!(
-                bits(&at_mul_kernel(&a, &c, &init)),
+                bits(&at_mul_kernel(&cols, &c, &init)),
                 bits(&want_g),
                 "at_mul n={n} r={r}"
             );
+            // Q'f for 1, 8 and 11 right-hand sides (one batch padded, two batches).
+            let fs: Vec<Vec<f64>> = (0..11).map(|b| noise(n, 40 + b)).collect();
+            let qs: Vec<&[f64]> = a.iter().map(Vec::as_slice).collect();
+            for nb in [1, 8] {
+                let fr: Vec<&[f64]> = fs[..nb].iter().map(Vec::as_slice).collect();
+                let got = qt_mul_kernel(&qs, &fr);
+                for (b, g) in got.iter().enumerate() {
+                    assert_eq!(bits(g), bits(&qt_mul_plain(&a, &fs[b])), "qt n={n} r={r}");
+                }
+            }
             #[cfg(target_arch = "x86_64")]
             if has_fma() {
                 let mut got = start.clone();
                 // SAFETY: the processor has FMA (checked above).
-                unsafe { a_mul_fma(&a, &z, &mut got) };
+                unsafe { a_mul_fma(&cols, &z, &mut got) };
                 assert_eq!(val(&got), val(&want), "a_mul fma n={n} r={r}");
-                let g = unsafe { at_mul_fma(&a, &c, &init) };
+                let g = unsafe { at_mul_fma(&cols, &c, &init) };
                 assert_eq!(bits(&g), bits(&want_g), "at_mul fma n={n} r={r}");
+                let fr: Vec<&[f64]> = fs[..8].iter().map(Vec::as_slice).collect();
+                let got = unsafe { qt_mul_fma(&qs, &fr) };
+                for (b, g) in got.iter().enumerate() {
+                    assert_eq!(bits(g), bits(&qt_mul_plain(&a, &fs[b])), "qt fma n={n}");
+                }
             }
         }
     }
 
-    #[test]
-    fn inverse_columns_do_not_depend_on_threads() {
-        let (n, r) = (3000, 6);
-        let a: Vec<Vec<f64>> = (0..r).map(|j| noise(n, j as u64 + 11)).collect();
-        let x = Mat::from_fn(n, r, |i, j| a[j][i]);
-        let qr = x.col_piv_qr();
-        let q = qr.compute_thin_Q();
-        let rm = qr.R();
-        let fac = Factor {
-            n,
+    /// The factorization of `a` as `ols` builds it (no pivoting needed by the tests that use
+    /// it: they only compare two ways of refining the same factorization).
+    fn factor_of<'q>(a: &[Vec<f64>], qcols: &'q [Vec<f64>], rm: &Mat<f64>) -> Factor<'q> {
+        let r = a.len();
+        Factor {
+            n: a[0].len(),
             r,
-            a,
-            q: (0..r)
-                .map(|k| (0..n).map(|i| q[(i, k)]).collect())
-                .collect(),
+            a: columns(a),
+            q: qcols.iter().map(Vec::as_slice).collect(),
             rr: (0..r)
                 .map(|i| {
                     (0..r)
@@ -845,7 +1109,133 @@ mod tests {
                         .collect()
                 })
                 .collect(),
-        };
+        }
+    }
+
+    /// The refinement of one system as it was before systems were stepped side by side, on
+    /// dense columns with the plain loops.
+    #[allow(clippy::too_many_arguments)]
+    fn refine_reference(
+        fac: &Factor,
+        a: &[Vec<f64>],
+        q: &[Vec<f64>],
+        b: &[f64],
+        c: &[f64],
+        res: &mut [f64],
+        z: &mut [f64],
+        max_iter: usize,
+    ) {
+        let n = fac.n;
+        for _ in 0..max_iter {
+            let mut acc = vec![Acc::default(); n];
+            for i in 0..n {
+                acc[i].add(b[i]);
+                acc[i].add(-res[i]);
+            }
+            let neg_z: Vec<f64> = z.iter().map(|v| -v).collect();
+            a_mul_plain(a, &neg_z, &mut acc);
+            let f: Vec<f64> = acc.iter().map(|a| a.value()).collect();
+            let g = at_mul_plain(a, c, res);
+            let h = fac.solve_rt(&g);
+            let qtf = qt_mul_plain(q, &f);
+            let rhs: Vec<f64> = qtf.iter().zip(&h).map(|(a, b)| a - b).collect();
+            let dz = fac.solve_r(&rhs);
+            let mut acc = vec![Acc::default(); n];
+            for i in 0..n {
+                acc[i].add(f[i]);
+            }
+            let neg_dz: Vec<f64> = dz.iter().map(|v| -v).collect();
+            a_mul_plain(a, &neg_dz, &mut acc);
+            let mut small = true;
+            for (zj, dj) in z.iter_mut().zip(&dz) {
+                if dj.abs() > 1e-17 * zj.abs() {
+                    small = false;
+                }
+                *zj += dj;
+            }
+            for (ri, ai) in res.iter_mut().zip(&acc) {
+                *ri += ai.value();
+            }
+            if small {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn batched_refinement_gives_the_bits_of_one_system_at_a_time() {
+        // A design like H1's: intercept, a covariate and dummies of a 12-level factor.
+        let n = 2600;
+        let cov = noise(n, 3);
+        let mut a = vec![
+            vec![0.5; n],
+            cov.iter().map(|v| v * 1e3).collect::<Vec<_>>(),
+        ];
+        for l in 1..12 {
+            a.push(
+                (0..n)
+                    .map(|i| if i % 12 == l { 0.25 } else { 0.0 })
+                    .collect(),
+            );
+        }
+        let r = a.len();
+        let x = Mat::from_fn(n, r, |i, j| a[j][i]);
+        let qr = x.col_piv_qr();
+        let (fwd, _) = qr.P().arrays();
+        let a: Vec<Vec<f64>> = fwd.iter().map(|&j| a[j].clone()).collect();
+        let qm = qr.compute_thin_Q();
+        let qcols: Vec<Vec<f64>> = (0..r)
+            .map(|k| (0..n).map(|i| qm[(i, k)]).collect())
+            .collect();
+        let rm = qr.R().to_owned();
+        let fac = factor_of(&a, &qcols, &rm);
+        let got = inverse_columns_on(&fac, 1);
+        let zeros = vec![0.0; n];
+        for j in 0..r {
+            let mut e = vec![0.0; r];
+            e[j] = 1.0;
+            let w = fac.solve_rt(&e);
+            let mut zj: Vec<f64> = fac.solve_r(&w).iter().map(|v| -v).collect();
+            let mut acc = vec![Acc::default(); n];
+            let nz: Vec<f64> = zj.iter().map(|v| -v).collect();
+            a_mul_plain(&a, &nz, &mut acc);
+            let mut rj: Vec<f64> = acc.iter().map(|a| a.value()).collect();
+            refine_reference(&fac, &a, &qcols, &zeros, &e, &mut rj, &mut zj, 4);
+            assert_eq!(bits(&got[j]), bits(&zj), "column {j}");
+        }
+        // The coefficients' refinement (one system, six steps).
+        let y: Vec<f64> = (0..n).map(|i| cov[i] * 2.0 + (i % 12) as f64).collect();
+        let mut z = vec![fac.solve_r(&qt_mul_plain(&qcols, &y))];
+        let mut acc: Vec<Acc> = y
+            .iter()
+            .map(|&v| {
+                let mut a = Acc::default();
+                a.add(v);
+                a
+            })
+            .collect();
+        let nz: Vec<f64> = z[0].iter().map(|v| -v).collect();
+        a_mul_plain(&a, &nz, &mut acc);
+        let mut res = vec![acc.iter().map(|a| a.value()).collect::<Vec<f64>>()];
+        let (mut res0, mut z0) = (res[0].clone(), z[0].clone());
+        refine_reference(&fac, &a, &qcols, &y, &vec![0.0; r], &mut res0, &mut z0, 6);
+        fac.refine(&y, &[vec![0.0; r]], &mut res, &mut z, 6);
+        assert_eq!(bits(&z[0]), bits(&z0));
+        assert_eq!(bits(&res[0]), bits(&res0));
+    }
+
+    #[test]
+    fn inverse_columns_do_not_depend_on_threads() {
+        let (n, r) = (3000, 19);
+        let a = mixed_columns(n, r, 11);
+        let x = Mat::from_fn(n, r, |i, j| a[j][i]);
+        let qr = x.col_piv_qr();
+        let q = qr.compute_thin_Q();
+        let qcols: Vec<Vec<f64>> = (0..r)
+            .map(|k| (0..n).map(|i| q[(i, k)]).collect())
+            .collect();
+        let rm = qr.R().to_owned();
+        let fac = factor_of(&a, &qcols, &rm);
         let serial = inverse_columns_on(&fac, 1);
         for threads in [2, 3, 8] {
             let par = inverse_columns_on(&fac, threads);

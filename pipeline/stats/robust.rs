@@ -159,7 +159,18 @@ pub fn vcov_cr1(
     cluster: &[u32],
     bread: &[Vec<f64>],
 ) -> Result<(Vec<Vec<f64>>, usize), StatsError> {
-    let n = rows.len();
+    vcov_cr1_by(rows.len(), |i, a| rows[i][a], residuals, cluster, bread)
+}
+
+/// [`vcov_cr1`] with the design read through `x(i, a)` (row i, kept column a) instead of a copy
+/// of its rows: the same arithmetic in the same order, so the same bits.
+pub(crate) fn vcov_cr1_by(
+    n: usize,
+    x: impl Fn(usize, usize) -> f64,
+    residuals: &[f64],
+    cluster: &[u32],
+    bread: &[Vec<f64>],
+) -> Result<(Vec<Vec<f64>>, usize), StatsError> {
     let k = bread.len();
     if cluster.len() != n || residuals.len() != n {
         return Err(StatsError::DimensionMismatch(format!(
@@ -177,7 +188,7 @@ pub fn vcov_cr1(
             scores.len() - 1
         });
         for a in 0..k {
-            scores[g][a] += rows[i][a] * residuals[i];
+            scores[g][a] += x(i, a) * residuals[i];
         }
     }
     let g = scores.len();
