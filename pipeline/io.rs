@@ -7,6 +7,11 @@
 //! key-value metadata naming the stage, its fingerprint and the schema version, so the same frame
 //! always gives the same bytes. Callers sort rows by their key columns before writing.
 //!
+//! "The same frame" includes how its columns are chunked: polars cuts a frame held in one chunk
+//! into `height / ROW_GROUP_SIZE` equal row groups ([`row_groups_of_one_chunk`]), but a frame
+//! of several chunks along its chunks. [`write_parquet_as_one_chunk`] writes any frame with the
+//! layout (and bytes) of its one-chunk form without building that copy, a row group at a time.
+//!
 //! The fingerprint reaches the footer without the stages passing it: the orchestrator runs each
 //! stage inside [`with_stage_fingerprint`], and a [`ParquetMeta`] without an explicit fingerprint
 //! takes the one set for its stage on the current thread. A stage that writes Parquet from
