@@ -7,6 +7,11 @@
 //! key-value metadata naming the stage, its fingerprint and the schema version, so the same frame
 //! always gives the same bytes. Callers sort rows by their key columns before writing.
 //!
+//! "The same frame" includes how its columns are chunked: polars cuts a frame held in one chunk
+//! into `height / ROW_GROUP_SIZE` equal row groups ([`row_groups_of_one_chunk`]), but a frame
+//! of several chunks along its chunks. [`write_parquet_as_one_chunk`] writes any frame with the
+//! layout (and bytes) of its one-chunk form without building that copy, a row group at a time.
+//!
 //! The fingerprint reaches the footer without the stages passing it: the orchestrator runs each
 //! stage inside [`with_stage_fingerprint`], and a [`ParquetMeta`] without an explicit fingerprint
 //! takes the one set for its stage on the current thread. A stage that writes Parquet from
@@ -177,6 +182,49 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path, meta: &ParquetMeta) -> Res
     })
 }
 
+/// The row groups (offset, rows) that [`write_parquet`] writes for a frame of `height` rows held
+/// in one chunk: polars splits such a frame into `max(height / ROW_GROUP_SIZE, 1)` groups of
+/// `height / groups` rows, the last one taking the remainder (so up to twice the nominal size).
+pub fn row_groups_of_one_chunk(height: usize) -> Vec<(usize, usize)> {
+    let groups = (height / ROW_GROUP_SIZE).max(1);
+    let size = height / groups;
+    let mut out: Vec<(usize, usize)> = (0..groups - 1).map(|g| (g * size, size)).collect();
+    let last = (groups - 1) * size;
+    if height > last {
+        out.push((last, height - last));
+    }
+    out
+}
+
+/// Writes `df` exactly as [`write_parquet`] writes it after `df.rechunk_mut()` (the same bytes),
+/// without building that one-chunk copy: each row group is sliced from `df` and made contiguous
+/// on its own, so a frame assembled from many chunks is written with the memory of one row
+/// group on top. (`write_parquet` lays out a frame of several chunks differently, by its
+/// chunks; this function always lays it out as one chunk.)
+pub fn write_parquet_as_one_chunk(df: &DataFrame, path: &Path, meta: &ParquetMeta) -> Result<()> {
+    let kv = KeyValueMetadata::from_static(meta.pairs());
+    write_atomic(path, |w| {
+        let mut batched = ParquetWriter::new(w)
+            .with_compression(ParquetCompression::Zstd(None))
+            .with_statistics(StatisticsOptions::full())
+            .with_row_group_size(Some(ROW_GROUP_SIZE))
+            .with_key_value_metadata(Some(kv))
+            .batched(df.schema())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        for (offset, rows) in row_groups_of_one_chunk(df.height()) {
+            let mut group = df.slice(offset as i64, rows);
+            group.rechunk_mut();
+            batched
+                .write_batch(&group)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        batched
+            .finish()
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    })
+}
+
 /// Writes `value` as pretty JSON with a trailing newline, atomically.
 pub fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<()> {
     let text = serde_json::to_string_pretty(value)?;
@@ -337,6 +385,60 @@ mod tests {
         assert_eq!(names, vec!["t.parquet".to_string()], "no temp files left");
         let back = read_parquet(&p).unwrap();
         assert_eq!(back.height(), 3);
+    }
+
+    #[test]
+    fn row_groups_follow_polars_split_of_one_chunk() {
+        // By hand from polars' `split_and_flatten` of one chunk: n = h / 262144 groups (at least
+        // one) of h / n rows, the last taking the remainder.
+        assert_eq!(row_groups_of_one_chunk(0), vec![]);
+        assert_eq!(row_groups_of_one_chunk(10), vec![(0, 10)]);
+        assert_eq!(row_groups_of_one_chunk(524_287), vec![(0, 524_287)]);
+        assert_eq!(
+            row_groups_of_one_chunk(1_000_000),
+            vec![(0, 333_333), (333_333, 333_333), (666_666, 333_334)]
+        );
+    }
+
+    #[test]
+    fn many_chunks_written_as_one_give_the_bytes_of_the_rechunked_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = ParquetMeta::stage("test");
+        for (parts, rows) in [(1, 5usize), (3, 70_000), (4, 200_000), (7, 190_000)] {
+            let mut stacked: Option<DataFrame> = None;
+            for p in 0..parts {
+                let n = rows + p * 13;
+                let a: Vec<i64> = (0..n as i64).map(|i| i * 7 % 1000 + p as i64).collect();
+                let b: Vec<Option<String>> = (0..n)
+                    .map(|i| (i % 11 != 0).then(|| format!("pseudonym-{:016x}", i % 5003)))
+                    .collect();
+                let c: Vec<Option<f64>> = (0..n)
+                    .map(|i| (i % 7 != 3).then_some(i as f64 / 4.0))
+                    .collect();
+                let part = df!("a" => a, "b" => b, "c" => c).unwrap();
+                match &mut stacked {
+                    None => stacked = Some(part),
+                    Some(s) => {
+                        s.vstack_mut(&part).unwrap();
+                    }
+                }
+            }
+            let chunked = stacked.unwrap();
+            assert_eq!(chunked.first_col_n_chunks(), parts);
+            let (p1, p2) = (
+                dir.path().join("one.parquet"),
+                dir.path().join("many.parquet"),
+            );
+            let mut one = chunked.clone();
+            one.rechunk_mut();
+            write_parquet(&mut one, &p1, &meta).unwrap();
+            write_parquet_as_one_chunk(&chunked, &p2, &meta).unwrap();
+            assert_eq!(
+                std::fs::read(&p1).unwrap(),
+                std::fs::read(&p2).unwrap(),
+                "{parts} chunks of about {rows} rows"
+            );
+        }
     }
 
     #[test]

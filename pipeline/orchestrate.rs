@@ -792,6 +792,7 @@ fn simulation_seed(data_dir: &Path) -> Option<Value> {
 /// Runs the selected stages in order, skipping those that are up to date, and keeps
 /// `OUT/manifest.json` current after every stage.
 pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport> {
+    configure_allocator();
     let paths = StudyPaths::resolve(
         config,
         opts.data_dir.as_deref(),
@@ -922,6 +923,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport> {
                 return Err(e);
             }
         };
+        release_freed_memory();
         let prefix = format!("{}.", stage.name);
         manifest.seeds.retain(|k, _| !k.starts_with(&prefix));
         for (k, v) in &summary.facts {
@@ -989,6 +991,34 @@ fn fail_run(manifest: &mut Manifest, paths: &StudyPaths) {
 
 /// Runs one stage: clears its old outputs, records it as running, runs it with its
 /// fingerprint set for the Parquet footers, writes `summary.json`, records its outputs.
+/// Fixes glibc's mmap threshold at 4 MiB: a block that large (a column of a million rows) is
+/// then always mapped on its own and unmapped when freed. By default glibc raises the threshold
+/// (up to 32 MiB) each time such a block is freed, after which the stages' large columns came
+/// from the heap arenas, where the freed ones were kept: the national study run end to end
+/// peaked at 5.3 GiB against 3.9 GiB with the fixed threshold (ingest to link, with
+/// [`release_freed_memory`] after each stage), for about 2 s more system time in clean.
+fn configure_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes an allocator setting; it is called before the stages
+    // allocate their tables and touches no allocation.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
+    }
+}
+
+/// Hands the memory a finished stage freed back to the operating system. glibc's allocator
+/// keeps freed memory of its arenas (the worker threads' arenas in particular) for reuse, so
+/// in one process the next stage's peak came on top of what the previous stages had freed:
+/// end to end, the national study peaked above every stage run alone.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory of the allocator's arenas to the system; it
+    // touches no live allocation and is safe to call at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn run_stage(
     stage: &Stage,
     ctx: &StageContext,

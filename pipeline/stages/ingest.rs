@@ -5,7 +5,9 @@
 //! Order of work: first every table's files are located and their headers checked (a missing
 //! required table or column, a wide mapping that matches no column, an empty or header-only
 //! required file unless `allow_empty`, is an error naming the file and column before anything
-//! is written); then each table is read and typed in memory; then the outputs are written.
+//! is written); then each table in turn is read, typed and written before the next is read
+//! (Parquet sources a slice of [`source::PARQUET_SLICE_ROWS`] rows at a time, so that only one
+//! slice is ever held as text); the quarantine is written last.
 //! Reading is in [`source`] (all file kinds as text) and [`csv`] (the CSV reader and the
 //! encodings), the wide mapping in [`wide`], typing rules in [`typing`].
 //!
@@ -198,26 +200,32 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         let src = locate(ctx, table, spec, &mut summary.warnings)?;
         sources.push(src);
     }
-    // 2. Read and type each table in memory.
+    // 2. Read and type each table, and write it before the next is read (national tables
+    // have tens of millions of rows; holding every typed table until the end multiplied the
+    // stage's peak memory).
     let mut ids = PseudonymCache::new(ctx.pseudonymizer);
-    let mut typed = Vec::with_capacity(sources.len());
-    for src in &sources {
-        typed.push(read_and_type(ctx, src, &mut ids, &mut summary.warnings)?);
-    }
-    // 3. Write.
     let dir = ctx.stage_dir(STAGE);
     let mut quarantine = QuarantineRows::default();
-    for (src, t) in sources.iter().zip(typed) {
+    for src in &sources {
+        let mut t = read_and_type(ctx, src, &mut ids, &mut summary.warnings)?;
         let path = ctx.table_path(STAGE, src.table);
+        let in_order = sorted_by_source_and_line(&t.frames)?;
         let mut frame = empty_frame(typing::table_columns(src.table))?;
-        for f in &t.frames {
-            frame.vstack_mut(f)?;
+        for f in std::mem::take(&mut t.frames) {
+            frame.vstack_mut_owned(f)?;
         }
-        let mut frame = frame.sort(
-            ["source", "line"],
-            SortMultipleOptions::default().with_maintain_order(true),
-        )?;
-        io::write_parquet(&mut frame, &path, &ParquetMeta::stage(STAGE))?;
+        if in_order {
+            // Already in output order (one file, or files in name order): the stable sort
+            // would copy the table to change nothing. Written as that sort's one-chunk output.
+            io::write_parquet_as_one_chunk(&frame, &path, &ParquetMeta::stage(STAGE))?;
+        } else {
+            let mut frame = frame.sort(
+                ["source", "line"],
+                SortMultipleOptions::default().with_maintain_order(true),
+            )?;
+            io::write_parquet(&mut frame, &path, &ParquetMeta::stage(STAGE))?;
+        }
+        drop(frame);
         summary.add_output(&dir, &path);
         if t.blank_lines > 0 {
             summary
@@ -557,13 +565,74 @@ fn read_file(
             }
         }
     }
-    let (tt, encoding) = source::read(&file.path, file.kind, &opts, &wanted)?;
     let format = match file.kind {
         FileKind::Csv => "csv",
         FileKind::Parquet => "parquet",
         FileKind::Xlsx => "xlsx",
     };
-    out.facts.push((file.name.clone(), format, encoding));
+    let plan = FilePlan {
+        table,
+        spec,
+        file,
+        columns,
+        col_sources: &col_sources,
+        mapped: &mapped,
+        n_fixed,
+        decimal_comma,
+    };
+    // Quarantine rows of this file: identical rows are one problem within a file.
+    let mut quarantine = QuarantineRows::default();
+    if file.kind == FileKind::Parquet {
+        // Read and typed a slice at a time, so that only one slice is ever held as text.
+        out.facts.push((file.name.clone(), format, None));
+        let rows = source::parquet_rows(&file.path)?;
+        let mut offset = 0;
+        while offset < rows {
+            let len = source::PARQUET_SLICE_ROWS.min(rows - offset);
+            let tt = source::read_parquet_slice(&file.path, &wanted, offset, len)?;
+            type_records(&plan, tt, ids, out, &mut quarantine)?;
+            offset += len;
+        }
+    } else {
+        let (tt, encoding) = source::read(&file.path, file.kind, &opts, &wanted)?;
+        out.facts.push((file.name.clone(), format, encoding));
+        type_records(&plan, tt, ids, out, &mut quarantine)?;
+    }
+    out.quarantine.append(quarantine);
+    Ok(())
+}
+
+/// What typing the records of one file needs to know about it.
+struct FilePlan<'a> {
+    table: &'static str,
+    spec: &'a SourceSpec,
+    file: &'a SourceFile,
+    columns: &'static [ColumnSpec],
+    col_sources: &'a [ColumnSource],
+    mapped: &'a [wide::Mapped],
+    n_fixed: usize,
+    decimal_comma: bool,
+}
+
+/// Types the records of `tt` (a whole file, or a slice of a Parquet file) and adds the typed
+/// rows, their accounting and their quarantine rows to `out` and `quarantine`.
+fn type_records(
+    plan: &FilePlan,
+    tt: csv::TextTable,
+    ids: &mut PseudonymCache,
+    out: &mut Typed,
+    quarantine: &mut QuarantineRows,
+) -> Result<()> {
+    let FilePlan {
+        table,
+        spec,
+        file,
+        columns,
+        col_sources,
+        mapped,
+        n_fixed,
+        decimal_comma,
+    } = *plan;
     out.blank_lines += tt.blank_lines;
     let file_cols: Vec<StringChunked> = tt
         .columns
@@ -580,7 +649,7 @@ fn read_file(
     match &spec.wide {
         None => {
             let mut next_file = 0;
-            for (c, s) in columns.iter().zip(&col_sources) {
+            for (c, s) in columns.iter().zip(col_sources) {
                 let name = PlSmallStr::from_str(c.name);
                 texts.push(match s {
                     ColumnSource::File(_) => {
@@ -624,7 +693,7 @@ fn read_file(
                         *count.excluded.entry("empty_cell".into()).or_default() += 1;
                         continue;
                     }
-                    for (i, (c, s)) in columns.iter().zip(&col_sources).enumerate() {
+                    for (i, (c, s)) in columns.iter().zip(col_sources).enumerate() {
                         let b = &mut builders[i];
                         match s {
                             ColumnSource::File(_) => {
@@ -714,7 +783,6 @@ fn read_file(
     drop(texts);
     // Quarantine: one row per bad cell; each bad row counted once under its first reason.
     let mut first_reason: Vec<Option<&'static str>> = vec![None; n];
-    let mut quarantine = QuarantineRows::default();
     for (i, errs) in &errors {
         let spec_c: &ColumnSpec = &columns[*i];
         for e in errs {
@@ -763,16 +831,71 @@ fn read_file(
     ));
     typed_columns.push(Column::new("line".into(), lines));
     let frame = DataFrame::new(n, typed_columns)?;
-    let keep: BooleanChunked = first_reason.iter().map(|r| r.is_none()).collect();
-    let frame = frame.filter(&keep)?;
+    // Filtering copies every column: only when some row is quarantined.
+    let frame = if first_reason.iter().any(Option::is_some) {
+        let keep: BooleanChunked = first_reason.iter().map(|r| r.is_none()).collect();
+        frame.filter(&keep)?
+    } else {
+        frame
+    };
     count.rows_out = frame.height() as u64;
     add_count(&mut out.count, &count);
     out.frames.push(frame);
-    out.quarantine.append(quarantine);
     Ok(())
 }
 
 /// A table with the canonical typed columns and the provenance columns, and no rows.
+/// Whether the rows of `frames`, one after the other, are in (source, line) order already
+/// (text in byte order, as the sort). Each frame's `source` is one file name, held as a scalar.
+fn sorted_by_source_and_line(frames: &[DataFrame]) -> Result<bool> {
+    let mut previous: Option<(String, i64)> = None;
+    for f in frames {
+        let line = f.column("line")?.i64()?;
+        let source = f.column("source")?;
+        let name = match source.as_scalar_column() {
+            Some(sc) => sc.scalar().value().extract_str().map(str::to_string),
+            None => {
+                // Not one scalar: compare row by row.
+                let s = source.str()?;
+                let mut prev = previous.take();
+                for (s, l) in s.iter().zip(line.iter()) {
+                    let (Some(s), Some(l)) = (s, l) else {
+                        return Ok(false);
+                    };
+                    if prev
+                        .as_ref()
+                        .is_some_and(|(ps, pl)| (ps.as_str(), *pl) > (s, l))
+                    {
+                        return Ok(false);
+                    }
+                    prev = Some((s.to_string(), l));
+                }
+                previous = prev;
+                continue;
+            }
+        };
+        let Some(name) = name else {
+            return Ok(false);
+        };
+        for l in line.iter() {
+            let Some(l) = l else {
+                return Ok(false);
+            };
+            if previous
+                .as_ref()
+                .is_some_and(|(ps, pl)| (ps.as_str(), *pl) > (name.as_str(), l))
+            {
+                return Ok(false);
+            }
+            match &mut previous {
+                Some((ps, pl)) if *ps == name => *pl = l,
+                _ => previous = Some((name.clone(), l)),
+            }
+        }
+    }
+    Ok(true)
+}
+
 fn empty_frame(columns: &[ColumnSpec]) -> Result<DataFrame> {
     let mut cols: Vec<Column> = columns
         .iter()
@@ -902,6 +1025,67 @@ mod tests {
     }
 
     const ER: &str = "employee_responses";
+
+    #[test]
+    fn parquet_read_in_slices_types_as_the_same_rows_from_csv() {
+        // Unit tests read Parquet 3 rows at a time (`source::PARQUET_SLICE_ROWS`): 10 rows are 4
+        // slices, with bad cells and repeated ids on both sides of slice boundaries.
+        let rows: [[&str; 7]; 10] = [
+            ["1", "r1", "Randers", "U1", "caseworkers", "timely", "4"],
+            ["1", "r1", "Randers", "U1", "caseworkers", "accurate", "x"],
+            ["1", "r1", "Randers", "U1", "caseworkers", "kind", "2"],
+            ["1.5", "r1", "Randers", "", "caseworkers", "timely", "3"],
+            ["1", "r2", "Randers", "U1", "", "accurate", ""],
+            ["2", "r2", "Randers", "U1", "caseworkers", "accurate", "inf"],
+            ["2", "r2", "Randers", "U1", "caseworkers", "kind", "5"],
+            ["2", "", "Randers", "U1", "caseworkers", "kind", "5"],
+            ["2", "r3", "Randers", "U1", "caseworkers", "timely", "1"],
+            ["2", "r3", "Randers", "U1", "caseworkers", "kind", "2.5"],
+        ];
+        let names = [
+            "wave",
+            "respondent_id",
+            "municipality",
+            "unit_id",
+            "target_group",
+            "item",
+            "value",
+        ];
+        let mut csv_text = names.join(",") + "\n";
+        for r in &rows {
+            csv_text += &(r.join(",") + "\n");
+        }
+        let cols: Vec<Column> = names
+            .iter()
+            .enumerate()
+            .map(|(j, n)| {
+                let v: Vec<&str> = rows.iter().map(|r| r[j]).collect();
+                Column::new((*n).into(), v)
+            })
+            .collect();
+        let tmp = tempfile::tempdir().unwrap();
+        let pq = tmp.path().join("e.parquet");
+        io::write_parquet(
+            &mut DataFrame::new(rows.len(), cols).unwrap(),
+            &pq,
+            &ParquetMeta::stage("test"),
+        )
+        .unwrap();
+        let pq_bytes = std::fs::read(&pq).unwrap();
+        let from_csv = ingest(&files(&csv_text), "");
+        let mut pq_files = files("");
+        pq_files[1] = ("employee_responses.parquet", &pq_bytes);
+        let from_pq = ingest(&pq_files, "");
+        assert_eq!(from_csv.summary().tables[ER], from_pq.summary().tables[ER]);
+        assert_eq!(from_pq.summary().tables[ER].rows_out, 6);
+        let drop_source = |df: DataFrame| df.drop("source").unwrap();
+        assert_eq!(
+            drop_source(from_csv.table(ER)),
+            drop_source(from_pq.table(ER))
+        );
+        assert_eq!(from_csv.quarantine(), from_pq.quarantine());
+        assert_eq!(from_pq.quarantine().len(), 5);
+    }
 
     #[test]
     fn every_cell_reason_is_quarantined_with_line_and_first_reason_counted() {

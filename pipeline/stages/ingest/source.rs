@@ -98,48 +98,75 @@ pub fn read(
             ))
         }
         FileKind::Parquet => {
-            let f = std::fs::File::open(path)
-                .with_context(|| format!("cannot open {}", path.display()))?;
-            let df = ParquetReader::new(f)
-                .with_columns(Some(wanted.to_vec()))
-                .finish()
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("cannot read Parquet file {}", path.display()))?;
-            let mut columns: Vec<StringChunked> = Vec::with_capacity(wanted.len());
-            for name in wanted {
-                let c = df
-                    .column(name)?
-                    .cast(&DataType::String)
-                    .map_err(anyhow::Error::from)
-                    .with_context(|| {
-                        format!(
-                            "{}: column `{name}` ({}) cannot be read as text",
-                            path.display(),
-                            df.column(name)
-                                .map(|c| c.dtype().to_string())
-                                .unwrap_or_default()
-                        )
-                    })?;
-                columns.push(c.str()?.clone());
-            }
-            let lines: Vec<i64> = (0..df.height() as i64).map(|r| r + 2).collect();
-            let header = df
-                .get_column_names()
-                .iter()
-                .map(|n| n.to_string())
-                .collect();
-            Ok((
-                TextTable {
-                    header,
-                    columns,
-                    lines,
-                    rejected: vec![],
-                    blank_lines: 0,
-                },
-                None,
-            ))
+            let rows = parquet_rows(path)?;
+            Ok((read_parquet_slice(path, wanted, 0, rows)?, None))
         }
     }
+}
+
+/// Rows of a Parquet source read and typed at a time: the text of a whole national table (14 M
+/// rows) would be held beside its typed columns, this bounds it to one slice.
+#[cfg(not(test))]
+pub const PARQUET_SLICE_ROWS: usize = 1 << 20;
+/// Small in unit tests, so that a table of a few rows is read in several slices.
+#[cfg(test)]
+pub const PARQUET_SLICE_ROWS: usize = 3;
+
+/// The number of rows of a Parquet file.
+pub fn parquet_rows(path: &Path) -> Result<usize> {
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    ParquetReader::new(f)
+        .num_rows()
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("{}: not a readable Parquet file", path.display()))
+}
+
+/// Rows `offset..offset + len` of a Parquet file, the columns named `wanted` as text; row r
+/// (0-based in the file) is line r + 2.
+pub fn read_parquet_slice(
+    path: &Path,
+    wanted: &[String],
+    offset: usize,
+    len: usize,
+) -> Result<TextTable> {
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let df = ParquetReader::new(f)
+        .with_columns(Some(wanted.to_vec()))
+        .with_slice(Some((offset, len)))
+        .finish()
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot read Parquet file {}", path.display()))?;
+    let mut columns: Vec<StringChunked> = Vec::with_capacity(wanted.len());
+    for name in wanted {
+        let c = df
+            .column(name)?
+            .cast(&DataType::String)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "{}: column `{name}` ({}) cannot be read as text",
+                    path.display(),
+                    df.column(name)
+                        .map(|c| c.dtype().to_string())
+                        .unwrap_or_default()
+                )
+            })?;
+        columns.push(c.str()?.clone());
+    }
+    let first = offset as i64 + 2;
+    let lines: Vec<i64> = (0..df.height() as i64).map(|r| r + first).collect();
+    let header = df
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    Ok(TextTable {
+        header,
+        columns,
+        lines,
+        rejected: vec![],
+        blank_lines: 0,
+    })
 }
 
 /// Header positions of `wanted`, or an error naming the file and the missing column.

@@ -49,14 +49,22 @@ pub fn sd(values: &[f64]) -> Option<f64> {
 /// Mean of the answered items when at least `min_answered` of them are answered (a minimum of 0
 /// is treated as 1: a mean of nothing is not a score). `n` is the number answered.
 pub fn mean_of_answered(items: &[Option<f64>], min_answered: usize) -> Scored {
-    let answered: Vec<f64> = items.iter().flatten().copied().collect();
-    let n = answered.len();
-    let value = if n >= min_answered.max(1) {
-        mean(&answered)
-    } else {
-        None
-    };
+    // The same left-to-right sum as `mean` over the answered items, without collecting them
+    // (this runs three times for each of millions of ties).
+    let (sum, n) = sum_present(items.iter().copied());
+    let value = (n >= min_answered.max(1)).then(|| sum / n as f64);
     Scored { value, n }
+}
+
+/// Left-to-right sum (from 0.0) and count of the present values.
+fn sum_present(values: impl Iterator<Item = Option<f64>>) -> (f64, usize) {
+    let mut sum = 0.0;
+    let mut n = 0;
+    for v in values.flatten() {
+        sum += v;
+        n += 1;
+    }
+    (sum, n)
 }
 
 /// How a tie is scored from its dimension items.
@@ -115,15 +123,16 @@ pub fn tie_score(dims: &[Option<f64>], rule: &TieRule) -> TieScore {
 pub fn leave_one_out(values: &[Option<f64>]) -> Vec<Scored> {
     (0..values.len())
         .map(|i| {
-            let others: Vec<f64> = values
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i || values[i].is_none())
-                .filter_map(|(_, v)| *v)
-                .collect();
+            let (sum, n) = sum_present(
+                values
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i || values[i].is_none())
+                    .map(|(_, v)| *v),
+            );
             Scored {
-                value: mean(&others),
-                n: others.len(),
+                value: (n > 0).then(|| sum / n as f64),
+                n,
             }
         })
         .collect()
@@ -304,6 +313,34 @@ mod tests {
 
     fn close(a: Option<f64>, b: f64) -> bool {
         a.is_some_and(|a| (a - b).abs() < 1e-12)
+    }
+
+    proptest::proptest! {
+        /// The sums without a collected vector give the bits of the plain definition: collect
+        /// the answered values (the others' values), then `mean`.
+        #[test]
+        fn means_without_allocation_match_collect_then_mean(
+            values in proptest::collection::vec(
+                proptest::option::of(-1e6f64..1e6), 0..12),
+            min in 0usize..8,
+        ) {
+            let answered: Vec<f64> = values.iter().flatten().copied().collect();
+            let plain = if answered.len() >= min.max(1) { mean(&answered) } else { None };
+            let got = mean_of_answered(&values, min);
+            proptest::prop_assert_eq!(got.value.map(f64::to_bits), plain.map(f64::to_bits));
+            proptest::prop_assert_eq!(got.n, answered.len());
+            let loo = leave_one_out(&values);
+            for (i, s) in loo.iter().enumerate() {
+                let others: Vec<f64> = values
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i || values[i].is_none())
+                    .filter_map(|(_, v)| *v)
+                    .collect();
+                proptest::prop_assert_eq!(s.value.map(f64::to_bits), mean(&others).map(f64::to_bits));
+                proptest::prop_assert_eq!(s.n, others.len());
+            }
+        }
     }
 
     #[test]
