@@ -989,8 +989,6 @@ fn fail_run(manifest: &mut Manifest, paths: &StudyPaths) {
     let _ = manifest.save(&paths.out_dir);
 }
 
-/// Runs one stage: clears its old outputs, records it as running, runs it with its
-/// fingerprint set for the Parquet footers, writes `summary.json`, records its outputs.
 /// Fixes glibc's mmap threshold at 4 MiB: a block that large (a column of a million rows) is
 /// then always mapped on its own and unmapped when freed. By default glibc raises the threshold
 /// (up to 32 MiB) each time such a block is freed, after which the stages' large columns came
@@ -1019,6 +1017,8 @@ fn release_freed_memory() {
     }
 }
 
+/// Runs one stage: clears its old outputs, records it as running, runs it with its
+/// fingerprint set for the Parquet footers, writes `summary.json`, records its outputs.
 fn run_stage(
     stage: &Stage,
     ctx: &StageContext,
