@@ -110,6 +110,21 @@ pub struct LmmFit {
     pub reml: bool,
 }
 
+/// The interval of a coefficient at `conf_level` from its estimate, standard error and
+/// Satterthwaite degrees of freedom (infinite: a z interval; NaN: none), bit for bit as [`lmm`]
+/// computes it, so that a kept fit can be given another level without fitting again.
+pub fn conf_interval(estimate: f64, std_error: f64, df: f64, conf_level: f64) -> (f64, f64) {
+    let alpha = 1.0 - conf_level;
+    let q = if df.is_infinite() {
+        dist::normal_quantile(1.0 - alpha / 2.0)
+    } else if df.is_nan() {
+        f64::NAN
+    } else {
+        dist::t_quantile(1.0 - alpha / 2.0, df)
+    };
+    (estimate - q * std_error, estimate + q * std_error)
+}
+
 /// Fits `y = Xβ + Σ_k Z_k b_k + ε` with independent random intercepts `b_k ~ N(0, σ_k² I)`.
 ///
 /// `x` is the fixed-effect model matrix (with its intercept column if wanted), `names` its column
@@ -297,26 +312,20 @@ pub fn lmm(
         vec![f64::INFINITY; p]
     };
 
-    let alpha = 1.0 - opts.conf_level;
     let coefficients = (0..p)
         .map(|j| {
             let est = fit.beta[j];
             let se = vcov[j][j].sqrt();
             let t = est / se;
             let d = df[j];
-            let (pval, q) = if d.is_infinite() {
-                (
-                    2.0 * dist::normal_sf(t.abs()),
-                    dist::normal_quantile(1.0 - alpha / 2.0),
-                )
+            let pval = if d.is_infinite() {
+                2.0 * dist::normal_sf(t.abs())
             } else if d.is_nan() {
-                (f64::NAN, f64::NAN)
+                f64::NAN
             } else {
-                (
-                    dist::t_two_sided_p(t, d),
-                    dist::t_quantile(1.0 - alpha / 2.0, d),
-                )
+                dist::t_two_sided_p(t, d)
             };
+            let (conf_low, conf_high) = conf_interval(est, se, d, opts.conf_level);
             Coefficient {
                 term: kept_names[j].clone(),
                 estimate: est,
@@ -324,8 +333,8 @@ pub fn lmm(
                 statistic: t,
                 df: d,
                 p_value: pval,
-                conf_low: est - q * se,
-                conf_high: est + q * se,
+                conf_low,
+                conf_high,
             }
         })
         .collect();
@@ -397,6 +406,18 @@ struct Problem<'a> {
     xtxy: Mat<f64>,
     symbolic: SymbolicCholesky<usize>,
     scratch: StackReq,
+    /// Buffers of [`Problem::pls`], kept between evaluations: at national scale B and C are
+    /// q × (p + 1) = 111 000 × 101 (90 MB each), and allocating them afresh for each of a few
+    /// hundred evaluations spent a quarter of the fit in the kernel, zeroing new pages.
+    work: std::cell::RefCell<Option<PlsWork>>,
+}
+
+/// The reusable buffers of one [`Problem::pls`] evaluation.
+struct PlsWork {
+    lvals: Vec<f64>,
+    buf: MemBuffer,
+    b: Mat<f64>,
+    c: Mat<f64>,
 }
 
 /// Results of the penalized least-squares solve at one θ.
@@ -578,6 +599,7 @@ impl<'a> Problem<'a> {
             xtxy,
             symbolic,
             scratch,
+            work: std::cell::RefCell::new(None),
         })
     }
 
@@ -597,13 +619,38 @@ impl<'a> Problem<'a> {
             .collect();
         let sym = SymbolicSparseColMatRef::new_checked(q, q, &self.col_ptr, None, &self.row_idx);
         let a = SparseColMatRef::new(sym, &values);
-        let mut lvals = vec![0.0f64; self.symbolic.len_val()];
-        let mut buf = MemBuffer::try_new(self.scratch)
-            .map_err(|_| StatsError::Numerical("out of memory".into()))?;
-        let stack = MemStack::new(&mut buf);
+        // The workspace is taken out of its cell for the evaluation and put back after it.
+        let taken = self.work.borrow_mut().take();
+        let mut w = match taken {
+            Some(w) => w,
+            None => PlsWork {
+                lvals: vec![0.0f64; self.symbolic.len_val()],
+                buf: MemBuffer::try_new(self.scratch)
+                    .map_err(|_| StatsError::Numerical("out of memory".into()))?,
+                b: Mat::<f64>::zeros(q, p + 1),
+                c: Mat::<f64>::zeros(q, p + 1),
+            },
+        };
+        let out = self.pls_with(theta, a, &mut w);
+        *self.work.borrow_mut() = Some(w);
+        out
+    }
+
+    /// [`Problem::pls`] with its buffers; `a` is M = Λ'Z'ZΛ + I at θ.
+    fn pls_with(
+        &self,
+        theta: &[f64],
+        a: SparseColMatRef<'_, usize, f64>,
+        w: &mut PlsWork,
+    ) -> Result<Pls, StatsError> {
+        let (p, q) = (self.p, self.q);
+        let PlsWork { lvals, buf, b, c } = w;
+        // The numeric factorization starts from a zeroed value array, as a new one would be.
+        lvals.fill(0.0);
+        let stack = MemStack::new(buf);
         self.symbolic
             .factorize_numeric_llt::<f64>(
-                &mut lvals,
+                lvals,
                 a,
                 Side::Lower,
                 LltRegularization::default(),
@@ -612,17 +659,16 @@ impl<'a> Problem<'a> {
                 Spec::default(),
             )
             .map_err(|e| StatsError::Numerical(format!("sparse Cholesky: {e:?}")))?;
-        let llt = LltRef::new(&self.symbolic, &lvals);
-        let ldl2 = 2.0 * log_diag_sum(&self.symbolic, &lvals);
+        let llt = LltRef::new(&self.symbolic, lvals);
+        let ldl2 = 2.0 * log_diag_sum(&self.symbolic, lvals);
 
-        // B = Λ'[Z'X | Z'y]; C = M⁻¹ B.
-        let mut b = Mat::<f64>::zeros(q, p + 1);
+        // B = Λ'[Z'X | Z'y]; C = M⁻¹ B. Every entry of B is written.
         for j in 0..=p {
             for r in 0..q {
                 b[(r, j)] = theta[self.coord_factor[r] as usize] * self.ztxy[(r, j)];
             }
         }
-        let mut c = b.clone();
+        c.copy_from(&*b);
         llt.solve_in_place_with_conj(Conj::No, c.as_mut(), Par::Seq, stack);
         // Sequential: the product is (p+1)² × q, too small per evaluation for threads to pay
         // (with the global pool, waiting on the other thread took more time than the product).

@@ -571,6 +571,24 @@ fn inverse_columns_on(fac: &Factor, threads: usize) -> Vec<Vec<f64>> {
     done.into_iter().flatten().flatten().collect()
 }
 
+/// The t quantile of a two-sided interval at `conf_level` with `df` degrees of freedom (NaN
+/// without degrees of freedom).
+fn t_multiplier(df: f64, conf_level: f64) -> f64 {
+    if df > 0.0 {
+        t_quantile(0.5 + 0.5 * conf_level, df)
+    } else {
+        f64::NAN
+    }
+}
+
+/// The interval of a coefficient at `conf_level` from its estimate, standard error and t
+/// degrees of freedom, bit for bit as [`ols`] computes it: callers that keep a fit can give it
+/// another level without fitting again.
+pub fn conf_interval(estimate: f64, std_error: f64, df: f64, conf_level: f64) -> (f64, f64) {
+    let tq = t_multiplier(df, conf_level);
+    (estimate - tq * std_error, estimate + tq * std_error)
+}
+
 /// Relative pivot tolerance of the rank decision (on power-of-two equilibrated columns).
 pub const RANK_TOL: f64 = 1e-10;
 
@@ -832,11 +850,7 @@ pub fn ols(
         Some(g) => g as f64 - 1.0,
         None => df_res,
     };
-    let tq = if df_inf > 0.0 {
-        t_quantile(0.5 + 0.5 * opts.conf_level, df_inf)
-    } else {
-        f64::NAN
-    };
+    let tq = t_multiplier(df_inf, opts.conf_level);
     let coefficients: Vec<Coefficient> = kept
         .iter()
         .enumerate()
@@ -856,6 +870,7 @@ pub fn ols(
                 },
                 conf_low: beta[k] - tq * se,
                 conf_high: beta[k] + tq * se,
+                // (the same numbers as `conf_interval(beta[k], se, df_inf, conf_level)`)
             }
         })
         .collect();
