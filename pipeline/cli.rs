@@ -154,6 +154,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         force: args.force,
         quiet: args.quiet,
         verbose: args.verbose,
+        no_cache: false,
         progress: stderr_is_terminal(),
         config_path: Some(args.study.config.clone()),
     };

@@ -2,7 +2,8 @@
 //! only parses arguments and maps errors to exit codes.
 //!
 //! Map: `cli` (subcommands), `config` (study.toml → typed settings), `orchestrate` (stage order,
-//! fingerprints and caching, summaries, logs, `relcap status`), `manifest` (`OUT/manifest.json`),
+//! fingerprints and caching, summaries, logs, `relcap status`), `manifest` (`OUT/manifest.json`), `memo`
+//! (results a stage reuses between runs, `OUT/.cache`),
 //! `verify` (`relcap verify`: rerun and compare), `inspect` (`relcap inspect`: a Parquet file at
 //! a glance), `stages::{ingest, clean, score, link, model, report}` (one entry point each,
 //! Parquet in and out), `io` (atomic, deterministic file writes), `pseudonym` (keyed hashing of
@@ -19,6 +20,7 @@ pub mod fit;
 pub mod inspect;
 pub mod io;
 pub mod manifest;
+pub mod memo;
 pub mod orchestrate;
 pub mod pseudonym;
 pub mod sim;

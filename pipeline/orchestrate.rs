@@ -23,6 +23,11 @@
 //! stages reading it rerun: a model setting reruns model and report, a scoring setting score
 //! onwards, a new input file everything.
 //!
+//! Within a stage that runs, results of the previous run may be reused through the store in
+//! `OUT/.cache/<stage>/` (`crate::memo`, handed to stages as `StageContext::memo`): this module
+//! creates it (reading off under `--force`, off altogether with `RunOptions::no_cache`), logs
+//! how much a stage reused, and prunes what a completed stage did not use.
+//!
 //! # Crash safety
 //!
 //! Before a stage runs, its previous outputs are removed (its folder `OUT/<stage>/` and the
@@ -61,6 +66,7 @@ use crate::manifest::{
     Manifest, OutputRecord, Root, RunStatus, StageEntry, StageStatus, MANIFEST_FILE,
     MANIFEST_VERSION, RELCAP_VERSION,
 };
+use crate::memo::Memo;
 use crate::pseudonym::{KeySource, Pseudonymizer};
 use crate::stages::{self, StageContext, StageSummary};
 
@@ -197,6 +203,8 @@ pub struct RunOptions {
     pub force: bool,
     pub quiet: bool,
     pub verbose: bool,
+    /// Keep no `OUT/.cache` (runs whose output folder is thrown away, as `relcap power`'s).
+    pub no_cache: bool,
     /// Progress bars (only when stderr is a terminal).
     pub progress: bool,
     /// The config file, recorded (path, hash, text) in the manifest; None for a config built in
@@ -862,6 +870,11 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport> {
     // A manifest write killed half-way leaves its temporary file beside the manifest.
     remove_temp_files_in(&paths.out_dir)?;
     manifest.save(&paths.out_dir)?;
+    let memo = if opts.no_cache {
+        Memo::disabled()
+    } else {
+        Memo::new(&paths.out_dir, !opts.force)
+    };
     let ctx = StageContext {
         config,
         data_dir: paths.data_dir.clone(),
@@ -869,6 +882,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport> {
         reports_dir: paths.reports_dir.clone(),
         pseudonymizer: &pseudonymizer,
         progress: log.progress,
+        memo: &memo,
     };
     warn_stale_before(config, &manifest, first, &log);
     let mut report = RunReport {
@@ -916,6 +930,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport> {
             continue;
         }
         log.reasons(stage.name, &reasons);
+        memo.reset_stats();
         let (summary, seconds) = match run_stage(stage, &ctx, &paths, &mut manifest, b, &fp, &log) {
             Ok(x) => x,
             Err(e) => {
@@ -923,6 +938,17 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport> {
                 return Err(e);
             }
         };
+        let reuse = memo.stats();
+        if reuse.hits + reuse.misses > 0 {
+            log.line(
+                stage.name,
+                format!(
+                    "reused {} results of the previous run, computed {}",
+                    reuse.hits, reuse.misses
+                ),
+            );
+        }
+        memo.prune(stage.name)?;
         release_freed_memory();
         let prefix = format!("{}.", stage.name);
         manifest.seeds.retain(|k, _| !k.starts_with(&prefix));

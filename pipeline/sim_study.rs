@@ -197,6 +197,7 @@ fn replicate_inner(
         until: Some("model".into()),
         quiet: true,
         progress: false,
+        no_cache: true,
         ..RunOptions::default()
     };
     orchestrate::run(&cfg, &opts)?;

@@ -244,6 +244,8 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         force: true,
         quiet: opts.quiet,
         verbose: opts.verbose,
+        // The rerun computes everything (`force`) into a folder that is thrown away.
+        no_cache: true,
         progress: opts.progress,
         config_path: None,
     };

@@ -192,6 +192,7 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
         reports_dir: dir.path().join("reports"),
         pseudonymizer: &p,
         progress: false,
+        memo: &relcap::memo::Memo::disabled(),
     };
     match ingest::run(&ctx) {
         Err(e) => {

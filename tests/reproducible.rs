@@ -173,11 +173,15 @@ fn names(v: &Value) -> Vec<String> {
 
 const ALL: [&str; 6] = ["ingest", "clean", "score", "link", "model", "report"];
 
-/// blake3 of every file under `dir` but the manifest, by relative path.
+/// blake3 of every output file under `dir` (all but the manifest and the store of kept results,
+/// `.cache`), by relative path.
 fn tree(dir: &Path) -> BTreeMap<String, String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
+            if p.is_dir() && p.file_name().is_some_and(|n| n == ".cache") && dir == root {
+                continue;
+            }
             if p.is_dir() {
                 walk(root, &p, out);
             } else {
@@ -331,6 +335,86 @@ fn a_setting_reruns_exactly_the_stages_that_read_it() {
         ["score", "link", "model", "report"]
     );
     assert_eq!(tree(&s.out("out")), before);
+}
+
+/// The counts of the orchestrator's log line "reused R results of the previous run, computed C"
+/// for `stage`.
+fn reuse(log: &str, stage: &str) -> (u64, u64) {
+    let prefix = format!("[relcap] {stage:<7} reused ");
+    let line = log
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no reuse line for {stage}:\n{log}"));
+    let words: Vec<&str> = line[prefix.len()..].split_whitespace().collect();
+    (
+        words[0].parse().unwrap(),
+        words[words.len() - 1].parse().unwrap(),
+    )
+}
+
+#[test]
+fn a_model_setting_reuses_the_kept_fits_and_gives_the_bytes_of_a_fresh_run() {
+    let s = Study::from_baseline();
+
+    // model.alpha changes no fit: every regression is taken from the store, and every output
+    // (and report) is the same to the byte as a run from scratch with that setting.
+    let model = config(&s.root, "model.toml", &[("alpha = 0.05", "alpha = 0.01")]);
+    let o = s.run(&model, "out", &[]);
+    let (reused, computed) = reuse(&String::from_utf8_lossy(&o.stderr), "model");
+    assert!(reused >= 20, "only {reused} fits reused");
+    assert_eq!(computed, 0);
+    s.run(&model, "fresh", &[]);
+    assert_eq!(tree(&s.out("out")), tree(&s.out("fresh")));
+    // The store itself holds the same bytes whichever run wrote it.
+    let kept = tree(&s.out("out").join(".cache"));
+    assert!(kept.len() as u64 >= reused, "{kept:?}");
+    assert_eq!(kept, tree(&s.out("fresh").join(".cache")));
+    assert_eq!(tree(&s.out("out-reports")), tree(&s.out("fresh-reports")));
+    assert_ne!(
+        tree(&s.out("out"))["model/results.parquet"],
+        tree(&baseline().join("out"))["model/results.parquet"],
+        "the intervals must change with alpha"
+    );
+
+    // An estimator setting of one hypothesis refits that hypothesis's models only.
+    let ml = config(
+        &s.root,
+        "ml.toml",
+        &[
+            ("alpha = 0.05", "alpha = 0.01"),
+            (
+                "primary_term = \"srm_unit\"\ndirection = \"positive\"\nmethod = \"reml\"",
+                "primary_term = \"srm_unit\"\ndirection = \"positive\"\nmethod = \"ml\"",
+            ),
+        ],
+    );
+    let o = s.run(&ml, "out", &[]);
+    let (reused, computed) = reuse(&String::from_utf8_lossy(&o.stderr), "model");
+    assert!(
+        reused > 0 && computed > 0,
+        "reused {reused}, computed {computed}"
+    );
+    s.run(&ml, "fresh-ml", &[]);
+    assert_eq!(tree(&s.out("out")), tree(&s.out("fresh-ml")));
+
+    // A damaged entry is a miss, not an error: back to the original settings with every kept
+    // fit overwritten by garbage, the run computes them again, to the baseline's bytes.
+    let cache = s.out("out").join(".cache/model");
+    let mut damaged = 0;
+    for e in std::fs::read_dir(&cache).unwrap() {
+        std::fs::write(e.unwrap().path(), b"not a fit").unwrap();
+        damaged += 1;
+    }
+    assert!(damaged > 0);
+    let o = s.run(&s.config, "out", &[]);
+    let (reused, computed) = reuse(&String::from_utf8_lossy(&o.stderr), "model");
+    assert_eq!((reused, computed), (0, damaged));
+    assert_eq!(tree(&s.out("out")), tree(&baseline().join("out")));
+
+    // --force reads nothing back.
+    let o = s.run(&s.config, "out", &["--force", "--only", "model"]);
+    let (reused, _) = reuse(&String::from_utf8_lossy(&o.stderr), "model");
+    assert_eq!(reused, 0);
 }
 
 /// Rewrites `path` with the first non-null value of column `col` (an integer) plus one, through

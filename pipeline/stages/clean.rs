@@ -1006,6 +1006,7 @@ mod tests {
             reports_dir: dir.path().join("reports"),
             pseudonymizer: &p,
             progress: false,
+            memo: &crate::memo::Memo::disabled(),
         };
         let summary = run(&ctx).unwrap();
         for (t, c) in &summary.tables {

@@ -1000,6 +1000,7 @@ mod tests {
             reports_dir: dir.path().join("reports"),
             pseudonymizer: &p,
             progress: false,
+            memo: &crate::memo::Memo::disabled(),
         };
         let result = run(&ctx);
         Outcome { dir, result }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::memo::Memo;
 use crate::pseudonym::Pseudonymizer;
 
 pub mod clean;
@@ -33,6 +34,8 @@ pub struct StageContext<'a> {
     pub pseudonymizer: &'a Pseudonymizer,
     /// Print progress bars (only when stderr is a terminal and not --quiet).
     pub progress: bool,
+    /// Results the stage may reuse from the previous run (see `crate::memo`).
+    pub memo: &'a Memo,
 }
 
 impl StageContext<'_> {

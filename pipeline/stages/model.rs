@@ -6,7 +6,10 @@
 //! Reads `OUT/link/{h1_cases,h2_respondents,h3_panel}.parquet` and uses the rows whose
 //! `exclusion` is empty (all rows when the column is absent). Every statistic comes from the
 //! engine (`relcap::stats`: OLS with cluster-robust CR1 errors, REML/ML random-intercept models
-//! with Satterthwaite t-tests, metafor-style meta-analysis, t-tests, Holm).
+//! with Satterthwaite t-tests, metafor-style meta-analysis, t-tests, Holm). Every regression
+//! is kept in the orchestrator's store and reused by a later run that fits the same model on the
+//! same values, with its intervals recomputed at that run's level (`model/fitting.rs`, "fits
+//! kept between runs"): the outputs are the bytes a fresh fit gives.
 //!
 //! # Models (names as in the `model` column)
 //!
@@ -164,6 +167,7 @@ use serde_json::json;
 use super::{StageContext, StageSummary, TableCount};
 use crate::config::{ConfigError, HypothesisSpec, ModelSection};
 use crate::io::{write_json, write_parquet, ParquetMeta};
+use crate::memo::Memo;
 use crate::stats::htest::p_adjust_holm;
 use crate::stats::meta::{rma, MetaFit, TauMethod};
 use crate::stats::ols::VcovType;
@@ -549,7 +553,7 @@ fn municipalities(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
-fn run_plan(plan: Plan, cfg: &ModelSection, level: f64) -> Result<Outcome> {
+fn run_plan(plan: Plan, cfg: &ModelSection, level: f64, memo: &Memo) -> Result<Outcome> {
     let munis = municipalities(&plan);
     // The sample rows of each municipality, in sample order (one pass, not one per municipality).
     let mut by_muni: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -560,7 +564,7 @@ fn run_plan(plan: Plan, cfg: &ModelSection, level: f64) -> Result<Outcome> {
     }
     let mut runs = Vec::new();
     for (mi, spec) in plan.models.iter().enumerate() {
-        let pooled = fit(&plan.table, &plan.sample, spec, level, None)?;
+        let pooled = fit(&plan.table, &plan.sample, spec, level, None, memo)?;
         let local = spec.without_factor("municipality");
         let mut per = Vec::new();
         for m in &munis {
@@ -571,6 +575,7 @@ fn run_plan(plan: Plan, cfg: &ModelSection, level: f64) -> Result<Outcome> {
                 &local,
                 level,
                 Some(cfg.min_clusters as usize),
+                memo,
             )?;
             per.push((m.clone(), a));
         }
@@ -1122,7 +1127,10 @@ fn analyse(ctx: &StageContext, cfg: &ModelSection) -> Result<Vec<Outcome>> {
         &["exclusion"],
     )?;
     let plans = vec![plan_h1(cfg, h1)?, plan_h2(cfg, h2)?, plan_h3(cfg, h3)?];
-    plans.into_iter().map(|p| run_plan(p, cfg, level)).collect()
+    plans
+        .into_iter()
+        .map(|p| run_plan(p, cfg, level, ctx.memo))
+        .collect()
 }
 
 pub fn run(ctx: &StageContext) -> Result<StageSummary> {

@@ -19,8 +19,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
 
 use super::frame::Table;
+use crate::memo::Memo;
 use crate::stats::design::build_with;
 use crate::stats::formula;
 use crate::stats::htest::{cohens_dz, t_test_paired};
@@ -121,7 +123,7 @@ impl ModelSpec {
 }
 
 /// One coefficient of a fitted model.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Coef {
     pub term: String,
     pub estimate: f64,
@@ -143,7 +145,7 @@ impl Coef {
 }
 
 /// One variance component of a mixed model (or the residual).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VarComp {
     pub group: String,
     pub variance: f64,
@@ -153,7 +155,7 @@ pub struct VarComp {
 }
 
 /// A fitted model.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fitted {
     pub formula: String,
     /// `ols`, `reml`, `ml` or `paired_t`.
@@ -189,7 +191,7 @@ impl Fitted {
 }
 
 /// Why a model was not fitted.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Skip {
     /// Fewer groups than `min_clusters` (a per-municipality model).
     TooFewClusters { have: usize, need: usize },
@@ -297,6 +299,7 @@ pub fn fit(
     spec: &ModelSpec,
     conf_level: f64,
     min_clusters: Option<usize>,
+    memo: &Memo,
 ) -> Result<Attempt> {
     let columns = spec.columns();
     let (keep, dropped) = complete_rows(table, rows, &columns)?;
@@ -330,7 +333,7 @@ pub fn fit(
     }
     attempt.result = match &spec.kind {
         Kind::PairedT => paired(table, &keep, spec, conf_level),
-        _ => regression(table, &keep, spec, &formula, conf_level),
+        _ => regression(table, &keep, spec, &formula, conf_level, memo),
     }?;
     Ok(attempt)
 }
@@ -347,16 +350,128 @@ fn sd(x: impl Iterator<Item = f64> + Clone) -> Option<f64> {
     (s > 0.0 && s.is_finite()).then_some(s)
 }
 
+// ----- fits kept between runs -----
+//
+// A fit depends on the values of the columns it uses on its rows, its formula, its estimator
+// and this code, not on `model.alpha` or anything downstream of it. The stage therefore keeps
+// every regression's result in the orchestrator's store (`crate::memo`), keyed by a hash of
+// exactly those, with the coefficients' raw degrees of freedom; a later run with the same key
+// (after changing `model.alpha`, `model.correction`, a direction, the meta-analysis methods, or
+// one hypothesis's estimator) takes the kept result and recomputes only the intervals at its
+// level, with the engine's own interval functions: the same bits as fitting again.
+
+/// Bump whenever this file or the statistics engine changes what a regression returns: kept
+/// fits of another version are then never found.
+const FIT_CACHE_VERSION: u32 = 1;
+/// The store's namespace (the stage's name).
+const MEMO_STAGE: &str = "model";
+
+/// A regression's result as kept: the fit (or why not) and the t degrees of freedom of each
+/// coefficient as the engine gave them (`Coef::df` folds infinite and NaN into None).
+#[derive(Serialize, Deserialize)]
+struct KeptFit {
+    result: std::result::Result<Fitted, Skip>,
+    dfs: Vec<f64>,
+}
+
+impl KeptFit {
+    /// The result with its intervals at `conf_level`; None if the entry does not fit the model.
+    fn at_level(self, kind: &Kind, conf_level: f64) -> Option<std::result::Result<Fitted, Skip>> {
+        let mut fitted = match self.result {
+            Ok(f) => f,
+            Err(skip) => return Some(Err(skip)),
+        };
+        if fitted.coefficients.len() != self.dfs.len() {
+            return None;
+        }
+        for (c, &df) in fitted.coefficients.iter_mut().zip(&self.dfs) {
+            let (lo, hi) = match kind {
+                Kind::Ols { .. } => {
+                    crate::stats::ols::conf_interval(c.estimate, c.std_error, df, conf_level)
+                }
+                Kind::Lmm { .. } => {
+                    crate::stats::lmm::conf_interval(c.estimate, c.std_error, df, conf_level)
+                }
+                Kind::PairedT => return None,
+            };
+            c.conf_low = lo;
+            c.conf_high = hi;
+        }
+        Some(Ok(fitted))
+    }
+}
+
+/// The key of a regression: everything its result depends on.
+fn fit_key(
+    table: &Table,
+    rows: &[usize],
+    spec: &ModelSpec,
+    formula: &str,
+    columns: &[String],
+) -> Result<blake3::Hash> {
+    let mut h = blake3::Hasher::new();
+    let head = format!(
+        "relcap {} fit cache {FIT_CACHE_VERSION}\n{formula}\n{:?}\n{:?}\n",
+        env!("CARGO_PKG_VERSION"),
+        spec.kind,
+        spec.group
+    );
+    h.update(&(head.len() as u64).to_le_bytes());
+    h.update(head.as_bytes());
+    table.hash_rows(columns, rows, &mut h)?;
+    Ok(h.finalize())
+}
+
+/// Fits a regression, or takes its kept result (see above).
 fn regression(
     table: &Table,
     rows: &[usize],
     spec: &ModelSpec,
     formula: &str,
     conf_level: f64,
+    memo: &Memo,
 ) -> Result<std::result::Result<Fitted, Skip>> {
+    let key = fit_key(table, rows, spec, formula, &spec.columns())?;
+    let kept = memo.get(MEMO_STAGE, &key, |bytes| {
+        rmp_serde::from_slice::<KeptFit>(&bytes)
+            .ok()?
+            .at_level(&spec.kind, conf_level)
+    });
+    if let Some(result) = kept {
+        return Ok(result);
+    }
+    let (result, dfs) = regression_fit(table, rows, spec, formula, conf_level)?;
+    // Kept without its intervals (they are recomputed at the level of the run that reads it),
+    // so that the store's bytes do not depend on `model.alpha` either.
+    let mut kept = KeptFit {
+        result: result.clone(),
+        dfs,
+    };
+    if let Ok(f) = &mut kept.result {
+        for c in &mut f.coefficients {
+            c.conf_low = f64::NAN;
+            c.conf_high = f64::NAN;
+        }
+    }
+    let bytes = rmp_serde::to_vec(&kept)
+        .map_err(|e| anyhow::anyhow!("cannot encode the fit of {formula}: {e}"))?;
+    memo.put(MEMO_STAGE, &key, &bytes)?;
+    Ok(result)
+}
+
+/// The fit of a regression (or why not) and its coefficients' raw degrees of freedom.
+type FitAndDfs = (std::result::Result<Fitted, Skip>, Vec<f64>);
+
+fn regression_fit(
+    table: &Table,
+    rows: &[usize],
+    spec: &ModelSpec,
+    formula: &str,
+    conf_level: f64,
+) -> Result<FitAndDfs> {
     let parsed = match formula::parse(formula) {
         Ok(f) => f,
-        Err(e) => return Ok(Err(Skip::Failed(format!("{formula}: {e}")))),
+        Err(e) => return Ok((Err(Skip::Failed(format!("{formula}: {e}"))), vec![])),
     };
     let columns = spec.columns();
     let data = table.data(&columns, rows)?;
@@ -368,7 +483,7 @@ fn regression(
     };
     let des = match build_with(&parsed, &data, &extra) {
         Ok(d) => d,
-        Err(e) => return Ok(Err(Skip::Failed(e.to_string()))),
+        Err(e) => return Ok((Err(Skip::Failed(e.to_string())), vec![])),
     };
     let n = des.n_obs;
     let sd_y = sd(des.y.iter().copied());
@@ -421,7 +536,7 @@ fn regression(
             };
             let f = match ols(des.x.as_ref(), &des.y, &des.names, &opts) {
                 Ok(f) => f,
-                Err(e) => return Ok(Err(Skip::Failed(e.to_string()))),
+                Err(e) => return Ok((Err(Skip::Failed(e.to_string())), vec![])),
             };
             if !f.aliased.is_empty() {
                 warnings.push(format!("not estimable (aliased): {}", f.aliased.join(", ")));
@@ -441,30 +556,34 @@ fn regression(
                     std_factor: factors.get(&c.term).copied().flatten(),
                 })
                 .collect();
-            Ok(Ok(Fitted {
-                formula: formula.to_string(),
-                method: "ols".into(),
-                vcov: vcov_name(*vcov).into(),
-                n_obs: f.n_obs,
-                n_groups: f.n_clusters.or(n_groups),
-                n_clusters: f.n_clusters,
-                coefficients,
-                aliased: f.aliased.clone(),
-                r_squared: Some(f.r_squared),
-                adj_r_squared: Some(f.adj_r_squared),
-                sigma: Some(f.sigma),
-                df_residual: Some(f.df_residual),
-                log_likelihood: Some(f.log_likelihood),
-                aic: Some(f.aic),
-                bic: Some(f.bic),
-                deviance: None,
-                converged: None,
-                singular: None,
-                iterations: None,
-                sd_outcome: sd_y,
-                var_comps: vec![],
-                warnings,
-            }))
+            let dfs = f.coefficients.iter().map(|c| c.df).collect();
+            Ok((
+                Ok(Fitted {
+                    formula: formula.to_string(),
+                    method: "ols".into(),
+                    vcov: vcov_name(*vcov).into(),
+                    n_obs: f.n_obs,
+                    n_groups: f.n_clusters.or(n_groups),
+                    n_clusters: f.n_clusters,
+                    coefficients,
+                    aliased: f.aliased.clone(),
+                    r_squared: Some(f.r_squared),
+                    adj_r_squared: Some(f.adj_r_squared),
+                    sigma: Some(f.sigma),
+                    df_residual: Some(f.df_residual),
+                    log_likelihood: Some(f.log_likelihood),
+                    aic: Some(f.aic),
+                    bic: Some(f.bic),
+                    deviance: None,
+                    converged: None,
+                    singular: None,
+                    iterations: None,
+                    sd_outcome: sd_y,
+                    var_comps: vec![],
+                    warnings,
+                }),
+                dfs,
+            ))
         }
         Kind::Lmm { reml } => {
             let opts = LmmOptions {
@@ -474,7 +593,7 @@ fn regression(
             };
             let f = match lmm(des.x.as_ref(), &des.y, &des.names, &des.random, &opts) {
                 Ok(f) => f,
-                Err(e) => return Ok(Err(Skip::Failed(e.to_string()))),
+                Err(e) => return Ok((Err(Skip::Failed(e.to_string())), vec![])),
             };
             warnings.extend(f.warnings.iter().cloned());
             if !f.aliased.is_empty() {
@@ -511,32 +630,36 @@ fn regression(
                     std_factor: factors.get(&c.term).copied().flatten(),
                 })
                 .collect();
-            Ok(Ok(Fitted {
-                formula: formula.to_string(),
-                method: if *reml { "reml" } else { "ml" }.into(),
-                vcov: "model".into(),
-                n_obs: f.n_obs,
-                n_groups,
-                n_clusters: None,
-                coefficients,
-                aliased: f.aliased.clone(),
-                r_squared: None,
-                adj_r_squared: None,
-                sigma: Some(f.sigma),
-                df_residual: None,
-                log_likelihood: Some(f.log_likelihood),
-                aic: Some(f.aic),
-                bic: Some(f.bic),
-                deviance: Some(f.deviance),
-                converged: Some(f.converged),
-                singular: Some(f.singular),
-                iterations: Some(f.iterations),
-                sd_outcome: sd_y,
-                var_comps,
-                warnings,
-            }))
+            let dfs = f.coefficients.iter().map(|c| c.df).collect();
+            Ok((
+                Ok(Fitted {
+                    formula: formula.to_string(),
+                    method: if *reml { "reml" } else { "ml" }.into(),
+                    vcov: "model".into(),
+                    n_obs: f.n_obs,
+                    n_groups,
+                    n_clusters: None,
+                    coefficients,
+                    aliased: f.aliased.clone(),
+                    r_squared: None,
+                    adj_r_squared: None,
+                    sigma: Some(f.sigma),
+                    df_residual: None,
+                    log_likelihood: Some(f.log_likelihood),
+                    aic: Some(f.aic),
+                    bic: Some(f.bic),
+                    deviance: Some(f.deviance),
+                    converged: Some(f.converged),
+                    singular: Some(f.singular),
+                    iterations: Some(f.iterations),
+                    sd_outcome: sd_y,
+                    var_comps,
+                    warnings,
+                }),
+                dfs,
+            ))
         }
-        Kind::PairedT => unreachable_paired(),
+        Kind::PairedT => Ok((unreachable_paired()?, vec![])),
     }
 }
 
@@ -706,7 +829,7 @@ mod tests {
     fn one_level_factors_are_left_out_and_missing_rows_counted() {
         let t = table();
         let rows: Vec<usize> = (0..8).collect();
-        let a = fit(&t, &rows, &spec(), 0.95, None).unwrap();
+        let a = fit(&t, &rows, &spec(), 0.95, None, &Memo::disabled()).unwrap();
         assert_eq!(a.formula, "y ~ x + C(g)");
         assert_eq!(a.dropped.get("missing_x"), Some(&1));
         let f = a.result.unwrap();
@@ -727,15 +850,108 @@ mod tests {
         assert_eq!(f.coef("(Intercept)").unwrap().std_estimate(), None);
     }
 
+    /// 48 rows in 8 groups: y = 1 + 0.5 x + group effect + noise (deterministic).
+    fn grouped() -> Table {
+        let n = 48;
+        let mut t = Table::new("g.parquet", n);
+        let x: Vec<Option<f64>> = (0..n).map(|i| Some(((i * 7) % 11) as f64)).collect();
+        let y: Vec<Option<f64>> = (0..n)
+            .map(|i| {
+                let g = (i % 8) as f64;
+                Some(1.0 + 0.5 * ((i * 7) % 11) as f64 + 0.3 * (g - 3.5) + (i as f64 * 1.7).sin())
+            })
+            .collect();
+        t.insert("y", Col::Num(y)).unwrap();
+        t.insert("x", Col::Num(x)).unwrap();
+        t.insert(
+            "g",
+            Col::Str((0..n).map(|i| Some(format!("g{}", i % 8))).collect()),
+        )
+        .unwrap();
+        t
+    }
+
+    #[test]
+    fn a_kept_fit_at_another_level_is_the_fresh_fit_at_that_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = grouped();
+        let rows: Vec<usize> = (0..48).collect();
+        let ols_spec = ModelSpec {
+            name: "ols".into(),
+            kind: Kind::Ols {
+                vcov: VcovType::Cr1,
+                cluster: Some("g".into()),
+            },
+            response: "y".into(),
+            terms: vec!["x".into()],
+            factors: vec![],
+            random: vec![],
+            group: Some("g".into()),
+            must_vary: vec![],
+        };
+        let lmm_spec = ModelSpec {
+            name: "lmm".into(),
+            kind: Kind::Lmm { reml: true },
+            random: vec!["g".into()],
+            ..ols_spec.clone()
+        };
+        for spec in [&ols_spec, &lmm_spec] {
+            let memo = Memo::new(dir.path(), true);
+            let first = fit(&t, &rows, spec, 0.95, None, &memo).unwrap();
+            let kept = fit(&t, &rows, spec, 0.8, None, &memo).unwrap();
+            assert_eq!(
+                memo.stats(),
+                crate::memo::MemoStats { hits: 1, misses: 1 },
+                "{}",
+                spec.name
+            );
+            let fresh = fit(&t, &rows, spec, 0.8, None, &Memo::disabled()).unwrap();
+            assert_eq!(kept, fresh, "{}", spec.name);
+            let (k, f0) = (kept.result.unwrap(), first.result.unwrap());
+            let f = fresh.result.unwrap();
+            for ((a, b), c) in k
+                .coefficients
+                .iter()
+                .zip(&f.coefficients)
+                .zip(&f0.coefficients)
+            {
+                assert_eq!(a.conf_low.to_bits(), b.conf_low.to_bits(), "{}", spec.name);
+                assert_eq!(
+                    a.conf_high.to_bits(),
+                    b.conf_high.to_bits(),
+                    "{}",
+                    spec.name
+                );
+                // The 80% interval is inside the 95% one: the level was applied.
+                assert!(a.conf_low > c.conf_low && a.conf_high < c.conf_high);
+            }
+        }
+        // Other rows, or the same rows with one value changed, are another fit.
+        let memo = Memo::new(dir.path(), true);
+        fit(&t, &rows[..40], &ols_spec, 0.95, None, &memo).unwrap();
+        let mut t2 = grouped();
+        let mut y: Vec<Option<f64>> = (0..48).map(|i| t.num_at("y", i)).collect();
+        y[3] = y[3].map(|v| v + 1e-12);
+        t2.insert("y", Col::Num(y)).unwrap();
+        fit(&t2, &rows, &ols_spec, 0.95, None, &memo).unwrap();
+        let mut hc = ols_spec.clone();
+        hc.kind = Kind::Ols {
+            vcov: VcovType::Hc1,
+            cluster: None,
+        };
+        fit(&t, &rows, &hc, 0.95, None, &memo).unwrap();
+        assert_eq!(memo.stats(), crate::memo::MemoStats { hits: 0, misses: 3 });
+    }
+
     #[test]
     fn too_few_clusters_and_no_variation_skip() {
         let t = table();
         let rows: Vec<usize> = (0..8).collect();
-        let a = fit(&t, &rows, &spec(), 0.95, Some(3)).unwrap();
+        let a = fit(&t, &rows, &spec(), 0.95, Some(3), &Memo::disabled()).unwrap();
         assert_eq!(a.result, Err(Skip::TooFewClusters { have: 2, need: 3 }));
         let mut s = spec();
         s.must_vary = vec!["m".into()];
-        let a = fit(&t, &rows, &s, 0.95, None).unwrap();
+        let a = fit(&t, &rows, &s, 0.95, None, &Memo::disabled()).unwrap();
         assert_eq!(a.result.unwrap_err().code(), "skipped_no_variation_in_m");
     }
 

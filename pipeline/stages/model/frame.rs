@@ -124,6 +124,61 @@ impl Table {
         }
     }
 
+    /// Feeds the named columns restricted to `rows` into `h`: names, kinds, and every value with
+    /// its missingness (numbers by their bits), each part delimited, so that two different
+    /// selections never feed the same bytes. The key of a kept fit (see `fitting`).
+    pub fn hash_rows(
+        &self,
+        names: &[String],
+        rows: &[usize],
+        h: &mut blake3::Hasher,
+    ) -> Result<()> {
+        // Values go through a buffer: one hasher update per value would cost more than the hash.
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+        let mut put = |buf: &mut Vec<u8>, bytes: &[u8]| {
+            buf.extend_from_slice(bytes);
+            if buf.len() >= 1 << 16 {
+                h.update(buf);
+                buf.clear();
+            }
+        };
+        put(&mut buf, &(names.len() as u64).to_le_bytes());
+        put(&mut buf, &(rows.len() as u64).to_le_bytes());
+        for name in names {
+            put(&mut buf, &(name.len() as u64).to_le_bytes());
+            put(&mut buf, name.as_bytes());
+            match self.col(name)? {
+                Col::Num(v) => {
+                    put(&mut buf, b"n");
+                    for &i in rows {
+                        match v[i] {
+                            None => put(&mut buf, &[0]),
+                            Some(x) => {
+                                put(&mut buf, &[1]);
+                                put(&mut buf, &x.to_bits().to_le_bytes());
+                            }
+                        }
+                    }
+                }
+                Col::Str(v) => {
+                    put(&mut buf, b"s");
+                    for &i in rows {
+                        match &v[i] {
+                            None => put(&mut buf, &[0]),
+                            Some(s) => {
+                                put(&mut buf, &[1]);
+                                put(&mut buf, &(s.len() as u64).to_le_bytes());
+                                put(&mut buf, s.as_bytes());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h.update(&buf);
+        Ok(())
+    }
+
     /// The named columns restricted to `rows`, as the statistics engine's data.
     pub fn data(&self, names: &[String], rows: &[usize]) -> Result<Data> {
         let mut data = Data::new();

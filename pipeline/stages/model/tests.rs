@@ -238,6 +238,7 @@ fn run_stage(out: &Path, cfg: &Config) -> Result<StageSummary> {
         reports_dir: out.join("reports"),
         pseudonymizer: &ps,
         progress: false,
+        memo: &crate::memo::Memo::disabled(),
     };
     super::run(&ctx)
 }
