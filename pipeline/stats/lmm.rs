@@ -114,15 +114,20 @@ pub struct LmmFit {
 /// Satterthwaite degrees of freedom (infinite: a z interval; NaN: none), bit for bit as [`lmm`]
 /// computes it, so that a kept fit can be given another level without fitting again.
 pub fn conf_interval(estimate: f64, std_error: f64, df: f64, conf_level: f64) -> (f64, f64) {
+    let q = interval_quantile(df, conf_level);
+    (estimate - q * std_error, estimate + q * std_error)
+}
+
+/// The quantile of [`conf_interval`]: normal for infinite df, t otherwise, NaN for NaN df.
+pub fn interval_quantile(df: f64, conf_level: f64) -> f64 {
     let alpha = 1.0 - conf_level;
-    let q = if df.is_infinite() {
+    if df.is_infinite() {
         dist::normal_quantile(1.0 - alpha / 2.0)
     } else if df.is_nan() {
         f64::NAN
     } else {
         dist::t_quantile(1.0 - alpha / 2.0, df)
-    };
-    (estimate - q * std_error, estimate + q * std_error)
+    }
 }
 
 /// Fits `y = Xβ + Σ_k Z_k b_k + ε` with independent random intercepts `b_k ~ N(0, σ_k² I)`.

@@ -572,8 +572,8 @@ fn inverse_columns_on(fac: &Factor, threads: usize) -> Vec<Vec<f64>> {
 }
 
 /// The t quantile of a two-sided interval at `conf_level` with `df` degrees of freedom (NaN
-/// without degrees of freedom).
-fn t_multiplier(df: f64, conf_level: f64) -> f64 {
+/// without degrees of freedom): [`conf_interval`] is estimate ∓ this × standard error.
+pub fn interval_quantile(df: f64, conf_level: f64) -> f64 {
     if df > 0.0 {
         t_quantile(0.5 + 0.5 * conf_level, df)
     } else {
@@ -585,7 +585,7 @@ fn t_multiplier(df: f64, conf_level: f64) -> f64 {
 /// degrees of freedom, bit for bit as [`ols`] computes it: callers that keep a fit can give it
 /// another level without fitting again.
 pub fn conf_interval(estimate: f64, std_error: f64, df: f64, conf_level: f64) -> (f64, f64) {
-    let tq = t_multiplier(df, conf_level);
+    let tq = interval_quantile(df, conf_level);
     (estimate - tq * std_error, estimate + tq * std_error)
 }
 
@@ -850,7 +850,7 @@ pub fn ols(
         Some(g) => g as f64 - 1.0,
         None => df_res,
     };
-    let tq = t_multiplier(df_inf, opts.conf_level);
+    let tq = interval_quantile(df_inf, opts.conf_level);
     let coefficients: Vec<Coefficient> = kept
         .iter()
         .enumerate()

@@ -261,17 +261,25 @@ pub fn complete_rows(
 fn distinct(table: &Table, col: &str, rows: &[usize]) -> usize {
     // Text columns are counted by reference: this runs per model on every sample row, and
     // cloning each label into a set was a large part of the stage's time at national scale.
-    if let Ok(super::frame::Col::Str(v)) = table.col(col) {
-        return rows
+    match table.col(col) {
+        Ok(super::frame::Col::Str(v)) => rows
             .iter()
             .filter_map(|&i| v[i].as_deref())
             .collect::<std::collections::HashSet<&str>>()
-            .len();
+            .len(),
+        // Numbers count by their labels (as R prints them), a function of the value: each
+        // distinct value is labelled once, not each row (labelling was most of a rerun's time).
+        Ok(super::frame::Col::Num(v)) => rows
+            .iter()
+            .filter_map(|&i| v[i].filter(|x| !x.is_nan()))
+            .map(f64::to_bits)
+            .collect::<std::collections::HashSet<u64>>()
+            .into_iter()
+            .map(|b| crate::stats::formula::format_r_number(f64::from_bits(b)))
+            .collect::<BTreeSet<String>>()
+            .len(),
+        Err(_) => 0,
     }
-    rows.iter()
-        .filter_map(|&i| table.label_at(col, i))
-        .collect::<BTreeSet<_>>()
-        .len()
 }
 
 /// The formula of `spec` on `rows` (factors with fewer than two levels left out).
@@ -384,18 +392,25 @@ impl KeptFit {
         if fitted.coefficients.len() != self.dfs.len() {
             return None;
         }
+        let quantile = match kind {
+            Kind::Ols { .. } => crate::stats::ols::interval_quantile,
+            Kind::Lmm { .. } => crate::stats::lmm::interval_quantile,
+            Kind::PairedT => return None,
+        };
+        // The engine's `conf_interval`, with the quantile computed once per distinct df (an OLS
+        // fit has one df for all its coefficients).
+        let mut last: Option<(u64, f64)> = None;
         for (c, &df) in fitted.coefficients.iter_mut().zip(&self.dfs) {
-            let (lo, hi) = match kind {
-                Kind::Ols { .. } => {
-                    crate::stats::ols::conf_interval(c.estimate, c.std_error, df, conf_level)
+            let q = match last {
+                Some((bits, q)) if bits == df.to_bits() => q,
+                _ => {
+                    let q = quantile(df, conf_level);
+                    last = Some((df.to_bits(), q));
+                    q
                 }
-                Kind::Lmm { .. } => {
-                    crate::stats::lmm::conf_interval(c.estimate, c.std_error, df, conf_level)
-                }
-                Kind::PairedT => return None,
             };
-            c.conf_low = lo;
-            c.conf_high = hi;
+            c.conf_low = c.estimate - q * c.std_error;
+            c.conf_high = c.estimate + q * c.std_error;
         }
         Some(Ok(fitted))
     }
