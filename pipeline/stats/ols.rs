@@ -142,6 +142,12 @@ impl Acc {
 // leaves an accumulator's value unchanged (at most the sign of an exactly zero sum can differ),
 // so the results are still those of the plain loops, at a cost of the non-zeros: a design with
 // 98 municipality dummies costs about four columns per pass instead of a hundred.
+//
+// The refinement steps up to eight systems side by side (the columns of (X'X)⁻¹ come in batches
+// of eight), and the double-double passes over A serve the whole batch: each accumulator is
+// eight lanes (`Lanes`), lane b receiving exactly the operations of system b's lone `Acc`, so a
+// row's non-zeros are read once for eight systems and the lanes fill vector registers. The lane
+// kernels are checked bit for bit against the plain loops, lane by lane.
 
 /// Rows per block in [`a_mul_kernel`]: a block's accumulators (16 bytes each) stay in L1/L2
 /// while every column passes over them.
@@ -206,56 +212,153 @@ fn a_mul_kernel(a: &[Column], z: &[f64], out: &mut [Acc]) {
     }
 }
 
-/// `g[j] = c[j] + Σ_i (−a[j][i]) res[i]` in double-double, i in order for every j.
+/// Systems stepped side by side by the lane kernels (the same batch as [`qt_mul_kernel`]'s).
+const LANES: usize = QT_BATCH;
+/// Rows per block in [`at_mul_lanes_kernel`].
+const AT_ROWS: usize = 512;
+
+/// [`LANES`] compensated accumulators side by side, one per system of a batch. Lane `b` receives
+/// exactly the operations a lone [`Acc`] would (`add`: two_sum into s, error into c; `add_prod`:
+/// two_prod, then `add` of the product, then its error into c), so its value has the same bits;
+/// the lanes only let the processor do eight systems' operations in two vector instructions.
+#[derive(Clone, Copy, Default)]
+struct Lanes {
+    s: [f64; LANES],
+    c: [f64; LANES],
+}
+
+impl Lanes {
+    #[inline(always)]
+    fn add(&mut self, x: &[f64; LANES]) {
+        for b in 0..LANES {
+            let (s, e) = two_sum(self.s[b], x[b]);
+            self.s[b] = s;
+            self.c[b] += e;
+        }
+    }
+    /// Lane b: `add_prod(a, z[b])` (multiplication and fused multiply-add are commutative, so
+    /// the order of the two factors does not matter).
+    #[inline(always)]
+    fn add_prod(&mut self, a: f64, z: &[f64; LANES]) {
+        for b in 0..LANES {
+            let (p, pe) = two_prod(a, z[b]);
+            let (s, e) = two_sum(self.s[b], p);
+            self.s[b] = s;
+            self.c[b] += e;
+            self.c[b] += pe;
+        }
+    }
+    #[inline(always)]
+    fn value(&self, b: usize) -> f64 {
+        self.s[b] + self.c[b]
+    }
+}
+
+/// For every row i: `init(i)` gives its accumulators, then `Σ_j a[j][i] z[j]` is added lane by
+/// lane with j in order, then `done(i, ..)` takes them: [`a_mul_kernel`] for a batch of systems,
+/// each lane's arithmetic that of the one-system kernel.
 #[inline(always)]
-fn at_mul_kernel(a: &[Column], c: &[f64], res: &[f64]) -> Vec<f64> {
-    let n = res.len();
-    let mut out = vec![0.0; a.len()];
-    let dense: Vec<(usize, &[f64])> = a
+fn a_mul_lanes_kernel<I, D>(a: &[Column], z: &[[f64; LANES]], n: usize, init: &mut I, done: &mut D)
+where
+    I: FnMut(usize) -> Lanes,
+    D: FnMut(usize, &Lanes),
+{
+    let mut cursor = vec![0usize; a.len()];
+    let mut block = vec![Lanes::default(); ROW_BLOCK.min(n.max(1))];
+    let mut start = 0;
+    while start < n {
+        let end = (start + ROW_BLOCK).min(n);
+        let block = &mut block[..end - start];
+        for (k, l) in block.iter_mut().enumerate() {
+            *l = init(start + k);
+        }
+        for ((col, zj), k) in a.iter().zip(z).zip(cursor.iter_mut()) {
+            match col {
+                Column::Dense(v) => {
+                    for (acc, &x) in block.iter_mut().zip(&v[start..end]) {
+                        acc.add_prod(x, zj);
+                    }
+                }
+                Column::Sparse { idx, val } => {
+                    while *k < idx.len() && (idx[*k] as usize) < end {
+                        block[idx[*k] as usize - start].add_prod(val[*k], zj);
+                        *k += 1;
+                    }
+                }
+            }
+        }
+        for (k, l) in block.iter().enumerate() {
+            done(start + k, l);
+        }
+        start = end;
+    }
+}
+
+/// Lane b of column j: `c[j][b] + Σ_i (−a[j][i]) res_b[i]` in double-double, i in order, where
+/// `res(i)` gives row i of every system: the one-system `c − A'res` for a batch. Two dense
+/// columns go through a block together so that their four dependency chains overlap.
+#[inline(always)]
+fn at_mul_lanes_kernel<R>(a: &[Column], c: &[[f64; LANES]], n: usize, res: &R) -> Vec<Lanes>
+where
+    R: Fn(usize) -> [f64; LANES],
+{
+    let mut acc: Vec<Lanes> = c
         .iter()
-        .enumerate()
-        .filter_map(|(j, col)| match col {
-            Column::Dense(v) => Some((j, &v[..n])),
-            Column::Sparse { .. } => None,
+        .map(|cj| {
+            let mut l = Lanes::default();
+            l.add(cj);
+            l
         })
         .collect();
-    let mut groups = dense.chunks_exact(4);
-    for g in groups.by_ref() {
-        let (c0, c1, c2, c3) = (g[0].1, g[1].1, g[2].1, g[3].1);
-        let mut acc = [Acc::default(); 4];
-        for (a, &(j, _)) in acc.iter_mut().zip(g) {
-            a.add(c[j]);
+    let dense: Vec<usize> = (0..a.len())
+        .filter(|&j| matches!(a[j], Column::Dense(_)))
+        .collect();
+    let mut cursor = vec![0usize; a.len()];
+    let mut buf = vec![[0.0f64; LANES]; AT_ROWS.min(n.max(1))];
+    let mut start = 0;
+    while start < n {
+        let end = (start + AT_ROWS).min(n);
+        let blk = &mut buf[..end - start];
+        for (k, row) in blk.iter_mut().enumerate() {
+            *row = res(start + k);
         }
-        for i in 0..n {
-            let ri = res[i];
-            acc[0].add_prod(-c0[i], ri);
-            acc[1].add_prod(-c1[i], ri);
-            acc[2].add_prod(-c2[i], ri);
-            acc[3].add_prod(-c3[i], ri);
-        }
-        for (a, &(j, _)) in acc.iter().zip(g) {
-            out[j] = a.value();
-        }
-    }
-    for &(j, col) in groups.remainder() {
-        let mut acc = Acc::default();
-        acc.add(c[j]);
-        for (&x, &ri) in col.iter().zip(res) {
-            acc.add_prod(-x, ri);
-        }
-        out[j] = acc.value();
-    }
-    for (j, col) in a.iter().enumerate() {
-        if let Column::Sparse { idx, val } = col {
-            let mut acc = Acc::default();
-            acc.add(c[j]);
-            for (&i, &x) in idx.iter().zip(val) {
-                acc.add_prod(-x, res[i as usize]);
+        let blk = &*blk;
+        let mut pairs = dense.chunks_exact(2);
+        for pair in pairs.by_ref() {
+            let (j0, j1) = (pair[0], pair[1]);
+            if let (Column::Dense(v0), Column::Dense(v1)) = (&a[j0], &a[j1]) {
+                let (mut l0, mut l1) = (acc[j0], acc[j1]);
+                for ((&x0, &x1), row) in v0[start..end].iter().zip(&v1[start..end]).zip(blk) {
+                    l0.add_prod(-x0, row);
+                    l1.add_prod(-x1, row);
+                }
+                acc[j0] = l0;
+                acc[j1] = l1;
             }
-            out[j] = acc.value();
         }
+        for &j in pairs.remainder() {
+            if let Column::Dense(v) = &a[j] {
+                let mut l = acc[j];
+                for (&x, row) in v[start..end].iter().zip(blk) {
+                    l.add_prod(-x, row);
+                }
+                acc[j] = l;
+            }
+        }
+        for (j, col) in a.iter().enumerate() {
+            if let Column::Sparse { idx, val } = col {
+                let mut l = acc[j];
+                let k = &mut cursor[j];
+                while *k < idx.len() && (idx[*k] as usize) < end {
+                    l.add_prod(-val[*k], &blk[idx[*k] as usize - start]);
+                    *k += 1;
+                }
+                acc[j] = l;
+            }
+        }
+        start = end;
     }
-    out
+    acc
 }
 
 /// Right-hand sides per call of [`qt_mul_kernel`]; fewer are padded with zeros.
@@ -340,8 +443,21 @@ fn a_mul_fma(a: &[Column], z: &[f64], out: &mut [Acc]) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "fma")]
-fn at_mul_fma(a: &[Column], c: &[f64], res: &[f64]) -> Vec<f64> {
-    at_mul_kernel(a, c, res)
+fn a_mul_lanes_fma<I, D>(a: &[Column], z: &[[f64; LANES]], n: usize, init: &mut I, done: &mut D)
+where
+    I: FnMut(usize) -> Lanes,
+    D: FnMut(usize, &Lanes),
+{
+    a_mul_lanes_kernel(a, z, n, init, done)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+fn at_mul_lanes_fma<R>(a: &[Column], c: &[[f64; LANES]], n: usize, res: &R) -> Vec<Lanes>
+where
+    R: Fn(usize) -> [f64; LANES],
+{
+    at_mul_lanes_kernel(a, c, n, res)
 }
 
 /// The `fma` feature brings 256-bit vectors; Rust never fuses `a * b + c` on its own, so the
@@ -379,14 +495,31 @@ impl Factor<'_> {
         a_mul_kernel(&self.a, z, out_acc)
     }
 
-    /// `c − A' res`, accumulated in double-double.
-    fn c_minus_at(&self, c: &[f64], res: &[f64]) -> Vec<f64> {
+    /// [`a_mul_lanes_kernel`] on this design.
+    fn a_mul_lanes<I, D>(&self, z: &[[f64; LANES]], init: &mut I, done: &mut D)
+    where
+        I: FnMut(usize) -> Lanes,
+        D: FnMut(usize, &Lanes),
+    {
         #[cfg(target_arch = "x86_64")]
         if has_fma() {
             // SAFETY: as in `a_mul`.
-            return unsafe { at_mul_fma(&self.a, c, res) };
+            return unsafe { a_mul_lanes_fma(&self.a, z, self.n, init, done) };
         }
-        at_mul_kernel(&self.a, c, res)
+        a_mul_lanes_kernel(&self.a, z, self.n, init, done)
+    }
+
+    /// `c − A' res` for a batch of systems, accumulated in double-double.
+    fn c_minus_at_lanes<R>(&self, c: &[[f64; LANES]], res: &R) -> Vec<Lanes>
+    where
+        R: Fn(usize) -> [f64; LANES],
+    {
+        #[cfg(target_arch = "x86_64")]
+        if has_fma() {
+            // SAFETY: as in `a_mul`.
+            return unsafe { at_mul_lanes_fma(&self.a, c, self.n, res) };
+        }
+        at_mul_lanes_kernel(&self.a, c, self.n, res)
     }
     fn solve_r(&self, b: &[f64]) -> Vec<f64> {
         let r = self.r;
@@ -440,54 +573,113 @@ impl Factor<'_> {
         z: &mut [Vec<f64>],
         max_iter: usize,
     ) {
-        let n = self.n;
+        let (n, r) = (self.n, self.r);
         let mut active: Vec<usize> = (0..c.len()).collect();
-        let mut acc = vec![Acc::default(); n];
         let mut f: Vec<Vec<f64>> = vec![Vec::new(); c.len()];
+        // Column j of a batch's vectors as lanes (padding lanes 0).
+        let lanes_of = |chunk: &[usize], v: &dyn Fn(usize, usize) -> f64| -> Vec<[f64; LANES]> {
+            (0..r)
+                .map(|j| {
+                    let mut l = [0.0; LANES];
+                    for (k, &t) in chunk.iter().enumerate() {
+                        l[k] = v(t, j);
+                    }
+                    l
+                })
+                .collect()
+        };
         for _ in 0..max_iter {
             if active.is_empty() {
                 break;
             }
-            // f = b - res - A z,  g = c - A' res
-            let mut g = Vec::with_capacity(active.len());
-            for &t in &active {
-                for (a, (&bi, &ri)) in acc.iter_mut().zip(b.iter().zip(&res[t])) {
-                    *a = Acc::default();
-                    a.add(bi);
-                    a.add(-ri);
+            // f = b - res - A z,  g = c - A' res; eight systems per pass over A.
+            let mut g: Vec<Vec<f64>> = Vec::with_capacity(active.len());
+            for chunk in active.chunks(LANES) {
+                for &t in chunk {
+                    f[t].resize(n, 0.0);
                 }
-                let neg_z: Vec<f64> = z[t].iter().map(|v| -v).collect();
-                self.a_mul(&neg_z, &mut acc);
-                f[t].clear();
-                f[t].extend(acc.iter().map(|a| a.value()));
-                g.push(self.c_minus_at(&c[t], &res[t]));
+                let neg_z = lanes_of(chunk, &|t, j| -z[t][j]);
+                {
+                    let res = &*res;
+                    let mut init = |i: usize| {
+                        let (mut bi, mut ri) = ([0.0; LANES], [0.0; LANES]);
+                        for (k, &t) in chunk.iter().enumerate() {
+                            bi[k] = b[i];
+                            ri[k] = -res[t][i];
+                        }
+                        let mut l = Lanes::default();
+                        l.add(&bi);
+                        l.add(&ri);
+                        l
+                    };
+                    let mut done = |i: usize, l: &Lanes| {
+                        for (k, &t) in chunk.iter().enumerate() {
+                            f[t][i] = l.value(k);
+                        }
+                    };
+                    self.a_mul_lanes(&neg_z, &mut init, &mut done);
+                }
+                let cl = lanes_of(chunk, &|t, j| c[t][j]);
+                let res = &*res;
+                let gl = self.c_minus_at_lanes(&cl, &|i| {
+                    let mut row = [0.0; LANES];
+                    for (k, &t) in chunk.iter().enumerate() {
+                        row[k] = res[t][i];
+                    }
+                    row
+                });
+                for k in 0..chunk.len() {
+                    g.push(gl.iter().map(|l| l.value(k)).collect());
+                }
             }
             // h = R^-T g;  dz = R^-1 (Q'f - h);  dres = f - A dz
             let fs: Vec<&[f64]> = active.iter().map(|&t| f[t].as_slice()).collect();
             let qtf = self.qt_mul_many(&fs);
+            let dzs: Vec<Vec<f64>> = g
+                .iter()
+                .zip(&qtf)
+                .map(|(gt, qt)| {
+                    let h = self.solve_rt(gt);
+                    let rhs: Vec<f64> = qt.iter().zip(&h).map(|(a, b)| a - b).collect();
+                    self.solve_r(&rhs)
+                })
+                .collect();
             let mut still = Vec::with_capacity(active.len());
-            for ((&t, gt), qt) in active.iter().zip(&g).zip(&qtf) {
-                let h = self.solve_rt(gt);
-                let rhs: Vec<f64> = qt.iter().zip(&h).map(|(a, b)| a - b).collect();
-                let dz = self.solve_r(&rhs);
-                for (a, &fi) in acc.iter_mut().zip(&f[t]) {
-                    *a = Acc::default();
-                    a.add(fi);
-                }
-                let neg_dz: Vec<f64> = dz.iter().map(|v| -v).collect();
-                self.a_mul(&neg_dz, &mut acc);
-                let mut small = true;
-                for (zj, dj) in z[t].iter_mut().zip(&dz) {
-                    if dj.abs() > 1e-17 * zj.abs() {
-                        small = false;
+            for (ci, chunk) in active.chunks(LANES).enumerate() {
+                let dz = &dzs[ci * LANES..ci * LANES + chunk.len()];
+                let mut neg_dz = vec![[0.0; LANES]; r];
+                for (k, d) in dz.iter().enumerate() {
+                    for (lj, dj) in neg_dz.iter_mut().zip(d) {
+                        lj[k] = -dj;
                     }
-                    *zj += dj;
                 }
-                for (ri, ai) in res[t].iter_mut().zip(&acc) {
-                    *ri += ai.value();
-                }
-                if !small {
-                    still.push(t);
+                let f = &f;
+                let mut init = |i: usize| {
+                    let mut fi = [0.0; LANES];
+                    for (k, &t) in chunk.iter().enumerate() {
+                        fi[k] = f[t][i];
+                    }
+                    let mut l = Lanes::default();
+                    l.add(&fi);
+                    l
+                };
+                let mut done = |i: usize, l: &Lanes| {
+                    for (k, &t) in chunk.iter().enumerate() {
+                        res[t][i] += l.value(k);
+                    }
+                };
+                self.a_mul_lanes(&neg_dz, &mut init, &mut done);
+                for (&t, d) in chunk.iter().zip(dz) {
+                    let mut small = true;
+                    for (zj, dj) in z[t].iter_mut().zip(d) {
+                        if dj.abs() > 1e-17 * zj.abs() {
+                            small = false;
+                        }
+                        *zj += dj;
+                    }
+                    if !small {
+                        still.push(t);
+                    }
                 }
             }
             active = still;
@@ -512,19 +704,29 @@ fn inverse_batch(fac: &Factor, cols: std::ops::Range<usize>) -> Vec<Vec<f64>> {
     let zeros = vec![0.0; fac.n];
     let mut c = Vec::new();
     let mut z = Vec::new();
-    let mut res = Vec::new();
-    let mut acc = vec![Acc::default(); fac.n];
     for j in cols {
         let mut e = vec![0.0; rank];
         e[j] = 1.0;
         let w = fac.solve_rt(&e);
-        let zj: Vec<f64> = fac.solve_r(&w).iter().map(|v| -v).collect();
-        acc.iter_mut().for_each(|a| *a = Acc::default());
-        let nz: Vec<f64> = zj.iter().map(|v| -v).collect();
-        fac.a_mul(&nz, &mut acc);
-        res.push(acc.iter().map(|a| a.value()).collect());
-        z.push(zj);
+        z.push(fac.solve_r(&w).iter().map(|v| -v).collect::<Vec<f64>>());
         c.push(e);
+    }
+    // The starting residuals −A z, eight columns per pass over A.
+    let mut res: Vec<Vec<f64>> = vec![vec![0.0; fac.n]; z.len()];
+    for (zs, rs) in z.chunks(LANES).zip(res.chunks_mut(LANES)) {
+        let mut neg = vec![[0.0; LANES]; rank];
+        for (k, zk) in zs.iter().enumerate() {
+            for (l, v) in neg.iter_mut().zip(zk) {
+                l[k] = -v;
+            }
+        }
+        let mut init = |_: usize| Lanes::default();
+        let mut done = |i: usize, l: &Lanes| {
+            for (k, r) in rs.iter_mut().enumerate() {
+                r[i] = l.value(k);
+            }
+        };
+        fac.a_mul_lanes(&neg, &mut init, &mut done);
     }
     fac.refine(&zeros, &c, &mut res, &mut z, 4);
     z
@@ -1016,6 +1218,9 @@ mod tests {
             .collect()
     }
 
+    /// Runs a lane a_mul kernel, handing each row's lanes to the callback.
+    type LaneAMul<'a> = &'a dyn Fn(&mut dyn FnMut(usize, &Lanes));
+
     fn bits(v: &[f64]) -> Vec<u64> {
         v.iter().map(|x| x.to_bits()).collect()
     }
@@ -1075,12 +1280,95 @@ mod tests {
             let val = |v: &[Acc]| bits(&v.iter().map(|x| x.value()).collect::<Vec<_>>());
             assert_eq!(val(&got), val(&want), "a_mul n={n} r={r}");
             let c = noise(r, 5);
-            let want_g = at_mul_plain(&a, &c, &init);
-            assert_eq!(
-                bits(&at_mul_kernel(&cols, &c, &init)),
-                bits(&want_g),
-                "at_mul n={n} r={r}"
+            // The lane kernels: lane k is a system of its own (k = 0 the one above).
+            let zk: Vec<Vec<f64>> = (0..LANES)
+                .map(|k| {
+                    if k == 0 {
+                        z.clone()
+                    } else {
+                        noise(r, 200 + k as u64)
+                    }
+                })
+                .collect();
+            let rk: Vec<Vec<f64>> = (0..LANES)
+                .map(|k| {
+                    if k == 0 {
+                        init.clone()
+                    } else {
+                        noise(n, 300 + k as u64)
+                    }
+                })
+                .collect();
+            let ck: Vec<Vec<f64>> = (0..LANES)
+                .map(|k| {
+                    if k == 0 {
+                        c.clone()
+                    } else {
+                        noise(r, 400 + k as u64)
+                    }
+                })
+                .collect();
+            let zl: Vec<[f64; LANES]> = (0..r).map(|j| std::array::from_fn(|k| zk[k][j])).collect();
+            let cl: Vec<[f64; LANES]> = (0..r).map(|j| std::array::from_fn(|k| ck[k][j])).collect();
+            let row = |i: usize| -> [f64; LANES] { std::array::from_fn(|k| rk[k][i]) };
+            let check_lanes = |name: &str, amul: LaneAMul, atmul: &dyn Fn() -> Vec<Lanes>| {
+                let mut got = vec![vec![0.0; n]; LANES];
+                amul(&mut |i, l| {
+                    for (k, g) in got.iter_mut().enumerate() {
+                        g[i] = l.value(k);
+                    }
+                });
+                let g = atmul();
+                for k in 0..LANES {
+                    let mut want: Vec<Acc> = rk[k]
+                        .iter()
+                        .map(|&v| {
+                            let mut acc = Acc::default();
+                            acc.add(v);
+                            acc
+                        })
+                        .collect();
+                    a_mul_plain(&a, &zk[k], &mut want);
+                    assert_eq!(
+                        bits(&got[k]),
+                        val(&want),
+                        "{name} a_mul lane {k} n={n} r={r}"
+                    );
+                    let gk: Vec<f64> = g.iter().map(|l| l.value(k)).collect();
+                    assert_eq!(
+                        bits(&gk),
+                        bits(&at_mul_plain(&a, &ck[k], &rk[k])),
+                        "{name} at_mul lane {k} n={n} r={r}"
+                    );
+                }
+            };
+            let init_lanes = |i: usize| {
+                let mut l = Lanes::default();
+                l.add(&row(i));
+                l
+            };
+            check_lanes(
+                "generic",
+                &|done| {
+                    a_mul_lanes_kernel(&cols, &zl, n, &mut init_lanes.clone(), &mut |i, l| {
+                        done(i, l)
+                    })
+                },
+                &|| at_mul_lanes_kernel(&cols, &cl, n, &row),
             );
+            #[cfg(target_arch = "x86_64")]
+            if has_fma() {
+                check_lanes(
+                    "fma",
+                    // SAFETY: the processor has FMA (checked above).
+                    &|done| unsafe {
+                        a_mul_lanes_fma(&cols, &zl, n, &mut init_lanes.clone(), &mut |i, l| {
+                            done(i, l)
+                        })
+                    },
+                    &|| unsafe { at_mul_lanes_fma(&cols, &cl, n, &row) },
+                );
+            }
             // Q'f for 1, 8 and 11 right-hand sides (one batch padded, two batches).
             let fs: Vec<Vec<f64>> = (0..11).map(|b| noise(n, 40 + b)).collect();
             let qs: Vec<&[f64]> = a.iter().map(Vec::as_slice).collect();
@@ -1097,8 +1385,6 @@ mod tests {
                 // SAFETY: the processor has FMA (checked above).
                 unsafe { a_mul_fma(&cols, &z, &mut got) };
                 assert_eq!(val(&got), val(&want), "a_mul fma n={n} r={r}");
-                let g = unsafe { at_mul_fma(&cols, &c, &init) };
-                assert_eq!(bits(&g), bits(&want_g), "at_mul fma n={n} r={r}");
                 let fr: Vec<&[f64]> = fs[..8].iter().map(Vec::as_slice).collect();
                 let got = unsafe { qt_mul_fma(&qs, &fr) };
                 for (b, g) in got.iter().enumerate() {
