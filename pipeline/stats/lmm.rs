@@ -648,7 +648,7 @@ impl<'a> Problem<'a> {
         a: SparseColMatRef<'_, usize, f64>,
         w: &mut PlsWork,
     ) -> Result<Pls, StatsError> {
-        let (p, q) = (self.p, self.q);
+        let p = self.p;
         let PlsWork { lvals, buf, b, c } = w;
         // The numeric factorization starts from a zeroed value array, as a new one would be.
         lvals.fill(0.0);
@@ -669,8 +669,9 @@ impl<'a> Problem<'a> {
 
         // B = Λ'[Z'X | Z'y]; C = M⁻¹ B. Every entry of B is written.
         for j in 0..=p {
-            for r in 0..q {
-                b[(r, j)] = theta[self.coord_factor[r] as usize] * self.ztxy[(r, j)];
+            let (bj, zj) = (b.col_as_slice_mut(j), self.ztxy.col_as_slice(j));
+            for ((br, &zr), &f) in bj.iter_mut().zip(zj).zip(&self.coord_factor) {
+                *br = theta[f as usize] * zr;
             }
         }
         c.copy_from(&*b);
@@ -701,14 +702,14 @@ impl<'a> Problem<'a> {
         let ldrx2 = 2.0 * (0..p).map(|i| l[i * p + i].ln()).sum::<f64>();
         let beta = chol_solve(&l, p, &rhs);
         let rx_inv = chol_inverse(&l, p);
-        // u = c_y − C_x β; residuals.
-        let mut u = vec![0.0; q];
-        for (r, ur) in u.iter_mut().enumerate() {
-            let mut s = c[(r, p)];
-            for j in 0..p {
-                s -= c[(r, j)] * beta[j];
+        // u = c_y − C_x β; residuals. Each u[r] subtracts the terms in the order j = 0..p, as
+        // a loop over j inside a loop over r would; going column by column reads C in its
+        // storage order (row by row, each of the q rows was p strided reads).
+        let mut u = c.col_as_slice(p).to_vec();
+        for (j, &bj) in beta.iter().enumerate() {
+            for (ur, &crj) in u.iter_mut().zip(c.col_as_slice(j)) {
+                *ur -= crj * bj;
             }
-            *ur = s;
         }
         let mut pwrss: f64 = u.iter().map(|v| v * v).sum();
         let mut resid = self.y.to_vec();
