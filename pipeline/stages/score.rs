@@ -1337,27 +1337,17 @@ fn rel_row(
     }
 }
 
-/// Alpha rows (raw and standardized) of one scale in one scope and wave, on the complete cases
-/// of `rows` restricted to the item columns `cols`.
+/// Alpha rows (raw and standardized) of one scale in one scope and wave, on its complete cases
+/// (`complete`: the scope's rows with every item of the scale answered) of `k` items.
 fn push_alpha(
     out: &mut Vec<RelRow>,
     scale: &'static str,
     scope: &str,
     wave: i64,
-    rows: &[ItemRow],
-    cols: Range<usize>,
+    complete: &[Vec<Option<f64>>],
+    k: usize,
 ) {
-    let k = cols.len();
-    if k < 2 || rows.is_empty() {
-        return;
-    }
-    let complete: Vec<Vec<Option<f64>>> = rows
-        .iter()
-        .map(|r| &r.2[cols.clone()])
-        .filter(|r| r.iter().all(Option::is_some))
-        .map(<[Option<f64>]>::to_vec)
-        .collect();
-    let (raw, std) = match cronbach_alpha(&complete) {
+    let (raw, std) = match cronbach_alpha(complete) {
         Ok(a) => (Some(a.raw_alpha), Some(a.std_alpha)),
         Err(_) => (None, None),
     };
@@ -1371,8 +1361,10 @@ fn push_alpha(
 /// (wave, municipality, item values) of one tie, respondent or citizen.
 type ItemRow<'a> = (i64, &'a str, &'a [Option<f64>]);
 
-/// Alpha of each scale per wave, pooled (`all`) and per municipality. `rows` must be sorted by
-/// (wave, municipality), so every scope is a contiguous run and no row is copied.
+/// Alpha of each scale (of at least 2 items) per wave, pooled (`all`) and per municipality.
+/// `rows` must be sorted by (wave, municipality), so every scope is a contiguous run. The
+/// complete cases of a wave are copied once per scale; each municipality's are a contiguous
+/// part of them.
 fn alpha_by_scope(
     out: &mut Vec<RelRow>,
     rows: &[ItemRow],
@@ -1382,17 +1374,35 @@ fn alpha_by_scope(
     while i < rows.len() {
         let wave = rows[i].0;
         let j = i + rows[i..].iter().take_while(|r| r.0 == wave).count();
+        let wave_rows = &rows[i..j];
         for (scale, cols) in scales {
-            push_alpha(out, scale, "all", wave, &rows[i..j], cols.clone());
-        }
-        let mut a = i;
-        while a < j {
-            let muni = rows[a].1;
-            let b = a + rows[a..j].iter().take_while(|r| r.1 == muni).count();
-            for (scale, cols) in scales {
-                push_alpha(out, scale, muni, wave, &rows[a..b], cols.clone());
+            let k = cols.len();
+            if k < 2 {
+                continue;
             }
-            a = b;
+            // The complete cases of the wave, and the run of wave rows each comes from.
+            let mut complete: Vec<Vec<Option<f64>>> = Vec::new();
+            let mut run_of: Vec<usize> = Vec::new();
+            let mut runs: Vec<(usize, &str)> = Vec::new();
+            for (a, r) in wave_rows.iter().enumerate() {
+                if a == 0 || r.1 != wave_rows[a - 1].1 {
+                    runs.push((a, r.1));
+                }
+                let v = &r.2[cols.clone()];
+                if v.iter().all(Option::is_some) {
+                    complete.push(v.to_vec());
+                    run_of.push(runs.len() - 1);
+                }
+            }
+            push_alpha(out, scale, "all", wave, &complete, k);
+            let mut c = 0;
+            for (run, &(_, muni)) in runs.iter().enumerate() {
+                let start = c;
+                while c < run_of.len() && run_of[c] == run {
+                    c += 1;
+                }
+                push_alpha(out, scale, muni, wave, &complete[start..c], k);
+            }
         }
         i = j;
     }
