@@ -455,10 +455,7 @@ where
     // after keeps this order, which is the order the output is written in.
     let mut columns: Vec<&str> = def.key.to_vec();
     columns.extend(def.canonical.iter().filter(|c| !def.key.contains(c)));
-    let codes = columns
-        .iter()
-        .map(|c| order::dense_codes(df.column(c)?))
-        .collect::<Result<Vec<_>>>()
+    let codes = order::dense_codes_of(&df, &columns)
         .with_context(|| format!("cannot order the rows of {}", def.name))?;
     let rows = order::sorted_rows(&codes, df.height());
     let copy = order::same_as_previous(&codes, &rows, columns.len());

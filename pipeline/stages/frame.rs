@@ -12,7 +12,8 @@ use std::rc::Rc;
 use anyhow::{bail, Context, Result};
 use polars::prelude::{
     col, len, lit, BooleanChunked, Column, DataFrame, DataType, Expr, Float64Chunked, Int64Chunked,
-    LazyFrame, ParquetReader, PlRefPath, ScanArgsParquet, SerReader, StringChunked,
+    IntoColumn, LazyFrame, NewChunkedArray, ParquetReader, PlRefPath, ScanArgsParquet, SerReader,
+    StringChunked,
 };
 
 /// The expected type of an input column.
@@ -286,8 +287,9 @@ impl FrameBuilder {
     }
 
     pub fn str<S: AsRef<str>>(&mut self, name: &str, v: impl IntoIterator<Item = S>) -> &mut Self {
-        let v: Vec<String> = v.into_iter().map(|s| s.as_ref().to_string()).collect();
-        self.columns.push(Column::new(name.into(), v));
+        // Built from the borrowed strings: no String per row.
+        let ca = StringChunked::from_iter_values(name.into(), v.into_iter());
+        self.columns.push(ca.into_column());
         self
     }
 
@@ -296,11 +298,8 @@ impl FrameBuilder {
         name: &str,
         v: impl IntoIterator<Item = Option<S>>,
     ) -> &mut Self {
-        let v: Vec<Option<String>> = v
-            .into_iter()
-            .map(|s| s.map(|s| s.as_ref().to_string()))
-            .collect();
-        self.columns.push(Column::new(name.into(), v));
+        let ca = StringChunked::from_iter_options(name.into(), v.into_iter());
+        self.columns.push(ca.into_column());
         self
     }
 

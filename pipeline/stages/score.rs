@@ -2,8 +2,8 @@
 //! municipalities' collaboration networks), unit scores, citizen quality, reliability and network
 //! measures, exactly as the *Scoring* section of STUDY.md defines them.
 //!
-//! Polars reshapes the long answers into one row per tie, respondent and citizen; every score is
-//! then computed by the pure functions of [`compute`] (the same functions the tests check by hand
+//! One pass in Rust over the long answers (submodule `long`) counts them by category and
+//! reshapes them into one row per tie, respondent and citizen; every score is then computed by the pure functions of [`compute`] (the same functions the tests check by hand
 //! and against the published German RC survey); reliability and agreement come from the
 //! statistics engine (`relcap::stats::reliability`). Every rule works within a wave, so the
 //! answers are read and scored one wave at a time (the wave filter is pushed down into the
@@ -155,6 +155,7 @@
 //! and what was found (`ties`, `respondents`, `blind_spots`, ...).
 
 pub mod compute;
+mod long;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -164,7 +165,8 @@ use anyhow::{bail, Result};
 use polars::prelude::*;
 
 use self::compute::{DyadInput, NetworkRule, Scored, TieRule, TieScore};
-use super::frame::{f64s, i64s, n, opt, req, strs, FrameBuilder, Interner, Kind, Spec};
+use self::long::Interned;
+use super::frame::{i64s, n, opt, req, strs, FrameBuilder, Kind, Spec};
 use super::{StageContext, StageSummary, TableCount};
 use crate::config::{Config, InstrumentSection};
 use crate::io::{write_parquet, ParquetMeta};
@@ -307,108 +309,6 @@ fn check_column_names(items: &Items) -> Result<()> {
     clash(&DYAD_FIXED, dyad_extra, "score/dyads.parquet")
 }
 
-/// `col(name) == a or col(name) == b or ...`; false for an empty list.
-fn any_of(column: &str, values: &[String]) -> Expr {
-    values
-        .iter()
-        .map(|v| col(column).eq(lit(v.as_str())))
-        .reduce(|a, b| a.or(b))
-        .unwrap_or(lit(false))
-}
-
-/// Pivots long answers into one row per `keys` group with one value column per item
-/// (`v0`, `v1`, ... in `items` order), plus `n_rows`, `n_distinct` (items), and the first
-/// `source`/`line` of the group for error messages.
-fn pivot(lf: LazyFrame, keys: &[&str], items: &[String]) -> Result<DataFrame> {
-    let mut aggs = vec![
-        len().alias("n_rows"),
-        col("item").n_unique().alias("n_distinct"),
-        col("source").first().alias("source"),
-        col("line").min().alias("line"),
-    ];
-    for (j, it) in items.iter().enumerate() {
-        aggs.push(
-            col("value")
-                .filter(col("item").eq(lit(it.as_str())))
-                .first()
-                .alias(format!("v{j}")),
-        );
-    }
-    let by: Vec<Expr> = keys.iter().map(|k| col(*k)).collect();
-    Ok(lf.group_by(by).agg(aggs).collect()?)
-}
-
-/// Stops on a group in which an item occurs twice (see the module doc).
-fn check_unique_items(df: &DataFrame, what: &str, file: &str) -> Result<()> {
-    let rows = df.column("n_rows")?.cast(&DataType::Int64)?;
-    let distinct = df.column("n_distinct")?.cast(&DataType::Int64)?;
-    let rows = rows.i64()?;
-    let distinct = distinct.i64()?;
-    let lines: Vec<Option<i64>> = i64s(df, "line")?.collect();
-    // Group order is not deterministic: name the offending group with the smallest line.
-    let first = rows
-        .iter()
-        .zip(distinct.iter())
-        .enumerate()
-        .filter(|(_, (r, d))| r != d)
-        .map(|(i, _)| i)
-        .min_by_key(|&i| (lines[i], i));
-    if let Some(i) = first {
-        bail!(
-            "{file}: a {what} has the same item twice{}; the clean stage should have \
-             collapsed or quarantined the duplicate",
-            super::frame::provenance(df, i)
-        );
-    }
-    Ok(())
-}
-
-/// Counts rows by an accounting category expression.
-fn count_by_category(lf: LazyFrame, category: Expr) -> Result<BTreeMap<String, u64>> {
-    let df = lf
-        .select([category.alias("category")])
-        .group_by([col("category")])
-        .agg([len().alias("n")])
-        .collect()?;
-    let mut out = BTreeMap::new();
-    let cats: Vec<Option<&str>> = strs(&df, "category")?.collect();
-    let ns = df.column("n")?.cast(&DataType::Int64)?;
-    for (c, k) in cats.into_iter().zip(ns.i64()?.iter()) {
-        out.insert(
-            c.unwrap_or("unknown").to_string(),
-            u64::try_from(k.unwrap_or(0)).unwrap_or(0),
-        );
-    }
-    Ok(out)
-}
-
-fn count_answered(lf: LazyFrame, used: Expr) -> Result<(u64, u64)> {
-    let df = lf
-        .filter(used)
-        .select([
-            col("value")
-                .is_not_null()
-                .sum()
-                .cast(DataType::Int64)
-                .alias("answered"),
-            col("value")
-                .is_null()
-                .sum()
-                .cast(DataType::Int64)
-                .alias("unanswered"),
-        ])
-        .collect()?;
-    let get = |name: &str| -> Result<u64> {
-        Ok(df
-            .column(name)?
-            .i64()?
-            .get(0)
-            .and_then(|v| u64::try_from(v).ok())
-            .unwrap_or(0))
-    };
-    Ok((get("answered")?, get("unanswered")?))
-}
-
 /// One scored tie.
 #[derive(Debug, Clone)]
 struct Tie {
@@ -446,9 +346,9 @@ struct Respondent {
 #[derive(Debug, Clone)]
 struct Citizen {
     wave: i64,
-    municipality: String,
-    citizen_id: String,
-    case_id: String,
+    municipality: Rc<str>,
+    citizen_id: Rc<str>,
+    case_id: Rc<str>,
     items: Vec<Option<f64>>,
     quality: Scored,
 }
@@ -556,6 +456,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         let emp = super::frame::read_wave(&emp_path, &EMPLOYEE_COLUMNS, wave)?;
         score_employee_wave(
             emp,
+            wave,
             &emp_path.display().to_string(),
             &items,
             config,
@@ -576,6 +477,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         let cit = super::frame::read_wave(&cit_path, &CITIZEN_COLUMNS, wave)?;
         score_citizen_wave(
             cit,
+            wave,
             &cit_path.display().to_string(),
             &items,
             config,
@@ -647,6 +549,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
 #[allow(clippy::too_many_arguments)]
 fn score_employee_wave(
     emp: DataFrame,
+    wave: i64,
     emp_file: &str,
     items: &Items,
     config: &Config,
@@ -658,96 +561,153 @@ fn score_employee_wave(
 ) -> Result<()> {
     let tie_items = items.tie_items();
     let person_items = items.person_items();
-    let is_tie = any_of("item", &tie_items);
-    let is_person = any_of("item", &person_items);
-    let has_target = col("target_group").is_not_null();
-    let category = when(is_tie.clone().and(has_target.clone()))
-        .then(lit("tie"))
-        .when(is_tie.clone())
-        .then(lit("tie_item_without_target_group"))
-        .when(is_person.clone().and(has_target.clone().not()))
-        .then(lit("person"))
-        .when(is_person.clone())
-        .then(lit("person_item_with_target_group"))
-        .when(any_of("item", &items.citizen))
-        .then(lit("citizen_item_in_employee_responses"))
-        .otherwise(lit("item_not_in_instrument"));
-    let by_category = count_by_category(emp.clone().lazy(), category)?;
-    count.rows_in += emp.height() as u64;
-    for (c, k) in &by_category {
-        if c == "tie" || c == "person" {
-            count.rows_out += k;
-        } else {
-            *count.excluded.entry(c.clone()).or_default() += k;
+    let tie_slots = long::slots(&tie_items);
+    let person_slots = long::slots(&person_items);
+    let citizen_items: std::collections::HashSet<&str> =
+        items.citizen.iter().map(String::as_str).collect();
+    // Accounting categories, in the order a row is classified.
+    const CATEGORIES: [&str; 6] = [
+        "tie",
+        "tie_item_without_target_group",
+        "person",
+        "person_item_with_target_group",
+        "citizen_item_in_employee_responses",
+        "item_not_in_instrument",
+    ];
+    let muni_c = emp.column("municipality")?.str()?;
+    let unit_c = emp.column("unit_id")?.str()?;
+    let group_c = emp.column("work_group")?.str()?;
+    let resp_c = emp.column("respondent_id")?.str()?;
+    let target_c = emp.column("target_group")?.str()?;
+    let item_c = emp.column("item")?.str()?;
+    let value_c = emp.column("value")?.f64()?;
+    let line_c = emp.column("line")?.i64()?;
+    let mut muni = Interned::default();
+    let mut unit = Interned::default();
+    let mut group = Interned::default();
+    let mut resp = Interned::default();
+    let mut target = Interned::default();
+    let mut item = Interned::default();
+    let mut item_kind: Vec<(Option<&long::Slots>, Option<&long::Slots>, bool)> = vec![];
+    let mut tie_pivot: long::Pivot<5> = long::Pivot::new(tie_items.len(), tie_slots.len());
+    let mut person_pivot: long::Pivot<4> = long::Pivot::new(person_items.len(), person_slots.len());
+    let mut by_category = [0u64; CATEGORIES.len()];
+    let (mut answered, mut unanswered) = (0u64, 0u64);
+    let rows = muni_c
+        .iter()
+        .zip(unit_c.iter())
+        .zip(group_c.iter())
+        .zip(resp_c.iter())
+        .zip(target_c.iter())
+        .zip(item_c.iter())
+        .zip(value_c.iter())
+        .zip(line_c.iter());
+    for (row, (((((((m, u), g), r), t), it), v), l)) in rows.enumerate() {
+        let (Some(m), Some(u), Some(g), Some(r), Some(it), Some(l)) = (m, u, g, r, it, l) else {
+            bail!(
+                "{emp_file}: an empty key in an answer row{}",
+                super::frame::provenance(&emp, row)
+            );
+        };
+        let id = item.id(it) as usize;
+        if id == item_kind.len() {
+            item_kind.push((
+                tie_slots.get(it),
+                person_slots.get(it),
+                citizen_items.contains(it),
+            ));
+        }
+        let category = match item_kind[id] {
+            (Some(slots), _, _) => match t {
+                Some(t) => {
+                    let key = [
+                        muni.id(m),
+                        unit.id(u),
+                        group.id(g),
+                        resp.id(r),
+                        target.id(t),
+                    ];
+                    tie_pivot.add(key, slots, v, row, l);
+                    0
+                }
+                None => 1,
+            },
+            (None, Some(slots), _) => match t {
+                None => {
+                    let key = [muni.id(m), unit.id(u), group.id(g), resp.id(r)];
+                    person_pivot.add(key, slots, v, row, l);
+                    2
+                }
+                Some(_) => 3,
+            },
+            (None, None, true) => 4,
+            (None, None, false) => 5,
+        };
+        by_category[category] += 1;
+        if category == 0 || category == 2 {
+            if v.is_some() {
+                answered += 1;
+            } else {
+                unanswered += 1;
+            }
         }
     }
-    let (answered, unanswered) = count_answered(
-        emp.clone().lazy(),
-        (is_tie.clone().and(has_target.clone()))
-            .or(is_person.clone().and(has_target.clone().not())),
-    )?;
+    count.rows_in += emp.height() as u64;
+    for (c, &k) in CATEGORIES.iter().zip(&by_category) {
+        if k == 0 {
+            continue;
+        }
+        if *c == "tie" || *c == "person" {
+            count.rows_out += k;
+        } else {
+            *count.excluded.entry(c.to_string()).or_default() += k;
+        }
+    }
     let c = &mut summary.counts;
-    add(
-        c,
-        "employee_responses.in_ties",
-        *by_category.get("tie").unwrap_or(&0),
-    );
-    add(
-        c,
-        "employee_responses.in_person_scores",
-        *by_category.get("person").unwrap_or(&0),
-    );
+    add(c, "employee_responses.in_ties", by_category[0]);
+    add(c, "employee_responses.in_person_scores", by_category[2]);
     add(c, "employee_responses.used_answered", answered);
     add(c, "employee_responses.used_unanswered", unanswered);
-
-    let resp_keys = [
-        "wave",
-        "municipality",
-        "unit_id",
-        "work_group",
-        "respondent_id",
-    ];
-    let mut tie_keys = resp_keys.to_vec();
-    tie_keys.push("target_group");
-    let tie_frame = pivot(
-        emp.clone().lazy().filter(is_tie.and(has_target.clone())),
-        &tie_keys,
-        &tie_items,
-    )?;
-    check_unique_items(
-        &tie_frame,
-        "tie (respondent, partner group, wave)",
-        emp_file,
-    )?;
-    let person_frame = pivot(
-        emp.lazy().filter(is_person.and(has_target.not())),
-        &resp_keys,
-        &person_items,
-    )?;
-    check_unique_items(&person_frame, "respondent in a wave", emp_file)?;
+    if let Some(g) = tie_pivot.first_duplicate() {
+        bail!(duplicate_item_error(
+            &emp,
+            emp_file,
+            "tie (respondent, partner group, wave)",
+            tie_pivot.first_row[g],
+            tie_pivot.min_line[g]
+        ));
+    }
+    if let Some(g) = person_pivot.first_duplicate() {
+        bail!(duplicate_item_error(
+            &emp,
+            emp_file,
+            "respondent in a wave",
+            person_pivot.first_row[g],
+            person_pivot.min_line[g]
+        ));
+    }
 
     let rule = tie_rule(config);
-    let mut interner = Interner::default();
-    let mut ties = read_ties(&tie_frame, items, &rule, &mut interner)?;
-    drop(tie_frame);
-    ties.sort_by(|a, b| {
-        (
-            a.wave,
-            &a.municipality,
-            &a.unit_id,
-            &a.respondent_id,
-            &a.target_group,
-        )
-            .cmp(&(
-                b.wave,
-                &b.municipality,
-                &b.unit_id,
-                &b.respondent_id,
-                &b.target_group,
-            ))
-    });
-    let mut respondents = build_respondents(&ties, &person_frame, items, &mut interner)?;
-    drop(person_frame);
+    let strings = [
+        muni.shared(),
+        unit.shared(),
+        group.shared(),
+        resp.shared(),
+        target.shared(),
+    ];
+    let ranks = [
+        muni.ranks(),
+        unit.ranks(),
+        group.ranks(),
+        resp.ranks(),
+        target.ranks(),
+    ];
+    drop((muni, unit, group, resp, target, item));
+    let ties = build_ties(wave, &tie_pivot, &strings, &ranks, items, &rule);
+    drop(tie_pivot);
+    let mut respondents = build_respondents(wave, &ties, &person_pivot, &strings, items);
+    drop(person_pivot);
+    drop(emp);
     score_respondents(&mut respondents, items, config);
     count_ties_and_respondents(&ties, &respondents, items, summary);
 
@@ -777,6 +737,7 @@ fn score_employee_wave(
 #[allow(clippy::too_many_arguments)]
 fn score_citizen_wave(
     cit: DataFrame,
+    wave: i64,
     cit_file: &str,
     items: &Items,
     config: &Config,
@@ -785,27 +746,78 @@ fn score_citizen_wave(
     out: &mut Collected,
     reliability: &mut Vec<RelRow>,
 ) -> Result<()> {
-    let is_citizen = any_of("item", &items.citizen);
-    let employee_items: Vec<String> = items
-        .tie_items()
-        .into_iter()
-        .chain(items.person_items())
+    let citizen_slots = long::slots(&items.citizen);
+    let employee_items: std::collections::HashSet<&str> = items
+        .dims
+        .iter()
+        .chain(&items.relevance)
+        .chain(&items.srm)
+        .chain(&items.person)
+        .map(String::as_str)
         .collect();
-    let category = when(is_citizen.clone())
-        .then(lit("citizen"))
-        .when(any_of("item", &employee_items))
-        .then(lit("employee_item_in_citizen_responses"))
-        .otherwise(lit("item_not_in_instrument"));
-    let by_category = count_by_category(cit.clone().lazy(), category)?;
+    const CATEGORIES: [&str; 3] = [
+        "citizen",
+        "employee_item_in_citizen_responses",
+        "item_not_in_instrument",
+    ];
+    let muni_c = cit.column("municipality")?.str()?;
+    let cid_c = cit.column("citizen_id")?.str()?;
+    let case_c = cit.column("case_id")?.str()?;
+    let item_c = cit.column("item")?.str()?;
+    let value_c = cit.column("value")?.f64()?;
+    let line_c = cit.column("line")?.i64()?;
+    let mut muni = Interned::default();
+    let mut cid = Interned::default();
+    let mut case = Interned::default();
+    let mut item = Interned::default();
+    let mut item_kind: Vec<(Option<&long::Slots>, bool)> = vec![];
+    let mut pivot: long::Pivot<3> = long::Pivot::new(items.citizen.len(), citizen_slots.len());
+    let mut by_category = [0u64; CATEGORIES.len()];
+    let (mut answered, mut unanswered) = (0u64, 0u64);
+    let rows = muni_c
+        .iter()
+        .zip(cid_c.iter())
+        .zip(case_c.iter())
+        .zip(item_c.iter())
+        .zip(value_c.iter())
+        .zip(line_c.iter());
+    for (row, (((((m, ci), ca), it), v), l)) in rows.enumerate() {
+        let (Some(m), Some(ci), Some(ca), Some(it), Some(l)) = (m, ci, ca, it, l) else {
+            bail!(
+                "{cit_file}: an empty key in an answer row{}",
+                super::frame::provenance(&cit, row)
+            );
+        };
+        let id = item.id(it) as usize;
+        if id == item_kind.len() {
+            item_kind.push((citizen_slots.get(it), employee_items.contains(it)));
+        }
+        let category = match item_kind[id] {
+            (Some(slots), _) => {
+                pivot.add([muni.id(m), cid.id(ci), case.id(ca)], slots, v, row, l);
+                if v.is_some() {
+                    answered += 1;
+                } else {
+                    unanswered += 1;
+                }
+                0
+            }
+            (None, true) => 1,
+            (None, false) => 2,
+        };
+        by_category[category] += 1;
+    }
     count.rows_in += cit.height() as u64;
-    for (c, k) in &by_category {
-        if c == "citizen" {
+    for (c, &k) in CATEGORIES.iter().zip(&by_category) {
+        if k == 0 {
+            continue;
+        }
+        if *c == "citizen" {
             count.rows_out += k;
         } else {
-            *count.excluded.entry(c.clone()).or_default() += k;
+            *count.excluded.entry(c.to_string()).or_default() += k;
         }
     }
-    let (answered, unanswered) = count_answered(cit.clone().lazy(), is_citizen.clone())?;
     add(
         &mut summary.counts,
         "citizen_responses.used_answered",
@@ -816,14 +828,18 @@ fn score_citizen_wave(
         "citizen_responses.used_unanswered",
         unanswered,
     );
-    let citizen_frame = pivot(
-        cit.lazy().filter(is_citizen),
-        &["wave", "municipality", "citizen_id", "case_id"],
-        &items.citizen,
-    )?;
-    check_unique_items(&citizen_frame, "citizen's case in a wave", cit_file)?;
-    let citizens = read_citizens(&citizen_frame, items, config)?;
-    drop(citizen_frame);
+    if let Some(g) = pivot.first_duplicate() {
+        bail!(duplicate_item_error(
+            &cit,
+            cit_file,
+            "citizen's case in a wave",
+            pivot.first_row[g],
+            pivot.min_line[g]
+        ));
+    }
+    let citizens = build_citizens(wave, &pivot, [&muni, &cid, &case], items, config);
+    drop((pivot, muni, cid, case, item));
+    drop(cit);
     let too_few = citizens
         .iter()
         .filter(|c| c.quality.value.is_none())
@@ -832,7 +848,7 @@ fn score_citizen_wave(
     add(&mut summary.counts, "citizen_too_few_items", too_few as u64);
     let rows: Vec<ItemRow> = citizens
         .iter()
-        .map(|c| (c.wave, c.municipality.as_str(), c.items.as_slice()))
+        .map(|c| (c.wave, &*c.municipality, c.items.as_slice()))
         .collect();
     alpha_by_scope(
         reliability,
@@ -843,86 +859,77 @@ fn score_citizen_wave(
     Ok(())
 }
 
-fn item_values(df: &DataFrame, k: usize) -> Result<Vec<Vec<Option<f64>>>> {
-    let mut cols = Vec::with_capacity(k);
-    for j in 0..k {
-        cols.push(f64s(df, &format!("v{j}"))?.collect::<Vec<_>>());
-    }
-    Ok(cols)
+/// The error for a group with the same item twice: its first row's source and its smallest
+/// line.
+fn duplicate_item_error(df: &DataFrame, file: &str, what: &str, row: u32, line: i64) -> String {
+    let source = df
+        .column("source")
+        .ok()
+        .and_then(|c| c.str().ok())
+        .and_then(|c| c.get(row as usize).map(str::to_string));
+    let at = match source {
+        Some(s) => format!(" (source {s}, line {line})"),
+        None => format!(" (line {line})"),
+    };
+    format!(
+        "{file}: a {what} has the same item twice{at}; the clean stage should have \
+         collapsed or quarantined the duplicate"
+    )
 }
 
-fn key_strs<'a>(df: &'a DataFrame, name: &str) -> Result<Vec<&'a str>> {
-    strs(df, name)?
-        .enumerate()
-        .map(|(i, s)| {
-            s.ok_or_else(|| {
-                anyhow::anyhow!(
-                    "empty `{name}` in a grouped row{}",
-                    super::frame::provenance(df, i)
-                )
-            })
-        })
-        .collect()
-}
-
-fn key_i64s(df: &DataFrame, name: &str) -> Result<Vec<i64>> {
-    i64s(df, name)?
-        .enumerate()
-        .map(|(i, s)| {
-            s.ok_or_else(|| {
-                anyhow::anyhow!(
-                    "empty `{name}` in a grouped row{}",
-                    super::frame::provenance(df, i)
-                )
-            })
-        })
-        .collect()
-}
-
-fn read_ties(
-    df: &DataFrame,
+/// The ties of one wave from the tie pivot (keys: municipality, unit_id, work_group,
+/// respondent_id, target_group), sorted by (municipality, unit_id, respondent_id,
+/// target_group) in byte order.
+fn build_ties(
+    wave: i64,
+    pivot: &long::Pivot<5>,
+    strings: &[Vec<Rc<str>>; 5],
+    ranks: &[Vec<u32>; 5],
     items: &Items,
     rule: &TieRule,
-    interner: &mut Interner,
-) -> Result<Vec<Tie>> {
+) -> Vec<Tie> {
     let k = items.dims.len();
-    let values = item_values(df, k + usize::from(items.relevance.is_some()))?;
-    let wave = key_i64s(df, "wave")?;
-    let muni = key_strs(df, "municipality")?;
-    let unit = key_strs(df, "unit_id")?;
-    let group = key_strs(df, "work_group")?;
-    let resp = key_strs(df, "respondent_id")?;
-    let target = key_strs(df, "target_group")?;
-    let mut out = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
-        let dims: Vec<Option<f64>> = (0..k).map(|j| values[j][i]).collect();
-        let relevance = if items.relevance.is_some() {
-            values[k][i]
-        } else {
-            None
-        };
-        let score = compute::tie_score(&dims, rule);
-        out.push(Tie {
-            wave: wave[i],
-            municipality: interner.get(muni[i]),
-            unit_id: interner.get(unit[i]),
-            work_group: interner.get(group[i]),
-            respondent_id: interner.get(resp[i]),
-            target_group: interner.get(target[i]),
-            dims,
-            relevance,
-            score,
-        });
-    }
-    Ok(out)
+    let mut order: Vec<u32> = (0..pivot.len() as u32).collect();
+    order.sort_unstable_by_key(|&g| {
+        let key = &pivot.keys[g as usize];
+        let r = |c: usize| ranks[c][key[c] as usize];
+        (r(0), r(1), r(3), r(4), r(2))
+    });
+    order
+        .into_iter()
+        .map(|g| {
+            let key = &pivot.keys[g as usize];
+            let values = pivot.row(g as usize);
+            let dims: Vec<Option<f64>> = values[..k].to_vec();
+            let relevance = if items.relevance.is_some() {
+                values[k]
+            } else {
+                None
+            };
+            let score = compute::tie_score(&dims, rule);
+            let s = |c: usize| strings[c][key[c] as usize].clone();
+            Tie {
+                wave,
+                municipality: s(0),
+                unit_id: s(1),
+                work_group: s(2),
+                respondent_id: s(3),
+                target_group: s(4),
+                dims,
+                relevance,
+                score,
+            }
+        })
+        .collect()
 }
 
 fn build_respondents(
+    wave: i64,
     ties: &[Tie],
-    person: &DataFrame,
+    person: &long::Pivot<4>,
+    strings: &[Vec<Rc<str>>; 5],
     items: &Items,
-    interner: &mut Interner,
-) -> Result<BTreeMap<RespKey, Respondent>> {
+) -> BTreeMap<RespKey, Respondent> {
     let k = items.person_items().len();
     let blank = || Respondent {
         person: vec![None; k],
@@ -944,26 +951,15 @@ fn build_respondents(
             None => r.n_unscored += 1,
         }
     }
-    let values = item_values(person, k)?;
-    let wave = key_i64s(person, "wave")?;
-    let muni = key_strs(person, "municipality")?;
-    let unit = key_strs(person, "unit_id")?;
-    let group = key_strs(person, "work_group")?;
-    let resp = key_strs(person, "respondent_id")?;
-    for i in 0..person.height() {
-        let key = (
-            wave[i],
-            interner.get(muni[i]),
-            interner.get(unit[i]),
-            interner.get(group[i]),
-            interner.get(resp[i]),
-        );
-        let r = out.entry(key).or_insert_with(blank);
-        for (j, v) in values.iter().enumerate() {
-            r.person[j] = v[i];
-        }
+    for g in 0..person.len() {
+        let key = &person.keys[g];
+        let s = |c: usize| strings[c][key[c] as usize].clone();
+        let r = out
+            .entry((wave, s(0), s(1), s(2), s(3)))
+            .or_insert_with(blank);
+        r.person.copy_from_slice(person.row(g));
     }
-    Ok(out)
+    out
 }
 
 /// SRM and leave-one-out SRM, by unit and wave.
@@ -1056,37 +1052,41 @@ fn count_ties_and_respondents(
     add(c, "srm_others_none", loo_none);
 }
 
-fn read_citizens(df: &DataFrame, items: &Items, config: &Config) -> Result<Vec<Citizen>> {
+/// The citizens of one wave from the citizen pivot (keys: municipality, citizen_id, case_id),
+/// sorted by those keys in byte order.
+fn build_citizens(
+    wave: i64,
+    pivot: &long::Pivot<3>,
+    keys: [&Interned; 3],
+    items: &Items,
+    config: &Config,
+) -> Vec<Citizen> {
     let k = items.citizen.len();
     let min = config.scoring.citizen_min(k);
-    let values = item_values(df, k)?;
-    let wave = key_i64s(df, "wave")?;
-    let muni = key_strs(df, "municipality")?;
-    let cid = key_strs(df, "citizen_id")?;
-    let case = key_strs(df, "case_id")?;
-    let mut out: Vec<Citizen> = (0..df.height())
-        .map(|i| {
-            let v: Vec<Option<f64>> = values.iter().map(|c| c[i]).collect();
+    let strings = keys.map(Interned::shared);
+    let ranks = keys.map(Interned::ranks);
+    let mut order: Vec<u32> = (0..pivot.len() as u32).collect();
+    order.sort_unstable_by_key(|&g| {
+        let key = &pivot.keys[g as usize];
+        [0, 1, 2].map(|c| ranks[c][key[c] as usize])
+    });
+    order
+        .into_iter()
+        .map(|g| {
+            let key = &pivot.keys[g as usize];
+            let v: Vec<Option<f64>> = pivot.row(g as usize).to_vec();
             let quality = compute::mean_of_answered(&v, min);
+            let s = |c: usize| strings[c][key[c] as usize].clone();
             Citizen {
-                wave: wave[i],
-                municipality: muni[i].to_string(),
-                citizen_id: cid[i].to_string(),
-                case_id: case[i].to_string(),
+                wave,
+                municipality: s(0),
+                citizen_id: s(1),
+                case_id: s(2),
                 items: v,
                 quality,
             }
         })
-        .collect();
-    out.sort_by(|a, b| {
-        (a.wave, &a.municipality, &a.citizen_id, &a.case_id).cmp(&(
-            b.wave,
-            &b.municipality,
-            &b.citizen_id,
-            &b.case_id,
-        ))
-    });
-    Ok(out)
+        .collect()
 }
 
 /// A directed dyad, summarised from its ties.
@@ -1337,27 +1337,17 @@ fn rel_row(
     }
 }
 
-/// Alpha rows (raw and standardized) of one scale in one scope and wave, on the complete cases
-/// of `rows` restricted to the item columns `cols`.
+/// Alpha rows (raw and standardized) of one scale in one scope and wave, on its complete cases
+/// (`complete`: the scope's rows with every item of the scale answered) of `k` items.
 fn push_alpha(
     out: &mut Vec<RelRow>,
     scale: &'static str,
     scope: &str,
     wave: i64,
-    rows: &[ItemRow],
-    cols: Range<usize>,
+    complete: &[Vec<Option<f64>>],
+    k: usize,
 ) {
-    let k = cols.len();
-    if k < 2 || rows.is_empty() {
-        return;
-    }
-    let complete: Vec<Vec<Option<f64>>> = rows
-        .iter()
-        .map(|r| &r.2[cols.clone()])
-        .filter(|r| r.iter().all(Option::is_some))
-        .map(<[Option<f64>]>::to_vec)
-        .collect();
-    let (raw, std) = match cronbach_alpha(&complete) {
+    let (raw, std) = match cronbach_alpha(complete) {
         Ok(a) => (Some(a.raw_alpha), Some(a.std_alpha)),
         Err(_) => (None, None),
     };
@@ -1371,8 +1361,10 @@ fn push_alpha(
 /// (wave, municipality, item values) of one tie, respondent or citizen.
 type ItemRow<'a> = (i64, &'a str, &'a [Option<f64>]);
 
-/// Alpha of each scale per wave, pooled (`all`) and per municipality. `rows` must be sorted by
-/// (wave, municipality), so every scope is a contiguous run and no row is copied.
+/// Alpha of each scale (of at least 2 items) per wave, pooled (`all`) and per municipality.
+/// `rows` must be sorted by (wave, municipality), so every scope is a contiguous run. The
+/// complete cases of a wave are copied once per scale; each municipality's are a contiguous
+/// part of them.
 fn alpha_by_scope(
     out: &mut Vec<RelRow>,
     rows: &[ItemRow],
@@ -1382,17 +1374,35 @@ fn alpha_by_scope(
     while i < rows.len() {
         let wave = rows[i].0;
         let j = i + rows[i..].iter().take_while(|r| r.0 == wave).count();
+        let wave_rows = &rows[i..j];
         for (scale, cols) in scales {
-            push_alpha(out, scale, "all", wave, &rows[i..j], cols.clone());
-        }
-        let mut a = i;
-        while a < j {
-            let muni = rows[a].1;
-            let b = a + rows[a..j].iter().take_while(|r| r.1 == muni).count();
-            for (scale, cols) in scales {
-                push_alpha(out, scale, muni, wave, &rows[a..b], cols.clone());
+            let k = cols.len();
+            if k < 2 {
+                continue;
             }
-            a = b;
+            // The complete cases of the wave, and the run of wave rows each comes from.
+            let mut complete: Vec<Vec<Option<f64>>> = Vec::new();
+            let mut run_of: Vec<usize> = Vec::new();
+            let mut runs: Vec<(usize, &str)> = Vec::new();
+            for (a, r) in wave_rows.iter().enumerate() {
+                if a == 0 || r.1 != wave_rows[a - 1].1 {
+                    runs.push((a, r.1));
+                }
+                let v = &r.2[cols.clone()];
+                if v.iter().all(Option::is_some) {
+                    complete.push(v.to_vec());
+                    run_of.push(runs.len() - 1);
+                }
+            }
+            push_alpha(out, scale, "all", wave, &complete, k);
+            let mut c = 0;
+            for (run, &(_, muni)) in runs.iter().enumerate() {
+                let start = c;
+                while c < run_of.len() && run_of[c] == run {
+                    c += 1;
+                }
+                push_alpha(out, scale, muni, wave, &complete[start..c], k);
+            }
         }
         i = j;
     }
