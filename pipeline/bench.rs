@@ -18,7 +18,9 @@
 //! What runs, in this order (folders under `--dir`, default `data/bench`):
 //!
 //! 1. `national/data/`: `relcap simulate --preset national --seed S`, generated once and reused
-//!    when its `truth.json` is there (the generation is timed only when it runs);
+//!    when its `truth.json` is there and names the national preset and seed S (another seed is an
+//!    error, so that figures are never labelled with the wrong study; the generation is timed only
+//!    when it runs);
 //! 2. for the national study, then the demo study (`study.data_dir` of `--config`, run once first
 //!    so that the binary and the files are warm): the end-to-end run into `<study>/out/`, the
 //!    per-stage runs, and the rerun after a model setting changed (`model.alpha` changed in a copy
@@ -123,6 +125,8 @@ pub struct BenchReport {
     pub label: Option<String>,
     pub machine: Machine,
     pub relcap_version: String,
+    /// Seed of the national study (the study reused from an earlier bench was made with it).
+    pub national_seed: Option<u64>,
     pub simulate_national: Option<Measure>,
     pub studies: Vec<StudyBench>,
     pub power: Option<Measure>,
@@ -156,6 +160,7 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
         label: args.label.clone(),
         machine: machine(),
         relcap_version: env!("CARGO_PKG_VERSION").to_string(),
+        national_seed: (!args.skip_national).then_some(args.seed),
         simulate_national: None,
         studies: Vec::new(),
         power: None,
@@ -184,6 +189,7 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
             )?;
             report.simulate_national = Some(m);
         } else {
+            check_reused_study(&data, args.seed)?;
             eprintln!("[bench] reusing the national study in {}", data.display());
         }
         let s = bench.study("national", &config_path, &config_text, &data, &dir)?;
@@ -656,6 +662,33 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     std::path::absolute(p).with_context(|| format!("cannot resolve {}", p.display()))
 }
 
+/// A national study left by an earlier bench is reused only when its `truth.json` says it is the
+/// national preset made with `seed`: figures of another study must not be labelled with this one.
+fn check_reused_study(data: &Path, seed: u64) -> Result<()> {
+    let path = data.join("truth.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let truth: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not the JSON `relcap simulate` writes",
+            path.display()
+        )
+    })?;
+    let params = &truth["params"];
+    let (made_seed, preset) = (params["seed"].as_u64(), params["preset"].as_str());
+    if made_seed != Some(seed) || preset != Some("national") {
+        bail!(
+            "{} holds a study made with preset {} and seed {}, not the national preset with seed \
+             {seed}: pass --seed {} or remove the folder to simulate it again",
+            data.display(),
+            preset.unwrap_or("?"),
+            made_seed.map_or_else(|| "?".to_string(), |s| s.to_string()),
+            made_seed.map_or_else(|| "S".to_string(), |s| s.to_string()),
+        );
+    }
+    Ok(())
+}
+
 fn path_str(p: &Path) -> Result<String> {
     p.to_str()
         .map(str::to_string)
@@ -696,5 +729,23 @@ mod tests {
         let mut fail = Command::new("sh");
         fail.args(["-c", "exit 3"]);
         assert!(!measure_child("f", fail).unwrap().1);
+    }
+
+    #[test]
+    fn a_reused_study_must_be_the_national_preset_with_the_seed_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |preset: &str, seed: u64| {
+            let truth = serde_json::json!({"params": {"preset": preset, "seed": seed}});
+            std::fs::write(dir.path().join("truth.json"), truth.to_string()).unwrap();
+        };
+        write("national", 7);
+        check_reused_study(dir.path(), 7).unwrap();
+        let e = check_reused_study(dir.path(), 8).unwrap_err().to_string();
+        assert!(e.contains("seed 7") && e.contains("--seed 7"), "{e}");
+        write("demo", 8);
+        let e = check_reused_study(dir.path(), 8).unwrap_err().to_string();
+        assert!(e.contains("preset demo"), "{e}");
+        std::fs::write(dir.path().join("truth.json"), "not json").unwrap();
+        assert!(check_reused_study(dir.path(), 8).is_err());
     }
 }
