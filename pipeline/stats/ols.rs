@@ -1281,33 +1281,20 @@ mod tests {
             assert_eq!(val(&got), val(&want), "a_mul n={n} r={r}");
             let c = noise(r, 5);
             // The lane kernels: lane k is a system of its own (k = 0 the one above).
-            let zk: Vec<Vec<f64>> = (0..LANES)
-                .map(|k| {
-                    if k == 0 {
-                        z.clone()
-                    } else {
-                        noise(r, 200 + k as u64)
-                    }
-                })
-                .collect();
-            let rk: Vec<Vec<f64>> = (0..LANES)
-                .map(|k| {
-                    if k == 0 {
-                        init.clone()
-                    } else {
-                        noise(n, 300 + k as u64)
-                    }
-                })
-                .collect();
-            let ck: Vec<Vec<f64>> = (0..LANES)
-                .map(|k| {
-                    if k == 0 {
-                        c.clone()
-                    } else {
-                        noise(r, 400 + k as u64)
-                    }
-                })
-                .collect();
+            let lanes_of = |first: &[f64], len: usize, seed: u64| -> Vec<Vec<f64>> {
+                (0..LANES)
+                    .map(|k| {
+                        if k == 0 {
+                            first.to_vec()
+                        } else {
+                            noise(len, seed + k as u64)
+                        }
+                    })
+                    .collect()
+            };
+            let zk = lanes_of(&z, r, 200);
+            let rk = lanes_of(&init, n, 300);
+            let ck = lanes_of(&c, r, 400);
             let zl: Vec<[f64; LANES]> = (0..r).map(|j| std::array::from_fn(|k| zk[k][j])).collect();
             let cl: Vec<[f64; LANES]> = (0..r).map(|j| std::array::from_fn(|k| ck[k][j])).collect();
             let row = |i: usize| -> [f64; LANES] { std::array::from_fn(|k| rk[k][i]) };
