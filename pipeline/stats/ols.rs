@@ -184,6 +184,47 @@ impl Column {
     }
 }
 
+/// An accumulator that takes `x · z` for a column entry x: [`Acc`] for one system (z a number),
+/// [`Lanes`] for a batch (z one number per system).
+trait AddProd<Z> {
+    fn add_entry(&mut self, x: f64, z: &Z);
+}
+
+impl AddProd<f64> for Acc {
+    #[inline(always)]
+    fn add_entry(&mut self, x: f64, z: &f64) {
+        self.add_prod(x, *z);
+    }
+}
+
+/// `block[k] += Σ_j a[j][start + k] z[j]`, j in order for every row. `cursor[j]` is where column
+/// j's sparse entries resume: blocks must come in row order, starting from zeroed cursors.
+#[inline(always)]
+fn add_columns_block<T: AddProd<Z>, Z>(
+    a: &[Column],
+    z: &[Z],
+    cursor: &mut [usize],
+    start: usize,
+    block: &mut [T],
+) {
+    let end = start + block.len();
+    for ((col, zj), k) in a.iter().zip(z).zip(cursor.iter_mut()) {
+        match col {
+            Column::Dense(v) => {
+                for (acc, &x) in block.iter_mut().zip(&v[start..end]) {
+                    acc.add_entry(x, zj);
+                }
+            }
+            Column::Sparse { idx, val } => {
+                while *k < idx.len() && (idx[*k] as usize) < end {
+                    block[idx[*k] as usize - start].add_entry(val[*k], zj);
+                    *k += 1;
+                }
+            }
+        }
+    }
+}
+
 /// `out[i] += Σ_j a[j][i] z[j]` in double-double, j in order for every i.
 #[inline(always)]
 fn a_mul_kernel(a: &[Column], z: &[f64], out: &mut [Acc]) {
@@ -192,22 +233,7 @@ fn a_mul_kernel(a: &[Column], z: &[f64], out: &mut [Acc]) {
     let mut start = 0;
     while start < n {
         let end = (start + ROW_BLOCK).min(n);
-        let block = &mut out[start..end];
-        for ((col, &zj), k) in a.iter().zip(z).zip(cursor.iter_mut()) {
-            match col {
-                Column::Dense(v) => {
-                    for (acc, &x) in block.iter_mut().zip(&v[start..end]) {
-                        acc.add_prod(x, zj);
-                    }
-                }
-                Column::Sparse { idx, val } => {
-                    while *k < idx.len() && (idx[*k] as usize) < end {
-                        block[idx[*k] as usize - start].add_prod(val[*k], zj);
-                        *k += 1;
-                    }
-                }
-            }
-        }
+        add_columns_block(a, z, &mut cursor, start, &mut out[start..end]);
         start = end;
     }
 }
@@ -254,6 +280,13 @@ impl Lanes {
     }
 }
 
+impl AddProd<[f64; LANES]> for Lanes {
+    #[inline(always)]
+    fn add_entry(&mut self, x: f64, z: &[f64; LANES]) {
+        self.add_prod(x, z);
+    }
+}
+
 /// For every row i: `init(i)` gives its accumulators, then `Σ_j a[j][i] z[j]` is added lane by
 /// lane with j in order, then `done(i, ..)` takes them: [`a_mul_kernel`] for a batch of systems,
 /// each lane's arithmetic that of the one-system kernel.
@@ -272,21 +305,7 @@ where
         for (k, l) in block.iter_mut().enumerate() {
             *l = init(start + k);
         }
-        for ((col, zj), k) in a.iter().zip(z).zip(cursor.iter_mut()) {
-            match col {
-                Column::Dense(v) => {
-                    for (acc, &x) in block.iter_mut().zip(&v[start..end]) {
-                        acc.add_prod(x, zj);
-                    }
-                }
-                Column::Sparse { idx, val } => {
-                    while *k < idx.len() && (idx[*k] as usize) < end {
-                        block[idx[*k] as usize - start].add_prod(val[*k], zj);
-                        *k += 1;
-                    }
-                }
-            }
-        }
+        add_columns_block(a, z, &mut cursor, start, block);
         for (k, l) in block.iter().enumerate() {
             done(start + k, l);
         }
