@@ -777,7 +777,12 @@ fn opt_p(x: Option<f64>) -> String {
 }
 
 /// The study report's content, as the template sees it.
-fn study_view(ctx: &StageContext, inp: &Inputs, min_cell: i64) -> Result<(Value, usize, usize)> {
+fn study_view(
+    ctx: &StageContext,
+    inp: &Inputs,
+    views: Vec<MuniView>,
+    min_cell: i64,
+) -> Result<(Value, usize, usize)> {
     let rj = &inp.results_json;
     let conf_level = rj.get("conf_level").and_then(Value::as_f64).unwrap_or(0.95);
     let hyp_json: Vec<Value> = rj
@@ -921,12 +926,10 @@ fn study_view(ctx: &StageContext, inp: &Inputs, min_cell: i64) -> Result<(Value,
         )?
     };
     // Networks, blind spots, hubs per municipality.
-    let means = municipality_means(inp);
-    let munis: BTreeSet<String> = inp.dyads.iter().map(|d| d.municipality.clone()).collect();
+    let n_municipalities = views.len();
     let mut municipalities = vec![];
     let (mut primary_n, mut secondary_n) = (0, 0);
-    for m in &munis {
-        let v = municipality_view(inp, m, &means, min_cell);
+    for v in views {
         primary_n += v.primary;
         secondary_n += v.secondary;
         municipalities.push(v.value);
@@ -1121,7 +1124,7 @@ fn study_view(ctx: &StageContext, inp: &Inputs, min_cell: i64) -> Result<(Value,
         "flow": flow,
         "fits": fits,
         "meta_methods": meta_methods,
-        "n_municipalities": munis.len(),
+        "n_municipalities": n_municipalities,
         "counts": score_counts,
         "fits_total": fits_total,
         "fits_fitted": fits_fitted,
@@ -1142,74 +1145,103 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         .source()
         .to_string();
     let dir: PathBuf = ctx.reports_dir.clone();
-    let mut files: Vec<String> = vec![];
     let mut summary = StageSummary::default();
 
-    let (mut study, primary, secondary) = study_view(ctx, &inp, min_cell)?;
-    study["css"] = Value::String(css.clone());
-    write_text(
-        &dir.join("report.html"),
-        &render(&env, "study.html.j2", &study)?,
-    )?;
-    files.push("report.html".into());
-
-    // Publication tables.
-    let conf_level = inp
-        .results_json
-        .get("conf_level")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.95);
-    let cluster = ctx.config.model.h1.cluster.clone();
-    for h in ["H1", "H2", "H3"] {
-        if !inp
-            .results
-            .iter()
-            .any(|r| r.hypothesis == h && r.scope == "pooled")
-        {
-            continue;
-        }
-        let t = tables::regression_table(
-            h,
-            &inp.results,
-            &inp.fits,
-            &inp.variances,
-            &ctx.config.report.stars,
-            conf_level,
-            if h == "H1" { cluster.as_deref() } else { None },
-        );
-        for (ext, text) in [
-            ("md", tables::markdown(&t)),
-            ("tex", tables::latex(&t)),
-            ("csv", tables::csv(&t)),
-        ] {
-            let name = format!("tables/{h}.{ext}");
-            write_text(&dir.join(&name), &text)?;
-            files.push(name);
-        }
-    }
-
-    // Feedback per municipality.
+    // Each municipality's view serves both its feedback report and the study report.
     let means = municipality_means(&inp);
     let munis: BTreeSet<String> = inp.dyads.iter().map(|d| d.municipality.clone()).collect();
-    for m in &munis {
-        let v = municipality_view(&inp, m, &means, min_cell);
-        let ctx_value = serde_json::json!({
-            "study": ctx.config.study.name,
-            "version": env!("CARGO_PKG_VERSION"),
-            "fingerprint": study["fingerprint"],
-            "min_cell": min_cell,
-            "css": css,
-            "m": v.value,
-            "comparison": comparison(m, &means, min_cell),
-            "n_municipalities": munis.len(),
-        });
-        let name = format!("municipalities/{}.html", file_stem(m));
+    let views: Vec<MuniView> = munis
+        .iter()
+        .map(|m| municipality_view(&inp, m, &means, min_cell))
+        .collect();
+    let (mut study, primary, secondary) = study_view(ctx, &inp, views, min_cell)?;
+    study["css"] = Value::String(css.clone());
+
+    // The feedback reports are rendered and written on a second thread while this one writes
+    // the study report and the tables: the files do not depend on each other, and each is the
+    // same text whichever thread makes it.
+    let fingerprint = study["fingerprint"].clone();
+    // The study view holds each municipality's view, in the order of `munis`.
+    let shown = study["municipalities"]
+        .as_array()
+        .filter(|a| a.len() == munis.len())
+        .ok_or_else(|| anyhow!("the study view lost its municipalities"))?;
+    let feedback = || -> Result<Vec<String>> {
+        let mut names = vec![];
+        for (m, view) in munis.iter().zip(shown) {
+            let ctx_value = serde_json::json!({
+                "study": ctx.config.study.name,
+                "version": env!("CARGO_PKG_VERSION"),
+                "fingerprint": fingerprint,
+                "min_cell": min_cell,
+                "css": css,
+                "m": view,
+                "comparison": comparison(m, &means, min_cell),
+                "n_municipalities": munis.len(),
+            });
+            let name = format!("municipalities/{}.html", file_stem(m));
+            write_text(
+                &dir.join(&name),
+                &render(&env, "municipality.html.j2", &ctx_value)?,
+            )?;
+            names.push(name);
+        }
+        Ok(names)
+    };
+    let study_files = || -> Result<Vec<String>> {
+        let mut names = vec![];
         write_text(
-            &dir.join(&name),
-            &render(&env, "municipality.html.j2", &ctx_value)?,
+            &dir.join("report.html"),
+            &render(&env, "study.html.j2", &study)?,
         )?;
-        files.push(name);
-    }
+        names.push("report.html".to_string());
+
+        // Publication tables.
+        let conf_level = inp
+            .results_json
+            .get("conf_level")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.95);
+        let cluster = ctx.config.model.h1.cluster.clone();
+        for h in ["H1", "H2", "H3"] {
+            if !inp
+                .results
+                .iter()
+                .any(|r| r.hypothesis == h && r.scope == "pooled")
+            {
+                continue;
+            }
+            let t = tables::regression_table(
+                h,
+                &inp.results,
+                &inp.fits,
+                &inp.variances,
+                &ctx.config.report.stars,
+                conf_level,
+                if h == "H1" { cluster.as_deref() } else { None },
+            );
+            for (ext, text) in [
+                ("md", tables::markdown(&t)),
+                ("tex", tables::latex(&t)),
+                ("csv", tables::csv(&t)),
+            ] {
+                let name = format!("tables/{h}.{ext}");
+                write_text(&dir.join(&name), &text)?;
+                names.push(name);
+            }
+        }
+        Ok(names)
+    };
+    let (feedback_files, study_files) = std::thread::scope(|scope| {
+        let other = scope.spawn(feedback);
+        let mine = study_files();
+        let theirs = other
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (theirs, mine)
+    });
+    let mut files = study_files?;
+    files.extend(feedback_files?);
 
     files.sort();
     summary
