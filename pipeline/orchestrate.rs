@@ -1015,12 +1015,10 @@ fn fail_run(manifest: &mut Manifest, paths: &StudyPaths) {
     let _ = manifest.save(&paths.out_dir);
 }
 
-/// Fixes glibc's mmap threshold at 4 MiB: a block that large (a column of a million rows) is
-/// then always mapped on its own and unmapped when freed. By default glibc raises the threshold
-/// (up to 32 MiB) each time such a block is freed, after which the stages' large columns came
-/// from the heap arenas, where the freed ones were kept: the national study run end to end
-/// peaked at 5.3 GiB against 3.9 GiB with the fixed threshold (ingest to link, with
-/// [`release_freed_memory`] after each stage), for about 2 s more system time in clean.
+/// The process allocates with mimalloc (`main.rs`). glibc's allocator, which the C libraries
+/// still use, keeps its mmap threshold fixed at 4 MiB: a block that large is then always mapped
+/// on its own and unmapped when freed, instead of raising the threshold and keeping freed
+/// large blocks in its arenas.
 fn configure_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes an allocator setting; it is called before the stages
@@ -1030,11 +1028,13 @@ fn configure_allocator() {
     }
 }
 
-/// Hands the memory a finished stage freed back to the operating system. glibc's allocator
-/// keeps freed memory of its arenas (the worker threads' arenas in particular) for reuse, so
-/// in one process the next stage's peak came on top of what the previous stages had freed:
-/// end to end, the national study peaked above every stage run alone.
+/// Hands the memory a finished stage freed back to the operating system, so that in one
+/// process the next stage's peak does not come on top of what the previous stages freed.
 fn release_freed_memory() {
+    // SAFETY: mi_collect only frees mimalloc's unused pages and touches no live allocation.
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free memory of the allocator's arenas to the system; it
     // touches no live allocation and is safe to call at any time from any thread.
