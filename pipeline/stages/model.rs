@@ -1137,8 +1137,10 @@ fn analyse(ctx: &StageContext, cfg: &ModelSection) -> Result<Vec<Outcome>> {
         let o2 = run_plan(p2, cfg, level, memo);
         let o3 = o2.and_then(|o2| Ok((o2, run_plan(p3, cfg, level, memo)?)));
         let o1 = h1.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        // When several fail, H1's error is the one reported, as when they ran in order.
+        let o1 = o1?;
         let (o2, o3) = o3?;
-        Ok(vec![o1?, o2, o3])
+        Ok(vec![o1, o2, o3])
     })
 }
 
