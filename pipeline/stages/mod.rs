@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use serde::Serialize;
 
@@ -113,5 +114,77 @@ impl StageSummary {
         self.outputs.push(rel.to_string_lossy().into_owned());
         self.outputs.sort();
         self.outputs.dedup();
+    }
+}
+
+/// Runs `f` on job indices taken one at a time from `next` (shared by the threads that work
+/// through the same jobs) until they pass `n`; returns each result with its job's index.
+pub fn take_jobs<R>(
+    n: usize,
+    next: &AtomicUsize,
+    mut f: impl FnMut(usize) -> R,
+) -> Vec<(usize, R)> {
+    let mut done = Vec::new();
+    loop {
+        let i = next.fetch_add(1, AtomicOrdering::Relaxed);
+        if i >= n {
+            return done;
+        }
+        done.push((i, f(i)));
+    }
+}
+
+/// `f` applied to every item on up to two threads (this one and one more), each taking the
+/// next item not yet taken; the results come back in item order. For independent jobs whose
+/// result does not depend on the thread that computes it (each is computed exactly as alone),
+/// so only the wall time changes. A panic in a job is raised again on this thread.
+pub fn map_on_two_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if items.len() < 2 {
+        return items.iter().map(&f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let work = || take_jobs(items.len(), &next, |i| f(&items[i]));
+    let mut done = std::thread::scope(|scope| {
+        let other = scope.spawn(work);
+        let mut mine = work();
+        let theirs = other
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        mine.extend(theirs);
+        mine
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::map_on_two_threads;
+
+    #[test]
+    fn map_on_two_threads_keeps_item_order() {
+        for n in [0usize, 1, 2, 3, 17, 200] {
+            let items: Vec<usize> = (0..n).collect();
+            let out = map_on_two_threads(&items, |&i| {
+                // Uneven work, so that the threads finish their items out of order.
+                if i % 3 == 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+                i * i
+            });
+            assert_eq!(out, items.iter().map(|i| i * i).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "job 5 failed")]
+    fn map_on_two_threads_raises_a_jobs_panic() {
+        let items: Vec<usize> = (0..10).collect();
+        map_on_two_threads(&items, |&i| {
+            if i == 5 {
+                panic!("job 5 failed");
+            }
+            i
+        });
     }
 }
