@@ -1150,43 +1150,38 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     // Each municipality's view serves both its feedback report and the study report.
     let means = municipality_means(&inp);
     let munis: BTreeSet<String> = inp.dyads.iter().map(|d| d.municipality.clone()).collect();
-    let views: Vec<MuniView> = munis
-        .iter()
-        .map(|m| municipality_view(&inp, m, &means, min_cell))
-        .collect();
+    let muni_list: Vec<&String> = munis.iter().collect();
+    let views: Vec<MuniView> =
+        super::map_on_two_threads(&muni_list, |m| municipality_view(&inp, m, &means, min_cell));
     let (mut study, primary, secondary) = study_view(ctx, &inp, views, min_cell)?;
     study["css"] = Value::String(css.clone());
 
-    // The feedback reports are rendered and written on a second thread while this one writes
-    // the study report and the tables: the files do not depend on each other, and each is the
-    // same text whichever thread makes it.
+    // The study report with the tables, and each municipality's feedback report, are
+    // independent files: two threads take them one at a time, and each is the same text
+    // whichever thread makes it.
     let fingerprint = study["fingerprint"].clone();
     // The study view holds each municipality's view, in the order of `munis`.
     let shown = study["municipalities"]
         .as_array()
         .filter(|a| a.len() == munis.len())
         .ok_or_else(|| anyhow!("the study view lost its municipalities"))?;
-    let feedback = || -> Result<Vec<String>> {
-        let mut names = vec![];
-        for (m, view) in munis.iter().zip(shown) {
-            let ctx_value = serde_json::json!({
-                "study": ctx.config.study.name,
-                "version": env!("CARGO_PKG_VERSION"),
-                "fingerprint": fingerprint,
-                "min_cell": min_cell,
-                "css": css,
-                "m": view,
-                "comparison": comparison(m, &means, min_cell),
-                "n_municipalities": munis.len(),
-            });
-            let name = format!("municipalities/{}.html", file_stem(m));
-            write_text(
-                &dir.join(&name),
-                &render(&env, "municipality.html.j2", &ctx_value)?,
-            )?;
-            names.push(name);
-        }
-        Ok(names)
+    let feedback = |m: &str, view: &Value| -> Result<Vec<String>> {
+        let ctx_value = serde_json::json!({
+            "study": ctx.config.study.name,
+            "version": env!("CARGO_PKG_VERSION"),
+            "fingerprint": fingerprint,
+            "min_cell": min_cell,
+            "css": css,
+            "m": view,
+            "comparison": comparison(m, &means, min_cell),
+            "n_municipalities": munis.len(),
+        });
+        let name = format!("municipalities/{}.html", file_stem(m));
+        write_text(
+            &dir.join(&name),
+            &render(&env, "municipality.html.j2", &ctx_value)?,
+        )?;
+        Ok(vec![name])
     };
     let study_files = || -> Result<Vec<String>> {
         let mut names = vec![];
@@ -1232,16 +1227,17 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         }
         Ok(names)
     };
-    let (feedback_files, study_files) = std::thread::scope(|scope| {
-        let other = scope.spawn(feedback);
-        let mine = study_files();
-        let theirs = other
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (theirs, mine)
+    // Job 0 is the study report and its tables, job i > 0 municipality i − 1's feedback.
+    let jobs: Vec<usize> = (0..=munis.len()).collect();
+    let done = super::map_on_two_threads(&jobs, |&j| match j {
+        0 => study_files(),
+        i => feedback(muni_list[i - 1], &shown[i - 1]),
     });
-    let mut files = study_files?;
-    files.extend(feedback_files?);
+    // The first error in job order is the one reported.
+    let mut files = vec![];
+    for names in done {
+        files.extend(names?);
+    }
 
     files.sort();
     summary

@@ -578,42 +578,53 @@ fn h3(path: &Path) -> Result<Vec<H3Row>> {
 
 /// Reads everything the report shows from the earlier stages' outputs.
 pub fn load(ctx: &StageContext) -> Result<Inputs> {
-    let (groups, pairs) = network(&ctx.table_path("score", "network"))?;
-    let summaries = vec![
-        (
-            "ingest".to_string(),
-            json(&ctx.stage_dir("ingest").join("summary.json"))?,
-        ),
-        (
-            "clean".to_string(),
-            json(&ctx.stage_dir("clean").join("summary.json"))?,
-        ),
-        (
-            "score".to_string(),
-            json(&ctx.stage_dir("score").join("summary.json"))?,
-        ),
-        (
-            "link".to_string(),
-            json(&ctx.stage_dir("link").join("summary.json"))?,
-        ),
-        (
-            "model".to_string(),
-            json(&ctx.stage_dir("model").join("summary.json"))?,
-        ),
-    ];
+    // The score tables are read on a second thread while this one reads the rest; errors are
+    // reported in the order the files were read one after another.
+    let score = |name| ctx.table_path("score", name);
+    let ((network, dyads, units, respondents, reliability), rest) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| {
+            (
+                network(&score("network")),
+                dyads(&score("dyads")),
+                units(&score("units")),
+                respondents(&score("respondents")),
+                reliability(&score("reliability")),
+            )
+        });
+        let summary = |stage: &str| json(&ctx.stage_dir(stage).join("summary.json"));
+        let rest = (
+            ["ingest", "clean", "score", "link", "model"].map(|s| (s, summary(s))),
+            results(&ctx.table_path("model", "results")),
+            json(&ctx.stage_dir("model").join("results.json")),
+            fits(&ctx.table_path("model", "fit")),
+            variances(&ctx.table_path("model", "variance_components")),
+            heterogeneity(&ctx.table_path("model", "heterogeneity")),
+            h3(&ctx.table_path("link", "h3_panel")),
+        );
+        let score = other
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (score, rest)
+    });
+    let (summaries, results, results_json, fits, variances, heterogeneity, h3) = rest;
+    let (groups, pairs) = network?;
+    let summaries = summaries
+        .into_iter()
+        .map(|(s, j)| Ok((s.to_string(), j?)))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Inputs {
-        results: results(&ctx.table_path("model", "results"))?,
-        results_json: json(&ctx.stage_dir("model").join("results.json"))?,
-        fits: fits(&ctx.table_path("model", "fit"))?,
-        variances: variances(&ctx.table_path("model", "variance_components"))?,
-        heterogeneity: heterogeneity(&ctx.table_path("model", "heterogeneity"))?,
-        dyads: dyads(&ctx.table_path("score", "dyads"))?,
+        results: results?,
+        results_json: results_json?,
+        fits: fits?,
+        variances: variances?,
+        heterogeneity: heterogeneity?,
+        dyads: dyads?,
         groups,
         pairs,
-        units: units(&ctx.table_path("score", "units"))?,
-        respondents: respondents(&ctx.table_path("score", "respondents"))?,
-        reliability: reliability(&ctx.table_path("score", "reliability"))?,
-        h3: h3(&ctx.table_path("link", "h3_panel"))?,
+        units: units?,
+        respondents: respondents?,
+        reliability: reliability?,
+        h3: h3?,
         summaries,
     })
 }
