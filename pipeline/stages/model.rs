@@ -159,7 +159,6 @@ mod frame;
 mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::AtomicUsize;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -554,117 +553,34 @@ fn municipalities(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
-/// A plan with its sample split by municipality, ready to fit.
-struct Prepared {
-    plan: Plan,
-    /// Sorted municipalities of the sample rows.
-    munis: Vec<String>,
-    /// The sample rows of each municipality (in `munis` order), in sample order.
-    rows: Vec<Vec<usize>>,
-    /// Per model: the specification fitted within one municipality (no municipality factor).
-    locals: Vec<ModelSpec>,
-}
-
-fn prepare(plan: Plan) -> Prepared {
+fn run_plan(plan: Plan, cfg: &ModelSection, level: f64, memo: &Memo) -> Result<Outcome> {
     let munis = municipalities(&plan);
-    // One pass over the sample, not one per municipality.
+    // The sample rows of each municipality, in sample order (one pass, not one per municipality).
     let mut by_muni: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for &i in &plan.sample {
         if let Some(m) = plan.table.str_at("municipality", i) {
             by_muni.entry(m).or_default().push(i);
         }
     }
-    let rows = munis
-        .iter()
-        .map(|m| by_muni.remove(m.as_str()).unwrap_or_default())
-        .collect();
-    let locals = plan
-        .models
-        .iter()
-        .map(|spec| spec.without_factor("municipality"))
-        .collect();
-    Prepared {
-        plan,
-        munis,
-        rows,
-        locals,
-    }
-}
-
-/// The pooled fit of each model of a plan, in model order.
-fn pooled_fits(p: &Prepared, level: f64, memo: &Memo) -> Vec<Result<Attempt>> {
-    p.plan
-        .models
-        .iter()
-        .map(|spec| fit(&p.plan.table, &p.plan.sample, spec, level, None, memo))
-        .collect()
-}
-
-/// One municipality's fit of one model of one plan.
-#[derive(Debug, Clone, Copy)]
-struct MuniJob {
-    plan: usize,
-    model: usize,
-    muni: usize,
-}
-
-/// The per-municipality fits of all plans, in plan, model, municipality order.
-fn muni_jobs(preps: &[Prepared]) -> Vec<MuniJob> {
-    let mut jobs = Vec::new();
-    for (plan, p) in preps.iter().enumerate() {
-        for model in 0..p.plan.models.len() {
-            for muni in 0..p.munis.len() {
-                jobs.push(MuniJob { plan, model, muni });
-            }
-        }
-    }
-    jobs
-}
-
-/// Fits the per-municipality jobs not yet taken from `next` (see [`super::take_jobs`]).
-fn work_muni_jobs(
-    preps: &[Prepared],
-    jobs: &[MuniJob],
-    next: &AtomicUsize,
-    cfg: &ModelSection,
-    level: f64,
-    memo: &Memo,
-) -> Vec<(usize, Result<Attempt>)> {
-    super::take_jobs(jobs.len(), next, |j| {
-        let (job, p) = (jobs[j], &preps[jobs[j].plan]);
-        fit(
-            &p.plan.table,
-            &p.rows[job.muni],
-            &p.locals[job.model],
-            level,
-            Some(cfg.min_clusters as usize),
-            memo,
-        )
-    })
-}
-
-/// A plan's outcome from its fits (`pooled` per model, `per_muni` per model and municipality),
-/// with the meta-analysis of its per-municipality primary estimates. The first error in the
-/// order the fits would run one after another (each model's pooled fit, then its
-/// municipalities) is the one returned.
-fn finish_plan(
-    prep: Prepared,
-    pooled: Vec<Result<Attempt>>,
-    per_muni: Vec<Vec<Result<Attempt>>>,
-    cfg: &ModelSection,
-    level: f64,
-) -> Result<Outcome> {
-    let Prepared { plan, munis, .. } = prep;
     let mut runs = Vec::new();
-    for (mi, (pooled, per)) in pooled.into_iter().zip(per_muni).enumerate() {
-        let pooled = pooled?;
-        let per = munis
-            .iter()
-            .zip(per)
-            .map(|(m, a)| Ok((m.clone(), a?)))
-            .collect::<Result<Vec<_>>>()?;
+    for (mi, spec) in plan.models.iter().enumerate() {
+        let pooled = fit(&plan.table, &plan.sample, spec, level, None, memo)?;
+        let local = spec.without_factor("municipality");
+        let mut per = Vec::new();
+        for m in &munis {
+            let rows: &[usize] = by_muni.get(m.as_str()).map_or(&[], Vec::as_slice);
+            let a = fit(
+                &plan.table,
+                rows,
+                &local,
+                level,
+                Some(cfg.min_clusters as usize),
+                memo,
+            )?;
+            per.push((m.clone(), a));
+        }
         runs.push(ModelRun {
-            spec: plan.models[mi].clone(),
+            spec: spec.clone(),
             primary: plan.primary_model == Some(mi),
             pooled,
             municipalities: per,
@@ -1210,54 +1126,22 @@ fn analyse(ctx: &StageContext, cfg: &ModelSection) -> Result<Vec<Outcome>> {
         H3_COLUMNS,
         &["exclusion"],
     )?;
-    let preps = [
-        prepare(plan_h1(cfg, h1)?),
-        prepare(plan_h2(cfg, h2)?),
-        prepare(plan_h3(cfg, h3)?),
-    ];
-    // Two threads: H1's pooled regressions on one, H2's and H3's pooled mixed models on this
-    // one (the large fits keep the pairing whose peak memory was measured); then both take the
-    // per-municipality fits from one queue until it is empty. The fits are independent and
-    // each is computed exactly as alone (the mixed models are sequential, the least-squares
-    // inverse's threads give the same bits on any number of threads), so only the wall time
-    // changes. Results keep the order H1, H2, H3.
+    let (p1, p2, p3) = (plan_h1(cfg, h1)?, plan_h2(cfg, h2)?, plan_h3(cfg, h3)?);
+    // H1's regressions on one thread, H2's and H3's mixed models on this one: the fits are
+    // independent and each is computed exactly as alone (the mixed models are sequential, the
+    // least-squares inverse's threads give the same bits on any number of threads), so only
+    // the wall time changes. Results keep the order H1, H2, H3.
     let memo = ctx.memo;
-    let jobs = muni_jobs(&preps);
-    let next = AtomicUsize::new(0);
-    let (pooled, mut done) = std::thread::scope(|scope| {
-        let (preps, jobs, next) = (&preps, &jobs, &next);
-        let other = scope.spawn(move || {
-            let pooled = pooled_fits(&preps[0], level, memo);
-            (pooled, work_muni_jobs(preps, jobs, next, cfg, level, memo))
-        });
-        let pooled2 = pooled_fits(&preps[1], level, memo);
-        let pooled3 = pooled_fits(&preps[2], level, memo);
-        let mut done = work_muni_jobs(preps, jobs, next, cfg, level, memo);
-        let (pooled1, done1) = other
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        done.extend(done1);
-        ([pooled1, pooled2, pooled3], done)
-    });
-    // Back in job order: plan, model, municipality.
-    done.sort_by_key(|(j, _)| *j);
-    if done.len() != jobs.len() {
-        bail!(
-            "{} of {} per-municipality fits came back",
-            done.len(),
-            jobs.len()
-        );
-    }
-    let mut done = done.into_iter().map(|(_, a)| a);
-    let mut outcomes = Vec::with_capacity(3);
-    for (prep, pooled) in preps.into_iter().zip(pooled) {
-        let per_muni = (0..prep.plan.models.len())
-            .map(|_| done.by_ref().take(prep.munis.len()).collect())
-            .collect();
+    std::thread::scope(|scope| {
+        let h1 = scope.spawn(move || run_plan(p1, cfg, level, memo));
+        let o2 = run_plan(p2, cfg, level, memo);
+        let o3 = o2.and_then(|o2| Ok((o2, run_plan(p3, cfg, level, memo)?)));
+        let o1 = h1.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
         // When several fail, H1's error is the one reported, as when they ran in order.
-        outcomes.push(finish_plan(prep, pooled, per_muni, cfg, level)?);
-    }
-    Ok(outcomes)
+        let o1 = o1?;
+        let (o2, o3) = o3?;
+        Ok(vec![o1, o2, o3])
+    })
 }
 
 pub fn run(ctx: &StageContext) -> Result<StageSummary> {
