@@ -119,11 +119,7 @@ impl StageSummary {
 
 /// Runs `f` on job indices taken one at a time from `next` (shared by the threads that work
 /// through the same jobs) until they pass `n`; returns each result with its job's index.
-pub fn take_jobs<R>(
-    n: usize,
-    next: &AtomicUsize,
-    mut f: impl FnMut(usize) -> R,
-) -> Vec<(usize, R)> {
+fn take_jobs<R>(n: usize, next: &AtomicUsize, mut f: impl FnMut(usize) -> R) -> Vec<(usize, R)> {
     let mut done = Vec::new();
     loop {
         let i = next.fetch_add(1, AtomicOrdering::Relaxed);
