@@ -1102,6 +1102,28 @@ const H3_COLUMNS: &[(&str, Want)] = &[
     ("exclusion", Want::Str),
 ];
 
+/// The steps of a hypothesis in the order the stage once took them one after the other (every
+/// table read, then every plan made, then the fits): when several fail, the error reported is
+/// the one that order met first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Read,
+    Plan,
+    Fit,
+}
+
+/// A failed step of hypothesis `.1` (1, 2 or 3).
+type StepError = (Step, u8, anyhow::Error);
+
+/// Of H1's outcome and H2's and H3's, the error the sequential order met first.
+fn first_error<A, B>(o1: Result<A, StepError>, rest: Result<B, StepError>) -> Result<(A, B)> {
+    match (o1, rest) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err((_, _, e)), Ok(_)) | (Ok(_), Err((_, _, e))) => Err(e),
+        (Err((s1, h1, e1)), Err((s, h, e))) => Err(if (s, h) < (s1, h1) { e } else { e1 }),
+    }
+}
+
 /// Reads the three linked tables, fits everything and returns the outcome per hypothesis.
 fn analyse(ctx: &StageContext, cfg: &ModelSection) -> Result<Vec<Outcome>> {
     let level = 1.0 - cfg.alpha;
@@ -1111,37 +1133,43 @@ fn analyse(ctx: &StageContext, cfg: &ModelSection) -> Result<Vec<Outcome>> {
             h1_cols.push((c.as_str(), Want::Any));
         }
     }
-    let h1 = frame::read(
-        &ctx.table_path("link", "h1_cases"),
-        &h1_cols,
-        &["exclusion"],
-    )?;
-    let h2 = frame::read(
-        &ctx.table_path("link", "h2_respondents"),
-        H2_COLUMNS,
-        &["exclusion"],
-    )?;
-    let h3 = frame::read(
-        &ctx.table_path("link", "h3_panel"),
-        H3_COLUMNS,
-        &["exclusion"],
-    )?;
-    let (p1, p2, p3) = (plan_h1(cfg, h1)?, plan_h2(cfg, h2)?, plan_h3(cfg, h3)?);
-    // H1's regressions on one thread, H2's and H3's mixed models on this one: the fits are
-    // independent and each is computed exactly as alone (the mixed models are sequential, the
-    // least-squares inverse's threads give the same bits on any number of threads), so only
-    // the wall time changes. Results keep the order H1, H2, H3.
+    let step = |s: Step, h: u8| move |e: anyhow::Error| (s, h, e);
+    // H1 (its table read, planned and its regressions fitted) on one thread, H2's and H3's
+    // mixed models on this one: the hypotheses are independent and each fit is computed exactly
+    // as alone (the mixed models are sequential, the least-squares inverse's threads give the
+    // same bits on any number of threads), so only the wall time changes. Results keep the
+    // order H1, H2, H3.
     let memo = ctx.memo;
-    std::thread::scope(|scope| {
-        let h1 = scope.spawn(move || run_plan(p1, cfg, level, memo));
-        let o2 = run_plan(p2, cfg, level, memo);
-        let o3 = o2.and_then(|o2| Ok((o2, run_plan(p3, cfg, level, memo)?)));
+    let h1_path = ctx.table_path("link", "h1_cases");
+    let (o1, (o2, o3)) = std::thread::scope(|scope| {
+        let h1 = scope.spawn(move || -> Result<Outcome, StepError> {
+            let t = frame::read(&h1_path, &h1_cols, &["exclusion"]).map_err(step(Step::Read, 1))?;
+            let p = plan_h1(cfg, t).map_err(step(Step::Plan, 1))?;
+            run_plan(p, cfg, level, memo).map_err(step(Step::Fit, 1))
+        });
+        let rest = (|| -> Result<(Outcome, Outcome), StepError> {
+            let h2 = frame::read(
+                &ctx.table_path("link", "h2_respondents"),
+                H2_COLUMNS,
+                &["exclusion"],
+            )
+            .map_err(step(Step::Read, 2))?;
+            let h3 = frame::read(
+                &ctx.table_path("link", "h3_panel"),
+                H3_COLUMNS,
+                &["exclusion"],
+            )
+            .map_err(step(Step::Read, 3))?;
+            let p2 = plan_h2(cfg, h2).map_err(step(Step::Plan, 2))?;
+            let p3 = plan_h3(cfg, h3).map_err(step(Step::Plan, 3))?;
+            let o2 = run_plan(p2, cfg, level, memo).map_err(step(Step::Fit, 2))?;
+            let o3 = run_plan(p3, cfg, level, memo).map_err(step(Step::Fit, 3))?;
+            Ok((o2, o3))
+        })();
         let o1 = h1.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-        // When several fail, H1's error is the one reported, as when they ran in order.
-        let o1 = o1?;
-        let (o2, o3) = o3?;
-        Ok(vec![o1, o2, o3])
-    })
+        first_error(o1, rest)
+    })?;
+    Ok(vec![o1, o2, o3])
 }
 
 pub fn run(ctx: &StageContext) -> Result<StageSummary> {

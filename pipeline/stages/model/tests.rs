@@ -579,3 +579,43 @@ fn srm_unit_is_the_unit_mean_of_srm_between_over_the_sample() {
     let out = (0..t.n_rows()).find(|i| !rows.contains(i)).unwrap();
     assert_eq!(t.num_at("srm_unit", out), None);
 }
+
+/// H1 runs on its own thread beside H2 and H3; when both sides fail, the error reported is the
+/// one the sequential order (every read, then every plan, then the fits, H1 before H2 before
+/// H3) would have met first.
+#[test]
+fn the_first_error_in_the_sequential_order_is_reported() {
+    let fail = |s: Step, h: u8| -> std::result::Result<(), StepError> {
+        Err((s, h, anyhow::anyhow!("{s:?} H{h}")))
+    };
+    let msg = |r: Result<((), ())>| r.unwrap_err().to_string();
+    assert!(first_error(Ok::<(), StepError>(()), Ok::<(), StepError>(())).is_ok());
+    assert_eq!(msg(first_error(fail(Step::Fit, 1), Ok(()))), "Fit H1");
+    assert_eq!(msg(first_error(Ok(()), fail(Step::Plan, 3))), "Plan H3");
+    // Both fitted and failed: H1's, as when the hypotheses ran one after the other.
+    assert_eq!(
+        msg(first_error(fail(Step::Fit, 1), fail(Step::Fit, 2))),
+        "Fit H1"
+    );
+    // H2's table could not be read: the sequential stage stopped there, before planning H1.
+    assert_eq!(
+        msg(first_error(fail(Step::Plan, 1), fail(Step::Read, 2))),
+        "Read H2"
+    );
+    assert_eq!(
+        msg(first_error(fail(Step::Fit, 1), fail(Step::Read, 3))),
+        "Read H3"
+    );
+    assert_eq!(
+        msg(first_error(fail(Step::Read, 1), fail(Step::Read, 2))),
+        "Read H1"
+    );
+    assert_eq!(
+        msg(first_error(fail(Step::Plan, 1), fail(Step::Plan, 3))),
+        "Plan H1"
+    );
+    assert_eq!(
+        msg(first_error(fail(Step::Fit, 1), fail(Step::Plan, 2))),
+        "Plan H2"
+    );
+}
