@@ -585,37 +585,29 @@ fn srm_unit_is_the_unit_mean_of_srm_between_over_the_sample() {
 /// H3) would have met first.
 #[test]
 fn the_first_error_in_the_sequential_order_is_reported() {
-    let fail = |s: Step, h: u8| -> std::result::Result<(), StepError> {
-        Err((s, h, anyhow::anyhow!("{s:?} H{h}")))
+    use Step::{Fit, Plan, Read};
+    let outcome = |f: Option<(Step, u8)>| -> std::result::Result<(), StepError> {
+        match f {
+            None => Ok(()),
+            Some((s, h)) => Err((s, h, anyhow::anyhow!("{s:?} H{h}"))),
+        }
     };
-    let msg = |r: Result<((), ())>| r.unwrap_err().to_string();
-    assert!(first_error(Ok::<(), StepError>(()), Ok::<(), StepError>(())).is_ok());
-    assert_eq!(msg(first_error(fail(Step::Fit, 1), Ok(()))), "Fit H1");
-    assert_eq!(msg(first_error(Ok(()), fail(Step::Plan, 3))), "Plan H3");
-    // Both fitted and failed: H1's, as when the hypotheses ran one after the other.
-    assert_eq!(
-        msg(first_error(fail(Step::Fit, 1), fail(Step::Fit, 2))),
-        "Fit H1"
-    );
-    // H2's table could not be read: the sequential stage stopped there, before planning H1.
-    assert_eq!(
-        msg(first_error(fail(Step::Plan, 1), fail(Step::Read, 2))),
-        "Read H2"
-    );
-    assert_eq!(
-        msg(first_error(fail(Step::Fit, 1), fail(Step::Read, 3))),
-        "Read H3"
-    );
-    assert_eq!(
-        msg(first_error(fail(Step::Read, 1), fail(Step::Read, 2))),
-        "Read H1"
-    );
-    assert_eq!(
-        msg(first_error(fail(Step::Plan, 1), fail(Step::Plan, 3))),
-        "Plan H1"
-    );
-    assert_eq!(
-        msg(first_error(fail(Step::Fit, 1), fail(Step::Plan, 2))),
-        "Plan H2"
-    );
+    assert!(first_error(outcome(None), outcome(None)).is_ok());
+    // (H1's failed step, H2's or H3's failed step, the error reported)
+    let cases = [
+        (Some((Fit, 1)), None, "Fit H1"),
+        (None, Some((Plan, 3)), "Plan H3"),
+        // Both fitted and failed: H1's, as when the hypotheses ran one after the other.
+        (Some((Fit, 1)), Some((Fit, 2)), "Fit H1"),
+        // H2's table could not be read: the sequential stage stopped there, before planning H1.
+        (Some((Plan, 1)), Some((Read, 2)), "Read H2"),
+        (Some((Fit, 1)), Some((Read, 3)), "Read H3"),
+        (Some((Read, 1)), Some((Read, 2)), "Read H1"),
+        (Some((Plan, 1)), Some((Plan, 3)), "Plan H1"),
+        (Some((Fit, 1)), Some((Plan, 2)), "Plan H2"),
+    ];
+    for (h1, rest, want) in cases {
+        let got = first_error(outcome(h1), outcome(rest)).unwrap_err();
+        assert_eq!(got.to_string(), want, "{h1:?} {rest:?}");
+    }
 }
