@@ -1115,12 +1115,19 @@ enum Step {
 /// A failed step of hypothesis `.1` (1, 2 or 3).
 type StepError = (Step, u8, anyhow::Error);
 
-/// Of H1's outcome and H2's and H3's, the error the sequential order met first.
-fn first_error<A, B>(o1: Result<A, StepError>, rest: Result<B, StepError>) -> Result<(A, B)> {
+/// Of H1's outcome and H2's and H3's (None: not fitted, because the other side could not read
+/// or plan its tables), the error the sequential order met first.
+fn first_error<A, B>(
+    o1: Result<Option<A>, StepError>,
+    rest: Result<Option<B>, StepError>,
+) -> Result<(A, B)> {
     match (o1, rest) {
-        (Ok(a), Ok(b)) => Ok((a, b)),
-        (Err((_, _, e)), Ok(_)) | (Ok(_), Err((_, _, e))) => Err(e),
+        (Ok(Some(a)), Ok(Some(b))) => Ok((a, b)),
         (Err((s1, h1, e1)), Err((s, h, e))) => Err(if (s, h) < (s1, h1) { e } else { e1 }),
+        (Err((_, _, e)), Ok(_)) | (Ok(_), Err((_, _, e))) => Err(e),
+        (Ok(_), Ok(_)) => Err(anyhow::anyhow!(
+            "the model stage stopped before fitting without an error (a bug)"
+        )),
     }
 }
 
@@ -1134,37 +1141,57 @@ fn analyse(ctx: &StageContext, cfg: &ModelSection) -> Result<Vec<Outcome>> {
         }
     }
     let step = |s: Step, h: u8| move |e: anyhow::Error| (s, h, e);
-    // H1 (its table read, planned and its regressions fitted) on one thread, H2's and H3's
-    // mixed models on this one: the hypotheses are independent and each fit is computed exactly
-    // as alone (the mixed models are sequential, the least-squares inverse's threads give the
-    // same bits on any number of threads), so only the wall time changes. Results keep the
-    // order H1, H2, H3.
+    // H1 (its table read and planned, its regressions fitted) on one thread, H2's and H3's on
+    // this one: the hypotheses are independent and each fit is computed exactly as alone (the
+    // mixed models are sequential, the least-squares inverse's threads give the same bits on
+    // any number of threads), so only the wall time changes. Results keep the order H1, H2, H3.
+    // No fit starts before all three tables are read and planned: each side tells the other
+    // whether its own are (a side that panics drops its sender, which reads as "not"), so a
+    // table that cannot be read is reported at once, not after the other side's fits.
     let memo = ctx.memo;
     let h1_path = ctx.table_path("link", "h1_cases");
+    let (h1_ready_tx, h1_ready) = std::sync::mpsc::channel::<bool>();
+    let (rest_ready_tx, rest_ready) = std::sync::mpsc::channel::<bool>();
     let (o1, (o2, o3)) = std::thread::scope(|scope| {
-        let h1 = scope.spawn(move || -> Result<Outcome, StepError> {
-            let t = frame::read(&h1_path, &h1_cols, &["exclusion"]).map_err(step(Step::Read, 1))?;
-            let p = plan_h1(cfg, t).map_err(step(Step::Plan, 1))?;
-            run_plan(p, cfg, level, memo).map_err(step(Step::Fit, 1))
+        let h1 = scope.spawn(move || -> Result<Option<Outcome>, StepError> {
+            let planned = frame::read(&h1_path, &h1_cols, &["exclusion"])
+                .map_err(step(Step::Read, 1))
+                .and_then(|t| plan_h1(cfg, t).map_err(step(Step::Plan, 1)));
+            let _ = h1_ready_tx.send(planned.is_ok());
+            let p = planned?;
+            if !rest_ready.recv().unwrap_or(false) {
+                return Ok(None);
+            }
+            run_plan(p, cfg, level, memo)
+                .map(Some)
+                .map_err(step(Step::Fit, 1))
         });
-        let rest = (|| -> Result<(Outcome, Outcome), StepError> {
-            let h2 = frame::read(
-                &ctx.table_path("link", "h2_respondents"),
-                H2_COLUMNS,
-                &["exclusion"],
-            )
-            .map_err(step(Step::Read, 2))?;
-            let h3 = frame::read(
-                &ctx.table_path("link", "h3_panel"),
-                H3_COLUMNS,
-                &["exclusion"],
-            )
-            .map_err(step(Step::Read, 3))?;
-            let p2 = plan_h2(cfg, h2).map_err(step(Step::Plan, 2))?;
-            let p3 = plan_h3(cfg, h3).map_err(step(Step::Plan, 3))?;
+        let rest = (|| -> Result<Option<(Outcome, Outcome)>, StepError> {
+            let planned = (|| {
+                let h2 = frame::read(
+                    &ctx.table_path("link", "h2_respondents"),
+                    H2_COLUMNS,
+                    &["exclusion"],
+                )
+                .map_err(step(Step::Read, 2))?;
+                let h3 = frame::read(
+                    &ctx.table_path("link", "h3_panel"),
+                    H3_COLUMNS,
+                    &["exclusion"],
+                )
+                .map_err(step(Step::Read, 3))?;
+                let p2 = plan_h2(cfg, h2).map_err(step(Step::Plan, 2))?;
+                let p3 = plan_h3(cfg, h3).map_err(step(Step::Plan, 3))?;
+                Ok((p2, p3))
+            })();
+            let _ = rest_ready_tx.send(planned.is_ok());
+            let (p2, p3) = planned?;
+            if !h1_ready.recv().unwrap_or(false) {
+                return Ok(None);
+            }
             let o2 = run_plan(p2, cfg, level, memo).map_err(step(Step::Fit, 2))?;
             let o3 = run_plan(p3, cfg, level, memo).map_err(step(Step::Fit, 3))?;
-            Ok((o2, o3))
+            Ok(Some((o2, o3)))
         })();
         let o1 = h1.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
         first_error(o1, rest)

@@ -540,6 +540,22 @@ fn a_missing_link_table_is_an_error_naming_it() {
     assert!(format!("{e:#}").contains("h1_cases.parquet"), "{e:#}");
 }
 
+/// H1's side and H2's and H3's read their tables on two threads; whichever table is missing,
+/// the error names it and the other side fits nothing.
+#[test]
+fn each_missing_link_table_is_an_error_naming_it() {
+    for table in ["h1_cases", "h2_respondents", "h3_panel"] {
+        let dir = tempfile::tempdir().unwrap();
+        write_link(dir.path(), LARGE, 9);
+        std::fs::remove_file(dir.path().join(format!("link/{table}.parquet"))).unwrap();
+        let e = run_stage(dir.path(), &config("")).unwrap_err();
+        assert!(
+            format!("{e:#}").contains(&format!("{table}.parquet")),
+            "{e:#}"
+        );
+    }
+}
+
 #[test]
 fn holm_and_bonferroni_adjustments() {
     let p = [0.01, 0.04, f64::NAN];
@@ -586,13 +602,22 @@ fn srm_unit_is_the_unit_mean_of_srm_between_over_the_sample() {
 #[test]
 fn the_first_error_in_the_sequential_order_is_reported() {
     use Step::{Fit, Plan, Read};
-    let outcome = |f: Option<(Step, u8)>| -> std::result::Result<(), StepError> {
+    let outcome = |f: Option<(Step, u8)>| -> std::result::Result<Option<()>, StepError> {
         match f {
-            None => Ok(()),
+            None => Ok(Some(())),
             Some((s, h)) => Err((s, h, anyhow::anyhow!("{s:?} H{h}"))),
         }
     };
     assert!(first_error(outcome(None), outcome(None)).is_ok());
+    // A side that did not fit because the other could not read or plan: the other's error.
+    let h2_unread = outcome(Some((Read, 2)));
+    let got = first_error(Ok::<Option<()>, StepError>(None), h2_unread).unwrap_err();
+    assert_eq!(got.to_string(), "Read H2");
+    let h1_unplanned = outcome(Some((Plan, 1)));
+    let got = first_error(h1_unplanned, Ok::<Option<()>, StepError>(None)).unwrap_err();
+    assert_eq!(got.to_string(), "Plan H1");
+    // Neither fitted and neither failed cannot happen; it is an error, not a panic.
+    assert!(first_error::<(), ()>(Ok(None), Ok(None)).is_err());
     // (H1's failed step, H2's or H3's failed step, the error reported)
     let cases = [
         (Some((Fit, 1)), None, "Fit H1"),
