@@ -1131,6 +1131,49 @@ fn first_error<A, B>(
     }
 }
 
+/// H1's side (`prepare_h1`, then `fit_h1`) on a second thread, H2's and H3's (`prepare_rest`,
+/// then `fit_rest`) on this one. Neither side fits before both have prepared (read and planned
+/// their tables): each tells the other over a channel, so a table that cannot be read is
+/// reported at once rather than after the other side's fits. A side that panics drops its
+/// sender, which the other reads as "not prepared", so a panic is raised again here instead of
+/// leaving the other side waiting.
+fn prepare_then_fit<P1, O1, P2, O2>(
+    prepare_h1: impl FnOnce() -> Result<P1, StepError> + Send,
+    fit_h1: impl FnOnce(P1) -> Result<O1, StepError> + Send,
+    prepare_rest: impl FnOnce() -> Result<P2, StepError>,
+    fit_rest: impl FnOnce(P2) -> Result<O2, StepError>,
+) -> Result<(O1, O2)>
+where
+    O1: Send,
+{
+    std::thread::scope(|scope| {
+        // Both ends live in this closure or in the spawned thread, so that unwinding from a
+        // panic on either side drops that side's sender before the scope waits for the thread.
+        let (h1_ready_tx, h1_ready) = std::sync::mpsc::channel::<bool>();
+        let (rest_ready_tx, rest_ready) = std::sync::mpsc::channel::<bool>();
+        let h1 = scope.spawn(move || -> Result<Option<O1>, StepError> {
+            let prepared = prepare_h1();
+            let _ = h1_ready_tx.send(prepared.is_ok());
+            drop(h1_ready_tx);
+            let p = prepared?;
+            if !rest_ready.recv().unwrap_or(false) {
+                return Ok(None);
+            }
+            fit_h1(p).map(Some)
+        });
+        let prepared = prepare_rest();
+        let _ = rest_ready_tx.send(prepared.is_ok());
+        drop(rest_ready_tx);
+        let rest = match prepared {
+            Err(e) => Err(e),
+            Ok(_) if !h1_ready.recv().unwrap_or(false) => Ok(None),
+            Ok(p) => fit_rest(p).map(Some),
+        };
+        let o1 = h1.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        first_error(o1, rest)
+    })
+}
+
 /// Reads the three linked tables, fits everything and returns the outcome per hypothesis.
 fn analyse(ctx: &StageContext, cfg: &ModelSection) -> Result<Vec<Outcome>> {
     let level = 1.0 - cfg.alpha;
@@ -1141,61 +1184,41 @@ fn analyse(ctx: &StageContext, cfg: &ModelSection) -> Result<Vec<Outcome>> {
         }
     }
     let step = |s: Step, h: u8| move |e: anyhow::Error| (s, h, e);
-    // H1 (its table read and planned, its regressions fitted) on one thread, H2's and H3's on
-    // this one: the hypotheses are independent and each fit is computed exactly as alone (the
-    // mixed models are sequential, the least-squares inverse's threads give the same bits on
-    // any number of threads), so only the wall time changes. Results keep the order H1, H2, H3.
-    // No fit starts before all three tables are read and planned: each side tells the other
-    // whether its own are (a side that panics drops its sender, which reads as "not"), so a
-    // table that cannot be read is reported at once, not after the other side's fits.
     let memo = ctx.memo;
     let h1_path = ctx.table_path("link", "h1_cases");
-    let (h1_ready_tx, h1_ready) = std::sync::mpsc::channel::<bool>();
-    let (rest_ready_tx, rest_ready) = std::sync::mpsc::channel::<bool>();
-    let (o1, (o2, o3)) = std::thread::scope(|scope| {
-        let h1 = scope.spawn(move || -> Result<Option<Outcome>, StepError> {
-            let planned = frame::read(&h1_path, &h1_cols, &["exclusion"])
-                .map_err(step(Step::Read, 1))
-                .and_then(|t| plan_h1(cfg, t).map_err(step(Step::Plan, 1)));
-            let _ = h1_ready_tx.send(planned.is_ok());
-            let p = planned?;
-            if !rest_ready.recv().unwrap_or(false) {
-                return Ok(None);
-            }
-            run_plan(p, cfg, level, memo)
-                .map(Some)
-                .map_err(step(Step::Fit, 1))
-        });
-        let rest = (|| -> Result<Option<(Outcome, Outcome)>, StepError> {
-            let planned = (|| {
-                let h2 = frame::read(
-                    &ctx.table_path("link", "h2_respondents"),
-                    H2_COLUMNS,
-                    &["exclusion"],
-                )
-                .map_err(step(Step::Read, 2))?;
-                let h3 = frame::read(
-                    &ctx.table_path("link", "h3_panel"),
-                    H3_COLUMNS,
-                    &["exclusion"],
-                )
-                .map_err(step(Step::Read, 3))?;
-                let p2 = plan_h2(cfg, h2).map_err(step(Step::Plan, 2))?;
-                let p3 = plan_h3(cfg, h3).map_err(step(Step::Plan, 3))?;
-                Ok((p2, p3))
-            })();
-            let _ = rest_ready_tx.send(planned.is_ok());
-            let (p2, p3) = planned?;
-            if !h1_ready.recv().unwrap_or(false) {
-                return Ok(None);
-            }
+    // H1 on one thread, H2 and H3 on this one: the hypotheses are independent and each fit is
+    // computed exactly as alone (the mixed models are sequential, the least-squares inverse's
+    // threads give the same bits on any number of threads), so only the wall time changes.
+    // Results keep the order H1, H2, H3.
+    let (o1, (o2, o3)) = prepare_then_fit(
+        || {
+            let t = frame::read(&h1_path, &h1_cols, &["exclusion"]).map_err(step(Step::Read, 1))?;
+            plan_h1(cfg, t).map_err(step(Step::Plan, 1))
+        },
+        |p| run_plan(p, cfg, level, memo).map_err(step(Step::Fit, 1)),
+        || {
+            let h2 = frame::read(
+                &ctx.table_path("link", "h2_respondents"),
+                H2_COLUMNS,
+                &["exclusion"],
+            )
+            .map_err(step(Step::Read, 2))?;
+            let h3 = frame::read(
+                &ctx.table_path("link", "h3_panel"),
+                H3_COLUMNS,
+                &["exclusion"],
+            )
+            .map_err(step(Step::Read, 3))?;
+            let p2 = plan_h2(cfg, h2).map_err(step(Step::Plan, 2))?;
+            let p3 = plan_h3(cfg, h3).map_err(step(Step::Plan, 3))?;
+            Ok((p2, p3))
+        },
+        |(p2, p3)| {
             let o2 = run_plan(p2, cfg, level, memo).map_err(step(Step::Fit, 2))?;
             let o3 = run_plan(p3, cfg, level, memo).map_err(step(Step::Fit, 3))?;
-            Ok(Some((o2, o3)))
-        })();
-        let o1 = h1.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-        first_error(o1, rest)
-    })?;
+            Ok((o2, o3))
+        },
+    )?;
     Ok(vec![o1, o2, o3])
 }
 

@@ -533,17 +533,13 @@ fn direction_and_primary_term_are_settings() {
     assert!(e.to_string().contains("model.h2.primary_term"), "{e}");
 }
 
+/// H1's side and H2's and H3's read their tables on two threads; whichever table is missing,
+/// the error names it (with none written, H1's, the first the sequential order read).
 #[test]
-fn a_missing_link_table_is_an_error_naming_it() {
+fn each_missing_link_table_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let e = run_stage(dir.path(), &config("")).unwrap_err();
     assert!(format!("{e:#}").contains("h1_cases.parquet"), "{e:#}");
-}
-
-/// H1's side and H2's and H3's read their tables on two threads; whichever table is missing,
-/// the error names it and the other side fits nothing.
-#[test]
-fn each_missing_link_table_is_an_error_naming_it() {
     for table in ["h1_cases", "h2_respondents", "h3_panel"] {
         let dir = tempfile::tempdir().unwrap();
         write_link(dir.path(), LARGE, 9);
@@ -635,4 +631,60 @@ fn the_first_error_in_the_sequential_order_is_reported() {
         let got = first_error(outcome(h1), outcome(rest)).unwrap_err();
         assert_eq!(got.to_string(), want, "{h1:?} {rest:?}");
     }
+}
+
+/// A panic while one side prepares is raised again, not left with the other side waiting for
+/// its word (a hang); the other side then fits nothing.
+#[test]
+fn a_panic_on_either_side_is_raised_and_nothing_waits() {
+    for h1_panics in [true, false] {
+        let fitted = std::sync::atomic::AtomicUsize::new(0);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            prepare_then_fit(
+                || -> std::result::Result<(), StepError> {
+                    if h1_panics {
+                        panic!("H1 could not prepare");
+                    }
+                    Ok(())
+                },
+                |()| -> std::result::Result<(), StepError> {
+                    fitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok(())
+                },
+                || -> std::result::Result<(), StepError> {
+                    if !h1_panics {
+                        panic!("H2 could not prepare");
+                    }
+                    Ok(())
+                },
+                |()| -> std::result::Result<(), StepError> {
+                    fitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok(())
+                },
+            )
+        }));
+        assert!(caught.is_err(), "the panic was not raised again");
+        assert_eq!(fitted.into_inner(), 0);
+    }
+}
+
+/// Both sides prepare before either fits; an error in preparing stops the other side's fit.
+#[test]
+fn no_side_fits_before_both_have_prepared() {
+    let fitted = std::sync::atomic::AtomicUsize::new(0);
+    let fit = |()| -> std::result::Result<(), StepError> {
+        fitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    };
+    let e = prepare_then_fit(
+        || Ok(()),
+        fit,
+        || Err((Step::Read, 2, anyhow::anyhow!("no h2_respondents"))),
+        fit,
+    )
+    .unwrap_err();
+    assert_eq!(e.to_string(), "no h2_respondents");
+    assert_eq!(fitted.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(prepare_then_fit(|| Ok(()), fit, || Ok(()), fit).is_ok());
+    assert_eq!(fitted.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
