@@ -256,6 +256,12 @@ const LARGE: Truth = Truth {
     controls: true,
 };
 
+/// Large effects, intervention units only.
+const NO_CONTROLS: Truth = Truth {
+    controls: false,
+    ..LARGE
+};
+
 #[test]
 fn large_effects_are_supported_and_outputs_are_deterministic() {
     let dir = tempfile::tempdir().unwrap();
@@ -391,14 +397,7 @@ fn meta_analysis_matches_a_hand_computed_dersimonian_laird() {
 #[test]
 fn without_controls_h3_is_pre_post_with_a_paired_test_checked_by_hand() {
     let dir = tempfile::tempdir().unwrap();
-    write_link(
-        dir.path(),
-        Truth {
-            controls: false,
-            ..LARGE
-        },
-        5,
-    );
+    write_link(dir.path(), NO_CONTROLS, 5);
     let s = run_stage(dir.path(), &config("")).unwrap();
     let r = results(dir.path());
     let v = verdict(&r, "H3");
@@ -453,14 +452,7 @@ fn without_controls_h3_is_pre_post_with_a_paired_test_checked_by_hand() {
 #[test]
 fn cross_sections_have_no_respondent_term_and_no_paired_test() {
     let dir = tempfile::tempdir().unwrap();
-    write_link(
-        dir.path(),
-        Truth {
-            controls: false,
-            ..LARGE
-        },
-        6,
-    );
+    write_link(dir.path(), NO_CONTROLS, 6);
     run_stage(
         dir.path(),
         &config("[model.h3]\nprimary_term = \"post:intervention\"\ndirection = \"positive\"\ndesign = \"cross_section\"\n"),
