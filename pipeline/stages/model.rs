@@ -1,4 +1,4 @@
-//! The `model` stage: tests H1, H2 and H3 as STUDY.md's "The models" prescribes, pooled over the
+//! The `model` stage: tests H1, H2 and H3 as the study's analysis plan prescribes, pooled over the
 //! municipalities (municipality as a fixed effect) and within each municipality; combines the
 //! per-municipality estimates of each primary term by random-effects meta-analysis; adjusts the
 //! three primary p-values for multiplicity; says whether the data support each hypothesis.
@@ -29,9 +29,9 @@
 //! | H3 | `pre_post` | `rcap ~ post + C(municipality) + (1 \| respondent_id) + (1 \| unit_id)` (no control units) | as above |
 //! | H3 | `paired_t` | paired t-test of `rcap` after − before, respondents in both waves (no control units) | t-test, Cohen's d_z |
 //!
-//! **H2's primary term is `srm_unit` of `unit_wave_within` (a deliberate departure from
-//! STUDY.md, which names `srm_between`; set `model.h2.primary_term = "srm_between"` to follow
-//! the brief).** `unit_wave_within` splits `srm_between` into `srm_unit`, the unit's mean of
+//! **H2's primary term is `srm_unit` of `unit_wave_within` (a deliberate departure from the
+//! analysis plan, which names `srm_between`; set `model.h2.primary_term = "srm_between"` to
+//! follow the plan).** `unit_wave_within` splits `srm_between` into `srm_unit`, the unit's mean of
 //! `srm_between` over the sample rows of all waves, and `srm_wave` = `srm_between − srm_unit`.
 //! Why: with a unit random intercept, the `srm_between` slope of `between_within` mixes the
 //! between-unit slope with the slope on a unit's wave-to-wave changes in mean rating. A manager's
@@ -41,8 +41,8 @@
 //! a slope with no manager effect behind it. Measured with `relcap validate` (200 replications
 //! of the demo design, seed 20261123, no manager effect): `srm_between` averages 0.152 and is
 //! "supported" in 59.5% of the replications (its 95% CI covers the true 0 in 40.5%); `srm_unit`
-//! averages 0.012, is supported in 3.5%, and its CI covers 0 in 94.0% (README, "H2's primary
-//! term"). `between_within` stays in the results as STUDY.md's model.
+//! averages 0.012, is supported in 3.5%, and its CI covers 0 in 94.0%. `between_within` stays in
+//! the results as the analysis plan's model.
 //!
 //! H3 uses the rows `link` put in each unit's window (`after_wave` = `post` 0, `after_wave + 1` =
 //! `post` 1). With control units in the sample the design is `diff_in_diff`; with intervention
@@ -160,7 +160,7 @@ mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::Serialize;
 use serde_json::json;
 
@@ -1020,10 +1020,8 @@ fn analyse(ctx: &StageContext, cfg: &ModelSection) -> Result<Vec<Outcome>> {
 }
 
 pub fn run(ctx: &StageContext) -> Result<StageSummary> {
+    // The config is validated once, when it is loaded (`model.alpha` in (0, 0.5) among others).
     let cfg = &ctx.config.model;
-    if !(cfg.alpha > 0.0 && cfg.alpha < 1.0) {
-        bail!("model.alpha must be in (0, 1)");
-    }
     let mut summary = StageSummary::default();
     let outcomes = analyse(ctx, cfg)?;
     let verdicts = verdicts(&outcomes, cfg);
