@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
-use polars::prelude::{
-    CsvParseOptions, CsvReadOptions, DataFrame, DataType, ParquetReader, SerReader,
-};
+use polars::prelude::{CsvParseOptions, CsvReadOptions, DataFrame, ParquetReader, SerReader};
 
 use crate::io::{self, FileKind};
+use crate::stages::frame::{plain, Plain};
 use crate::stats::design::{Column, Data};
 use crate::stats::fit::{fit_formula, FitOptions, Method};
 use crate::stats::formula;
@@ -154,23 +153,14 @@ fn to_data(df: &DataFrame, needed: &BTreeSet<String>, path: &Path) -> Result<Dat
                 have.join(", ")
             )
         })?;
-        let s = col.as_materialized_series();
-        let converted = match s.dtype() {
-            DataType::Boolean => Column::Bool(s.bool()?.iter().collect()),
-            DataType::String => {
-                Column::Str(s.str()?.iter().map(|v| v.map(String::from)).collect())
-            }
-            DataType::Categorical(_, _) | DataType::Enum(_, _) => {
-                let s = s.cast(&DataType::String)?;
-                Column::Str(s.str()?.iter().map(|v| v.map(String::from)).collect())
-            }
-            dt if dt.is_primitive_numeric() => {
-                let s = s.cast(&DataType::Float64)?;
-                Column::Num(s.f64()?.iter().collect())
-            }
-            other => bail!(
-                "{}: column `{name}` has type {other}, which a model cannot use (numbers, text and booleans can)",
-                path.display()
+        let converted = match plain(col)? {
+            Some(Plain::Num(v)) => Column::Num(v),
+            Some(Plain::Str(v)) => Column::Str(v),
+            Some(Plain::Bool(v)) => Column::Bool(v),
+            _ => bail!(
+                "{}: column `{name}` has type {}, which a model cannot use (numbers, text and booleans can)",
+                path.display(),
+                col.dtype()
             ),
         };
         data.push(name.clone(), converted)

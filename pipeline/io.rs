@@ -2,30 +2,28 @@
 //!
 //! Every write is atomic: the bytes go to a temporary file in the destination folder, are synced,
 //! and only then renamed to the final name, so a crash never leaves a half-written file where a
-//! finished one is expected. Parquet is written with fixed settings (zstd at its default level, fixed row-group
-//! size, statistics on, `created_by` = `Polars` without version or build hash) and footer
-//! key-value metadata naming the stage, its fingerprint and the schema version, so the same frame
-//! always gives the same bytes. Callers sort rows by their key columns before writing.
+//! finished one is expected. Parquet is written with fixed settings (zstd at its default level,
+//! fixed row-group size, statistics on, `created_by` = `Polars` without version or build hash)
+//! and footer key-value metadata naming the stage, its fingerprint and the schema version, so the
+//! same frame always gives the same bytes. Callers sort rows by their key columns before writing.
 //!
 //! "The same frame" includes how its columns are chunked: polars cuts a frame held in one chunk
 //! into `height / ROW_GROUP_SIZE` equal row groups ([`row_groups_of_one_chunk`]), but a frame
 //! of several chunks along its chunks. [`write_parquet_as_one_chunk`] writes any frame with the
 //! layout (and bytes) of its one-chunk form without building that copy, a row group at a time.
 //!
-//! The fingerprint reaches the footer without the stages passing it: the orchestrator runs each
-//! stage inside [`with_stage_fingerprint`], and a [`ParquetMeta`] without an explicit fingerprint
-//! takes the one set for its stage on the current thread. A stage that writes Parquet from
-//! threads of its own passes [`stage_fingerprint`] into `ParquetMeta::fingerprint` itself.
+//! The fingerprint reaches the footer explicitly: the orchestrator puts it into the stage's
+//! `StageContext`, and a stage writes with `ctx.parquet_meta(STAGE)`, a [`ParquetMeta`] that
+//! carries it, from whichever thread writes the file.
 
-use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use polars::prelude::{
-    CsvParseOptions, CsvReadOptions, DataFrame, KeyValueMetadata, ParquetCompression,
-    ParquetReader, ParquetWriter, SerReader, StatisticsOptions,
+    DataFrame, KeyValueMetadata, ParquetCompression, ParquetReader, ParquetWriter, SerReader,
+    StatisticsOptions,
 };
 
 /// Bumped when the layout of any stage output changes; written into every Parquet footer.
@@ -94,45 +92,11 @@ fn fault_injection_stall(path: &Path) {
     }
 }
 
-thread_local! {
-    /// (stage, fingerprint) of the stage the orchestrator is running on this thread.
-    static STAGE_FINGERPRINT: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` with `fingerprint` as the fingerprint of `stage` for every Parquet footer written on
-/// this thread by a [`ParquetMeta`] of that stage without a fingerprint of its own.
-pub fn with_stage_fingerprint<R>(stage: &str, fingerprint: &str, f: impl FnOnce() -> R) -> R {
-    struct Reset(Option<(String, String)>);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            let old = self.0.take();
-            STAGE_FINGERPRINT.with(|c| *c.borrow_mut() = old);
-        }
-    }
-    let old = STAGE_FINGERPRINT.with(|c| {
-        c.borrow_mut()
-            .replace((stage.to_string(), fingerprint.to_string()))
-    });
-    let _reset = Reset(old);
-    f()
-}
-
-/// The fingerprint set by [`with_stage_fingerprint`] for `stage` on this thread, if any.
-pub fn stage_fingerprint(stage: &str) -> Option<String> {
-    STAGE_FINGERPRINT.with(|c| {
-        c.borrow()
-            .as_ref()
-            .filter(|(s, _)| s == stage)
-            .map(|(_, fp)| fp.clone())
-    })
-}
-
 /// Key-value metadata written into a Parquet footer.
 #[derive(Debug, Clone, Default)]
 pub struct ParquetMeta {
     pub stage: String,
-    /// The stage's fingerprint; None takes the one the orchestrator set for this stage on this
-    /// thread ([`with_stage_fingerprint`]), if any.
+    /// The stage's fingerprint (`StageContext::parquet_meta` fills it in); None writes none.
     pub fingerprint: Option<String>,
     /// Extra pairs (sorted by key when written).
     pub extra: Vec<(String, String)>,
@@ -154,12 +118,8 @@ impl ParquetMeta {
                 SCHEMA_VERSION.to_string(),
             ),
         ];
-        if let Some(fp) = self
-            .fingerprint
-            .clone()
-            .or_else(|| stage_fingerprint(&self.stage))
-        {
-            kv.push(("relcap.fingerprint".to_string(), fp));
+        if let Some(fp) = &self.fingerprint {
+            kv.push(("relcap.fingerprint".to_string(), fp.clone()));
         }
         kv.extend(self.extra.iter().cloned());
         kv.sort();
@@ -294,35 +254,6 @@ pub fn file_kind(path: &Path) -> Result<FileKind> {
     }
 }
 
-/// Reads a CSV file with every column as text (typing is the caller's job, cell by cell, so a
-/// bad cell becomes a quarantine row rather than a failed read). The file must be UTF-8; a
-/// leading byte-order mark is removed.
-pub fn read_csv_as_text(path: &Path, separator: u8) -> Result<DataFrame> {
-    let opts = CsvReadOptions::default()
-        .with_has_header(true)
-        .with_infer_schema_length(Some(0))
-        .with_parse_options(
-            CsvParseOptions::default()
-                .with_separator(separator)
-                .with_missing_is_null(true),
-        );
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let bytes = bytes
-        .strip_prefix(b"\xEF\xBB\xBF")
-        .unwrap_or(&bytes)
-        .to_vec();
-    if std::str::from_utf8(&bytes).is_err() {
-        bail!(
-            "{}: not valid UTF-8 (decode Windows-1252 exports first, or declare the encoding)",
-            path.display()
-        );
-    }
-    let cursor = std::io::Cursor::new(bytes);
-    opts.into_reader_with_file_handle(cursor)
-        .finish()
-        .with_context(|| format!("cannot parse CSV file {}", path.display()))
-}
-
 /// Detects the separator of a CSV file from its header line: the most frequent of `;` `,` tab.
 pub fn detect_separator(path: &Path) -> Result<u8> {
     use std::io::BufRead;
@@ -442,22 +373,24 @@ mod tests {
     }
 
     #[test]
-    fn footer_takes_the_fingerprint_set_for_its_stage() {
+    fn footer_has_the_fingerprint_only_when_given() {
         let meta = ParquetMeta::stage("score");
         assert!(!meta.pairs().iter().any(|(k, _)| k == "relcap.fingerprint"));
-        let pairs = with_stage_fingerprint("score", "abc", || meta.pairs());
-        assert!(pairs.contains(&("relcap.fingerprint".to_string(), "abc".to_string())));
-        // Another stage's writes do not pick it up, and it is gone afterwards.
-        let other = with_stage_fingerprint("score", "abc", || ParquetMeta::stage("link").pairs());
-        assert!(!other.iter().any(|(k, _)| k == "relcap.fingerprint"));
-        assert_eq!(stage_fingerprint("score"), None);
-        // An explicit fingerprint wins.
-        let explicit = ParquetMeta {
-            fingerprint: Some("own".into()),
+        let given = ParquetMeta {
+            fingerprint: Some("abc".into()),
             ..ParquetMeta::stage("score")
         };
-        let pairs = with_stage_fingerprint("score", "abc", || explicit.pairs());
-        assert!(pairs.contains(&("relcap.fingerprint".to_string(), "own".to_string())));
+        let pairs = given.pairs();
+        assert!(pairs.contains(&("relcap.fingerprint".to_string(), "abc".to_string())));
+        let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "relcap.fingerprint",
+                "relcap.schema_version",
+                "relcap.stage"
+            ]
+        );
     }
 
     #[test]
@@ -486,22 +419,12 @@ mod tests {
     }
 
     #[test]
-    fn csv_bom_is_removed_and_text_kept() {
+    fn separator_is_the_most_frequent_in_the_header() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.csv");
         std::fs::write(&p, "\u{feff}a;b\n01;Rødovre\n").unwrap();
         assert_eq!(detect_separator(&p).unwrap(), b';');
-        let df = read_csv_as_text(&p, b';').unwrap();
-        let names: Vec<String> = df
-            .get_column_names()
-            .iter()
-            .map(|n| n.to_string())
-            .collect();
-        assert_eq!(names, vec!["a", "b"]);
-        assert_eq!(df.column("a").unwrap().str().unwrap().get(0), Some("01"));
-        assert_eq!(
-            df.column("b").unwrap().str().unwrap().get(0),
-            Some("Rødovre")
-        );
+        std::fs::write(&p, "a,b\tc\n").unwrap();
+        assert_eq!(detect_separator(&p).unwrap(), b',');
     }
 }

@@ -6,10 +6,11 @@
 //! (results a stage reuses between runs, `OUT/.cache`),
 //! `verify` (`relcap verify`: rerun and compare), `inspect` (`relcap inspect`: a Parquet file at
 //! a glance), `stages::{ingest, clean, score, link, model, report}` (one entry point each,
-//! Parquet in and out), `io` (atomic, deterministic file writes), `pseudonym` (keyed hashing of
-//! person ids), `sim` (the study simulator), `fit` (`relcap fit` on any table), `bench`
-//! (`relcap bench`: timings and peak memory of the whole pipeline), and the statistics
-//! engine `stats` (the `relcap-stats` crate: no polars, no files).
+//! Parquet in and out), `io` (atomic, deterministic file writes), `jobs` (independent jobs on
+//! two threads), `pseudonym` (keyed hashing of person ids), `sim` (the study simulator), `fit`
+//! (`relcap fit` on any table), `bench` (`relcap bench`: timings and peak memory of the whole
+//! pipeline), and the statistics engine `stats` (the `relcap-stats` crate: no polars, no
+//! files).
 
 pub use relcap_stats as stats;
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod fit;
 pub mod inspect;
 pub mod io;
+pub mod jobs;
 pub mod manifest;
 pub mod memo;
 pub mod orchestrate;

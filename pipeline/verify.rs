@@ -131,95 +131,13 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let reports_dir = PathBuf::from(&recorded.reports_dir);
-    if recorded.status != RunStatus::Complete {
-        bail!(
-            "{} records a run that did not complete (status {:?}); finish it with `relcap run` \
-             before verifying",
-            opts.manifest.display(),
-            recorded.status
-        );
-    }
-    let done: Vec<usize> = recorded
-        .stages
-        .iter()
-        .filter_map(|e| STAGES.iter().position(|s| s.name == e.name))
-        .collect();
-    if let Some(e) = recorded
-        .stages
-        .iter()
-        .find(|e| e.status != StageStatus::Complete)
-    {
-        bail!(
-            "stage {} is not complete in {}; run `relcap run` first",
-            e.name,
-            opts.manifest.display()
-        );
-    }
-    let (Some(&first), Some(&last)) = (done.iter().min(), done.iter().max()) else {
-        bail!("{} records no stage", opts.manifest.display());
-    };
-
-    let config: Config = serde_json::from_value(recorded.config.resolved.clone())
-        .context("the config recorded in the manifest cannot be read by this relcap")?;
-    config.validate()?;
-    let pseudonymizer = Pseudonymizer::from_config(&config.privacy)?;
-    if pseudonymizer.key_id() != recorded.pseudonym_key.id {
-        bail!(
-            "the pseudonymisation key has id {}, the run used id {}: set {} to the key the run \
-             used (pseudonyms, and every output after ingest, depend on it)",
-            pseudonymizer.key_id(),
-            recorded.pseudonym_key.id,
-            config.privacy.key_env
-        );
-    }
+    let (first, last) = recorded_stages(&recorded, &opts.manifest)?;
+    let config = recorded_config(&recorded)?;
     let data_dir = opts
         .data_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(&recorded.data_dir));
-
-    let mut notes = vec![];
-    if recorded.relcap_version != crate::manifest::RELCAP_VERSION {
-        notes.push(format!(
-            "the run used relcap {}, this is relcap {}",
-            recorded.relcap_version,
-            crate::manifest::RELCAP_VERSION
-        ));
-    }
-    if recorded.cargo_lock_blake3 != crate::manifest::cargo_lock_hash() {
-        notes.push("this relcap was built with another Cargo.lock than the run's".to_string());
-    }
-    // Stages left behind by a later partial run (`--until`, `--only`) were made from other
-    // settings or upstream files than the manifest now records; say so before they differ.
-    let mut behind: Vec<&str> = vec![];
-    for e in &recorded.stages {
-        let upstream_moved = e.upstream.iter().any(|(s, fp)| {
-            behind.contains(&s.as_str()) || recorded.stage(s).map(|u| &u.fingerprint) != Some(fp)
-        });
-        if upstream_moved || e.config != config.section_for_stage(&e.name) {
-            behind.push(&e.name);
-            notes.push(format!(
-                "stage {} was made from other settings or inputs than the rest of this run \
-                 (a later run did not reach it): `relcap status` says why; `relcap run` \
-                 brings it up to date",
-                e.name
-            ));
-        }
-    }
-    if let Some(ingest) = recorded.stage("ingest") {
-        let now = orchestrate::input_tables(&config, &data_dir)?;
-        for (old, new) in ingest.inputs.iter().zip(&now) {
-            if old.file != new.file || old.blake3 != new.blake3 {
-                notes.push(format!(
-                    "input {} changed since the run: {} {} → {} {}",
-                    old.name,
-                    old.file.as_deref().unwrap_or("(absent)"),
-                    old.blake3.as_deref().map_or("", |h| &h[..12.min(h.len())]),
-                    new.file.as_deref().unwrap_or("(absent)"),
-                    new.blake3.as_deref().map_or("", |h| &h[..12.min(h.len())]),
-                ));
-            }
-        }
-    }
+    let notes = notes(&recorded, &config, &data_dir)?;
 
     let tmp;
     let rerun_root = match &opts.keep {
@@ -250,22 +168,149 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         config_path: None,
     };
     let rerun = orchestrate::run(&config, &run_opts).context("the rerun failed")?;
+    let files = compare(
+        &recorded,
+        &rerun.manifest,
+        (&out_dir, &reports_dir),
+        (&rerun_out, &rerun_reports),
+        opts.tolerance,
+    )?;
+    let ok = files.iter().all(|f| f.verdict != Verdict::Differs);
+    Ok(VerifyReport {
+        manifest: opts.manifest.display().to_string(),
+        run_id: recorded.run_id,
+        rerun_dir: if opts.keep.is_some() {
+            rerun_root.display().to_string()
+        } else {
+            "(temporary, removed)".to_string()
+        },
+        tolerance: opts.tolerance,
+        notes,
+        files,
+        ok,
+    })
+}
 
+/// The first and last stage the manifest records (indices into `STAGES`); an error unless the
+/// run and each of its stages completed.
+fn recorded_stages(recorded: &Manifest, path: &Path) -> Result<(usize, usize)> {
+    if recorded.status != RunStatus::Complete {
+        bail!(
+            "{} records a run that did not complete (status {:?}); finish it with `relcap run` \
+             before verifying",
+            path.display(),
+            recorded.status
+        );
+    }
+    let done: Vec<usize> = recorded
+        .stages
+        .iter()
+        .filter_map(|e| STAGES.iter().position(|s| s.name == e.name))
+        .collect();
+    if let Some(e) = recorded
+        .stages
+        .iter()
+        .find(|e| e.status != StageStatus::Complete)
+    {
+        bail!(
+            "stage {} is not complete in {}; run `relcap run` first",
+            e.name,
+            path.display()
+        );
+    }
+    let (Some(&first), Some(&last)) = (done.iter().min(), done.iter().max()) else {
+        bail!("{} records no stage", path.display());
+    };
+    Ok((first, last))
+}
+
+/// The config the manifest records, validated; an error unless the key of the environment is
+/// the one the run used.
+fn recorded_config(recorded: &Manifest) -> Result<Config> {
+    let config: Config = serde_json::from_value(recorded.config.resolved.clone())
+        .context("the config recorded in the manifest cannot be read by this relcap")?;
+    config.validate()?;
+    let pseudonymizer = Pseudonymizer::from_config(&config.privacy)?;
+    if pseudonymizer.key_id() != recorded.pseudonym_key.id {
+        bail!(
+            "the pseudonymisation key has id {}, the run used id {}: set {} to the key the run \
+             used (pseudonyms, and every output after ingest, depend on it)",
+            pseudonymizer.key_id(),
+            recorded.pseudonym_key.id,
+            config.privacy.key_env
+        );
+    }
+    Ok(config)
+}
+
+/// What explains differences before the rerun shows them: another relcap or lock file, stages
+/// a later partial run left behind, inputs changed since the run.
+fn notes(recorded: &Manifest, config: &Config, data_dir: &Path) -> Result<Vec<String>> {
+    let mut notes = vec![];
+    if recorded.relcap_version != crate::manifest::RELCAP_VERSION {
+        notes.push(format!(
+            "the run used relcap {}, this is relcap {}",
+            recorded.relcap_version,
+            crate::manifest::RELCAP_VERSION
+        ));
+    }
+    if recorded.cargo_lock_blake3 != crate::manifest::cargo_lock_hash() {
+        notes.push("this relcap was built with another Cargo.lock than the run's".to_string());
+    }
+    // Stages left behind by a later partial run (`--until`, `--only`) were made from other
+    // settings or upstream files than the manifest now records; say so before they differ.
+    let mut behind: Vec<&str> = vec![];
+    for e in &recorded.stages {
+        let upstream_moved = e.upstream.iter().any(|(s, fp)| {
+            behind.contains(&s.as_str()) || recorded.stage(s).map(|u| &u.fingerprint) != Some(fp)
+        });
+        if upstream_moved || e.config != config.section_for_stage(&e.name) {
+            behind.push(&e.name);
+            notes.push(format!(
+                "stage {} was made from other settings or inputs than the rest of this run \
+                 (a later run did not reach it): `relcap status` says why; `relcap run` \
+                 brings it up to date",
+                e.name
+            ));
+        }
+    }
+    if let Some(ingest) = recorded.stage("ingest") {
+        let now = orchestrate::input_tables(config, data_dir)?;
+        for (old, new) in ingest.inputs.iter().zip(&now) {
+            if old.file != new.file || old.blake3 != new.blake3 {
+                notes.push(format!(
+                    "input {} changed since the run: {} {} → {} {}",
+                    old.name,
+                    old.file.as_deref().unwrap_or("(absent)"),
+                    old.blake3.as_deref().map_or("", |h| &h[..12.min(h.len())]),
+                    new.file.as_deref().unwrap_or("(absent)"),
+                    new.blake3.as_deref().map_or("", |h| &h[..12.min(h.len())]),
+                ));
+            }
+        }
+    }
+    Ok(notes)
+}
+
+/// Every output the run recorded or the rerun wrote, judged, in pipeline order (root, then the
+/// stage the file belongs to, then its path). `here` and `there` are the (OUT, reports) folders
+/// of the run and of the rerun.
+fn compare(
+    recorded: &Manifest,
+    rerun: &Manifest,
+    here: (&Path, &Path),
+    there: (&Path, &Path),
+    tolerance: Tolerance,
+) -> Result<Vec<FileCheck>> {
     let key = |o: &OutputRecord| (o.root, o.path.clone());
-    let old: BTreeMap<(Root, String), &OutputRecord> = recorded
-        .stages
-        .iter()
-        .flat_map(|e| &e.outputs)
-        .map(|o| (key(o), o))
-        .collect();
-    let new: BTreeMap<(Root, String), &OutputRecord> = rerun
-        .manifest
-        .stages
-        .iter()
-        .flat_map(|e| &e.outputs)
-        .map(|o| (key(o), o))
-        .collect();
-    // In pipeline order: root, then the stage the file belongs to, then its path.
+    let outputs = |m: &Manifest| -> BTreeMap<(Root, String), OutputRecord> {
+        m.stages
+            .iter()
+            .flat_map(|e| &e.outputs)
+            .map(|o| (key(o), o.clone()))
+            .collect()
+    };
+    let (old, new) = (outputs(recorded), outputs(rerun));
     let mut keys: Vec<&(Root, String)> = old.keys().chain(new.keys()).collect();
     let stage_pos = |path: &str| {
         let first = path.split('/').next().unwrap_or("");
@@ -290,28 +335,15 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
                 detail: "written by the rerun, but not recorded".into(),
             },
             (Some(o), Some(n)) => {
-                let here = output_path(&out_dir, &reports_dir, o);
-                let there = output_path(&rerun_out, &rerun_reports, n);
-                judge(o, n, &here, &there, opts.tolerance)?
+                let mine = output_path(here.0, here.1, o);
+                let theirs = output_path(there.0, there.1, n);
+                judge(o, n, &mine, &theirs, tolerance)?
             }
             (None, None) => continue,
         };
         files.push(check);
     }
-    let ok = files.iter().all(|f| f.verdict != Verdict::Differs);
-    Ok(VerifyReport {
-        manifest: opts.manifest.display().to_string(),
-        run_id: recorded.run_id,
-        rerun_dir: if opts.keep.is_some() {
-            rerun_root.display().to_string()
-        } else {
-            "(temporary, removed)".to_string()
-        },
-        tolerance: opts.tolerance,
-        notes,
-        files,
-        ok,
-    })
+    Ok(files)
 }
 
 /// One recorded output against the rerun's.

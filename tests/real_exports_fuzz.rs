@@ -193,6 +193,7 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
         pseudonymizer: &p,
         progress: false,
         memo: &relcap::memo::Memo::disabled(),
+        fingerprint: None,
     };
     match ingest::run(&ctx) {
         Err(e) => {

@@ -76,7 +76,7 @@ use polars::prelude::*;
 
 use super::{StageContext, StageSummary, TableCount};
 use crate::config::{InstrumentSection, ItemKind};
-use crate::io::{self, ParquetMeta};
+use crate::io;
 
 mod instrument;
 mod order;
@@ -433,7 +433,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         SortMultipleOptions::default().with_maintain_order(true),
     )?;
     let path = dir.join("quarantine.parquet");
-    io::write_parquet(&mut q, &path, &ParquetMeta::stage(STAGE))?;
+    io::write_parquet(&mut q, &path, &ctx.parquet_meta(STAGE))?;
     summary.add_output(&dir, &path);
     Ok(summary)
 }
@@ -614,7 +614,7 @@ fn write_outputs(
     let dir = ctx.stage_dir(STAGE);
     for (table, mut df) in outputs.drain(..) {
         let path = ctx.table_path(STAGE, table);
-        io::write_parquet(&mut df, &path, &ParquetMeta::stage(STAGE))?;
+        io::write_parquet(&mut df, &path, &ctx.parquet_meta(STAGE))?;
         summary.add_output(&dir, &path);
     }
     Ok(())
@@ -919,7 +919,7 @@ mod tests {
             io::write_parquet(
                 &mut df,
                 &dir.join(format!("{name}.parquet")),
-                &ParquetMeta::stage("ingest"),
+                &io::ParquetMeta::stage("ingest"),
             )
             .unwrap();
         }
@@ -1004,6 +1004,7 @@ mod tests {
             pseudonymizer: &p,
             progress: false,
             memo: &crate::memo::Memo::disabled(),
+            fingerprint: None,
         };
         let summary = run(&ctx).unwrap();
         for (t, c) in &summary.tables {

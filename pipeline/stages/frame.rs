@@ -1,6 +1,7 @@
-//! Small helpers between Parquet frames and plain Rust rows for the stages that compute on rows
-//! (`score`, `link`): reading the columns a stage needs with their types checked, and building
-//! output columns.
+//! The one adapter between polars frames and plain Rust values, for the stages that compute on
+//! rows (`score`, `link`, `model`, `report`): reading the columns a stage needs with their types
+//! checked ([`read`] and the typed iterators), a column of any usable type as plain values
+//! ([`plain`]), and building output columns ([`FrameBuilder`]).
 //!
 //! Anything wrong with an input file (a missing column, a column of the wrong type, an empty key)
 //! is an error naming the file and the column, never a panic.
@@ -275,6 +276,37 @@ pub fn bools<'a>(df: &'a DataFrame, name: &str) -> Result<impl Iterator<Item = O
     Ok(ca.iter())
 }
 
+/// A column's values as plain Rust values (see [`plain`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plain {
+    /// Integers and floats, as `f64`.
+    Num(Vec<Option<f64>>),
+    /// Text, categoricals and enums, as `String`.
+    Str(Vec<Option<String>>),
+    Bool(Vec<Option<bool>>),
+    /// A column of nulls only (polars' `Null` type), of this many rows.
+    Null(usize),
+}
+
+/// The values of `col` as plain Rust values, or None when its type is none of numbers, text,
+/// booleans and nulls (the caller names the column and its type).
+pub fn plain(col: &Column) -> Result<Option<Plain>> {
+    let s = col.as_materialized_series();
+    let strings = |c: &StringChunked| c.iter().map(|v| v.map(String::from)).collect();
+    Ok(Some(match s.dtype() {
+        DataType::Null => Plain::Null(s.len()),
+        DataType::Boolean => Plain::Bool(s.bool()?.iter().collect()),
+        dt if dt.is_primitive_numeric() => {
+            Plain::Num(s.cast(&DataType::Float64)?.f64()?.iter().collect())
+        }
+        DataType::String => Plain::Str(strings(s.str()?)),
+        DataType::Categorical(..) | DataType::Enum(..) => {
+            Plain::Str(strings(s.cast(&DataType::String)?.str()?))
+        }
+        _ => return Ok(None),
+    }))
+}
+
 /// Builds an output frame column by column.
 #[derive(Default)]
 pub struct FrameBuilder {
@@ -341,4 +373,43 @@ impl FrameBuilder {
 /// Counts as i64 (the type analysts' tools read without surprises).
 pub fn n(v: usize) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::df;
+
+    #[test]
+    fn plain_values_of_each_usable_type() {
+        let df = df!(
+            "i" => [Some(1i32), None],
+            "f" => [0.5f64, f64::NAN],
+            "b" => [Some(true), None],
+            "s" => [Some("a"), None],
+        )
+        .unwrap();
+        let get = |name: &str| plain(df.column(name).unwrap()).unwrap().unwrap();
+        assert_eq!(get("i"), Plain::Num(vec![Some(1.0), None]));
+        assert!(matches!(get("f"), Plain::Num(v) if v[0] == Some(0.5) && v[1].unwrap().is_nan()));
+        assert_eq!(get("b"), Plain::Bool(vec![Some(true), None]));
+        assert_eq!(get("s"), Plain::Str(vec![Some("a".into()), None]));
+        let cat = df
+            .column("s")
+            .unwrap()
+            .cast(&DataType::from_categories(
+                polars::prelude::Categories::global(),
+            ))
+            .unwrap();
+        assert_eq!(plain(&cat).unwrap().unwrap(), get("s"));
+        let nulls = Column::full_null("n".into(), 3, &DataType::Null);
+        assert_eq!(plain(&nulls).unwrap().unwrap(), Plain::Null(3));
+        let dates = df!("d" => [1i32])
+            .unwrap()
+            .column("d")
+            .unwrap()
+            .cast(&DataType::Date)
+            .unwrap();
+        assert_eq!(plain(&dates).unwrap(), None);
+    }
 }

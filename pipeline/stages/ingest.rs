@@ -79,7 +79,7 @@ use polars::prelude::*;
 
 use super::{StageContext, StageSummary, TableCount};
 use crate::config::{SourceSpec, TABLES};
-use crate::io::{self, FileKind, ParquetMeta};
+use crate::io::{self, FileKind};
 use typing::{CellError, ColumnSpec, PseudonymCache};
 
 const STAGE: &str = "ingest";
@@ -217,13 +217,13 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         if in_order {
             // Already in output order (one file, or files in name order): the stable sort
             // would copy the table to change nothing. Written as that sort's one-chunk output.
-            io::write_parquet_as_one_chunk(&frame, &path, &ParquetMeta::stage(STAGE))?;
+            io::write_parquet_as_one_chunk(&frame, &path, &ctx.parquet_meta(STAGE))?;
         } else {
             let mut frame = frame.sort(
                 ["source", "line"],
                 SortMultipleOptions::default().with_maintain_order(true),
             )?;
-            io::write_parquet(&mut frame, &path, &ParquetMeta::stage(STAGE))?;
+            io::write_parquet(&mut frame, &path, &ctx.parquet_meta(STAGE))?;
         }
         drop(frame);
         summary.add_output(&dir, &path);
@@ -272,7 +272,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     io::write_parquet(
         &mut quarantine.into_frame()?,
         &path,
-        &ParquetMeta::stage(STAGE),
+        &ctx.parquet_meta(STAGE),
     )?;
     summary.add_output(&dir, &path);
     let source = serde_json::to_value(ctx.pseudonymizer.source())?;
@@ -1001,6 +1001,7 @@ mod tests {
             pseudonymizer: &p,
             progress: false,
             memo: &crate::memo::Memo::disabled(),
+            fingerprint: None,
         };
         let result = run(&ctx);
         Outcome { dir, result }
@@ -1069,7 +1070,7 @@ mod tests {
         io::write_parquet(
             &mut DataFrame::new(rows.len(), cols).unwrap(),
             &pq,
-            &ParquetMeta::stage("test"),
+            &io::ParquetMeta::stage("test"),
         )
         .unwrap();
         let pq_bytes = std::fs::read(&pq).unwrap();

@@ -75,7 +75,7 @@ use polars::prelude::DataFrame;
 
 use super::frame::{self, bools, f64s, i64s, n, opt, req, strs, FrameBuilder, Kind};
 use super::{StageContext, StageSummary, TableCount};
-use crate::io::{write_parquet, ParquetMeta};
+use crate::io::write_parquet;
 
 const STAGE: &str = "link";
 
@@ -147,7 +147,7 @@ fn required<T>(v: Option<T>, path: &Path, column: &str, i: usize, df: &DataFrame
 pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let mut summary = StageSummary::default();
     let out_dir = ctx.stage_dir(STAGE);
-    let meta = ParquetMeta::stage(STAGE);
+    let meta = ctx.parquet_meta(STAGE);
     let write = |name: &str, mut df: DataFrame, summary: &mut StageSummary| -> Result<()> {
         let path = ctx.table_path(STAGE, name);
         write_parquet(&mut df, &path, &meta)?;

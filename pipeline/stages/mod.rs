@@ -2,15 +2,15 @@
 //! `run(&StageContext) -> Result<StageSummary>`: it reads the Parquet files of earlier stages
 //! from `ctx.stage_dir(..)`, writes its own tables under `ctx.stage_dir(own name)`, and returns
 //! the counts that go into its `summary.json`. Stages never call each other; ordering, timing,
-//! caching and the summary file itself belong to `orchestrate`.
+//! caching, fingerprints and the summary file itself belong to `orchestrate`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::io::ParquetMeta;
 use crate::memo::Memo;
 use crate::pseudonym::Pseudonymizer;
 
@@ -21,6 +21,9 @@ pub mod link;
 pub mod model;
 pub mod report;
 pub mod score;
+
+/// Independent jobs on two threads (the one way stages share work between threads).
+pub use crate::jobs::map_on_two_threads;
 
 /// What a stage gets: the validated config, where the study's input lives, where outputs go.
 #[derive(Debug)]
@@ -37,6 +40,10 @@ pub struct StageContext<'a> {
     pub progress: bool,
     /// Results the stage may reuse from the previous run (see `crate::memo`).
     pub memo: &'a Memo,
+    /// The stage's fingerprint as the orchestrator computed it, written into the footer of every
+    /// Parquet file the stage writes ([`StageContext::parquet_meta`]); None when a stage runs
+    /// outside a study run (unit tests).
+    pub fingerprint: Option<String>,
 }
 
 impl StageContext<'_> {
@@ -45,6 +52,15 @@ impl StageContext<'_> {
     }
     pub fn table_path(&self, stage: &str, table: &str) -> PathBuf {
         self.stage_dir(stage).join(format!("{table}.parquet"))
+    }
+
+    /// The footer metadata of a Parquet file that `stage` (the running stage) writes: its name,
+    /// the schema version and this run's fingerprint of it.
+    pub fn parquet_meta(&self, stage: &str) -> ParquetMeta {
+        ParquetMeta {
+            fingerprint: self.fingerprint.clone(),
+            ..ParquetMeta::stage(stage)
+        }
     }
 
     /// A progress bar of `len` steps on stderr, labelled `what`, for long loops (large inputs,
@@ -117,70 +133,32 @@ impl StageSummary {
     }
 }
 
-/// Runs `f` on job indices taken one at a time from `next` (shared by the threads that work
-/// through the same jobs) until they pass `n`; returns each result with its job's index.
-fn take_jobs<R>(n: usize, next: &AtomicUsize, mut f: impl FnMut(usize) -> R) -> Vec<(usize, R)> {
-    let mut done = Vec::new();
-    loop {
-        let i = next.fetch_add(1, AtomicOrdering::Relaxed);
-        if i >= n {
-            return done;
-        }
-        done.push((i, f(i)));
-    }
-}
-
-/// `f` applied to every item on up to two threads (this one and one more), each taking the
-/// next item not yet taken; the results come back in item order. For independent jobs whose
-/// result does not depend on the thread that computes it (each is computed exactly as alone),
-/// so only the wall time changes. A panic in a job is raised again on this thread.
-pub fn map_on_two_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    if items.len() < 2 {
-        return items.iter().map(&f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let work = || take_jobs(items.len(), &next, |i| f(&items[i]));
-    let mut done = std::thread::scope(|scope| {
-        let other = scope.spawn(work);
-        let mut mine = work();
-        let theirs = other
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        mine.extend(theirs);
-        mine
-    });
-    done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::map_on_two_threads;
+    use super::*;
 
     #[test]
-    fn map_on_two_threads_keeps_item_order() {
-        for n in [0usize, 1, 2, 3, 17, 200] {
-            let items: Vec<usize> = (0..n).collect();
-            let out = map_on_two_threads(&items, |&i| {
-                // Uneven work, so that the threads finish their items out of order.
-                if i % 3 == 0 {
-                    std::thread::sleep(std::time::Duration::from_micros(200));
-                }
-                i * i
-            });
-            assert_eq!(out, items.iter().map(|i| i * i).collect::<Vec<_>>());
-        }
-    }
-
-    #[test]
-    #[should_panic(expected = "job 5 failed")]
-    fn map_on_two_threads_raises_a_jobs_panic() {
-        let items: Vec<usize> = (0..10).collect();
-        map_on_two_threads(&items, |&i| {
-            if i == 5 {
-                panic!("job 5 failed");
-            }
-            i
-        });
+    fn parquet_meta_carries_the_fingerprint_the_orchestrator_gave() {
+        let text = "[study]\nname = \"t\"\ndata_dir = \"d\"\nout_dir = \"o\"\n\
+                    [privacy]\ndemo_key = \"k\"\n";
+        let config = Config::from_toml(text).unwrap();
+        let pseudonymizer = Pseudonymizer::from_config(&config.privacy).unwrap();
+        let memo = Memo::disabled();
+        let mut ctx = StageContext {
+            config: &config,
+            data_dir: "d".into(),
+            out_dir: "o".into(),
+            reports_dir: "r".into(),
+            pseudonymizer: &pseudonymizer,
+            progress: false,
+            memo: &memo,
+            fingerprint: None,
+        };
+        let meta = ctx.parquet_meta("score");
+        assert_eq!((meta.stage.as_str(), meta.fingerprint), ("score", None));
+        ctx.fingerprint = Some("abc".into());
+        let meta = ctx.parquet_meta("score");
+        assert_eq!(meta.fingerprint.as_deref(), Some("abc"));
+        assert!(meta.extra.is_empty());
     }
 }

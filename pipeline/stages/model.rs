@@ -1,4 +1,4 @@
-//! The `model` stage: tests H1, H2 and H3 as STUDY.md's "The models" prescribes, pooled over the
+//! The `model` stage: tests H1, H2 and H3 as the study's analysis plan prescribes, pooled over the
 //! municipalities (municipality as a fixed effect) and within each municipality; combines the
 //! per-municipality estimates of each primary term by random-effects meta-analysis; adjusts the
 //! three primary p-values for multiplicity; says whether the data support each hypothesis.
@@ -29,9 +29,9 @@
 //! | H3 | `pre_post` | `rcap ~ post + C(municipality) + (1 \| respondent_id) + (1 \| unit_id)` (no control units) | as above |
 //! | H3 | `paired_t` | paired t-test of `rcap` after − before, respondents in both waves (no control units) | t-test, Cohen's d_z |
 //!
-//! **H2's primary term is `srm_unit` of `unit_wave_within` (a deliberate departure from
-//! STUDY.md, which names `srm_between`; set `model.h2.primary_term = "srm_between"` to follow
-//! the brief).** `unit_wave_within` splits `srm_between` into `srm_unit`, the unit's mean of
+//! **H2's primary term is `srm_unit` of `unit_wave_within` (a deliberate departure from the
+//! analysis plan, which names `srm_between`; set `model.h2.primary_term = "srm_between"` to
+//! follow the plan).** `unit_wave_within` splits `srm_between` into `srm_unit`, the unit's mean of
 //! `srm_between` over the sample rows of all waves, and `srm_wave` = `srm_between − srm_unit`.
 //! Why: with a unit random intercept, the `srm_between` slope of `between_within` mixes the
 //! between-unit slope with the slope on a unit's wave-to-wave changes in mean rating. A manager's
@@ -41,8 +41,8 @@
 //! a slope with no manager effect behind it. Measured with `relcap validate` (200 replications
 //! of the demo design, seed 20261123, no manager effect): `srm_between` averages 0.152 and is
 //! "supported" in 59.5% of the replications (its 95% CI covers the true 0 in 40.5%); `srm_unit`
-//! averages 0.012, is supported in 3.5%, and its CI covers 0 in 94.0% (README, "H2's primary
-//! term"). `between_within` stays in the results as STUDY.md's model.
+//! averages 0.012, is supported in 3.5%, and its CI covers 0 in 94.0%. `between_within` stays in
+//! the results as the analysis plan's model.
 //!
 //! H3 uses the rows `link` put in each unit's window (`after_wave` = `post` 0, `after_wave + 1` =
 //! `post` 1). With control units in the sample the design is `diff_in_diff`; with intervention
@@ -160,20 +160,21 @@ mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::Serialize;
 use serde_json::json;
 
 use super::{StageContext, StageSummary, TableCount};
 use crate::config::{ConfigError, HypothesisSpec, ModelSection};
-use crate::io::{write_json, write_parquet, ParquetMeta};
+use crate::io::{write_json, write_parquet};
+use crate::jobs::{map_on_two_threads, map_owned_on_two_threads};
 use crate::memo::Memo;
 use crate::stats::htest::p_adjust_holm;
 use crate::stats::meta::{rma, MetaFit, TauMethod};
 use crate::stats::ols::VcovType;
 use fitting::{fit, parse_vcov, Attempt, Kind, ModelSpec, Skip};
 use frame::{Table, Want};
-use tables::{fin, FitRow, HetRow, ResultRow, VarCompRow};
+use tables::fin;
 
 pub use fitting::pairs as h3_pairs;
 
@@ -181,6 +182,9 @@ const STAGE: &str = "model";
 
 /// The scope name of the pooled models.
 pub const POOLED: &str = "pooled";
+
+/// The linked table of each hypothesis (H1, H2, H3).
+const TABLES: [&str; 3] = ["h1_cases", "h2_respondents", "h3_panel"];
 
 /// A hypothesis ready to fit: its table, sample and models.
 struct Plan {
@@ -336,20 +340,33 @@ fn plan_h1(cfg: &ModelSection, table: Table) -> Result<Plan> {
         model("case_rcap", "case_rcap"),
         model("unit_rcap_mean", "unit_rcap_mean"),
     ];
-    let primary = choose_primary(&models, &h.primary_term, "h1")?;
-    let (s, excluded) = sample(&table);
+    let rows = sample(&table);
+    fixed_plan(1, h, table, rows, models, vec![])
+}
+
+/// The plan of a hypothesis whose models do not depend on the data (H1, H2): the primary
+/// model is the first with the configured term.
+fn fixed_plan(
+    h: u8,
+    spec: &HypothesisSpec,
+    table: Table,
+    (rows, excluded): (Vec<usize>, BTreeMap<String, u64>),
+    models: Vec<ModelSpec>,
+    notes: Vec<String>,
+) -> Result<Plan> {
+    let primary = choose_primary(&models, &spec.primary_term, &format!("h{h}"))?;
     Ok(Plan {
-        id: "H1",
-        table_name: "h1_cases",
+        id: ["H1", "H2", "H3"][usize::from(h) - 1],
+        table_name: TABLES[usize::from(h) - 1],
         design: models[primary].name.clone(),
         table,
-        sample: s,
+        sample: rows,
         link_excluded: excluded,
         models,
         primary_model: Some(primary),
-        primary_term: h.primary_term.clone(),
-        positive: h.direction == "positive",
-        notes: vec![],
+        primary_term: spec.primary_term.clone(),
+        positive: spec.direction == "positive",
+        notes,
     })
 }
 
@@ -408,22 +425,9 @@ fn plan_h2(cfg: &ModelSection, mut table: Table) -> Result<Plan> {
         model("own_rating", &["srm"]),
         model("unit_wave_within", &["srm_unit", "srm_wave", "srm_within"]),
     ];
-    let primary = choose_primary(&models, &h.primary_term, "h2")?;
-    let (s, excluded) = sample(&table);
-    add_unit_wave_split(&mut table, &s)?;
-    Ok(Plan {
-        id: "H2",
-        table_name: "h2_respondents",
-        design: models[primary].name.clone(),
-        table,
-        sample: s,
-        link_excluded: excluded,
-        models,
-        primary_model: Some(primary),
-        primary_term: h.primary_term.clone(),
-        positive: h.direction == "positive",
-        notes,
-    })
+    let rows = sample(&table);
+    add_unit_wave_split(&mut table, &rows.0)?;
+    fixed_plan(2, h, table, rows, models, notes)
 }
 
 /// Whether the H3 sample has control and intervention rows (in the window).
@@ -529,7 +533,7 @@ fn plan_h3(cfg: &ModelSection, table: Table) -> Result<Plan> {
     }
     Ok(Plan {
         id: "H3",
-        table_name: "h3_panel",
+        table_name: TABLES[2],
         design: design.to_string(),
         table,
         sample: s,
@@ -810,173 +814,6 @@ fn verdicts(outcomes: &[Outcome], cfg: &ModelSection) -> Vec<Verdict> {
         .collect()
 }
 
-/// Everything the stage writes, in memory.
-#[derive(Default)]
-struct Out {
-    results: Vec<ResultRow>,
-    fits: Vec<FitRow>,
-    var_comps: Vec<VarCompRow>,
-    het: Vec<HetRow>,
-}
-
-fn push_attempt(
-    out: &mut Out,
-    o: &Outcome,
-    run: &ModelRun,
-    scope: &str,
-    a: &Attempt,
-    v: Option<&Verdict>,
-) {
-    let h = o.plan.id;
-    let n_dropped: usize = a.dropped.values().sum();
-    match &a.result {
-        Ok(f) => {
-            out.fits.push(FitRow {
-                hypothesis: h.into(),
-                scope: scope.into(),
-                model: run.spec.name.clone(),
-                primary: run.primary,
-                status: "fitted".into(),
-                message: None,
-                formula: f.formula.clone(),
-                method: Some(f.method.clone()),
-                vcov: Some(f.vcov.clone()),
-                rows_in: a.rows_in as i64,
-                n_dropped: n_dropped as i64,
-                n_obs: Some(f.n_obs as i64),
-                n_groups: f.n_groups.map(|g| g as i64),
-                n_clusters: f.n_clusters.map(|g| g as i64),
-                r_squared: f.r_squared,
-                adj_r_squared: f.adj_r_squared,
-                sigma: f.sigma,
-                df_residual: f.df_residual,
-                log_likelihood: f.log_likelihood,
-                aic: f.aic,
-                bic: f.bic,
-                deviance: f.deviance,
-                converged: f.converged,
-                singular: f.singular,
-                iterations: f.iterations.map(|i| i as i64),
-                sd_outcome: f.sd_outcome,
-                warnings: (!f.warnings.is_empty()).then(|| f.warnings.join("; ")),
-            });
-            let total: f64 = f.var_comps.iter().map(|v| v.variance).sum();
-            for vc in &f.var_comps {
-                out.var_comps.push(VarCompRow {
-                    hypothesis: h.into(),
-                    scope: scope.into(),
-                    model: run.spec.name.clone(),
-                    group: vc.group.clone(),
-                    n_levels: vc.n_levels.map(|n| n as i64),
-                    variance: fin(vc.variance),
-                    std_dev: fin(vc.std_dev),
-                    proportion: (total > 0.0).then(|| vc.variance / total).and_then(fin),
-                });
-            }
-            for c in &f.coefficients {
-                let primary = run.primary && c.term == o.plan.primary_term;
-                let pooled_primary = primary && scope == POOLED;
-                out.results.push(ResultRow {
-                    hypothesis: h.into(),
-                    scope: scope.into(),
-                    model: run.spec.name.clone(),
-                    primary,
-                    term: c.term.clone(),
-                    estimate: fin(c.estimate),
-                    std_error: fin(c.std_error),
-                    statistic: fin(c.statistic),
-                    df: c.df.and_then(fin),
-                    p_value: fin(c.p_value),
-                    p_holm: v.filter(|_| pooled_primary).and_then(|v| v.p_holm),
-                    p_adjusted: v.filter(|_| pooled_primary).and_then(|v| v.p_adjusted),
-                    supported: v.filter(|_| pooled_primary).and_then(|v| v.supported),
-                    conf_low: fin(c.conf_low),
-                    conf_high: fin(c.conf_high),
-                    std_estimate: c.std_estimate().and_then(fin),
-                    n_obs: f.n_obs as i64,
-                    n_groups: f.n_groups.map(|g| g as i64),
-                });
-            }
-        }
-        Err(skip) => {
-            out.fits.push(FitRow {
-                hypothesis: h.into(),
-                scope: scope.into(),
-                model: run.spec.name.clone(),
-                primary: run.primary,
-                status: skip.code(),
-                message: Some(skip.message()),
-                formula: a.formula.clone(),
-                method: None,
-                vcov: None,
-                rows_in: a.rows_in as i64,
-                n_dropped: n_dropped as i64,
-                n_obs: None,
-                n_groups: None,
-                n_clusters: None,
-                r_squared: None,
-                adj_r_squared: None,
-                sigma: None,
-                df_residual: None,
-                log_likelihood: None,
-                aic: None,
-                bic: None,
-                deviance: None,
-                converged: None,
-                singular: None,
-                iterations: None,
-                sd_outcome: None,
-                warnings: None,
-            });
-        }
-    }
-}
-
-fn collect(outcomes: &[Outcome], verdicts: &[Verdict]) -> Out {
-    let mut out = Out::default();
-    for (o, v) in outcomes.iter().zip(verdicts) {
-        for run in &o.runs {
-            push_attempt(&mut out, o, run, POOLED, &run.pooled, Some(v));
-            for (m, a) in &run.municipalities {
-                push_attempt(&mut out, o, run, m, a, None);
-            }
-            if run.primary {
-                for mr in &o.meta {
-                    let m = &mr.fit;
-                    out.results.push(ResultRow {
-                        hypothesis: o.plan.id.into(),
-                        scope: format!("meta_{}", mr.method),
-                        model: run.spec.name.clone(),
-                        primary: true,
-                        term: o.plan.primary_term.clone(),
-                        estimate: fin(m.estimate),
-                        std_error: fin(m.se),
-                        statistic: fin(m.z),
-                        df: None,
-                        p_value: fin(m.p_value),
-                        p_holm: None,
-                        p_adjusted: None,
-                        supported: None,
-                        conf_low: fin(m.conf_low),
-                        conf_high: fin(m.conf_high),
-                        std_estimate: o.primary_std_factor.map(|f| m.estimate * f).and_then(fin),
-                        n_obs: mr.n_obs as i64,
-                        n_groups: Some(m.k as i64),
-                    });
-                    out.het.push(HetRow::new(
-                        o.plan.id,
-                        &run.spec.name,
-                        &o.plan.primary_term,
-                        &mr.method,
-                        m,
-                    ));
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Warnings, counts and row accounting for summary.json.
 fn account(outcomes: &[Outcome], summary: &mut StageSummary) {
     let bump = |k: String, summary: &mut StageSummary| *summary.counts.entry(k).or_insert(0) += 1;
@@ -1070,37 +907,44 @@ fn account(outcomes: &[Outcome], summary: &mut StageSummary) {
     }
 }
 
-const H1_COLUMNS: &[(&str, Want)] = &[
-    ("wave", Want::Num),
-    ("municipality", Want::Str),
-    ("lead_unit_id", Want::Str),
-    ("quality", Want::Num),
-    ("case_rcap", Want::Num),
-    ("unit_rcap_mean", Want::Num),
-    ("exclusion", Want::Str),
-];
-const H2_COLUMNS: &[(&str, Want)] = &[
-    ("wave", Want::Num),
-    ("municipality", Want::Str),
+/// The columns every linked table has that the model stage reads (besides its own).
+const KEY_COLUMNS: &[(&str, Want)] = &[("wave", Want::Num), ("municipality", Want::Str)];
+/// The columns of a table of respondents (H2, H3) that the model stage reads.
+const RESPONDENT_COLUMNS: &[(&str, Want)] = &[
     ("unit_id", Want::Str),
     ("respondent_id", Want::Str),
     ("rcap", Want::Num),
-    ("srm", Want::Num),
-    ("srm_others", Want::Num),
-    ("srm_between", Want::Num),
-    ("srm_within", Want::Num),
-    ("exclusion", Want::Str),
 ];
-const H3_COLUMNS: &[(&str, Want)] = &[
-    ("wave", Want::Num),
-    ("municipality", Want::Str),
-    ("unit_id", Want::Str),
-    ("respondent_id", Want::Str),
-    ("rcap", Want::Num),
-    ("intervention", Want::Num),
-    ("post", Want::Num),
-    ("exclusion", Want::Str),
-];
+
+/// The columns the model stage reads from the linked table of hypothesis `h` (1, 2 or 3): the
+/// keys, the table's own, and `exclusion` (optional: all rows are in the sample without it).
+fn columns(h: u8) -> Vec<(&'static str, Want)> {
+    let own: &[&[(&str, Want)]] = match h {
+        1 => &[&[
+            ("lead_unit_id", Want::Str),
+            ("quality", Want::Num),
+            ("case_rcap", Want::Num),
+            ("unit_rcap_mean", Want::Num),
+        ]],
+        2 => &[
+            RESPONDENT_COLUMNS,
+            &[
+                ("srm", Want::Num),
+                ("srm_others", Want::Num),
+                ("srm_between", Want::Num),
+                ("srm_within", Want::Num),
+            ],
+        ],
+        _ => &[
+            RESPONDENT_COLUMNS,
+            &[("intervention", Want::Num), ("post", Want::Num)],
+        ],
+    };
+    let mut cols = KEY_COLUMNS.to_vec();
+    cols.extend(own.iter().flat_map(|c| c.iter().copied()));
+    cols.push(("exclusion", Want::Str));
+    cols
+}
 
 /// The steps of a hypothesis in the order the stage once took them one after the other (every
 /// table read, then every plan made, then the fits): when several fail, the error reported is
@@ -1115,122 +959,73 @@ enum Step {
 /// A failed step of hypothesis `.1` (1, 2 or 3).
 type StepError = (Step, u8, anyhow::Error);
 
-/// Of H1's outcome and H2's and H3's (None: not fitted, because the other side could not read
-/// or plan its tables), the error the sequential order met first.
-fn first_error<A, B>(
-    o1: Result<Option<A>, StepError>,
-    rest: Result<Option<B>, StepError>,
-) -> Result<(A, B)> {
-    match (o1, rest) {
-        (Ok(Some(a)), Ok(Some(b))) => Ok((a, b)),
-        (Err((s1, h1, e1)), Err((s, h, e))) => Err(if (s, h) < (s1, h1) { e } else { e1 }),
-        (Err((_, _, e)), Ok(_)) | (Ok(_), Err((_, _, e))) => Err(e),
-        (Ok(_), Ok(_)) => Err(anyhow::anyhow!(
-            "the model stage stopped before fitting without an error (a bug)"
-        )),
+/// Every value of `results`, or the error the sequential order (steps, then hypotheses) met
+/// first. Each job stops at its own first error, so that error is the smallest (step,
+/// hypothesis) among those returned.
+fn first_error<T>(results: Vec<Result<T, StepError>>) -> Result<Vec<T>> {
+    let mut values = Vec::with_capacity(results.len());
+    let mut first: Option<StepError> = None;
+    for r in results {
+        match r {
+            Ok(v) => values.push(v),
+            Err(e) => {
+                if first.as_ref().is_none_or(|f| (e.0, e.1) < (f.0, f.1)) {
+                    first = Some(e);
+                }
+            }
+        }
+    }
+    match first {
+        Some((_, _, e)) => Err(e),
+        None => Ok(values),
     }
 }
 
-/// H1's side (`prepare_h1`, then `fit_h1`) on a second thread, H2's and H3's (`prepare_rest`,
-/// then `fit_rest`) on this one. Neither side fits before both have prepared (read and planned
-/// their tables): each tells the other over a channel, so a table that cannot be read is
-/// reported at once rather than after the other side's fits. A side that panics drops its
-/// sender, which the other reads as "not prepared", so a panic is raised again here instead of
-/// leaving the other side waiting.
-fn prepare_then_fit<P1, O1, P2, O2>(
-    prepare_h1: impl FnOnce() -> Result<P1, StepError> + Send,
-    fit_h1: impl FnOnce(P1) -> Result<O1, StepError> + Send,
-    prepare_rest: impl FnOnce() -> Result<P2, StepError>,
-    fit_rest: impl FnOnce(P2) -> Result<O2, StepError>,
-) -> Result<(O1, O2)>
-where
-    O1: Send,
-{
-    std::thread::scope(|scope| {
-        // Both ends live in this closure or in the spawned thread, so that unwinding from a
-        // panic on either side drops that side's sender before the scope waits for the thread.
-        let (h1_ready_tx, h1_ready) = std::sync::mpsc::channel::<bool>();
-        let (rest_ready_tx, rest_ready) = std::sync::mpsc::channel::<bool>();
-        let h1 = scope.spawn(move || -> Result<Option<O1>, StepError> {
-            let prepared = prepare_h1();
-            let _ = h1_ready_tx.send(prepared.is_ok());
-            drop(h1_ready_tx);
-            let p = prepared?;
-            if !rest_ready.recv().unwrap_or(false) {
-                return Ok(None);
-            }
-            fit_h1(p).map(Some)
-        });
-        let prepared = prepare_rest();
-        let _ = rest_ready_tx.send(prepared.is_ok());
-        drop(rest_ready_tx);
-        let rest = match prepared {
-            Err(e) => Err(e),
-            Ok(_) if !h1_ready.recv().unwrap_or(false) => Ok(None),
-            Ok(p) => fit_rest(p).map(Some),
-        };
-        let o1 = h1.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-        first_error(o1, rest)
-    })
+/// Reads the linked table of hypothesis `h` and plans its models.
+fn prepare(ctx: &StageContext, cfg: &ModelSection, h: u8) -> Result<Plan, StepError> {
+    let mut cols = columns(h);
+    if let (1, Some(c)) = (h, &cfg.h1.cluster) {
+        if !cols.iter().any(|(n, _)| n == c) {
+            cols.push((c.as_str(), Want::Any));
+        }
+    }
+    let path = ctx.table_path("link", TABLES[usize::from(h) - 1]);
+    let table = frame::read(&path, &cols, &["exclusion"]).map_err(|e| (Step::Read, h, e))?;
+    match h {
+        1 => plan_h1(cfg, table),
+        2 => plan_h2(cfg, table),
+        _ => plan_h3(cfg, table),
+    }
+    .map_err(|e| (Step::Plan, h, e))
 }
 
 /// Reads the three linked tables, fits everything and returns the outcome per hypothesis.
 fn analyse(ctx: &StageContext, cfg: &ModelSection) -> Result<Vec<Outcome>> {
     let level = 1.0 - cfg.alpha;
-    let mut h1_cols: Vec<(&str, Want)> = H1_COLUMNS.to_vec();
-    if let Some(c) = &cfg.h1.cluster {
-        if !h1_cols.iter().any(|(n, _)| n == c) {
-            h1_cols.push((c.as_str(), Want::Any));
-        }
-    }
-    let step = |s: Step, h: u8| move |e: anyhow::Error| (s, h, e);
-    let memo = ctx.memo;
-    let h1_path = ctx.table_path("link", "h1_cases");
-    // H1 on one thread, H2 and H3 on this one: the hypotheses are independent and each fit is
-    // computed exactly as alone (the mixed models are sequential, the least-squares inverse's
-    // threads give the same bits on any number of threads), so only the wall time changes.
-    // Results keep the order H1, H2, H3.
-    let (o1, (o2, o3)) = prepare_then_fit(
-        || {
-            let t = frame::read(&h1_path, &h1_cols, &["exclusion"]).map_err(step(Step::Read, 1))?;
-            plan_h1(cfg, t).map_err(step(Step::Plan, 1))
-        },
-        |p| run_plan(p, cfg, level, memo).map_err(step(Step::Fit, 1)),
-        || {
-            let h2 = frame::read(
-                &ctx.table_path("link", "h2_respondents"),
-                H2_COLUMNS,
-                &["exclusion"],
-            )
-            .map_err(step(Step::Read, 2))?;
-            let h3 = frame::read(
-                &ctx.table_path("link", "h3_panel"),
-                H3_COLUMNS,
-                &["exclusion"],
-            )
-            .map_err(step(Step::Read, 3))?;
-            let p2 = plan_h2(cfg, h2).map_err(step(Step::Plan, 2))?;
-            let p3 = plan_h3(cfg, h3).map_err(step(Step::Plan, 3))?;
-            Ok((p2, p3))
-        },
-        |(p2, p3)| {
-            let o2 = run_plan(p2, cfg, level, memo).map_err(step(Step::Fit, 2))?;
-            let o3 = run_plan(p3, cfg, level, memo).map_err(step(Step::Fit, 3))?;
-            Ok((o2, o3))
-        },
-    )?;
-    Ok(vec![o1, o2, o3])
+    // 1. Every table read and planned before any fit, so that a table that cannot be read or
+    // planned is reported at once.
+    let plans = first_error(map_on_two_threads(&[1u8, 2, 3], |&h| prepare(ctx, cfg, h)))?;
+    // 2. H1's regressions on one thread, H2's and H3's mixed models (in this order) on the
+    // other: the hypotheses are independent and each fit is computed exactly as alone (the
+    // mixed models are sequential, the least-squares inverse's threads give the same bits on
+    // any number of threads), so only the wall time changes. Results keep the order H1, H2, H3.
+    let mut plans = (1u8..).zip(plans);
+    let sides: Vec<Vec<(u8, Plan)>> = vec![plans.by_ref().take(1).collect(), plans.collect()];
+    let fitted = map_owned_on_two_threads(sides, |side| {
+        side.into_iter()
+            .map(|(h, p)| run_plan(p, cfg, level, ctx.memo).map_err(|e| (Step::Fit, h, e)))
+            .collect::<Result<Vec<Outcome>, StepError>>()
+    });
+    Ok(first_error(fitted)?.into_iter().flatten().collect())
 }
 
 pub fn run(ctx: &StageContext) -> Result<StageSummary> {
+    // The config is validated once, when it is loaded (`model.alpha` in (0, 0.5) among others).
     let cfg = &ctx.config.model;
-    if !(cfg.alpha > 0.0 && cfg.alpha < 1.0) {
-        bail!("model.alpha must be in (0, 1)");
-    }
     let mut summary = StageSummary::default();
     let outcomes = analyse(ctx, cfg)?;
     let verdicts = verdicts(&outcomes, cfg);
-    let out = collect(&outcomes, &verdicts);
+    let out = tables::collect(&outcomes, &verdicts);
     account(&outcomes, &mut summary);
     let panel = cfg.h3.design.as_deref().unwrap_or("panel") == "panel";
     let h3_attrition = outcomes
@@ -1241,11 +1036,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         .unwrap_or_default();
 
     let dir = ctx.stage_dir(STAGE);
-    // The fingerprint is the orchestrator's for this thread; the files are written on two.
-    let meta = ParquetMeta {
-        fingerprint: crate::io::stage_fingerprint(STAGE),
-        ..ParquetMeta::stage(STAGE)
-    };
+    let meta = ctx.parquet_meta(STAGE);
     let frames = [
         ("results", tables::results_frame(&out.results)?),
         ("fit", tables::fit_frame(&out.fits)?),
@@ -1265,7 +1056,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     });
     // Jobs 0..4 the tables, job 4 results.json; the first error in job order is reported.
     let jobs: Vec<usize> = (0..=frames.len()).collect();
-    let written = super::map_on_two_threads(&jobs, |&j| -> Result<std::path::PathBuf> {
+    let written = map_on_two_threads(&jobs, |&j| -> Result<std::path::PathBuf> {
         match frames.get(j) {
             Some((name, df)) => {
                 let path = ctx.table_path(STAGE, name);

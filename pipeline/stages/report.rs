@@ -1103,12 +1103,12 @@ fn study_view(
             .collect();
         crate::manifest::hash_json(&Value::Object(sections))
     };
-    let fingerprint = io::stage_fingerprint("report").unwrap_or_else(|| "none".to_string());
+    let fingerprint = ctx.fingerprint.as_deref().unwrap_or("none");
     let value = serde_json::json!({
         "study": ctx.config.study.name,
         "version": env!("CARGO_PKG_VERSION"),
         "config_hash": short(&config_hash),
-        "fingerprint": short(&fingerprint),
+        "fingerprint": short(fingerprint),
         "min_cell": min_cell,
         "alpha": fmt::plain(ctx.config.model.alpha),
         "conf_pct": fmt::fixed(conf_level * 100.0, 0),

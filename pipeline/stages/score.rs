@@ -169,7 +169,7 @@ use self::long::Interned;
 use super::frame::{i64s, n, opt, req, strs, FrameBuilder, Kind, Spec};
 use super::{StageContext, StageSummary, TableCount};
 use crate::config::{Config, InstrumentSection};
-use crate::io::{write_parquet, ParquetMeta};
+use crate::io::write_parquet;
 use crate::stats::reliability::{cronbach_alpha, icc_oneway, rwg_j};
 
 const STAGE: &str = "score";
@@ -521,7 +521,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
 
     out.push("reliability", reliability_frame(&reliability)?)?;
     let out_dir = ctx.stage_dir(STAGE);
-    let meta = ParquetMeta::stage(STAGE);
+    let meta = ctx.parquet_meta(STAGE);
     let mut write = |name: &'static str, empty: &dyn Fn() -> Result<DataFrame>| -> Result<()> {
         let mut df = out.take(name, empty)?;
         let path = ctx.table_path(STAGE, name);

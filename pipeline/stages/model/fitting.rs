@@ -374,10 +374,6 @@ const FIT_CACHE_VERSION: u32 = 1;
 /// The store's namespace (the stage's name).
 const MEMO_STAGE: &str = "model";
 
-/// From this many distinct degrees of freedom on, a kept fit's interval quantiles are computed
-/// on two threads (below it, starting a thread costs about what it saves).
-const QUANTILES_ON_TWO_THREADS: usize = 4;
-
 /// A regression's result as kept: the fit (or why not) and the t degrees of freedom of each
 /// coefficient as the engine gave them (`Coef::df` folds infinite and NaN into None).
 #[derive(Serialize, Deserialize)]
@@ -401,26 +397,18 @@ impl KeptFit {
             Kind::Lmm { .. } => crate::stats::lmm::interval_quantile,
             Kind::PairedT => return None,
         };
-        // The engine's `conf_interval`, with the quantile computed once per run of equal dfs
-        // (an OLS fit has one df for all its coefficients). A mixed model's coefficients each
-        // have their own Satterthwaite df, and a quantile takes about 50 µs: from
-        // `QUANTILES_ON_TWO_THREADS` on they are computed on two threads (each is a pure
-        // function of its df, so the bits do not depend on the thread).
-        let mut dfs: Vec<f64> = Vec::new();
-        let mut which = Vec::with_capacity(self.dfs.len());
-        for &df in &self.dfs {
-            if dfs.last().map(|d| d.to_bits()) != Some(df.to_bits()) {
-                dfs.push(df);
-            }
-            which.push(dfs.len() - 1);
-        }
-        let qs: Vec<f64> = if dfs.len() >= QUANTILES_ON_TWO_THREADS {
-            crate::stages::map_on_two_threads(&dfs, |&df| quantile(df, conf_level))
-        } else {
-            dfs.iter().map(|&df| quantile(df, conf_level)).collect()
-        };
-        for (c, &k) in fitted.coefficients.iter_mut().zip(&which) {
-            let q = qs[k];
+        // The engine's `conf_interval`, with the quantile computed once per distinct df (an OLS
+        // fit has one df for all its coefficients).
+        let mut last: Option<(u64, f64)> = None;
+        for (c, &df) in fitted.coefficients.iter_mut().zip(&self.dfs) {
+            let q = match last {
+                Some((bits, q)) if bits == df.to_bits() => q,
+                _ => {
+                    let q = quantile(df, conf_level);
+                    last = Some((df.to_bits(), q));
+                    q
+                }
+            };
             c.conf_low = c.estimate - q * c.std_error;
             c.conf_high = c.estimate + q * c.std_error;
         }

@@ -1,13 +1,15 @@
 //! The linked tables as the model stage holds them: a few named columns read from a Parquet
-//! file into plain vectors (numbers as `f64`, booleans as 0/1, text as `String`), with the file
-//! name kept for error messages. A missing column or one of an unusable type is an error naming
-//! the file and the column.
+//! file into plain vectors (numbers as `f64`, booleans as 0/1, text as `String`; the values as
+//! `stages::frame::plain` gives them), with the file name kept for error messages. A missing
+//! column or one of an unusable type is an error naming the file and the column.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use polars::prelude::{DataFrame, DataType};
+use polars::prelude::DataFrame;
+
+use crate::stages::frame::{plain, Plain};
 
 use crate::stats::design::{Column as StatsColumn, Data};
 
@@ -218,44 +220,21 @@ pub fn from_frame(
                 path.display()
             );
         };
-        let s = col.as_materialized_series();
-        let ctx = || format!("{}: column `{name}`", path.display());
-        let converted = match (want, s.dtype()) {
-            (_, DataType::Null) => match want {
-                Want::Num => Col::Num(vec![None; s.len()]),
-                Want::Str | Want::Any => Col::Str(vec![None; s.len()]),
-            },
-            (Want::Num | Want::Any, DataType::Boolean) => Col::Num(
-                s.bool()
-                    .with_context(ctx)?
-                    .iter()
+        let values = plain(col).with_context(|| format!("{}: column `{name}`", path.display()))?;
+        let converted = match (want, values) {
+            (Want::Num, Some(Plain::Null(n))) => Col::Num(vec![None; n]),
+            (Want::Str | Want::Any, Some(Plain::Null(n))) => Col::Str(vec![None; n]),
+            (Want::Num | Want::Any, Some(Plain::Bool(v))) => Col::Num(
+                v.into_iter()
                     .map(|b| b.map(|b| if b { 1.0 } else { 0.0 }))
                     .collect(),
             ),
-            (Want::Num | Want::Any, dt) if dt.is_primitive_numeric() => {
-                let f = s.cast(&DataType::Float64).with_context(ctx)?;
-                Col::Num(f.f64().with_context(ctx)?.iter().collect())
-            }
-            (Want::Str | Want::Any, DataType::String) => Col::Str(
-                s.str()
-                    .with_context(ctx)?
-                    .iter()
-                    .map(|v| v.map(String::from))
-                    .collect(),
-            ),
-            (Want::Str | Want::Any, DataType::Categorical(..) | DataType::Enum(..)) => {
-                let c = s.cast(&DataType::String).with_context(ctx)?;
-                Col::Str(
-                    c.str()
-                        .with_context(ctx)?
-                        .iter()
-                        .map(|v| v.map(String::from))
-                        .collect(),
-                )
-            }
-            (want, dt) => bail!(
-                "{}: column `{name}` has type {dt}, expected {}",
+            (Want::Num | Want::Any, Some(Plain::Num(v))) => Col::Num(v),
+            (Want::Str | Want::Any, Some(Plain::Str(v))) => Col::Str(v),
+            (want, _) => bail!(
+                "{}: column `{name}` has type {}, expected {}",
                 path.display(),
+                col.dtype(),
                 match want {
                     Want::Num => "a number",
                     Want::Str => "text",

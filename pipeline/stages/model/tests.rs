@@ -28,7 +28,7 @@ fn n(rng: &mut ChaCha8Rng, sd: f64) -> f64 {
 }
 
 fn write(df: &mut DataFrame, path: &Path) {
-    crate::io::write_parquet(df, path, &ParquetMeta::stage("link")).unwrap();
+    crate::io::write_parquet(df, path, &crate::io::ParquetMeta::stage("link")).unwrap();
 }
 
 /// Writes `link/{h1_cases,h2_respondents,h3_panel}.parquet` of a synthetic study under `out`.
@@ -134,54 +134,48 @@ fn write_link(out: &Path, t: Truth, seed: u64) {
         nr,
         vec![
             Column::new("wave".into(), w.clone()),
-            Column::new("municipality".into(), mu.clone()),
-            Column::new("unit_id".into(), un.clone()),
-            Column::new("respondent_id".into(), rid.clone()),
+            Column::new("municipality".into(), mu),
+            Column::new("unit_id".into(), un),
+            Column::new("respondent_id".into(), rid),
             Column::new("rcap".into(), rc.clone()),
             Column::new("srm".into(), srm_own.clone()),
             Column::new("srm_others".into(), others),
             Column::new("srm_between".into(), between),
             Column::new("srm_within".into(), within),
-            Column::new("exclusion".into(), excl.clone()),
+            Column::new("exclusion".into(), excl),
         ],
     )
     .unwrap();
     write(&mut h2, &out.join("link/h2_respondents.parquet"));
 
     // H3 panel: the same rows, window waves 1 and 2; one extra row outside the design.
-    let mut h3w = w.clone();
-    let mut h3m = mu.clone();
-    let mut h3u = un.clone();
-    let mut h3r = rid.clone();
-    let mut h3y = rc.clone();
-    let mut post: Vec<Option<i64>> = w.iter().map(|x| Some(x - 1)).collect();
-    let mut iv: Vec<Option<i64>> = interv.iter().map(|&b| Some(b as i64)).collect();
-    let mut ex: Vec<Option<String>> = rc
+    let post: Vec<Option<i64>> = w.iter().map(|x| Some(x - 1)).collect();
+    let iv: Vec<Option<i64>> = interv.iter().map(|&b| Some(b as i64)).collect();
+    let ex: Vec<Option<String>> = rc
         .iter()
         .map(|y| y.is_none().then(|| "no_rcap".to_string()))
         .collect();
-    h3w.push(1);
-    h3m.push("Aby".into());
-    h3u.push("Aby-X".into());
-    h3r.push("Aby-X-R0".into());
-    h3y.push(Some(3.0));
-    post.push(None);
-    iv.push(None);
-    ex.push(Some("unit_not_in_design".into()));
-    let mut h3 = DataFrame::new(
-        h3w.len(),
-        vec![
-            Column::new("wave".into(), h3w),
-            Column::new("municipality".into(), h3m),
-            Column::new("unit_id".into(), h3u),
-            Column::new("respondent_id".into(), h3r),
-            Column::new("rcap".into(), h3y),
+    let mut h3 = h2
+        .select(["wave", "municipality", "unit_id", "respondent_id", "rcap"])
+        .unwrap()
+        .hstack(&[
             Column::new("intervention".into(), iv),
             Column::new("post".into(), post),
             Column::new("exclusion".into(), ex),
-        ],
+        ])
+        .unwrap();
+    let outside = polars::df!(
+        "wave" => [1i64],
+        "municipality" => ["Aby"],
+        "unit_id" => ["Aby-X"],
+        "respondent_id" => ["Aby-X-R0"],
+        "rcap" => [Some(3.0)],
+        "intervention" => [None::<i64>],
+        "post" => [None::<i64>],
+        "exclusion" => [Some("unit_not_in_design")],
     )
     .unwrap();
+    h3.vstack_mut(&outside).unwrap();
     write(&mut h3, &out.join("link/h3_panel.parquet"));
 
     // H1 cases.
@@ -205,18 +199,15 @@ fn write_link(out: &Path, t: Truth, seed: u64) {
             }
         }
     }
-    let mut h1 = DataFrame::new(
-        cw.len(),
-        vec![
-            Column::new("wave".into(), cw),
-            Column::new("case_id".into(), cid),
-            Column::new("municipality".into(), cm),
-            Column::new("lead_unit_id".into(), cl),
-            Column::new("quality".into(), cq),
-            Column::new("case_rcap".into(), cr),
-            Column::new("unit_rcap_mean".into(), cu),
-            Column::new("exclusion".into(), ce),
-        ],
+    let mut h1 = polars::df!(
+        "wave" => cw,
+        "case_id" => cid,
+        "municipality" => cm,
+        "lead_unit_id" => cl,
+        "quality" => cq,
+        "case_rcap" => cr,
+        "unit_rcap_mean" => cu,
+        "exclusion" => ce,
     )
     .unwrap();
     write(&mut h1, &out.join("link/h1_cases.parquet"));
@@ -239,6 +230,7 @@ fn run_stage(out: &Path, cfg: &Config) -> Result<StageSummary> {
         pseudonymizer: &ps,
         progress: false,
         memo: &crate::memo::Memo::disabled(),
+        fingerprint: None,
     };
     super::run(&ctx)
 }
@@ -262,6 +254,12 @@ const LARGE: Truth = Truth {
     h2: 0.6,
     h3: 0.5,
     controls: true,
+};
+
+/// Large effects, intervention units only.
+const NO_CONTROLS: Truth = Truth {
+    controls: false,
+    ..LARGE
 };
 
 #[test]
@@ -399,14 +397,7 @@ fn meta_analysis_matches_a_hand_computed_dersimonian_laird() {
 #[test]
 fn without_controls_h3_is_pre_post_with_a_paired_test_checked_by_hand() {
     let dir = tempfile::tempdir().unwrap();
-    write_link(
-        dir.path(),
-        Truth {
-            controls: false,
-            ..LARGE
-        },
-        5,
-    );
+    write_link(dir.path(), NO_CONTROLS, 5);
     let s = run_stage(dir.path(), &config("")).unwrap();
     let r = results(dir.path());
     let v = verdict(&r, "H3");
@@ -415,7 +406,7 @@ fn without_controls_h3_is_pre_post_with_a_paired_test_checked_by_hand() {
     assert_eq!(v["verdict"], "supported");
     assert!(s.warnings.iter().any(|w| w.contains("no control units")));
     // The paired test by hand: respondents with both waves.
-    let h3 = frame::read(&dir.path().join("link/h3_panel.parquet"), H3_COLUMNS, &[]).unwrap();
+    let h3 = frame::read(&dir.path().join("link/h3_panel.parquet"), &columns(3), &[]).unwrap();
     let (rows, _) = sample(&h3);
     let mut by: BTreeMap<String, (Option<f64>, Option<f64>)> = BTreeMap::new();
     for i in rows {
@@ -461,14 +452,7 @@ fn without_controls_h3_is_pre_post_with_a_paired_test_checked_by_hand() {
 #[test]
 fn cross_sections_have_no_respondent_term_and_no_paired_test() {
     let dir = tempfile::tempdir().unwrap();
-    write_link(
-        dir.path(),
-        Truth {
-            controls: false,
-            ..LARGE
-        },
-        6,
-    );
+    write_link(dir.path(), NO_CONTROLS, 6);
     run_stage(
         dir.path(),
         &config("[model.h3]\nprimary_term = \"post:intervention\"\ndirection = \"positive\"\ndesign = \"cross_section\"\n"),
@@ -533,8 +517,8 @@ fn direction_and_primary_term_are_settings() {
     assert!(e.to_string().contains("model.h2.primary_term"), "{e}");
 }
 
-/// H1's side and H2's and H3's read their tables on two threads; whichever table is missing,
-/// the error names it (with none written, H1's, the first the sequential order read).
+/// The tables are read on two threads; whichever table is missing, the error names it (with
+/// none written, H1's, the first the sequential order read).
 #[test]
 fn each_missing_link_table_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -567,7 +551,7 @@ fn srm_unit_is_the_unit_mean_of_srm_between_over_the_sample() {
     write_link(dir.path(), LARGE, 9);
     let mut t = frame::read(
         &dir.path().join("link/h2_respondents.parquet"),
-        H2_COLUMNS,
+        &columns(2),
         &[],
     )
     .unwrap();
@@ -592,99 +576,43 @@ fn srm_unit_is_the_unit_mean_of_srm_between_over_the_sample() {
     assert_eq!(t.num_at("srm_unit", out), None);
 }
 
-/// H1 runs on its own thread beside H2 and H3; when both sides fail, the error reported is the
-/// one the sequential order (every read, then every plan, then the fits, H1 before H2 before
-/// H3) would have met first.
+/// The hypotheses are read, planned and fitted on two threads; when several fail, the error
+/// reported is the one the sequential order (every read, then every plan, then the fits, H1
+/// before H2 before H3) would have met first.
 #[test]
 fn the_first_error_in_the_sequential_order_is_reported() {
     use Step::{Fit, Plan, Read};
-    let outcome = |f: Option<(Step, u8)>| -> std::result::Result<Option<()>, StepError> {
+    let outcome = |f: Option<(Step, u8)>| -> std::result::Result<(), StepError> {
         match f {
-            None => Ok(Some(())),
+            None => Ok(()),
             Some((s, h)) => Err((s, h, anyhow::anyhow!("{s:?} H{h}"))),
         }
     };
-    assert!(first_error(outcome(None), outcome(None)).is_ok());
-    // A side that did not fit because the other could not read or plan: the other's error.
-    let h2_unread = outcome(Some((Read, 2)));
-    let got = first_error(Ok::<Option<()>, StepError>(None), h2_unread).unwrap_err();
-    assert_eq!(got.to_string(), "Read H2");
-    let h1_unplanned = outcome(Some((Plan, 1)));
-    let got = first_error(h1_unplanned, Ok::<Option<()>, StepError>(None)).unwrap_err();
-    assert_eq!(got.to_string(), "Plan H1");
-    // Neither fitted and neither failed cannot happen; it is an error, not a panic.
-    assert!(first_error::<(), ()>(Ok(None), Ok(None)).is_err());
-    // (H1's failed step, H2's or H3's failed step, the error reported)
-    let cases = [
-        (Some((Fit, 1)), None, "Fit H1"),
-        (None, Some((Plan, 3)), "Plan H3"),
-        // Both fitted and failed: H1's, as when the hypotheses ran one after the other.
-        (Some((Fit, 1)), Some((Fit, 2)), "Fit H1"),
+    assert_eq!(
+        first_error(vec![outcome(None), outcome(None)])
+            .unwrap()
+            .len(),
+        2
+    );
+    // Each job's first failed step (None: no error), the error reported.
+    type Jobs<'a> = &'a [Option<(Step, u8)>];
+    let cases: [(Jobs, &str); 8] = [
+        (&[Some((Fit, 1)), None], "Fit H1"),
+        (&[None, Some((Plan, 3))], "Plan H3"),
+        // Both failed fitting: H1's, as when the hypotheses ran one after the other.
+        (&[Some((Fit, 1)), Some((Fit, 2))], "Fit H1"),
         // H2's table could not be read: the sequential stage stopped there, before planning H1.
-        (Some((Plan, 1)), Some((Read, 2)), "Read H2"),
-        (Some((Fit, 1)), Some((Read, 3)), "Read H3"),
-        (Some((Read, 1)), Some((Read, 2)), "Read H1"),
-        (Some((Plan, 1)), Some((Plan, 3)), "Plan H1"),
-        (Some((Fit, 1)), Some((Plan, 2)), "Plan H2"),
+        (&[Some((Plan, 1)), Some((Read, 2)), None], "Read H2"),
+        (&[Some((Plan, 1)), None, Some((Read, 3))], "Read H3"),
+        (
+            &[Some((Read, 3)), Some((Read, 1)), Some((Read, 2))],
+            "Read H1",
+        ),
+        (&[Some((Plan, 1)), Some((Plan, 3))], "Plan H1"),
+        (&[None, Some((Plan, 3)), Some((Plan, 2))], "Plan H2"),
     ];
-    for (h1, rest, want) in cases {
-        let got = first_error(outcome(h1), outcome(rest)).unwrap_err();
-        assert_eq!(got.to_string(), want, "{h1:?} {rest:?}");
+    for (jobs, want) in cases {
+        let got = first_error(jobs.iter().map(|&j| outcome(j)).collect()).unwrap_err();
+        assert_eq!(got.to_string(), want, "{jobs:?}");
     }
-}
-
-/// A panic while one side prepares is raised again, not left with the other side waiting for
-/// its word (a hang); the other side then fits nothing.
-#[test]
-fn a_panic_on_either_side_is_raised_and_nothing_waits() {
-    for h1_panics in [true, false] {
-        let fitted = std::sync::atomic::AtomicUsize::new(0);
-        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            prepare_then_fit(
-                || -> std::result::Result<(), StepError> {
-                    if h1_panics {
-                        panic!("H1 could not prepare");
-                    }
-                    Ok(())
-                },
-                |()| -> std::result::Result<(), StepError> {
-                    fitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    Ok(())
-                },
-                || -> std::result::Result<(), StepError> {
-                    if !h1_panics {
-                        panic!("H2 could not prepare");
-                    }
-                    Ok(())
-                },
-                |()| -> std::result::Result<(), StepError> {
-                    fitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    Ok(())
-                },
-            )
-        }));
-        assert!(caught.is_err(), "the panic was not raised again");
-        assert_eq!(fitted.into_inner(), 0);
-    }
-}
-
-/// Both sides prepare before either fits; an error in preparing stops the other side's fit.
-#[test]
-fn no_side_fits_before_both_have_prepared() {
-    let fitted = std::sync::atomic::AtomicUsize::new(0);
-    let fit = |()| -> std::result::Result<(), StepError> {
-        fitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Ok(())
-    };
-    let e = prepare_then_fit(
-        || Ok(()),
-        fit,
-        || Err((Step::Read, 2, anyhow::anyhow!("no h2_respondents"))),
-        fit,
-    )
-    .unwrap_err();
-    assert_eq!(e.to_string(), "no h2_respondents");
-    assert_eq!(fitted.load(std::sync::atomic::Ordering::SeqCst), 0);
-    assert!(prepare_then_fit(|| Ok(()), fit, || Ok(()), fit).is_ok());
-    assert_eq!(fitted.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
