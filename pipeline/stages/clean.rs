@@ -861,14 +861,7 @@ mod tests {
                 .collect()
         }
         fn missing(&self, t: &str) -> Vec<Option<String>> {
-            self.table(t)
-                .column("missing_reason")
-                .unwrap()
-                .str()
-                .unwrap()
-                .iter()
-                .map(|v| v.map(str::to_string))
-                .collect()
+            crate::stages::ingest::tests::texts(&self.table(t), "missing_reason")
         }
     }
 

@@ -994,15 +994,7 @@ pub(crate) mod tests {
     /// (table, line, column, value, reason) of every row of a quarantine table (ingest's or
     /// clean's).
     pub(crate) fn quarantine_rows(q: &DataFrame) -> Vec<QRow> {
-        let s = |c: &str| -> Vec<Option<String>> {
-            q.column(c)
-                .unwrap()
-                .str()
-                .unwrap()
-                .iter()
-                .map(|v| v.map(str::to_string))
-                .collect()
-        };
+        let s = |c: &str| texts(q, c);
         let (t, c, v, r) = (s("table"), s("column"), s("value"), s("reason"));
         let line: Vec<_> = q.column("line").unwrap().i64().unwrap().iter().collect();
         (0..q.height())
@@ -1015,6 +1007,17 @@ pub(crate) mod tests {
                     r[i].clone().unwrap(),
                 )
             })
+            .collect()
+    }
+
+    /// The text column `c` of `df`, as owned strings.
+    pub(crate) fn texts(df: &DataFrame, c: &str) -> Vec<Option<String>> {
+        df.column(c)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.map(str::to_string))
             .collect()
     }
 
