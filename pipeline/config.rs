@@ -11,14 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// The canonical input tables, in the order the brief lists them.
-pub const TABLES: [&str; 5] = [
-    "units",
-    "intervention",
-    "employee_responses",
-    "citizen_responses",
-    "case_involvement",
-];
+/// The canonical input tables, in the order they are read (their columns: [`crate::schema`]).
+pub use crate::schema::TABLES;
 
 /// A configuration error, naming the key (dotted path) or file it is about.
 #[derive(Debug, thiserror::Error)]
@@ -618,40 +612,6 @@ fn check_csv_options(
     Ok(())
 }
 
-/// The canonical columns of each table (the typing order lives in the ingest stage; this list
-/// only serves validation of `constants` and `columns`).
-fn canonical_columns(table: &str) -> &'static [&'static str] {
-    match table {
-        "units" => &[
-            "municipality",
-            "unit_id",
-            "work_group",
-            "manager_id",
-            "headcount",
-        ],
-        "intervention" => &["unit_id", "arm", "after_wave"],
-        "employee_responses" => &[
-            "wave",
-            "respondent_id",
-            "municipality",
-            "unit_id",
-            "target_group",
-            "item",
-            "value",
-        ],
-        "citizen_responses" => &[
-            "wave",
-            "citizen_id",
-            "municipality",
-            "case_id",
-            "item",
-            "value",
-        ],
-        "case_involvement" => &["wave", "case_id", "unit_id", "lead"],
-        _ => &[],
-    }
-}
-
 fn validate_source(t: &str, spec: &SourceSpec) -> Result<(), ConfigError> {
     let key = |k: &str| format!("sources.{t}.{k}");
     for f in spec.files() {
@@ -665,7 +625,7 @@ fn validate_source(t: &str, spec: &SourceSpec) -> Result<(), ConfigError> {
         spec.encoding.as_ref(),
         spec.decimal.as_ref(),
     )?;
-    let canonical = canonical_columns(t);
+    let canonical = crate::schema::table(t).map_or_else(Vec::new, |t| t.names());
     for c in spec.columns.keys() {
         if !canonical.contains(&c.as_str()) {
             return Err(invalid(
@@ -678,7 +638,7 @@ fn validate_source(t: &str, spec: &SourceSpec) -> Result<(), ConfigError> {
         }
     }
     let melted: &[&str] = if spec.wide.is_some() {
-        &["item", "value", "target_group"]
+        &crate::schema::MELTED
     } else {
         &[]
     };

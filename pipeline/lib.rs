@@ -25,6 +25,7 @@ pub mod manifest;
 pub mod memo;
 pub mod orchestrate;
 pub mod pseudonym;
+pub mod schema;
 pub mod sim;
 pub mod sim_study;
 pub mod stages;

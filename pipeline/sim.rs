@@ -101,6 +101,8 @@ use anyhow::{bail, Context, Result};
 
 pub use params::{Format, Preset};
 
+use crate::schema;
+
 use design::{Design, MuniDesign};
 use generate::{
     CaseRow, CitizenRow, EmployeeRow, MuniOutput, CITIZEN_ITEMS, EMPLOYEE_ITEMS, NO_TARGET,
@@ -283,41 +285,11 @@ pub fn main(args: &SimulateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-const UNITS: write::Schema = &[
-    ("municipality", Kind::Str),
-    ("unit_id", Kind::Str),
-    ("work_group", Kind::Str),
-    ("manager_id", Kind::Str),
-    ("headcount", Kind::Int),
-];
-const INTERVENTION: write::Schema = &[
-    ("unit_id", Kind::Str),
-    ("arm", Kind::Str),
-    ("after_wave", Kind::Int),
-];
-const EMPLOYEE_RESPONSES: write::Schema = &[
-    ("wave", Kind::Int),
-    ("respondent_id", Kind::Str),
-    ("municipality", Kind::Str),
-    ("unit_id", Kind::Str),
-    ("target_group", Kind::Str),
-    ("item", Kind::Str),
-    ("value", Kind::Int),
-];
-const CITIZEN_RESPONSES: write::Schema = &[
-    ("wave", Kind::Int),
-    ("citizen_id", Kind::Str),
-    ("municipality", Kind::Str),
-    ("case_id", Kind::Str),
-    ("item", Kind::Str),
-    ("value", Kind::Int),
-];
-const CASE_INVOLVEMENT: write::Schema = &[
-    ("wave", Kind::Int),
-    ("case_id", Kind::Str),
-    ("unit_id", Kind::Str),
-    ("lead", Kind::Bool),
-];
+const UNITS: write::Schema = &write::input_table::<5>(&schema::UNITS);
+const INTERVENTION: write::Schema = &write::input_table::<3>(&schema::INTERVENTION);
+const EMPLOYEE_RESPONSES: write::Schema = &write::input_table::<7>(&schema::EMPLOYEE_RESPONSES);
+const CITIZEN_RESPONSES: write::Schema = &write::input_table::<6>(&schema::CITIZEN_RESPONSES);
+const CASE_INVOLVEMENT: write::Schema = &write::input_table::<4>(&schema::CASE_INVOLVEMENT);
 const TRUTH_UNITS: write::Schema = &[
     ("municipality", Kind::Str),
     ("unit_id", Kind::Str),
@@ -339,14 +311,8 @@ const TRUTH_DYADS: write::Schema = &[
     ("relevance", Kind::Float),
 ];
 
-/// The canonical tables in the order they are listed in STUDY.md.
-pub const TABLES: [&str; 5] = [
-    "units",
-    "intervention",
-    "employee_responses",
-    "citizen_responses",
-    "case_involvement",
-];
+/// The canonical tables, in the order they are read.
+pub use crate::schema::TABLES;
 
 fn value(v: u8) -> Option<i64> {
     (v != 0).then_some(i64::from(v))

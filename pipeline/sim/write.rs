@@ -59,6 +59,32 @@ impl ColData<'_> {
 /// Name and kind of every column of a table, in order.
 pub type Schema = &'static [(&'static str, Kind)];
 
+/// The columns of input table `table` ([`crate::schema`]) as the simulator writes them: ids as
+/// raw text, answers (`value`) as whole numbers (the codes the simulated respondents choose).
+/// `N` must be the table's number of columns.
+pub const fn input_table<const N: usize>(
+    table: &crate::schema::TableSchema,
+) -> [(&'static str, Kind); N] {
+    use crate::schema::CellType;
+    assert!(
+        table.columns.len() == N,
+        "N is not the table's number of columns"
+    );
+    let mut out = [("", Kind::Str); N];
+    let mut i = 0;
+    while i < N {
+        let c = &table.columns[i];
+        let kind = match c.ty {
+            CellType::Text | CellType::PersonId | CellType::Arm => Kind::Str,
+            CellType::Int | CellType::Count | CellType::Float => Kind::Int,
+            CellType::Bool => Kind::Bool,
+        };
+        out[i] = (c.name, kind);
+        i += 1;
+    }
+    out
+}
+
 enum Sink {
     Csv(BufWriter<File>),
     Parquet {

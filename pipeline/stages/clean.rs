@@ -77,6 +77,10 @@ use polars::prelude::*;
 use super::{StageContext, StageSummary, TableCount};
 use crate::config::{InstrumentSection, ItemKind};
 use crate::io;
+use crate::schema::{
+    Reason, TableSchema, CASE_INVOLVEMENT, CITIZEN_RESPONSES, EMPLOYEE_RESPONSES, INTERVENTION,
+    UNITS,
+};
 
 mod instrument;
 mod order;
@@ -88,7 +92,7 @@ const READS: &str = "ingest";
 /// (null counts as not broken), and the text shown as the quarantine row's value: the pieces
 /// are joined (a null piece as nothing); a single null piece stays null.
 struct Rule {
-    reason: &'static str,
+    reason: Reason,
     column: Option<&'static str>,
     broken: Expr,
     value: Vec<Piece>,
@@ -101,7 +105,7 @@ enum Piece {
 }
 
 impl Rule {
-    fn new(reason: &'static str, column: &'static str, broken: Expr, value: Vec<Piece>) -> Self {
+    fn new(reason: Reason, column: &'static str, broken: Expr, value: Vec<Piece>) -> Self {
         Rule {
             reason,
             column: Some(column),
@@ -112,63 +116,9 @@ impl Rule {
 }
 
 /// A rule whose quarantine value is the cell of the column it names.
-fn cell_rule(reason: &'static str, column: &'static str, broken: Expr) -> Rule {
+fn cell_rule(reason: Reason, column: &'static str, broken: Expr) -> Rule {
     Rule::new(reason, column, broken, vec![Piece::Col(column)])
 }
-
-/// Key and canonical columns of each table.
-struct TableDef {
-    name: &'static str,
-    key: &'static [&'static str],
-    canonical: &'static [&'static str],
-}
-
-const UNITS: TableDef = TableDef {
-    name: "units",
-    key: &["unit_id"],
-    canonical: &[
-        "municipality",
-        "unit_id",
-        "work_group",
-        "manager_id",
-        "headcount",
-    ],
-};
-const INTERVENTION: TableDef = TableDef {
-    name: "intervention",
-    key: &["unit_id"],
-    canonical: &["unit_id", "arm", "after_wave"],
-};
-const EMPLOYEE: TableDef = TableDef {
-    name: "employee_responses",
-    key: &["wave", "respondent_id", "target_group", "item"],
-    canonical: &[
-        "wave",
-        "respondent_id",
-        "municipality",
-        "unit_id",
-        "target_group",
-        "item",
-        "value",
-    ],
-};
-const CITIZEN: TableDef = TableDef {
-    name: "citizen_responses",
-    key: &["wave", "citizen_id", "item"],
-    canonical: &[
-        "wave",
-        "citizen_id",
-        "municipality",
-        "case_id",
-        "item",
-        "value",
-    ],
-};
-const INVOLVEMENT: TableDef = TableDef {
-    name: "case_involvement",
-    key: &["wave", "case_id", "unit_id"],
-    canonical: &["wave", "case_id", "unit_id", "lead"],
-};
 
 /// One table after cleaning: the rows kept (all columns, helper columns included), the
 /// quarantine rows, and the accounting.
@@ -178,269 +128,301 @@ struct Cleaned {
     count: TableCount,
 }
 
+/// The columns of clean's `employee_responses.parquet`, in order.
+const EMPLOYEE_OUTPUT: [&str; 12] = [
+    "wave",
+    "municipality",
+    "unit_id",
+    "work_group",
+    "respondent_id",
+    "target_group",
+    "item",
+    "item_kind",
+    "value",
+    "missing_reason",
+    "source",
+    "line",
+];
+/// The columns of clean's `citizen_responses.parquet`, in order.
+const CITIZEN_OUTPUT: [&str; 9] = [
+    "wave",
+    "municipality",
+    "citizen_id",
+    "case_id",
+    "item",
+    "value",
+    "missing_reason",
+    "source",
+    "line",
+];
+/// The columns of clean's `case_involvement.parquet`, in order.
+const INVOLVEMENT_OUTPUT: [&str; 8] = [
+    "wave",
+    "case_id",
+    "unit_id",
+    "lead",
+    "municipality",
+    "work_group",
+    "source",
+    "line",
+];
+/// Output columns taken from the instrument's helper columns (output name, helper column).
+const SCORED: [(&str, &str); 2] = [("value", "__value"), ("missing_reason", "__missing_reason")];
+
+/// The tables cleaned so far: the summary, the tables waiting to be written (in the order
+/// they were cleaned) and the quarantine rows.
+#[derive(Default)]
+struct Filed {
+    summary: StageSummary,
+    outputs: Vec<(&'static str, DataFrame)>,
+    quarantine: Vec<DataFrame>,
+}
+
 pub fn run(ctx: &StageContext) -> Result<StageSummary> {
-    let mut summary = StageSummary::default();
     let ins = &ctx.config.instrument;
     let read = |t: &str| io::read_parquet(&ctx.table_path(READS, t));
-    let dir = ctx.stage_dir(STAGE);
-    let mut quarantine = Vec::new();
-    let mut outputs: Vec<(&'static str, DataFrame)> = Vec::new();
+    let mut filed = Filed::default();
 
     // Units first: every other table refers to them.
-    let units = clean_table(read("units")?, &UNITS, |lf| Ok((lf, vec![])))?;
-    let units_kept = units.kept.select(UNITS.canonical.iter().copied())?;
-    let unit_lookup = units_kept
-        .clone()
-        .lazy()
-        .select([
-            col("unit_id"),
-            col("municipality").alias("__unit_municipality"),
-            col("work_group").alias("__unit_work_group"),
-            lit(true).alias("__unit_known"),
-        ])
-        .collect()?;
-    let groups = units_kept
-        .clone()
-        .lazy()
-        .select([col("work_group").alias("target_group")])
-        .unique_stable(None, UniqueKeepStrategy::First)
-        .with_column(lit(true).alias("__group_known"))
-        .collect()?;
-    let with_unit = |lf: LazyFrame| {
-        lf.join(
-            unit_lookup.clone().lazy(),
-            [col("unit_id")],
-            [col("unit_id")],
-            left_join(),
-        )
-    };
-    let unknown_unit = || {
-        cell_rule(
-            "unknown_reference",
-            "unit_id",
-            col("__unit_known").is_null(),
-        )
-    };
-    finish(
-        &mut summary,
-        &mut outputs,
-        &mut quarantine,
-        units,
-        &UNITS,
-        UNITS.canonical,
-    )?;
+    let no_rules = |lf| Ok((lf, vec![]));
+    let units = filed.clean(read("units")?, &UNITS, no_rules, &[], &UNITS.names())?;
+    let refs = References::of(&units)?;
+    let rules = |lf| Ok((refs.with_unit(lf), vec![unknown_unit()]));
+    let names = INTERVENTION.names();
+    filed.clean(read("intervention")?, &INTERVENTION, rules, &[], &names)?;
 
-    // Intervention.
-    let intervention = clean_table(read("intervention")?, &INTERVENTION, |lf| {
-        Ok((with_unit(lf), vec![unknown_unit()]))
-    })?;
-    finish(
-        &mut summary,
-        &mut outputs,
-        &mut quarantine,
-        intervention,
-        &INTERVENTION,
-        INTERVENTION.canonical,
-    )?;
-
-    // Employee responses.
     let items = item_table(ins)?;
-    let employee = clean_table(read("employee_responses")?, &EMPLOYEE, |lf| {
-        let lf = with_unit(lf)
-            .join(
-                groups.clone().lazy(),
-                [col("target_group")],
-                [col("target_group")],
-                left_join(),
-            )
-            .join(
-                items.clone().lazy(),
-                [col("item")],
-                [col("item")],
-                left_join(),
-            );
-        let lf = with_instrument(lf, ins)?;
-        let kind = col("item_kind");
-        let rules = vec![
-            cell_rule(
-                "unknown_item",
-                "item",
-                kind.clone().is_null().or(kind.clone().eq(lit("citizen"))),
-            ),
-            cell_rule(
-                "missing_required",
-                "target_group",
-                kind.clone()
-                    .eq(lit("tie"))
-                    .and(col("target_group").is_null()),
-            ),
-            cell_rule(
-                "unexpected_target_group",
-                "target_group",
-                kind.eq(lit("person"))
-                    .and(col("target_group").is_not_null()),
-            ),
-            unknown_unit(),
-            Rule::new(
-                "municipality_mismatch",
-                "municipality",
-                col("municipality").neq(col("__unit_municipality")),
-                vec![
-                    Piece::Col("municipality"),
-                    Piece::Text(" (the unit is in ".into()),
-                    Piece::Col("__unit_municipality"),
-                    Piece::Text(")".into()),
-                ],
-            ),
-            cell_rule(
-                "unknown_reference",
-                "target_group",
-                col("target_group")
-                    .is_not_null()
-                    .and(col("__group_known").is_null()),
-            ),
-            out_of_range_rule(),
-        ];
-        Ok((lf, rules))
-    })?;
-    count_missing(&mut summary, EMPLOYEE.name, &employee.kept)?;
-    let employee = Cleaned {
-        kept: employee
-            .kept
-            .lazy()
-            .with_columns([
-                col("__unit_work_group").alias("work_group"),
-                col("__value").alias("value"),
-                col("__missing_reason").alias("missing_reason"),
-            ])
-            .collect()?,
-        ..employee
-    };
-    finish(
-        &mut summary,
-        &mut outputs,
-        &mut quarantine,
-        employee,
-        &EMPLOYEE,
-        &[
-            "wave",
-            "municipality",
-            "unit_id",
-            "work_group",
-            "respondent_id",
-            "target_group",
-            "item",
-            "item_kind",
-            "value",
-            "missing_reason",
-            "source",
-            "line",
-        ],
+    let rules = |lf| employee_rules(refs.with_group(refs.with_unit(lf)), &items, ins);
+    let derived = [("work_group", "__unit_work_group"), SCORED[0], SCORED[1]];
+    let table = read(EMPLOYEE_RESPONSES.name)?;
+    let employee = filed.clean(
+        table,
+        &EMPLOYEE_RESPONSES,
+        rules,
+        &derived,
+        &EMPLOYEE_OUTPUT,
     )?;
+    count_missing(&mut filed.summary, EMPLOYEE_RESPONSES.name, &employee)?;
+    drop(employee);
     // Written now, not held while the other tables are cleaned.
-    write_outputs(ctx, &mut summary, &mut outputs)?;
+    filed.write_outputs(ctx)?;
 
-    // Citizen responses.
-    let citizen = clean_table(read("citizen_responses")?, &CITIZEN, |lf| {
-        let lf = lf.join(
-            items.clone().lazy(),
-            [col("item")],
-            [col("item")],
-            left_join(),
-        );
-        let lf = with_instrument(lf, ins)?;
-        let rules = vec![
-            cell_rule(
-                "unknown_item",
-                "item",
-                col("item_kind")
-                    .neq(lit("citizen"))
-                    .or(col("item_kind").is_null()),
-            ),
-            out_of_range_rule(),
-        ];
-        Ok((lf, rules))
-    })?;
-    count_missing(&mut summary, CITIZEN.name, &citizen.kept)?;
-    let citizen = Cleaned {
-        kept: citizen
-            .kept
+    let rules = |lf| citizen_rules(lf, &items, ins);
+    let table = read(CITIZEN_RESPONSES.name)?;
+    let citizen = filed.clean(table, &CITIZEN_RESPONSES, rules, &SCORED, &CITIZEN_OUTPUT)?;
+    count_missing(&mut filed.summary, CITIZEN_RESPONSES.name, &citizen)?;
+    drop(citizen);
+    filed.write_outputs(ctx)?;
+
+    let rules = |lf| Ok((refs.with_unit(lf), vec![unknown_unit()]));
+    let derived = [
+        ("municipality", "__unit_municipality"),
+        ("work_group", "__unit_work_group"),
+    ];
+    let table = read(CASE_INVOLVEMENT.name)?;
+    let involvement = filed.clean(
+        table,
+        &CASE_INVOLVEMENT,
+        rules,
+        &derived,
+        &INVOLVEMENT_OUTPUT,
+    )?;
+    count_leads(&mut filed.summary, &involvement)?;
+    drop(involvement);
+    filed.write_outputs(ctx)?;
+    filed.write_quarantine(ctx)?;
+    Ok(filed.summary)
+}
+
+impl Filed {
+    /// Cleans one table ([`clean_table`]: `prepare` adds the joins and the rules beyond
+    /// duplicates), adds the `derived` columns (output name, helper column), selects the
+    /// `output` columns and files the table and its accounting. Returns the output table.
+    fn clean<F>(
+        &mut self,
+        df: DataFrame,
+        table: &TableSchema,
+        prepare: F,
+        derived: &[(&str, &str)],
+        output: &[&str],
+    ) -> Result<DataFrame>
+    where
+        F: FnOnce(LazyFrame) -> Result<(LazyFrame, Vec<Rule>)>,
+    {
+        let cleaned = clean_table(df, table, prepare)?;
+        let mut kept = cleaned.kept;
+        if !derived.is_empty() {
+            let derive = derived.iter().map(|(name, from)| col(*from).alias(*name));
+            kept = kept
+                .lazy()
+                .with_columns(derive.collect::<Vec<_>>())
+                .collect()?;
+        }
+        // Rows are already in key order (see `clean_table`); joins and filters keep it.
+        let df = kept.select(output.iter().copied())?;
+        drop(kept);
+        self.outputs.push((table.name, df.clone()));
+        self.quarantine.push(cleaned.quarantine);
+        self.summary
+            .tables
+            .insert(table.name.to_string(), cleaned.count);
+        Ok(df)
+    }
+
+    /// Writes the tables waiting in `outputs` (in the order they were cleaned) and empties it.
+    fn write_outputs(&mut self, ctx: &StageContext) -> Result<()> {
+        let dir = ctx.stage_dir(STAGE);
+        for (table, mut df) in self.outputs.drain(..) {
+            let path = ctx.table_path(STAGE, table);
+            io::write_parquet(&mut df, &path, &ctx.parquet_meta(STAGE))?;
+            self.summary.add_output(&dir, &path);
+        }
+        Ok(())
+    }
+
+    /// Writes the quarantine rows of every table, sorted.
+    fn write_quarantine(&mut self, ctx: &StageContext) -> Result<()> {
+        let frames = std::mem::take(&mut self.quarantine);
+        let mut q = concat_frames(frames, quarantine_schema())?.sort(
+            ["table", "source", "line", "column", "reason"],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )?;
+        let dir = ctx.stage_dir(STAGE);
+        let path = dir.join("quarantine.parquet");
+        io::write_parquet(&mut q, &path, &ctx.parquet_meta(STAGE))?;
+        self.summary.add_output(&dir, &path);
+        Ok(())
+    }
+}
+
+/// What the other tables check against the clean units: each unit's municipality and work
+/// group, and the work groups (the valid target groups).
+struct References {
+    units: DataFrame,
+    groups: DataFrame,
+}
+
+impl References {
+    fn of(units: &DataFrame) -> Result<References> {
+        let lookup = units
+            .clone()
             .lazy()
-            .with_columns([
-                col("__value").alias("value"),
-                col("__missing_reason").alias("missing_reason"),
+            .select([
+                col("unit_id"),
+                col("municipality").alias("__unit_municipality"),
+                col("work_group").alias("__unit_work_group"),
+                lit(true).alias("__unit_known"),
             ])
-            .collect()?,
-        ..citizen
-    };
-    finish(
-        &mut summary,
-        &mut outputs,
-        &mut quarantine,
-        citizen,
-        &CITIZEN,
-        &[
-            "wave",
-            "municipality",
-            "citizen_id",
-            "case_id",
+            .collect()?;
+        let groups = units
+            .clone()
+            .lazy()
+            .select([col("work_group").alias("target_group")])
+            .unique_stable(None, UniqueKeepStrategy::First)
+            .with_column(lit(true).alias("__group_known"))
+            .collect()?;
+        Ok(References {
+            units: lookup,
+            groups,
+        })
+    }
+
+    /// Adds the unit's `__unit_municipality`, `__unit_work_group`, `__unit_known`.
+    fn with_unit(&self, lf: LazyFrame) -> LazyFrame {
+        let units = self.units.clone().lazy();
+        lf.join(units, [col("unit_id")], [col("unit_id")], left_join())
+    }
+
+    /// Adds `__group_known` (the target group is some unit's work group).
+    fn with_group(&self, lf: LazyFrame) -> LazyFrame {
+        let groups = self.groups.clone().lazy();
+        let on = [col("target_group")];
+        lf.join(groups, on.clone(), on, left_join())
+    }
+}
+
+/// A row naming a unit that is not among the clean units.
+fn unknown_unit() -> Rule {
+    cell_rule(
+        Reason::UnknownReference,
+        "unit_id",
+        col("__unit_known").is_null(),
+    )
+}
+
+/// The rules of employee answers (`lf` has the unit and group references joined).
+fn employee_rules(
+    lf: LazyFrame,
+    items: &DataFrame,
+    ins: &InstrumentSection,
+) -> Result<(LazyFrame, Vec<Rule>)> {
+    let lf = with_instrument(lf, items, ins)?;
+    let kind = col("item_kind");
+    let tie = kind.clone().eq(lit("tie"));
+    let rules = vec![
+        cell_rule(
+            Reason::UnknownItem,
             "item",
-            "value",
-            "missing_reason",
-            "source",
-            "line",
-        ],
-    )?;
-    write_outputs(ctx, &mut summary, &mut outputs)?;
-
-    // Case involvement.
-    let involvement = clean_table(read("case_involvement")?, &INVOLVEMENT, |lf| {
-        Ok((with_unit(lf), vec![unknown_unit()]))
-    })?;
-    let involvement = Cleaned {
-        kept: involvement
-            .kept
-            .lazy()
-            .with_columns([
-                col("__unit_municipality").alias("municipality"),
-                col("__unit_work_group").alias("work_group"),
-            ])
-            .collect()?,
-        ..involvement
-    };
-    count_leads(&mut summary, &involvement.kept)?;
-    finish(
-        &mut summary,
-        &mut outputs,
-        &mut quarantine,
-        involvement,
-        &INVOLVEMENT,
-        &[
-            "wave",
-            "case_id",
-            "unit_id",
-            "lead",
+            kind.clone().is_null().or(kind.clone().eq(lit("citizen"))),
+        ),
+        cell_rule(
+            Reason::MissingRequired,
+            "target_group",
+            tie.and(col("target_group").is_null()),
+        ),
+        cell_rule(
+            Reason::UnexpectedTargetGroup,
+            "target_group",
+            kind.eq(lit("person"))
+                .and(col("target_group").is_not_null()),
+        ),
+        unknown_unit(),
+        Rule::new(
+            Reason::MunicipalityMismatch,
             "municipality",
-            "work_group",
-            "source",
-            "line",
-        ],
-    )?;
+            col("municipality").neq(col("__unit_municipality")),
+            vec![
+                Piece::Col("municipality"),
+                Piece::Text(" (the unit is in ".into()),
+                Piece::Col("__unit_municipality"),
+                Piece::Text(")".into()),
+            ],
+        ),
+        cell_rule(
+            Reason::UnknownReference,
+            "target_group",
+            col("target_group")
+                .is_not_null()
+                .and(col("__group_known").is_null()),
+        ),
+        out_of_range_rule(),
+    ];
+    Ok((lf, rules))
+}
 
-    write_outputs(ctx, &mut summary, &mut outputs)?;
-    let mut q = concat_frames(quarantine, quarantine_schema())?.sort(
-        ["table", "source", "line", "column", "reason"],
-        SortMultipleOptions::default().with_maintain_order(true),
-    )?;
-    let path = dir.join("quarantine.parquet");
-    io::write_parquet(&mut q, &path, &ctx.parquet_meta(STAGE))?;
-    summary.add_output(&dir, &path);
-    Ok(summary)
+/// The rules of citizen answers.
+fn citizen_rules(
+    lf: LazyFrame,
+    items: &DataFrame,
+    ins: &InstrumentSection,
+) -> Result<(LazyFrame, Vec<Rule>)> {
+    let lf = with_instrument(lf, items, ins)?;
+    let rules = vec![
+        cell_rule(
+            Reason::UnknownItem,
+            "item",
+            col("item_kind")
+                .neq(lit("citizen"))
+                .or(col("item_kind").is_null()),
+        ),
+        out_of_range_rule(),
+    ];
+    Ok((lf, rules))
 }
 
 /// Collapses duplicates, quarantines conflicts and the rows that break `rules`. `prepare`
 /// adds the joins and helper columns the rules need, and returns the rules.
-fn clean_table<F>(df: DataFrame, def: &TableDef, prepare: F) -> Result<Cleaned>
+fn clean_table<F>(df: DataFrame, def: &TableSchema, prepare: F) -> Result<Cleaned>
 where
     F: FnOnce(LazyFrame) -> Result<(LazyFrame, Vec<Rule>)>,
 {
@@ -453,13 +435,14 @@ where
     // sorted by source and line, so the row number is that order). Exact copies are then
     // adjacent with the first copy first, and the rows of one key are adjacent; everything
     // after keeps this order, which is the order the output is written in.
-    let mut columns: Vec<&str> = def.key.to_vec();
-    columns.extend(def.canonical.iter().filter(|c| !def.key.contains(c)));
+    let key = def.key();
+    let mut columns: Vec<&str> = key.clone();
+    columns.extend(def.names().into_iter().filter(|c| !key.contains(c)));
     let codes = order::dense_codes_of(&df, &columns)
         .with_context(|| format!("cannot order the rows of {}", def.name))?;
     let rows = order::sorted_rows(&codes, df.height());
     let copy = order::same_as_previous(&codes, &rows, columns.len());
-    let same_key = order::same_as_previous(&codes, &rows, def.key.len());
+    let same_key = order::same_as_previous(&codes, &rows, key.len());
     drop(codes);
     // Each intermediate frame is dropped as soon as the next exists (national tables have tens
     // of millions of rows; holding every step at once multiplied the stage's peak memory).
@@ -472,9 +455,9 @@ where
     let distinct = sorted.filter(&keep)?;
     drop((sorted, keep));
     let duplicates = rows_in - distinct.height() as u64;
-    let key_names = def.key.join(", ");
+    let key_names = key.join(", ");
     let conflict = Rule {
-        reason: "duplicate_conflict",
+        reason: Reason::DuplicateConflict,
         column: None,
         broken: col("__n_key").gt(lit(1)),
         value: vec![
@@ -497,7 +480,7 @@ where
     let mut first = lit(NULL).cast(DataType::String);
     for (i, r) in rules.iter().enumerate().rev() {
         first = when(col(format!("__r{i}")))
-            .then(lit(r.reason))
+            .then(lit(r.reason.as_str()))
             .otherwise(first);
     }
     let checked = lf
@@ -534,7 +517,7 @@ where
                     col("source"),
                     col("line"),
                     column.alias("column"),
-                    lit(r.reason).alias("reason"),
+                    lit(r.reason.as_str()).alias("reason"),
                 ]
                 .into_iter()
                 .chain(pieces)
@@ -546,7 +529,10 @@ where
         part.with_column(value)?;
         let reason = Column::new_scalar(
             "reason".into(),
-            Scalar::new(DataType::String, AnyValue::StringOwned(r.reason.into())),
+            Scalar::new(
+                DataType::String,
+                AnyValue::StringOwned(r.reason.as_str().into()),
+            ),
             part.height(),
         );
         part.with_column(reason)?;
@@ -603,38 +589,6 @@ fn distinct_per_key(copy: &[bool], same_key: &[bool]) -> Vec<u32> {
         start = end;
     }
     out
-}
-
-/// Writes the tables waiting in `outputs` (in the order they were cleaned) and empties it.
-fn write_outputs(
-    ctx: &StageContext,
-    summary: &mut StageSummary,
-    outputs: &mut Vec<(&'static str, DataFrame)>,
-) -> Result<()> {
-    let dir = ctx.stage_dir(STAGE);
-    for (table, mut df) in outputs.drain(..) {
-        let path = ctx.table_path(STAGE, table);
-        io::write_parquet(&mut df, &path, &ctx.parquet_meta(STAGE))?;
-        summary.add_output(&dir, &path);
-    }
-    Ok(())
-}
-
-/// Selects the output columns and files the table and its accounting.
-fn finish(
-    summary: &mut StageSummary,
-    outputs: &mut Vec<(&'static str, DataFrame)>,
-    quarantine: &mut Vec<DataFrame>,
-    cleaned: Cleaned,
-    def: &TableDef,
-    columns: &[&str],
-) -> Result<()> {
-    // Rows are already in key order (see `clean_table`); joins and filters keep it.
-    let df = cleaned.kept.select(columns.iter().copied())?;
-    outputs.push((def.name, df));
-    quarantine.push(cleaned.quarantine);
-    summary.tables.insert(def.name.to_string(), cleaned.count);
-    Ok(())
 }
 
 /// A left join that keeps the left frame's row order (the output order).
@@ -694,8 +648,11 @@ fn item_table(ins: &InstrumentSection) -> Result<DataFrame> {
     ])?)
 }
 
-/// Adds `__value`, `__missing_reason` and `__out_of_range` (see [`instrument`]).
-fn with_instrument(lf: LazyFrame, ins: &InstrumentSection) -> Result<LazyFrame> {
+/// Adds each row's `item_kind` (from `items`, the [`item_table`]) and `__value`,
+/// `__missing_reason` and `__out_of_range` (see [`instrument`]).
+fn with_instrument(lf: LazyFrame, items: &DataFrame, ins: &InstrumentSection) -> Result<LazyFrame> {
+    let on = [col("item")];
+    let lf = lf.join(items.clone().lazy(), on.clone(), on, left_join());
     let mut df = lf.collect()?;
     let scored = instrument::apply(ins, df.column("item")?.str()?, df.column("value")?.f64()?);
     df.with_column(scored.value.into_column())?;
@@ -705,13 +662,13 @@ fn with_instrument(lf: LazyFrame, ins: &InstrumentSection) -> Result<LazyFrame> 
 }
 
 fn out_of_range_rule() -> Rule {
-    cell_rule("out_of_range", "value", col("__out_of_range"))
+    cell_rule(Reason::OutOfRange, "value", col("__out_of_range"))
 }
 
 /// `counts["<table>.missing.<reason>"]` for the rows kept.
 fn count_missing(summary: &mut StageSummary, table: &str, kept: &DataFrame) -> Result<()> {
     let mut by: BTreeMap<String, u64> = BTreeMap::new();
-    for r in kept.column("__missing_reason")?.str()?.iter().flatten() {
+    for r in kept.column("missing_reason")?.str()?.iter().flatten() {
         *by.entry(r.to_string()).or_default() += 1;
     }
     for (r, n) in by {
@@ -737,12 +694,14 @@ fn count_leads(summary: &mut StageSummary, kept: &DataFrame) -> Result<()> {
             several += 1;
         }
     }
-    summary
-        .counts
-        .insert("case_involvement.cases_without_lead".into(), none);
-    summary
-        .counts
-        .insert("case_involvement.cases_with_several_leads".into(), several);
+    for (key, value) in [
+        ("cases_without_lead", none),
+        ("cases_with_several_leads", several),
+    ] {
+        summary
+            .counts
+            .insert(format!("case_involvement.{key}"), value);
+    }
     if none > 0 {
         summary.warnings.push(format!(
             "case_involvement: {none} case-waves have no lead unit (kept; the link stage decides)"
@@ -822,106 +781,46 @@ mod tests {
         DataFrame::new_infer_height(cols).unwrap()
     }
 
+    /// Columns named as `$schema`'s, in order, the k-th from field `$f` of each of `$rows`.
+    macro_rules! columns {
+        ($schema:expr, $rows:expr, $($f:tt),*) => {{
+            let mut names = $schema.names().into_iter();
+            vec![$(Column::new(
+                names.next().unwrap().into(),
+                $rows.iter().map(|r| r.$f).collect::<Vec<_>>(),
+            )),*]
+        }};
+    }
+
     fn write_inputs(out: &std::path::Path, x: &Inputs) {
         let dir = out.join("ingest");
-        let u = &x.units;
-        let units = frame(
-            vec![
-                Column::new(
-                    "municipality".into(),
-                    u.iter().map(|r| r.0).collect::<Vec<_>>(),
-                ),
-                Column::new("unit_id".into(), u.iter().map(|r| r.1).collect::<Vec<_>>()),
-                Column::new(
-                    "work_group".into(),
-                    u.iter().map(|r| r.2).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "manager_id".into(),
-                    u.iter().map(|_| None::<&str>).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "headcount".into(),
-                    u.iter().map(|_| None::<i64>).collect::<Vec<_>>(),
-                ),
-            ],
-            "units.csv",
-        );
-        let i = &x.intervention;
-        let intervention = frame(
-            vec![
-                Column::new("unit_id".into(), i.iter().map(|r| r.0).collect::<Vec<_>>()),
-                Column::new("arm".into(), i.iter().map(|r| r.1).collect::<Vec<_>>()),
-                Column::new(
-                    "after_wave".into(),
-                    i.iter().map(|r| r.2).collect::<Vec<_>>(),
-                ),
-            ],
-            "intervention.csv",
-        );
-        let e = &x.employee;
-        let employee = frame(
-            vec![
-                Column::new("wave".into(), e.iter().map(|r| r.0).collect::<Vec<_>>()),
-                Column::new(
-                    "respondent_id".into(),
-                    e.iter().map(|r| r.1).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "municipality".into(),
-                    e.iter().map(|r| r.2).collect::<Vec<_>>(),
-                ),
-                Column::new("unit_id".into(), e.iter().map(|r| r.3).collect::<Vec<_>>()),
-                Column::new(
-                    "target_group".into(),
-                    e.iter().map(|r| r.4).collect::<Vec<_>>(),
-                ),
-                Column::new("item".into(), e.iter().map(|r| r.5).collect::<Vec<_>>()),
-                Column::new("value".into(), e.iter().map(|r| r.6).collect::<Vec<_>>()),
-            ],
-            "employee_responses.csv",
-        );
-        let c = &x.citizen;
-        let citizen = frame(
-            vec![
-                Column::new("wave".into(), c.iter().map(|r| r.0).collect::<Vec<_>>()),
-                Column::new(
-                    "citizen_id".into(),
-                    c.iter().map(|r| r.1).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "municipality".into(),
-                    c.iter().map(|r| r.2).collect::<Vec<_>>(),
-                ),
-                Column::new("case_id".into(), c.iter().map(|r| r.3).collect::<Vec<_>>()),
-                Column::new("item".into(), c.iter().map(|r| r.4).collect::<Vec<_>>()),
-                Column::new("value".into(), c.iter().map(|r| r.5).collect::<Vec<_>>()),
-            ],
-            "citizen_responses.csv",
-        );
-        let k = &x.involvement;
-        let involvement = frame(
-            vec![
-                Column::new("wave".into(), k.iter().map(|r| r.0).collect::<Vec<_>>()),
-                Column::new("case_id".into(), k.iter().map(|r| r.1).collect::<Vec<_>>()),
-                Column::new("unit_id".into(), k.iter().map(|r| r.2).collect::<Vec<_>>()),
-                Column::new("lead".into(), k.iter().map(|r| r.3).collect::<Vec<_>>()),
-            ],
-            "case_involvement.csv",
-        );
-        for (name, mut df) in [
-            ("units", units),
-            ("intervention", intervention),
-            ("employee_responses", employee),
-            ("citizen_responses", citizen),
-            ("case_involvement", involvement),
-        ] {
-            io::write_parquet(
-                &mut df,
-                &dir.join(format!("{name}.parquet")),
-                &io::ParquetMeta::stage("ingest"),
-            )
-            .unwrap();
+        let n = x.units.len();
+        let mut units = columns!(UNITS, x.units, 0, 1, 2);
+        units.push(Column::new("manager_id".into(), vec![None::<&str>; n]));
+        units.push(Column::new("headcount".into(), vec![None::<i64>; n]));
+        let tables = [
+            (UNITS, units),
+            (
+                INTERVENTION,
+                columns!(INTERVENTION, x.intervention, 0, 1, 2),
+            ),
+            (
+                EMPLOYEE_RESPONSES,
+                columns!(EMPLOYEE_RESPONSES, x.employee, 0, 1, 2, 3, 4, 5, 6),
+            ),
+            (
+                CITIZEN_RESPONSES,
+                columns!(CITIZEN_RESPONSES, x.citizen, 0, 1, 2, 3, 4, 5),
+            ),
+            (
+                CASE_INVOLVEMENT,
+                columns!(CASE_INVOLVEMENT, x.involvement, 0, 1, 2, 3),
+            ),
+        ];
+        for (table, cols) in tables {
+            let mut df = frame(cols, &format!("{}.csv", table.name));
+            let path = dir.join(format!("{}.parquet", table.name));
+            io::write_parquet(&mut df, &path, &io::ParquetMeta::stage("ingest")).unwrap();
         }
     }
 
@@ -944,27 +843,9 @@ mod tests {
         }
         /// (table, line, column, reason) of every quarantine row.
         fn quarantine(&self) -> Vec<(String, i64, Option<String>, String)> {
-            let q = self.table("quarantine");
-            let s = |c: &str| -> Vec<Option<String>> {
-                q.column(c)
-                    .unwrap()
-                    .str()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.map(str::to_string))
-                    .collect()
-            };
-            let (t, col, r) = (s("table"), s("column"), s("reason"));
-            let line: Vec<_> = q.column("line").unwrap().i64().unwrap().iter().collect();
-            (0..q.height())
-                .map(|i| {
-                    (
-                        t[i].clone().unwrap(),
-                        line[i].unwrap(),
-                        col[i].clone(),
-                        r[i].clone().unwrap(),
-                    )
-                })
+            crate::stages::ingest::tests::quarantine_rows(&self.table("quarantine"))
+                .into_iter()
+                .map(|(t, line, column, _, reason)| (t, line, column, reason))
                 .collect()
         }
         fn count(&self, t: &str) -> &TableCount {
@@ -980,14 +861,7 @@ mod tests {
                 .collect()
         }
         fn missing(&self, t: &str) -> Vec<Option<String>> {
-            self.table(t)
-                .column("missing_reason")
-                .unwrap()
-                .str()
-                .unwrap()
-                .iter()
-                .map(|v| v.map(str::to_string))
-                .collect()
+            crate::stages::ingest::tests::texts(&self.table(t), "missing_reason")
         }
     }
 

@@ -78,9 +78,10 @@ use anyhow::{bail, Context, Result};
 use polars::prelude::*;
 
 use super::{StageContext, StageSummary, TableCount};
-use crate::config::{SourceSpec, TABLES};
+use crate::config::{SourceSpec, WideSpec};
 use crate::io::{self, FileKind};
-use typing::{CellError, ColumnSpec, PseudonymCache};
+use crate::schema::{self, ColumnSpec, Reason, TABLES};
+use typing::{CellError, PseudonymCache};
 
 const STAGE: &str = "ingest";
 
@@ -122,8 +123,8 @@ struct QuarantineRows {
     line: Vec<i64>,
     column: Vec<Option<String>>,
     value: Vec<Option<String>>,
-    reason: Vec<&'static str>,
-    seen: std::collections::HashSet<(&'static str, String, i64, Option<String>, &'static str)>,
+    reason: Vec<Reason>,
+    seen: std::collections::HashSet<(&'static str, String, i64, Option<String>, Reason)>,
 }
 
 impl QuarantineRows {
@@ -134,7 +135,7 @@ impl QuarantineRows {
         line: i64,
         column: Option<String>,
         value: Option<String>,
-        reason: &'static str,
+        reason: Reason,
     ) {
         let key = (table, source.to_string(), line, column.clone(), reason);
         if !self.seen.insert(key) {
@@ -165,7 +166,10 @@ impl QuarantineRows {
             Column::new("line".into(), self.line),
             Column::new("column".into(), self.column),
             Column::new("value".into(), self.value),
-            Column::new("reason".into(), self.reason),
+            Column::new(
+                "reason".into(),
+                self.reason.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            ),
         ])?;
         Ok(df.sort(
             ["table", "source", "line", "column", "reason"],
@@ -210,7 +214,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         let mut t = read_and_type(ctx, src, &mut ids, &mut summary.warnings)?;
         let path = ctx.table_path(STAGE, src.table);
         let in_order = sorted_by_source_and_line(&t.frames)?;
-        let mut frame = empty_frame(typing::table_columns(src.table))?;
+        let mut frame = empty_frame(schema::columns(src.table))?;
         for f in std::mem::take(&mut t.frames) {
             frame.vstack_mut_owned(f)?;
         }
@@ -299,9 +303,6 @@ fn read_options(ctx: &StageContext, spec: &SourceSpec) -> source::ReadOptions {
         sheet: spec.sheet.clone(),
     }
 }
-
-/// The canonical columns a wide table takes from the melt rather than from a file column.
-const MELTED: [&str; 3] = ["target_group", "item", "value"];
 
 /// Finds a table's files and checks that each has the columns the canonical form needs.
 fn locate(
@@ -409,7 +410,7 @@ fn column_sources(
     header: &[String],
 ) -> Result<Vec<ColumnSource>> {
     let mut out = Vec::new();
-    for c in typing::table_columns(table) {
+    for c in schema::columns(table) {
         let in_file = spec.column(c.name);
         let hits = header.iter().filter(|h| h.as_str() == in_file).count();
         if hits > 1 {
@@ -419,7 +420,7 @@ fn column_sources(
             );
         }
         let wide = spec.wide.as_ref();
-        out.push(if wide.is_some() && MELTED.contains(&c.name) {
+        out.push(if wide.is_some() && schema::MELTED.contains(&c.name) {
             ColumnSource::Melt
         } else if hits == 1 {
             ColumnSource::File(in_file.to_string())
@@ -539,7 +540,7 @@ fn read_file(
         .as_deref()
         .unwrap_or(ctx.config.csv.decimal.as_str());
     let decimal_comma = decimal == ",";
-    let columns = typing::table_columns(table);
+    let columns = schema::columns(table);
     let (header, _) = source::header(&file.path, file.kind, &opts)?;
     let col_sources = column_sources(&file.path, table, spec, &header)?;
     let mut wanted: Vec<String> = col_sources
@@ -614,6 +615,14 @@ struct FilePlan<'a> {
     decimal_comma: bool,
 }
 
+/// The text of each canonical column of one file's records (None: the column is null), the
+/// line of each row, and for a wide file the mapped column each row's value came from.
+struct Texts {
+    columns: Vec<Option<StringChunked>>,
+    lines: Vec<i64>,
+    value_column: Vec<u32>,
+}
+
 /// Types the records of `tt` (a whole file, or a slice of a Parquet file) and adds the typed
 /// rows, their accounting and their quarantine rows to `out` and `quarantine`.
 fn type_records(
@@ -623,209 +632,47 @@ fn type_records(
     out: &mut Typed,
     quarantine: &mut QuarantineRows,
 ) -> Result<()> {
-    let FilePlan {
-        table,
-        spec,
-        file,
-        columns,
-        col_sources,
-        mapped,
-        n_fixed,
-        decimal_comma,
-    } = *plan;
     out.blank_lines += tt.blank_lines;
     let file_cols: Vec<StringChunked> = tt
         .columns
         .into_iter()
-        .map(|c| blank_na(c, &spec.na_values))
+        .map(|c| blank_na(c, &plan.spec.na_values))
         .collect();
-    let n_records = tt.lines.len();
     let mut count = TableCount::default();
-    // The text of each canonical column, the line of each row, and (wide) the mapped column
-    // each row's value came from.
-    let mut texts: Vec<Option<StringChunked>> = Vec::with_capacity(columns.len());
-    let lines: Vec<i64>;
-    let mut value_column: Vec<u32> = vec![];
-    match &spec.wide {
-        None => {
-            let mut next_file = 0;
-            for (c, s) in columns.iter().zip(col_sources) {
-                let name = PlSmallStr::from_str(c.name);
-                texts.push(match s {
-                    ColumnSource::File(_) => {
-                        next_file += 1;
-                        file_cols.get(next_file - 1).cloned()
-                    }
-                    ColumnSource::Constant(v) => {
-                        Some(StringChunked::full(name, v.as_str(), n_records))
-                    }
-                    _ => None,
-                });
-            }
-            lines = tt.lines;
-        }
+    let texts = match &plan.spec.wide {
+        None => long_texts(plan, &file_cols, tt.lines),
         Some(w) => {
-            let keep_empty = w.empty_cells == "keep";
-            let mut builders: Vec<StringChunkedBuilder> = columns
-                .iter()
-                .map(|c| StringChunkedBuilder::new(PlSmallStr::from_str(c.name), n_records))
-                .collect();
-            let mut long_lines = Vec::with_capacity(n_records * mapped.len());
-            // Per canonical column: index into the file columns, if it comes from the file.
-            let mut file_index = vec![None; columns.len()];
-            let mut k = 0;
-            for (i, s) in col_sources.iter().enumerate() {
-                if matches!(s, ColumnSource::File(_)) {
-                    file_index[i] = Some(k);
-                    k += 1;
-                }
-            }
-            let mut line_id = String::new();
-            for (r, &line) in tt.lines.iter().enumerate() {
-                for (m_idx, m) in mapped.iter().enumerate() {
-                    let cell = file_cols[n_fixed + m_idx].get(r).unwrap_or("");
-                    let t = cell.trim();
-                    if w.not_asked.iter().any(|x| x == t) {
-                        *count.excluded.entry("not_asked".into()).or_default() += 1;
-                        continue;
-                    }
-                    if t.is_empty() && !keep_empty {
-                        *count.excluded.entry("empty_cell".into()).or_default() += 1;
-                        continue;
-                    }
-                    for (i, (c, s)) in columns.iter().zip(col_sources).enumerate() {
-                        let b = &mut builders[i];
-                        match s {
-                            ColumnSource::File(_) => {
-                                match file_index[i].and_then(|fi| file_cols[fi].get(r)) {
-                                    Some(v) => b.append_value(v),
-                                    None => b.append_null(),
-                                }
-                            }
-                            ColumnSource::Constant(v) => b.append_value(v.as_str()),
-                            ColumnSource::Line => {
-                                line_id.clear();
-                                line_id.push_str(&file.name);
-                                line_id.push(':');
-                                line_id.push_str(&line.to_string());
-                                b.append_value(line_id.as_str());
-                            }
-                            ColumnSource::Melt => match c.name {
-                                "item" => b.append_value(m.item.as_str()),
-                                "target_group" => match &m.target {
-                                    Some(t) => b.append_value(t.as_str()),
-                                    None => b.append_null(),
-                                },
-                                _ => b.append_value(cell),
-                            },
-                            ColumnSource::Absent => b.append_null(),
-                        }
-                    }
-                    long_lines.push(line);
-                    value_column.push(m_idx as u32);
-                }
-            }
-            for b in builders {
-                texts.push(Some(b.finish()));
-            }
-            lines = long_lines;
-            let mut wide_count = TableCount {
-                rows_in: (n_records + tt.rejected.len()) as u64,
-                rows_out: n_records as u64,
-                ..Default::default()
-            };
-            for r in &tt.rejected {
-                *wide_count
-                    .quarantined
-                    .entry(r.reason.to_string())
-                    .or_default() += 1;
-            }
-            add_count(
-                out.wide.get_or_insert_with(TableCount::default),
-                &wide_count,
-            );
+            let texts = melt(plan, w, &file_cols, &tt.lines, &mut count);
+            let records = wide_records(tt.lines.len(), &tt.rejected);
+            add_count(out.wide.get_or_insert_with(TableCount::default), &records);
+            texts
         }
-    }
+    };
     drop(file_cols);
-    let n = lines.len();
-    let mut typed_columns = Vec::with_capacity(columns.len() + 2);
-    let mut errors: Vec<(usize, Vec<CellError>)> = Vec::new();
-    for (i, (spec_c, text)) in columns.iter().zip(&texts).enumerate() {
-        let text = match text {
-            Some(t) => t.clone(),
-            None => StringChunked::full_null(PlSmallStr::from_str(spec_c.name), n),
-        };
-        let (col, mut errs) = typing::type_column(&text, spec_c, ids, decimal_comma);
-        // A file column that contradicts the declared wave.
-        if spec_c.name == "wave" && matches!(col_sources[i], ColumnSource::File(_)) {
-            if let Some(k) = spec
-                .constants
-                .get("wave")
-                .and_then(|k| k.trim().parse::<i64>().ok())
-            {
-                let typed = col.i64()?;
-                for (row, v) in typed.iter().enumerate() {
-                    if v.is_some_and(|v| v != k) {
-                        errs.push(CellError {
-                            row,
-                            reason: typing::Reason::WaveMismatch,
-                            value: text.get(row).map(str::to_string),
-                        });
-                    }
-                }
-            }
-        }
-        typed_columns.push(col);
-        if !errs.is_empty() {
-            errors.push((i, errs));
-        }
-    }
-    drop(texts);
+    let n = texts.lines.len();
+    let (mut typed_columns, errors) = type_texts(plan, &texts.columns, n, ids)?;
+    let Texts {
+        lines,
+        value_column,
+        ..
+    } = texts;
     // Quarantine: one row per bad cell; each bad row counted once under its first reason.
-    let mut first_reason: Vec<Option<&'static str>> = vec![None; n];
-    for (i, errs) in &errors {
-        let spec_c: &ColumnSpec = &columns[*i];
-        for e in errs {
-            let reason = e.reason.as_str();
-            if first_reason[e.row].is_none() {
-                first_reason[e.row] = Some(reason);
-            }
-            // A wide value cell is named by its column in the file.
-            let column = match value_column.get(e.row) {
-                Some(&m) if spec_c.name == "value" => mapped[m as usize].column.clone(),
-                _ => spec_c.name.to_string(),
-            };
-            quarantine.push(
-                table,
-                &file.name,
-                lines[e.row],
-                Some(column),
-                e.value.clone(),
-                reason,
-            );
-        }
-    }
+    let first_reason = quarantine_cells(plan, &errors, &lines, &value_column, quarantine);
     let excluded: u64 = count.excluded.values().sum();
     count.rows_in = n as u64 + excluded + tt.rejected.len() as u64;
     for r in first_reason.iter().flatten() {
-        *count.quarantined.entry(r.to_string()).or_default() += 1;
+        r.add_to(&mut count.quarantined, 1);
     }
     for r in &tt.rejected {
-        quarantine.push(
-            table,
-            &file.name,
-            r.line,
-            None,
-            Some(r.detail.clone()),
-            r.reason,
-        );
-        *count.quarantined.entry(r.reason.to_string()).or_default() += 1;
+        let detail = Some(r.detail.clone());
+        quarantine.push(plan.table, &plan.file.name, r.line, None, detail, r.reason);
+        r.reason.add_to(&mut count.quarantined, 1);
     }
     typed_columns.push(Column::new_scalar(
         "source".into(),
         Scalar::new(
             DataType::String,
-            AnyValue::StringOwned(file.name.as_str().into()),
+            AnyValue::StringOwned(plan.file.name.as_str().into()),
         ),
         n,
     ));
@@ -842,6 +689,193 @@ fn type_records(
     add_count(&mut out.count, &count);
     out.frames.push(frame);
     Ok(())
+}
+
+/// The canonical columns of a long file: its own columns and the constants, one row per record.
+fn long_texts(plan: &FilePlan, file_cols: &[StringChunked], lines: Vec<i64>) -> Texts {
+    let n_records = lines.len();
+    let mut next_file = 0;
+    let mut columns = Vec::with_capacity(plan.columns.len());
+    for (c, s) in plan.columns.iter().zip(plan.col_sources) {
+        let name = PlSmallStr::from_str(c.name);
+        columns.push(match s {
+            ColumnSource::File(_) => {
+                next_file += 1;
+                file_cols.get(next_file - 1).cloned()
+            }
+            ColumnSource::Constant(v) => Some(StringChunked::full(name, v.as_str(), n_records)),
+            _ => None,
+        });
+    }
+    Texts {
+        columns,
+        lines,
+        value_column: vec![],
+    }
+}
+
+/// The accounting of a wide file's records: read = melted + rejected (by reason).
+fn wide_records(n_records: usize, rejected: &[csv::Rejected]) -> TableCount {
+    let mut records = TableCount {
+        rows_in: (n_records + rejected.len()) as u64,
+        rows_out: n_records as u64,
+        ..Default::default()
+    };
+    for r in rejected {
+        r.reason.add_to(&mut records.quarantined, 1);
+    }
+    records
+}
+
+/// Melts the records of a wide file into one long row per mapped cell (see the module
+/// comment); cells skipped are counted in `count.excluded`.
+fn melt(
+    plan: &FilePlan,
+    w: &WideSpec,
+    file_cols: &[StringChunked],
+    record_lines: &[i64],
+    count: &mut TableCount,
+) -> Texts {
+    let FilePlan {
+        columns,
+        col_sources,
+        mapped,
+        n_fixed,
+        ..
+    } = *plan;
+    let n_records = record_lines.len();
+    let keep_empty = w.empty_cells == "keep";
+    let mut builders: Vec<StringChunkedBuilder> = columns
+        .iter()
+        .map(|c| StringChunkedBuilder::new(PlSmallStr::from_str(c.name), n_records))
+        .collect();
+    let mut lines = Vec::with_capacity(n_records * mapped.len());
+    let mut value_column = Vec::with_capacity(n_records * mapped.len());
+    // Per canonical column: index into the file columns, if it comes from the file.
+    let mut file_index = vec![None; columns.len()];
+    let mut k = 0;
+    for (i, s) in col_sources.iter().enumerate() {
+        if matches!(s, ColumnSource::File(_)) {
+            file_index[i] = Some(k);
+            k += 1;
+        }
+    }
+    let mut line_id = String::new();
+    for (r, &line) in record_lines.iter().enumerate() {
+        for (m_idx, m) in mapped.iter().enumerate() {
+            let cell = file_cols[n_fixed + m_idx].get(r).unwrap_or("");
+            let t = cell.trim();
+            if w.not_asked.iter().any(|x| x == t) {
+                Reason::NotAsked.add_to(&mut count.excluded, 1);
+                continue;
+            }
+            if t.is_empty() && !keep_empty {
+                Reason::EmptyCell.add_to(&mut count.excluded, 1);
+                continue;
+            }
+            for (i, (c, s)) in columns.iter().zip(col_sources).enumerate() {
+                let b = &mut builders[i];
+                match s {
+                    ColumnSource::File(_) => {
+                        match file_index[i].and_then(|fi| file_cols[fi].get(r)) {
+                            Some(v) => b.append_value(v),
+                            None => b.append_null(),
+                        }
+                    }
+                    ColumnSource::Constant(v) => b.append_value(v.as_str()),
+                    ColumnSource::Line => {
+                        line_id.clear();
+                        line_id.push_str(&plan.file.name);
+                        line_id.push(':');
+                        line_id.push_str(&line.to_string());
+                        b.append_value(line_id.as_str());
+                    }
+                    ColumnSource::Melt => match c.name {
+                        "item" => b.append_value(m.item.as_str()),
+                        "target_group" => match &m.target {
+                            Some(t) => b.append_value(t.as_str()),
+                            None => b.append_null(),
+                        },
+                        _ => b.append_value(cell),
+                    },
+                    ColumnSource::Absent => b.append_null(),
+                }
+            }
+            lines.push(line);
+            value_column.push(m_idx as u32);
+        }
+    }
+    Texts {
+        columns: builders.into_iter().map(|b| Some(b.finish())).collect(),
+        lines,
+        value_column,
+    }
+}
+
+/// Types each canonical column of `n` rows from its text (a null column where there is none);
+/// returns the typed columns and, per column with bad cells, its index and the bad cells. A
+/// file `wave` that contradicts the declared wave (`constants.wave`) is `wave_mismatch`.
+#[allow(clippy::type_complexity)]
+fn type_texts(
+    plan: &FilePlan,
+    texts: &[Option<StringChunked>],
+    n: usize,
+    ids: &mut PseudonymCache,
+) -> Result<(Vec<Column>, Vec<(usize, Vec<CellError>)>)> {
+    let declared_wave = plan
+        .spec
+        .constants
+        .get("wave")
+        .and_then(|k| k.trim().parse::<i64>().ok());
+    let mut typed_columns = Vec::with_capacity(plan.columns.len() + 2);
+    let mut errors = Vec::new();
+    for (i, (spec_c, text)) in plan.columns.iter().zip(texts).enumerate() {
+        let text = match text {
+            Some(t) => t.clone(),
+            None => StringChunked::full_null(PlSmallStr::from_str(spec_c.name), n),
+        };
+        let (col, mut errs) = typing::type_column(&text, spec_c, ids, plan.decimal_comma);
+        let from_file = matches!(plan.col_sources[i], ColumnSource::File(_));
+        if let (true, true, Some(k)) = (spec_c.name == "wave", from_file, declared_wave) {
+            for (row, v) in col.i64()?.iter().enumerate() {
+                if v.is_some_and(|v| v != k) {
+                    let value = text.get(row);
+                    errs.push(CellError::new(row, Reason::WaveMismatch, value));
+                }
+            }
+        }
+        typed_columns.push(col);
+        if !errs.is_empty() {
+            errors.push((i, errs));
+        }
+    }
+    Ok((typed_columns, errors))
+}
+
+/// One quarantine row per bad cell; returns each row's first reason (None: the row is good).
+fn quarantine_cells(
+    plan: &FilePlan,
+    errors: &[(usize, Vec<CellError>)],
+    lines: &[i64],
+    value_column: &[u32],
+    quarantine: &mut QuarantineRows,
+) -> Vec<Option<Reason>> {
+    let mut first_reason: Vec<Option<Reason>> = vec![None; lines.len()];
+    for (i, errs) in errors {
+        let spec_c: &ColumnSpec = &plan.columns[*i];
+        for e in errs {
+            first_reason[e.row].get_or_insert(e.reason);
+            // A wide value cell is named by its column in the file.
+            let column = match value_column.get(e.row) {
+                Some(&m) if spec_c.name == "value" => plan.mapped[m as usize].column.clone(),
+                _ => spec_c.name.to_string(),
+            };
+            let (source, line) = (&plan.file.name, lines[e.row]);
+            let value = e.value.clone();
+            quarantine.push(plan.table, source, line, Some(column), value, e.reason);
+        }
+    }
+    first_reason
 }
 
 /// A table with the canonical typed columns and the provenance columns, and no rows.
@@ -899,7 +933,7 @@ fn sorted_by_source_and_line(frames: &[DataFrame]) -> Result<bool> {
 fn empty_frame(columns: &[ColumnSpec]) -> Result<DataFrame> {
     let mut cols: Vec<Column> = columns
         .iter()
-        .map(|c| Column::new_empty(PlSmallStr::from_str(c.name), &typing::dtype(c.ty)))
+        .map(|c| Column::new_empty(PlSmallStr::from_str(c.name), &c.ty.dtype()))
         .collect();
     cols.push(Column::new_empty("source".into(), &DataType::String));
     cols.push(Column::new_empty("line".into(), &DataType::Int64));
@@ -907,7 +941,7 @@ fn empty_frame(columns: &[ColumnSpec]) -> Result<DataFrame> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
@@ -922,7 +956,7 @@ mod tests {
     const INVOLVEMENT: &str = "wave,case_id,unit_id,lead\n1,k1,U1,true\n";
 
     /// (table, line, column, value, reason) of a quarantine row.
-    type QRow = (String, i64, Option<String>, Option<String>, String);
+    pub(crate) type QRow = (String, i64, Option<String>, Option<String>, String);
 
     struct Outcome {
         dir: tempfile::TempDir,
@@ -952,32 +986,39 @@ mod tests {
             )
             .unwrap()
         }
-        /// (table, line, column, value, reason) of every quarantine row.
         fn quarantine(&self) -> Vec<QRow> {
-            let q = self.table("quarantine");
-            let s = |c: &str| -> Vec<Option<String>> {
-                q.column(c)
-                    .unwrap()
-                    .str()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.map(str::to_string))
-                    .collect()
-            };
-            let (t, c, v, r) = (s("table"), s("column"), s("value"), s("reason"));
-            let line: Vec<_> = q.column("line").unwrap().i64().unwrap().iter().collect();
-            (0..q.height())
-                .map(|i| {
-                    (
-                        t[i].clone().unwrap(),
-                        line[i].unwrap(),
-                        c[i].clone(),
-                        v[i].clone(),
-                        r[i].clone().unwrap(),
-                    )
-                })
-                .collect()
+            quarantine_rows(&self.table("quarantine"))
         }
+    }
+
+    /// (table, line, column, value, reason) of every row of a quarantine table (ingest's or
+    /// clean's).
+    pub(crate) fn quarantine_rows(q: &DataFrame) -> Vec<QRow> {
+        let s = |c: &str| texts(q, c);
+        let (t, c, v, r) = (s("table"), s("column"), s("value"), s("reason"));
+        let line: Vec<_> = q.column("line").unwrap().i64().unwrap().iter().collect();
+        (0..q.height())
+            .map(|i| {
+                (
+                    t[i].clone().unwrap(),
+                    line[i].unwrap(),
+                    c[i].clone(),
+                    v[i].clone(),
+                    r[i].clone().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// The text column `c` of `df`, as owned strings.
+    pub(crate) fn texts(df: &DataFrame, c: &str) -> Vec<Option<String>> {
+        df.column(c)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect()
     }
 
     /// Runs ingest on the given files (name, content) with the default config plus `edit`.
@@ -1044,15 +1085,7 @@ mod tests {
             ["2", "r3", "Randers", "U1", "caseworkers", "timely", "1"],
             ["2", "r3", "Randers", "U1", "caseworkers", "kind", "2.5"],
         ];
-        let names = [
-            "wave",
-            "respondent_id",
-            "municipality",
-            "unit_id",
-            "target_group",
-            "item",
-            "value",
-        ];
+        let names = schema::EMPLOYEE_RESPONSES.names();
         let mut csv_text = names.join(",") + "\n";
         for r in &rows {
             csv_text += &(r.join(",") + "\n");

@@ -76,6 +76,7 @@ use polars::prelude::DataFrame;
 use super::frame::{self, bools, f64s, i64s, n, opt, req, strs, FrameBuilder, Kind};
 use super::{StageContext, StageSummary, TableCount};
 use crate::io::write_parquet;
+use crate::schema::Reason;
 
 const STAGE: &str = "link";
 
@@ -197,56 +198,113 @@ struct Case {
     citizen_municipalities: Vec<u32>,
 }
 
-fn h1_cases(ctx: &StageContext, summary: &mut StageSummary) -> Result<DataFrame> {
-    let mut ids = Ids::default();
+/// What H1 reads from the scores: D(g→h) by (wave, municipality, g, h), between groups only,
+/// and unit RCap by (wave, unit).
+struct H1Scores {
+    dyads: HashMap<(i64, u32, u32, u32), f64>,
+    unit_rcap: HashMap<(i64, u32), f64>,
+}
 
-    // Dyads: (wave, municipality, g, h) → D, between-group only.
-    let path = ctx.table_path("score", "dyads");
-    let df = frame::read(
-        &path,
-        &[
-            req("wave", Kind::I64),
-            req("municipality", Kind::Str),
-            req("work_group", Kind::Str),
-            req("target_group", Kind::Str),
-            opt("mean", Kind::F64),
-        ],
-    )?;
-    let mut dyads: HashMap<(i64, u32, u32, u32), f64> = HashMap::new();
-    for ((((w, m), g), h), d) in i64s(&df, "wave")?
-        .zip(strs(&df, "municipality")?)
-        .zip(strs(&df, "work_group")?)
-        .zip(strs(&df, "target_group")?)
-        .zip(f64s(&df, "mean")?)
-    {
-        if let (Some(w), Some(m), Some(g), Some(h), Some(d)) = (w, m, g, h, d) {
-            if g != h {
-                dyads.insert((w, ids.id(m), ids.id(g), ids.id(h)), d);
+impl H1Scores {
+    fn read(ctx: &StageContext, ids: &mut Ids) -> Result<H1Scores> {
+        let path = ctx.table_path("score", "dyads");
+        let df = frame::read(
+            &path,
+            &[
+                req("wave", Kind::I64),
+                req("municipality", Kind::Str),
+                req("work_group", Kind::Str),
+                req("target_group", Kind::Str),
+                opt("mean", Kind::F64),
+            ],
+        )?;
+        let mut dyads = HashMap::new();
+        for ((((w, m), g), h), d) in i64s(&df, "wave")?
+            .zip(strs(&df, "municipality")?)
+            .zip(strs(&df, "work_group")?)
+            .zip(strs(&df, "target_group")?)
+            .zip(f64s(&df, "mean")?)
+        {
+            if let (Some(w), Some(m), Some(g), Some(h), Some(d)) = (w, m, g, h, d) {
+                if g != h {
+                    dyads.insert((w, ids.id(m), ids.id(g), ids.id(h)), d);
+                }
             }
         }
-    }
-
-    // Unit RCap: (wave, unit) → rcap.
-    let path = ctx.table_path("score", "units");
-    let df = frame::read(
-        &path,
-        &[
+        let path = ctx.table_path("score", "units");
+        let spec = [
             req("wave", Kind::I64),
             req("unit_id", Kind::Str),
             opt("rcap", Kind::F64),
-        ],
-    )?;
-    let mut unit_rcap: HashMap<(i64, u32), f64> = HashMap::new();
-    for ((w, u), r) in i64s(&df, "wave")?
-        .zip(strs(&df, "unit_id")?)
-        .zip(f64s(&df, "rcap")?)
+        ];
+        let df = frame::read(&path, &spec)?;
+        let mut unit_rcap = HashMap::new();
+        for ((w, u), r) in i64s(&df, "wave")?
+            .zip(strs(&df, "unit_id")?)
+            .zip(f64s(&df, "rcap")?)
+        {
+            if let (Some(w), Some(u), Some(r)) = (w, u, r) {
+                unit_rcap.insert((w, ids.id(u)), r);
+            }
+        }
+        Ok(H1Scores { dyads, unit_rcap })
+    }
+}
+
+/// Cases keyed by (wave, case_id), the case ids borrowed from the frames they were read from.
+type Cases<'a> = HashMap<(i64, &'a str), Case>;
+
+/// Adds the involved units of clean's `case_involvement` (`inv`, read from `path`) to `cases`.
+fn add_involvement<'a>(
+    inv: &'a DataFrame,
+    path: &Path,
+    ids: &mut Ids,
+    cases: &mut Cases<'a>,
+) -> Result<()> {
+    for (i, (((((w, c), u), l), m), g)) in i64s(inv, "wave")?
+        .zip(strs(inv, "case_id")?)
+        .zip(strs(inv, "unit_id")?)
+        .zip(bools(inv, "lead")?)
+        .zip(strs(inv, "municipality")?)
+        .zip(strs(inv, "work_group")?)
+        .enumerate()
     {
-        if let (Some(w), Some(u), Some(r)) = (w, u, r) {
-            unit_rcap.insert((w, ids.id(u)), r);
+        let w = required(w, path, "wave", i, inv)?;
+        let c = required(c, path, "case_id", i, inv)?;
+        let u = required(u, path, "unit_id", i, inv)?;
+        let l = required(l, path, "lead", i, inv)?;
+        let m = required(m, path, "municipality", i, inv)?;
+        let g = required(g, path, "work_group", i, inv)?;
+        cases
+            .entry((w, c))
+            .or_default()
+            .units
+            .push((ids.id(u), l, ids.id(m), ids.id(g)));
+    }
+    Ok(())
+}
+
+/// Adds the citizens' quality scores and municipalities of `score/citizens` (`cit`) to `cases`.
+fn add_citizens<'a>(cit: &'a DataFrame, ids: &mut Ids, cases: &mut Cases<'a>) -> Result<()> {
+    for (((w, m), c), q) in i64s(cit, "wave")?
+        .zip(strs(cit, "municipality")?)
+        .zip(strs(cit, "case_id")?)
+        .zip(f64s(cit, "quality")?)
+    {
+        if let (Some(w), Some(m), Some(c)) = (w, m, c) {
+            let case = cases.entry((w, c)).or_default();
+            case.citizen_municipalities.push(ids.id(m));
+            if let Some(q) = q {
+                case.qualities.push(q);
+            }
         }
     }
+    Ok(())
+}
 
-    // Cases keyed by (wave, case_id), the ids borrowed from the two frames, kept alive here.
+fn h1_cases(ctx: &StageContext, summary: &mut StageSummary) -> Result<DataFrame> {
+    let mut ids = Ids::default();
+    let scores = H1Scores::read(ctx, &mut ids)?;
     let inv_path = ctx.table_path("clean", "case_involvement");
     let inv = frame::read(
         &inv_path,
@@ -262,31 +320,10 @@ fn h1_cases(ctx: &StageContext, summary: &mut StageSummary) -> Result<DataFrame>
     summary
         .counts
         .insert("case_involvement_rows".into(), inv.height() as u64);
-    let mut cases: HashMap<(i64, &str), Case> = HashMap::new();
-    for (i, (((((w, c), u), l), m), g)) in i64s(&inv, "wave")?
-        .zip(strs(&inv, "case_id")?)
-        .zip(strs(&inv, "unit_id")?)
-        .zip(bools(&inv, "lead")?)
-        .zip(strs(&inv, "municipality")?)
-        .zip(strs(&inv, "work_group")?)
-        .enumerate()
-    {
-        let w = required(w, &inv_path, "wave", i, &inv)?;
-        let c = required(c, &inv_path, "case_id", i, &inv)?;
-        let u = required(u, &inv_path, "unit_id", i, &inv)?;
-        let l = required(l, &inv_path, "lead", i, &inv)?;
-        let m = required(m, &inv_path, "municipality", i, &inv)?;
-        let g = required(g, &inv_path, "work_group", i, &inv)?;
-        cases
-            .entry((w, c))
-            .or_default()
-            .units
-            .push((ids.id(u), l, ids.id(m), ids.id(g)));
-    }
-
-    let cit_path = ctx.table_path("score", "citizens");
+    let mut cases = Cases::new();
+    add_involvement(&inv, &inv_path, &mut ids, &mut cases)?;
     let cit = frame::read(
-        &cit_path,
+        &ctx.table_path("score", "citizens"),
         &[
             req("wave", Kind::I64),
             req("municipality", Kind::Str),
@@ -294,103 +331,21 @@ fn h1_cases(ctx: &StageContext, summary: &mut StageSummary) -> Result<DataFrame>
             opt("quality", Kind::F64),
         ],
     )?;
-    for (((w, m), c), q) in i64s(&cit, "wave")?
-        .zip(strs(&cit, "municipality")?)
-        .zip(strs(&cit, "case_id")?)
-        .zip(f64s(&cit, "quality")?)
-    {
-        if let (Some(w), Some(m), Some(c)) = (w, m, c) {
-            let case = cases.entry((w, c)).or_default();
-            case.citizen_municipalities.push(ids.id(m));
-            if let Some(q) = q {
-                case.qualities.push(q);
-            }
-        }
-    }
+    add_citizens(&cit, &mut ids, &mut cases)?;
 
     let mut cases: Vec<((i64, &str), Case)> = cases.into_iter().collect();
     cases.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut rows = H1Rows::default();
     let mut count = TableCount::default();
     let mut municipality_differs = 0u64;
-    for ((wave, case_id), mut case) in cases {
-        // A unit listed twice (the clean stage keys involvement by case, wave and unit, so this
-        // does not happen) counts once, as lead if either row says so.
-        case.units.sort_unstable();
-        case.units.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
-            if same {
-                kept.1 |= later.1;
-            }
-            same
-        });
-        let leads: Vec<&Involved> = case.units.iter().filter(|u| u.1).collect();
-        let (municipality, lead_unit) = match leads.as_slice() {
-            [lead] => (Some(lead.2), Some(lead.0)),
-            _ => (None, None),
-        };
-        // Distinct groups in name order, so pairs are summed in a reproducible order.
-        let mut groups: Vec<u32> = case.units.iter().map(|u| u.3).collect();
-        groups.sort_unstable_by(|a, b| ids.name(*a).cmp(ids.name(*b)));
-        groups.dedup();
-        let rcap = match municipality {
-            Some(m) => case_rcap(&groups, |g, h| dyads.get(&(wave, m, g, h)).copied()),
-            None => CaseRcap {
-                value: None,
-                n_pairs: groups.len() * groups.len().saturating_sub(1),
-                n_pairs_defined: 0,
-            },
-        };
-        let unit_rcaps: Vec<f64> = case
-            .units
-            .iter()
-            .filter_map(|u| unit_rcap.get(&(wave, u.0)).copied())
-            .collect();
-        if let Some(m) = municipality {
-            if case.citizen_municipalities.iter().any(|&c| c != m) {
-                municipality_differs += 1;
-            }
-        }
-        let quality = mean(&case.qualities);
-        let exclusion = if case.units.is_empty() {
-            Some("not_in_case_involvement")
-        } else if leads.is_empty() {
-            Some("no_lead_unit")
-        } else if leads.len() > 1 {
-            Some("several_lead_units")
-        } else if groups.len() < 2 {
-            Some("fewer_than_two_groups")
-        } else if rcap.value.is_none() {
-            Some("no_defined_dyad")
-        } else if quality.is_none() {
-            Some("no_citizen_quality")
-        } else {
-            None
-        };
+    for ((wave, case_id), case) in cases {
+        let (exclusion, differs) = rows.push(wave, case_id, case, &ids, &scores);
+        municipality_differs += u64::from(differs);
         count.rows_in += 1;
         match exclusion {
-            Some(r) => *count.excluded.entry(r.to_string()).or_default() += 1,
+            Some(r) => r.add_to(&mut count.excluded, 1),
             None => count.rows_out += 1,
         }
-        let names: Vec<&str> = groups.iter().map(|&g| ids.name(g)).collect();
-        rows.wave.push(wave);
-        rows.case_id.push(case_id.to_string());
-        rows.municipality
-            .push(municipality.map(|m| ids.name(m).to_string()));
-        rows.lead_unit_id
-            .push(lead_unit.map(|u| ids.name(u).to_string()));
-        rows.n_units.push(n(case.units.len()));
-        rows.n_leads.push(n(leads.len()));
-        rows.n_groups.push(n(groups.len()));
-        rows.work_groups.push(names.join(";"));
-        rows.quality.push(quality);
-        rows.n_citizens.push(n(case.qualities.len()));
-        rows.case_rcap.push(rcap.value);
-        rows.n_pairs.push(n(rcap.n_pairs));
-        rows.n_pairs_defined.push(n(rcap.n_pairs_defined));
-        rows.unit_rcap_mean.push(mean(&unit_rcaps));
-        rows.n_units_rcap.push(n(unit_rcaps.len()));
-        rows.exclusion.push(exclusion);
     }
     if municipality_differs > 0 {
         summary.warnings.push(format!(
@@ -427,6 +382,88 @@ struct H1Rows {
 }
 
 impl H1Rows {
+    /// Adds the row of one case-wave; returns its exclusion and whether a citizen's answers
+    /// are recorded in another municipality than the lead unit's.
+    fn push(
+        &mut self,
+        wave: i64,
+        case_id: &str,
+        mut case: Case,
+        ids: &Ids,
+        scores: &H1Scores,
+    ) -> (Option<Reason>, bool) {
+        // A unit listed twice (the clean stage keys involvement by case, wave and unit, so this
+        // does not happen) counts once, as lead if either row says so.
+        case.units.sort_unstable();
+        case.units.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 |= later.1;
+            }
+            same
+        });
+        let leads: Vec<&Involved> = case.units.iter().filter(|u| u.1).collect();
+        let (municipality, lead_unit) = match leads.as_slice() {
+            [lead] => (Some(lead.2), Some(lead.0)),
+            _ => (None, None),
+        };
+        // Distinct groups in name order, so pairs are summed in a reproducible order.
+        let mut groups: Vec<u32> = case.units.iter().map(|u| u.3).collect();
+        groups.sort_unstable_by(|a, b| ids.name(*a).cmp(ids.name(*b)));
+        groups.dedup();
+        let rcap = match municipality {
+            Some(m) => case_rcap(&groups, |g, h| scores.dyads.get(&(wave, m, g, h)).copied()),
+            None => CaseRcap {
+                value: None,
+                n_pairs: groups.len() * groups.len().saturating_sub(1),
+                n_pairs_defined: 0,
+            },
+        };
+        let unit_rcaps: Vec<f64> = case
+            .units
+            .iter()
+            .filter_map(|u| scores.unit_rcap.get(&(wave, u.0)).copied())
+            .collect();
+        let differs =
+            municipality.is_some_and(|m| case.citizen_municipalities.iter().any(|&c| c != m));
+        let quality = mean(&case.qualities);
+        let exclusion = if case.units.is_empty() {
+            Some(Reason::NotInCaseInvolvement)
+        } else if leads.is_empty() {
+            Some(Reason::NoLeadUnit)
+        } else if leads.len() > 1 {
+            Some(Reason::SeveralLeadUnits)
+        } else if groups.len() < 2 {
+            Some(Reason::FewerThanTwoGroups)
+        } else if rcap.value.is_none() {
+            Some(Reason::NoDefinedDyad)
+        } else if quality.is_none() {
+            Some(Reason::NoCitizenQuality)
+        } else {
+            None
+        };
+        let names: Vec<&str> = groups.iter().map(|&g| ids.name(g)).collect();
+        self.wave.push(wave);
+        self.case_id.push(case_id.to_string());
+        self.municipality
+            .push(municipality.map(|m| ids.name(m).to_string()));
+        self.lead_unit_id
+            .push(lead_unit.map(|u| ids.name(u).to_string()));
+        self.n_units.push(n(case.units.len()));
+        self.n_leads.push(n(leads.len()));
+        self.n_groups.push(n(groups.len()));
+        self.work_groups.push(names.join(";"));
+        self.quality.push(quality);
+        self.n_citizens.push(n(case.qualities.len()));
+        self.case_rcap.push(rcap.value);
+        self.n_pairs.push(n(rcap.n_pairs));
+        self.n_pairs_defined.push(n(rcap.n_pairs_defined));
+        self.unit_rcap_mean.push(mean(&unit_rcaps));
+        self.n_units_rcap.push(n(unit_rcaps.len()));
+        self.exclusion.push(exclusion.map(Reason::as_str));
+        (exclusion, differs)
+    }
+
     fn finish(self) -> Result<DataFrame> {
         let mut b = FrameBuilder::new();
         b.i64("wave", self.wave)
@@ -532,11 +569,11 @@ fn key_columns(b: &mut FrameBuilder, resp: &[Resp]) {
 }
 
 /// The H2 exclusion of a respondent row, if any.
-fn h2_exclusion(r: &Resp) -> Option<&'static str> {
+fn h2_exclusion(r: &Resp) -> Option<Reason> {
     if r.rcap.is_none() {
-        Some("no_rcap")
+        Some(Reason::NoRcap)
     } else if r.srm_others.is_none() {
-        Some("no_srm_others")
+        Some(Reason::NoSrmOthers)
     } else {
         None
     }
@@ -562,7 +599,7 @@ fn h2_respondents(resp: &[Resp], summary: &mut StageSummary) -> Result<DataFrame
         count.rows_in += 1;
         match ex {
             Some(reason) => {
-                *count.excluded.entry(reason.to_string()).or_default() += 1;
+                reason.add_to(&mut count.excluded, 1);
                 srm_between.push(None);
                 srm_between_n.push(None);
                 srm_within.push(None);
@@ -582,7 +619,7 @@ fn h2_respondents(resp: &[Resp], summary: &mut StageSummary) -> Result<DataFrame
                 });
             }
         }
-        exclusion.push(ex);
+        exclusion.push(ex.map(Reason::as_str));
     }
     summary.tables.insert("h2_respondents".into(), count);
     let mut b = FrameBuilder::new();
@@ -656,12 +693,12 @@ fn h3_panel(ctx: &StageContext, resp: &[Resp], summary: &mut StageSummary) -> Re
     }
     // Per row: the unit's (arm, after_wave) if in the design, post (0/1) if in the window, and
     // the exclusion reason.
-    type RowInfo<'a> = (Option<&'a (String, i64)>, Option<i64>, Option<&'static str>);
+    type RowInfo<'a> = (Option<&'a (String, i64)>, Option<i64>, Option<Reason>);
     let mut info: Vec<RowInfo> = Vec::with_capacity(resp.len());
     for r in resp {
         let d = design.get(&r.unit_id);
         let (post, ex) = match d {
-            None => (None, Some("unit_not_in_design")),
+            None => (None, Some(Reason::UnitNotInDesign)),
             Some((_, aw)) => {
                 let post = if r.wave == *aw {
                     Some(0)
@@ -671,8 +708,8 @@ fn h3_panel(ctx: &StageContext, resp: &[Resp], summary: &mut StageSummary) -> Re
                     None
                 };
                 match (post, r.rcap) {
-                    (None, _) => (None, Some("wave_outside_window")),
-                    (Some(p), None) => (Some(p), Some("no_rcap")),
+                    (None, _) => (None, Some(Reason::WaveOutsideWindow)),
+                    (Some(p), None) => (Some(p), Some(Reason::NoRcap)),
                     (Some(p), Some(_)) => (Some(p), None),
                 }
             }
@@ -693,7 +730,7 @@ fn h3_panel(ctx: &StageContext, resp: &[Resp], summary: &mut StageSummary) -> Re
     for (_, _, ex) in &info {
         count.rows_in += 1;
         match ex {
-            Some(reason) => *count.excluded.entry(reason.to_string()).or_default() += 1,
+            Some(reason) => reason.add_to(&mut count.excluded, 1),
             None => count.rows_out += 1,
         }
     }
@@ -705,18 +742,14 @@ fn h3_panel(ctx: &StageContext, resp: &[Resp], summary: &mut StageSummary) -> Re
             _ => post_only += 1,
         }
     }
-    summary
-        .counts
-        .insert("h3_respondents_in_both_waves".into(), both);
-    summary
-        .counts
-        .insert("h3_respondents_pre_only".into(), pre_only);
-    summary
-        .counts
-        .insert("h3_respondents_post_only".into(), post_only);
-    summary
-        .counts
-        .insert("h3_design_units".into(), design.len() as u64);
+    for (key, value) in [
+        ("h3_respondents_in_both_waves", both),
+        ("h3_respondents_pre_only", pre_only),
+        ("h3_respondents_post_only", post_only),
+        ("h3_design_units", design.len() as u64),
+    ] {
+        summary.counts.insert(key.into(), value);
+    }
     summary.tables.insert("h3_panel".into(), count);
 
     let mut b = FrameBuilder::new();
@@ -740,7 +773,10 @@ fn h3_panel(ctx: &StageContext, resp: &[Resp], summary: &mut StageSummary) -> Re
                 })
             }),
         )
-        .opt_str("exclusion", info.iter().map(|(_, _, ex)| *ex));
+        .opt_str(
+            "exclusion",
+            info.iter().map(|(_, _, ex)| ex.map(Reason::as_str)),
+        );
     b.finish()
 }
 
@@ -785,12 +821,12 @@ mod tests {
             srm_others: None,
             srm_others_n: 0,
         };
-        assert_eq!(h2_exclusion(&r), Some("no_rcap"));
+        assert_eq!(h2_exclusion(&r), Some(Reason::NoRcap));
         let r = Resp {
             rcap: Some(3.0),
             ..r
         };
-        assert_eq!(h2_exclusion(&r), Some("no_srm_others"));
+        assert_eq!(h2_exclusion(&r), Some(Reason::NoSrmOthers));
         let r = Resp {
             srm_others: Some(3.0),
             ..r

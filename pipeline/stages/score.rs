@@ -1,6 +1,6 @@
 //! The `score` stage: from the clean answers to tie scores, respondent RCap and SRM, dyads (the
 //! municipalities' collaboration networks), unit scores, citizen quality, reliability and network
-//! measures, exactly as the *Scoring* section of STUDY.md defines them.
+//! measures, as the scoring part of `docs/methods.md` defines them.
 //!
 //! One pass in Rust over the long answers (submodule `long`) counts them by category and
 //! reshapes them into one row per tie, respondent and citizen; every score is then computed by the pure functions of [`compute`] (the same functions the tests check by hand
@@ -15,7 +15,7 @@
 //! (`tie_min_items`, `subscale_min_items`, `srm_min_items`, `citizen_min_items`,
 //! `blind_spot_high`, `blind_spot_low`, `hub_relevance`, `rwg_null_variance`).
 //!
-//! # Rules (beyond STUDY.md's)
+//! # Rules (the details the method leaves open)
 //!
 //! - The respondent's work group is the `work_group` of their answers (their unit's group); a tie
 //!   is within-group when `target_group` equals it. Within-group ties are kept in `ties` and
@@ -155,7 +155,10 @@
 //! and what was found (`ties`, `respondents`, `blind_spots`, ...).
 
 pub mod compute;
+mod frames;
 mod long;
+mod network;
+mod reliability;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -165,17 +168,24 @@ use anyhow::{bail, Result};
 use polars::prelude::*;
 
 use self::compute::{DyadInput, NetworkRule, Scored, TieRule, TieScore};
+use self::frames::{citizens_frame, dyads_frame, respondents_frame, ties_frame, units_frame};
 use self::long::Interned;
+use self::network::{build_dyads, build_network, Dyad, DyadKey, NetworkRows};
+use self::reliability::{
+    alpha_by_scope, reliability_alpha_employees, reliability_frame, reliability_icc,
+    reliability_rwg, ItemRow, RelRow,
+};
 use super::frame::{i64s, n, opt, req, strs, FrameBuilder, Kind, Spec};
 use super::{StageContext, StageSummary, TableCount};
 use crate::config::{Config, InstrumentSection};
 use crate::io::write_parquet;
+use crate::schema::Reason;
 use crate::stats::reliability::{cronbach_alpha, icc_oneway, rwg_j};
 
 const STAGE: &str = "score";
 
 /// The items of the instrument, grouped the way scoring uses them.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Items {
     /// Tie dimensions, communication first.
     pub dims: Vec<String>,
@@ -221,66 +231,16 @@ pub fn tie_rule(config: &Config) -> TieRule {
     }
 }
 
-const TIE_FIXED: [&str; 14] = [
-    "wave",
-    "municipality",
-    "unit_id",
-    "work_group",
-    "respondent_id",
-    "target_group",
-    "within_group",
-    "n_items",
-    "rc",
-    "rc_communication",
-    "rc_communication_n",
-    "rc_relationship",
-    "rc_relationship_n",
-    "relevance",
-];
-const RESPONDENT_FIXED: [&str; 13] = [
-    "wave",
-    "municipality",
-    "unit_id",
-    "work_group",
-    "respondent_id",
-    "rcap",
-    "n_ties",
-    "n_ties_within",
-    "n_ties_unscored",
-    "srm",
-    "srm_n_items",
-    "srm_others",
-    "srm_others_n",
-];
-const CITIZEN_FIXED: [&str; 6] = [
-    "wave",
-    "municipality",
-    "citizen_id",
-    "case_id",
-    "quality",
-    "n_items",
-];
-const DYAD_FIXED: [&str; 12] = [
-    "wave",
-    "municipality",
-    "work_group",
-    "target_group",
-    "within_group",
-    "n_ties",
-    "n_raters",
-    "mean",
-    "sd",
-    "rwg_j",
-    "relevance_mean",
-    "relevance_n",
-];
-
 /// Item names become column names; refuse an instrument whose items would clash with the fixed
-/// columns (or with each other's `mean_`/`n_` columns) before anything is read.
+/// columns (those of the output tables without items) or with each other's `mean_`/`n_`
+/// columns, before anything is read.
 fn check_column_names(items: &Items) -> Result<()> {
-    let clash = |fixed: &[&str], extra: Vec<String>, table: &str| -> Result<()> {
-        let mut seen: std::collections::BTreeSet<String> =
-            fixed.iter().map(|s| s.to_string()).collect();
+    let clash = |fixed: DataFrame, extra: Vec<String>, table: &str| -> Result<()> {
+        let mut seen: std::collections::BTreeSet<String> = fixed
+            .get_column_names()
+            .into_iter()
+            .map(|s| s.to_string())
+            .collect();
         for e in extra {
             if !seen.insert(e.clone()) {
                 bail!(
@@ -290,14 +250,20 @@ fn check_column_names(items: &Items) -> Result<()> {
         }
         Ok(())
     };
-    clash(&TIE_FIXED, items.dims.clone(), "score/ties.parquet")?;
+    let none = Items::default();
+    let no_resp = BTreeMap::new();
     clash(
-        &RESPONDENT_FIXED,
+        ties_frame(&[], &none)?,
+        items.dims.clone(),
+        "score/ties.parquet",
+    )?;
+    clash(
+        respondents_frame(&no_resp, &none)?,
         items.person_items(),
         "score/respondents.parquet",
     )?;
     clash(
-        &CITIZEN_FIXED,
+        citizens_frame(&[], &none)?,
         items.citizen.clone(),
         "score/citizens.parquet",
     )?;
@@ -306,7 +272,11 @@ fn check_column_names(items: &Items) -> Result<()> {
         .iter()
         .flat_map(|d| [format!("mean_{d}"), format!("n_{d}")])
         .collect();
-    clash(&DYAD_FIXED, dyad_extra, "score/dyads.parquet")
+    clash(
+        dyads_frame(&BTreeMap::new(), &none)?,
+        dyad_extra,
+        "score/dyads.parquet",
+    )
 }
 
 /// One scored tie.
@@ -332,6 +302,9 @@ impl Tie {
 /// Respondent key: (wave, municipality, unit_id, work_group, respondent_id).
 type RespKey = (i64, Rc<str>, Rc<str>, Rc<str>, Rc<str>);
 
+/// Unit key: (wave, municipality, unit_id).
+type UnitKey = (i64, Rc<str>, Rc<str>);
+
 #[derive(Debug, Clone, Default)]
 struct Respondent {
     between_rc: Vec<f64>,
@@ -351,22 +324,6 @@ struct Citizen {
     case_id: Rc<str>,
     items: Vec<Option<f64>>,
     quality: Scored,
-}
-
-/// One row of `reliability.parquet`.
-#[derive(Debug, Clone, PartialEq, PartialOrd)]
-struct RelRow {
-    measure: &'static str,
-    scale: &'static str,
-    scope: String,
-    wave: i64,
-    unit_id: Option<String>,
-    work_group: Option<String>,
-    target_group: Option<String>,
-    value: Option<f64>,
-    n: usize,
-    n_groups: Option<usize>,
-    k: Option<usize>,
 }
 
 const EMPLOYEE_COLUMNS: [Spec; 10] = [
@@ -559,21 +516,80 @@ fn score_employee_wave(
     out: &mut Collected,
     reliability: &mut Vec<RelRow>,
 ) -> Result<()> {
+    let pivots = pivot_employee_answers(&emp, emp_file, items, count, summary)?;
+    drop(emp);
+    let rule = tie_rule(config);
+    let EmployeePivots {
+        tie,
+        person,
+        strings,
+        ranks,
+    } = pivots;
+    let ties = build_ties(wave, &tie, &strings, &ranks, items, &rule);
+    drop(tie);
+    let mut respondents = build_respondents(wave, &ties, &person, &strings, items);
+    drop(person);
+    score_respondents(&mut respondents, items, config);
+    count_ties_and_respondents(&ties, &respondents, items, summary);
+
+    let dyads = build_dyads(&ties, config);
+    let undefined = dyads.values().filter(|d| d.summary.mean.is_none()).count();
+    add(&mut summary.counts, "dyads", dyads.len() as u64);
+    add(&mut summary.counts, "dyads_undefined", undefined as u64);
+
+    reliability_alpha_employees(&ties, &respondents, items, reliability);
+    reliability_icc(&respondents, reliability);
+    reliability_rwg(&respondents, &dyads, items, config, reliability);
+
+    let network_rule = NetworkRule {
+        blind_spot_high: config.scoring.blind_spot_high,
+        blind_spot_low: config.scoring.blind_spot_low,
+        hub_relevance: config.scoring.hub_relevance,
+    };
+    out.push("network", build_network(&dyads, &network_rule, summary)?)?;
+    out.push("ties", ties_frame(&ties, items)?)?;
+    out.push("respondents", respondents_frame(&respondents, items)?)?;
+    out.push("dyads", dyads_frame(&dyads, items)?)?;
+    out.push("units", units_frame(&respondents, headcount)?)?;
+    Ok(())
+}
+
+/// One wave's employee answers pivoted into one row per tie (keys: municipality, unit_id,
+/// work_group, respondent_id, target_group) and per respondent (the first four), with the
+/// strings of the key ids and their byte-order ranks.
+struct EmployeePivots {
+    tie: long::Pivot<5>,
+    person: long::Pivot<4>,
+    strings: [Vec<Rc<str>>; 5],
+    ranks: [Vec<u32>; 5],
+}
+
+/// How an employee answer row is used, in the order a row is classified: in a tie or a
+/// respondent's person items (None), or excluded for a reason.
+const EMPLOYEE_CATEGORIES: [Option<Reason>; 6] = [
+    None,
+    Some(Reason::TieItemWithoutTargetGroup),
+    None,
+    Some(Reason::PersonItemWithTargetGroup),
+    Some(Reason::CitizenItemInEmployeeResponses),
+    Some(Reason::ItemNotInInstrument),
+];
+
+/// Classifies and pivots the answer rows of one wave, adds their accounting to `count` and
+/// `summary`, and refuses an item answered twice for the same tie or respondent.
+fn pivot_employee_answers(
+    emp: &DataFrame,
+    emp_file: &str,
+    items: &Items,
+    count: &mut TableCount,
+    summary: &mut StageSummary,
+) -> Result<EmployeePivots> {
     let tie_items = items.tie_items();
     let person_items = items.person_items();
     let tie_slots = long::slots(&tie_items);
     let person_slots = long::slots(&person_items);
     let citizen_items: std::collections::HashSet<&str> =
         items.citizen.iter().map(String::as_str).collect();
-    // Accounting categories, in the order a row is classified.
-    const CATEGORIES: [&str; 6] = [
-        "tie",
-        "tie_item_without_target_group",
-        "person",
-        "person_item_with_target_group",
-        "citizen_item_in_employee_responses",
-        "item_not_in_instrument",
-    ];
     let muni_c = emp.column("municipality")?.str()?;
     let unit_c = emp.column("unit_id")?.str()?;
     let group_c = emp.column("work_group")?.str()?;
@@ -591,7 +607,7 @@ fn score_employee_wave(
     let mut item_kind: Vec<(Option<&long::Slots>, Option<&long::Slots>, bool)> = vec![];
     let mut tie_pivot: long::Pivot<5> = long::Pivot::new(tie_items.len(), tie_slots.len());
     let mut person_pivot: long::Pivot<4> = long::Pivot::new(person_items.len(), person_slots.len());
-    let mut by_category = [0u64; CATEGORIES.len()];
+    let mut by_category = [0u64; EMPLOYEE_CATEGORIES.len()];
     let (mut answered, mut unanswered) = (0u64, 0u64);
     let rows = muni_c
         .iter()
@@ -606,7 +622,7 @@ fn score_employee_wave(
         let (Some(m), Some(u), Some(g), Some(r), Some(it), Some(l)) = (m, u, g, r, it, l) else {
             bail!(
                 "{emp_file}: an empty key in an answer row{}",
-                super::frame::provenance(&emp, row)
+                super::frame::provenance(emp, row)
             );
         };
         let id = item.id(it) as usize;
@@ -653,16 +669,7 @@ fn score_employee_wave(
         }
     }
     count.rows_in += emp.height() as u64;
-    for (c, &k) in CATEGORIES.iter().zip(&by_category) {
-        if k == 0 {
-            continue;
-        }
-        if *c == "tie" || *c == "person" {
-            count.rows_out += k;
-        } else {
-            *count.excluded.entry(c.to_string()).or_default() += k;
-        }
-    }
+    count_categories(count, &EMPLOYEE_CATEGORIES, &by_category);
     let c = &mut summary.counts;
     add(c, "employee_responses.in_ties", by_category[0]);
     add(c, "employee_responses.in_person_scores", by_category[2]);
@@ -670,7 +677,7 @@ fn score_employee_wave(
     add(c, "employee_responses.used_unanswered", unanswered);
     if let Some(g) = tie_pivot.first_duplicate() {
         bail!(duplicate_item_error(
-            &emp,
+            emp,
             emp_file,
             "tie (respondent, partner group, wave)",
             tie_pivot.first_row[g],
@@ -679,58 +686,34 @@ fn score_employee_wave(
     }
     if let Some(g) = person_pivot.first_duplicate() {
         bail!(duplicate_item_error(
-            &emp,
+            emp,
             emp_file,
             "respondent in a wave",
             person_pivot.first_row[g],
             person_pivot.min_line[g]
         ));
     }
+    let all = [&muni, &unit, &group, &resp, &target];
+    Ok(EmployeePivots {
+        tie: tie_pivot,
+        person: person_pivot,
+        strings: all.map(Interned::shared),
+        ranks: all.map(Interned::ranks),
+    })
+}
 
-    let rule = tie_rule(config);
-    let strings = [
-        muni.shared(),
-        unit.shared(),
-        group.shared(),
-        resp.shared(),
-        target.shared(),
-    ];
-    let ranks = [
-        muni.ranks(),
-        unit.ranks(),
-        group.ranks(),
-        resp.ranks(),
-        target.ranks(),
-    ];
-    drop((muni, unit, group, resp, target, item));
-    let ties = build_ties(wave, &tie_pivot, &strings, &ranks, items, &rule);
-    drop(tie_pivot);
-    let mut respondents = build_respondents(wave, &ties, &person_pivot, &strings, items);
-    drop(person_pivot);
-    drop(emp);
-    score_respondents(&mut respondents, items, config);
-    count_ties_and_respondents(&ties, &respondents, items, summary);
-
-    let dyads = build_dyads(&ties, config);
-    let undefined = dyads.values().filter(|d| d.summary.mean.is_none()).count();
-    add(&mut summary.counts, "dyads", dyads.len() as u64);
-    add(&mut summary.counts, "dyads_undefined", undefined as u64);
-
-    reliability_alpha_employees(&ties, &respondents, items, reliability);
-    reliability_icc(&respondents, reliability);
-    reliability_rwg(&respondents, &dyads, items, config, reliability);
-
-    let network_rule = NetworkRule {
-        blind_spot_high: config.scoring.blind_spot_high,
-        blind_spot_low: config.scoring.blind_spot_low,
-        hub_relevance: config.scoring.hub_relevance,
-    };
-    out.push("network", build_network(&dyads, &network_rule, summary)?)?;
-    out.push("ties", ties_frame(&ties, items)?)?;
-    out.push("respondents", respondents_frame(&respondents, items)?)?;
-    out.push("dyads", dyads_frame(&dyads, items)?)?;
-    out.push("units", units_frame(&respondents, headcount)?)?;
-    Ok(())
+/// Adds rows counted by category to `count`: a used category (None) to `rows_out`, the others
+/// to `excluded` under their reason; a category with no rows adds nothing.
+fn count_categories(count: &mut TableCount, categories: &[Option<Reason>], by_category: &[u64]) {
+    for (c, &k) in categories.iter().zip(by_category) {
+        if k == 0 {
+            continue;
+        }
+        match c {
+            None => count.rows_out += k,
+            Some(reason) => reason.add_to(&mut count.excluded, k),
+        }
+    }
 }
 
 /// Scores the citizen answers of one wave: citizen quality and its alpha.
@@ -755,10 +738,10 @@ fn score_citizen_wave(
         .chain(&items.person)
         .map(String::as_str)
         .collect();
-    const CATEGORIES: [&str; 3] = [
-        "citizen",
-        "employee_item_in_citizen_responses",
-        "item_not_in_instrument",
+    const CATEGORIES: [Option<Reason>; 3] = [
+        None,
+        Some(Reason::EmployeeItemInCitizenResponses),
+        Some(Reason::ItemNotInInstrument),
     ];
     let muni_c = cit.column("municipality")?.str()?;
     let cid_c = cit.column("citizen_id")?.str()?;
@@ -808,16 +791,7 @@ fn score_citizen_wave(
         by_category[category] += 1;
     }
     count.rows_in += cit.height() as u64;
-    for (c, &k) in CATEGORIES.iter().zip(&by_category) {
-        if k == 0 {
-            continue;
-        }
-        if *c == "citizen" {
-            count.rows_out += k;
-        } else {
-            *count.excluded.entry(c.to_string()).or_default() += k;
-        }
-    }
+    count_categories(count, &CATEGORIES, &by_category);
     add(
         &mut summary.counts,
         "citizen_responses.used_answered",
@@ -1087,602 +1061,6 @@ fn build_citizens(
             }
         })
         .collect()
-}
-
-/// A directed dyad, summarised from its ties.
-#[derive(Debug, Clone)]
-struct Dyad {
-    n_ties: usize,
-    /// Tie scores of its raters (ties with an `rc`).
-    summary: compute::Summary,
-    /// Per dimension: mean over those raters who answered it, and their number.
-    dims: Vec<Scored>,
-    relevance: Scored,
-    rwg: Option<f64>,
-}
-
-/// Key: (wave, municipality, work_group, target_group).
-type DyadKey = (i64, Rc<str>, Rc<str>, Rc<str>);
-
-/// Unit key: (wave, municipality, unit_id).
-type UnitKey = (i64, Rc<str>, Rc<str>);
-
-fn build_dyads(ties: &[Tie], config: &Config) -> BTreeMap<DyadKey, Dyad> {
-    // Per dyad: number of ties, indices of the ties with an `rc`, relevance answers.
-    let mut acc: BTreeMap<DyadKey, (usize, Vec<usize>, Vec<f64>)> = BTreeMap::new();
-    for (i, t) in ties.iter().enumerate() {
-        let e = acc
-            .entry((
-                t.wave,
-                t.municipality.clone(),
-                t.work_group.clone(),
-                t.target_group.clone(),
-            ))
-            .or_default();
-        e.0 += 1;
-        if t.score.rc.value.is_some() {
-            e.1.push(i);
-        }
-        if let Some(r) = t.relevance {
-            e.2.push(r);
-        }
-    }
-    let k = ties.first().map_or(0, |t| t.dims.len());
-    acc.into_iter()
-        .map(|(key, (n_ties, scored, relevance))| {
-            let rcs: Vec<f64> = scored
-                .iter()
-                .filter_map(|&i| ties[i].score.rc.value)
-                .collect();
-            let rows: Vec<Vec<Option<f64>>> =
-                scored.iter().map(|&i| ties[i].dims.clone()).collect();
-            let rwg = if rows.is_empty() {
-                None
-            } else {
-                rwg_j(&rows, config.scoring.rwg_null_variance)
-            };
-            let dims = (0..k)
-                .map(|j| {
-                    let v: Vec<f64> = rows.iter().filter_map(|r| r[j]).collect();
-                    Scored {
-                        value: compute::mean(&v),
-                        n: v.len(),
-                    }
-                })
-                .collect();
-            let dyad = Dyad {
-                n_ties,
-                summary: compute::summarize(&rcs),
-                dims,
-                relevance: Scored {
-                    value: compute::mean(&relevance),
-                    n: relevance.len(),
-                },
-                rwg,
-            };
-            (key, dyad)
-        })
-        .collect()
-}
-
-fn build_network(
-    dyads: &BTreeMap<DyadKey, Dyad>,
-    rule: &NetworkRule,
-    summary: &mut StageSummary,
-) -> Result<DataFrame> {
-    let mut per_network: BTreeMap<(i64, Rc<str>), Vec<DyadInput>> = BTreeMap::new();
-    for ((wave, muni, g, h), d) in dyads {
-        if g == h {
-            continue;
-        }
-        per_network
-            .entry((*wave, muni.clone()))
-            .or_default()
-            .push(DyadInput {
-                from: g.to_string(),
-                to: h.to_string(),
-                mean: d.summary.mean,
-                n_raters: d.summary.n,
-                relevance: d.relevance.value,
-                relevance_n: d.relevance.n,
-            });
-    }
-    let mut b = NetworkRows::default();
-    let mut blind = 0u64;
-    let mut one_way = 0u64;
-    for ((wave, muni), inputs) in &per_network {
-        let (groups, pairs) = compute::network(inputs, rule);
-        // Pairs with a defined dyad in exactly one direction, for the summary.
-        let defined: std::collections::BTreeSet<(&str, &str)> = inputs
-            .iter()
-            .filter(|d| d.mean.is_some())
-            .map(|d| (d.from.as_str(), d.to.as_str()))
-            .collect();
-        one_way += defined
-            .iter()
-            .filter(|(f, t)| !defined.contains(&(*t, *f)))
-            .count() as u64;
-        for g in groups {
-            b.group(*wave, muni, g);
-        }
-        for p in pairs {
-            blind += u64::from(p.blind_spot);
-            b.pair(*wave, muni, p);
-        }
-    }
-    add(&mut summary.counts, "blind_spots", blind);
-    add(&mut summary.counts, "pairs_one_direction_only", one_way);
-    b.finish()
-}
-
-/// Columns of `network.parquet`, filled row by row (groups of a network first, then its pairs,
-/// which is the (kind, work_group, partner_group) order within a network).
-#[derive(Default)]
-struct NetworkRows {
-    wave: Vec<i64>,
-    municipality: Vec<String>,
-    kind: Vec<&'static str>,
-    work_group: Vec<String>,
-    partner_group: Vec<Option<String>>,
-    in_strength: Vec<Option<f64>>,
-    in_n: Vec<Option<i64>>,
-    out_strength: Vec<Option<f64>>,
-    out_n: Vec<Option<i64>>,
-    hub_score: Vec<Option<i64>>,
-    hub_n: Vec<Option<i64>>,
-    relevance_in: Vec<Option<f64>>,
-    d_forward: Vec<Option<f64>>,
-    n_forward: Vec<Option<i64>>,
-    d_backward: Vec<Option<f64>>,
-    n_backward: Vec<Option<i64>>,
-    asymmetry: Vec<Option<f64>>,
-    blind_spot: Vec<Option<bool>>,
-    high: Vec<Option<String>>,
-    low: Vec<Option<String>>,
-}
-
-impl NetworkRows {
-    fn group(&mut self, wave: i64, muni: &str, g: compute::GroupMeasures) {
-        self.wave.push(wave);
-        self.municipality.push(muni.to_string());
-        self.kind.push("group");
-        self.work_group.push(g.group);
-        self.partner_group.push(None);
-        self.in_strength.push(g.in_strength);
-        self.in_n.push(Some(n(g.in_n)));
-        self.out_strength.push(g.out_strength);
-        self.out_n.push(Some(n(g.out_n)));
-        self.hub_score.push(Some(n(g.hub_score)));
-        self.hub_n.push(Some(n(g.hub_n)));
-        self.relevance_in.push(g.relevance_in);
-        self.d_forward.push(None);
-        self.n_forward.push(None);
-        self.d_backward.push(None);
-        self.n_backward.push(None);
-        self.asymmetry.push(None);
-        self.blind_spot.push(None);
-        self.high.push(None);
-        self.low.push(None);
-    }
-
-    fn pair(&mut self, wave: i64, muni: &str, p: compute::PairMeasures) {
-        self.wave.push(wave);
-        self.municipality.push(muni.to_string());
-        self.kind.push("pair");
-        self.work_group.push(p.a);
-        self.partner_group.push(Some(p.b));
-        self.in_strength.push(None);
-        self.in_n.push(None);
-        self.out_strength.push(None);
-        self.out_n.push(None);
-        self.hub_score.push(None);
-        self.hub_n.push(None);
-        self.relevance_in.push(None);
-        self.d_forward.push(Some(p.d_ab));
-        self.n_forward.push(Some(n(p.n_ab)));
-        self.d_backward.push(Some(p.d_ba));
-        self.n_backward.push(Some(n(p.n_ba)));
-        self.asymmetry.push(Some(p.asymmetry));
-        self.blind_spot.push(Some(p.blind_spot));
-        self.high.push(p.blind_spot_high_group);
-        self.low.push(p.blind_spot_low_group);
-    }
-
-    fn finish(self) -> Result<DataFrame> {
-        let mut b = FrameBuilder::new();
-        b.i64("wave", self.wave)
-            .str("municipality", self.municipality)
-            .str("kind", self.kind)
-            .str("work_group", self.work_group)
-            .opt_str("partner_group", self.partner_group)
-            .f64("in_strength", self.in_strength)
-            .opt_i64("in_n", self.in_n)
-            .f64("out_strength", self.out_strength)
-            .opt_i64("out_n", self.out_n)
-            .opt_i64("hub_score", self.hub_score)
-            .opt_i64("hub_n", self.hub_n)
-            .f64("relevance_in", self.relevance_in)
-            .f64("d_forward", self.d_forward)
-            .opt_i64("n_forward", self.n_forward)
-            .f64("d_backward", self.d_backward)
-            .opt_i64("n_backward", self.n_backward)
-            .f64("asymmetry", self.asymmetry)
-            .opt_bool("blind_spot", self.blind_spot)
-            .opt_str("blind_spot_high_group", self.high)
-            .opt_str("blind_spot_low_group", self.low);
-        b.finish()
-    }
-}
-
-fn rel_row(
-    measure: &'static str,
-    scale: &'static str,
-    scope: &str,
-    wave: i64,
-    value: Option<f64>,
-    n: usize,
-) -> RelRow {
-    RelRow {
-        measure,
-        scale,
-        scope: scope.to_string(),
-        wave,
-        unit_id: None,
-        work_group: None,
-        target_group: None,
-        value,
-        n,
-        n_groups: None,
-        k: None,
-    }
-}
-
-/// Alpha rows (raw and standardized) of one scale in one scope and wave, on its complete cases
-/// (`complete`: the scope's rows with every item of the scale answered) of `k` items.
-fn push_alpha(
-    out: &mut Vec<RelRow>,
-    scale: &'static str,
-    scope: &str,
-    wave: i64,
-    complete: &[Vec<Option<f64>>],
-    k: usize,
-) {
-    let (raw, std) = match cronbach_alpha(complete) {
-        Ok(a) => (Some(a.raw_alpha), Some(a.std_alpha)),
-        Err(_) => (None, None),
-    };
-    for (measure, value) in [("alpha_raw", raw), ("alpha_std", std)] {
-        let mut r = rel_row(measure, scale, scope, wave, value, complete.len());
-        r.k = Some(k);
-        out.push(r);
-    }
-}
-
-/// (wave, municipality, item values) of one tie, respondent or citizen.
-type ItemRow<'a> = (i64, &'a str, &'a [Option<f64>]);
-
-/// Alpha of each scale (of at least 2 items) per wave, pooled (`all`) and per municipality.
-/// `rows` must be sorted by (wave, municipality), so every scope is a contiguous run. The
-/// complete cases of a wave are copied once per scale; each municipality's are a contiguous
-/// part of them.
-fn alpha_by_scope(
-    out: &mut Vec<RelRow>,
-    rows: &[ItemRow],
-    scales: &[(&'static str, Range<usize>)],
-) {
-    let mut i = 0;
-    while i < rows.len() {
-        let wave = rows[i].0;
-        let j = i + rows[i..].iter().take_while(|r| r.0 == wave).count();
-        let wave_rows = &rows[i..j];
-        for (scale, cols) in scales {
-            let k = cols.len();
-            if k < 2 {
-                continue;
-            }
-            // The complete cases of the wave, and the run of wave rows each comes from.
-            let mut complete: Vec<Vec<Option<f64>>> = Vec::new();
-            let mut run_of: Vec<usize> = Vec::new();
-            let mut runs: Vec<(usize, &str)> = Vec::new();
-            for (a, r) in wave_rows.iter().enumerate() {
-                if a == 0 || r.1 != wave_rows[a - 1].1 {
-                    runs.push((a, r.1));
-                }
-                let v = &r.2[cols.clone()];
-                if v.iter().all(Option::is_some) {
-                    complete.push(v.to_vec());
-                    run_of.push(runs.len() - 1);
-                }
-            }
-            push_alpha(out, scale, "all", wave, &complete, k);
-            let mut c = 0;
-            for (run, &(_, muni)) in runs.iter().enumerate() {
-                let start = c;
-                while c < run_of.len() && run_of[c] == run {
-                    c += 1;
-                }
-                push_alpha(out, scale, muni, wave, &complete[start..c], k);
-            }
-        }
-        i = j;
-    }
-}
-
-fn reliability_alpha_employees(
-    ties: &[Tie],
-    resp: &BTreeMap<RespKey, Respondent>,
-    items: &Items,
-    out: &mut Vec<RelRow>,
-) {
-    let k = items.dims.len();
-    let nc = items.n_communication.min(k);
-    // Ties are sorted by (wave, municipality, ...), and so are respondents (a BTreeMap).
-    let rows: Vec<ItemRow> = ties
-        .iter()
-        .map(|t| (t.wave, &*t.municipality, t.dims.as_slice()))
-        .collect();
-    alpha_by_scope(
-        out,
-        &rows,
-        &[
-            ("rc", 0..k),
-            ("rc_communication", 0..nc),
-            ("rc_relationship", nc..k),
-        ],
-    );
-    let k = items.srm.len();
-    let rows: Vec<ItemRow> = resp
-        .iter()
-        .map(|(key, r)| (key.0, &*key.1, &r.person[..k]))
-        .collect();
-    alpha_by_scope(out, &rows, &[("srm", 0..k)]);
-}
-
-fn reliability_icc(resp: &BTreeMap<RespKey, Respondent>, out: &mut Vec<RelRow>) {
-    type Scores = BTreeMap<i64, (Vec<f64>, Vec<u32>)>;
-    let mut rcap: Scores = BTreeMap::new();
-    let mut srm: Scores = BTreeMap::new();
-    let mut unit_ids: BTreeMap<(Rc<str>, Rc<str>), u32> = BTreeMap::new();
-    for key in resp.keys() {
-        let next = unit_ids.len() as u32;
-        unit_ids
-            .entry((key.1.clone(), key.2.clone()))
-            .or_insert(next);
-    }
-    for (key, r) in resp {
-        let unit = unit_ids
-            .get(&(key.1.clone(), key.2.clone()))
-            .copied()
-            .unwrap_or(u32::MAX);
-        if let Some(v) = compute::mean(&r.between_rc) {
-            let e = rcap.entry(key.0).or_default();
-            e.0.push(v);
-            e.1.push(unit);
-        }
-        if let Some(v) = r.srm.value {
-            let e = srm.entry(key.0).or_default();
-            e.0.push(v);
-            e.1.push(unit);
-        }
-    }
-    for (scale, scores) in [("rcap", &rcap), ("srm", &srm)] {
-        for (wave, (values, groups)) in scores {
-            let n_groups = groups
-                .iter()
-                .collect::<std::collections::BTreeSet<_>>()
-                .len();
-            let icc = icc_oneway(values, groups).ok();
-            for (measure, value) in [
-                ("icc1", icc.as_ref().map(|i| i.icc1)),
-                ("icc2", icc.as_ref().map(|i| i.icc2)),
-                ("icc_k0", icc.as_ref().map(|i| i.k0)),
-            ] {
-                let mut r = rel_row(measure, scale, "all", *wave, value, values.len());
-                r.n_groups = Some(n_groups);
-                out.push(r);
-            }
-        }
-    }
-}
-
-fn reliability_rwg(
-    resp: &BTreeMap<RespKey, Respondent>,
-    dyads: &BTreeMap<DyadKey, Dyad>,
-    items: &Items,
-    config: &Config,
-    out: &mut Vec<RelRow>,
-) {
-    let k = items.srm.len();
-    if k > 0 {
-        let mut by_unit: BTreeMap<UnitKey, Vec<Vec<Option<f64>>>> = BTreeMap::new();
-        for (key, r) in resp {
-            if r.srm.value.is_some() {
-                by_unit
-                    .entry((key.0, key.1.clone(), key.2.clone()))
-                    .or_default()
-                    .push(r.person[..k].to_vec());
-            }
-        }
-        for ((wave, muni, unit), rows) in by_unit {
-            let mut r = rel_row(
-                "rwg_j",
-                "srm",
-                &muni,
-                wave,
-                rwg_j(&rows, config.scoring.rwg_null_variance),
-                rows.len(),
-            );
-            r.unit_id = Some(unit.to_string());
-            r.k = Some(k);
-            out.push(r);
-        }
-    }
-    for ((wave, muni, g, h), d) in dyads {
-        if d.summary.n == 0 {
-            continue;
-        }
-        let mut r = rel_row("rwg_j", "rc", muni, *wave, d.rwg, d.summary.n);
-        r.work_group = Some(g.to_string());
-        r.target_group = Some(h.to_string());
-        r.k = Some(items.dims.len());
-        out.push(r);
-    }
-}
-
-fn ties_frame(ties: &[Tie], items: &Items) -> Result<DataFrame> {
-    let mut b = FrameBuilder::new();
-    b.i64("wave", ties.iter().map(|t| t.wave))
-        .str("municipality", ties.iter().map(|t| &*t.municipality))
-        .str("unit_id", ties.iter().map(|t| &*t.unit_id))
-        .str("work_group", ties.iter().map(|t| &*t.work_group))
-        .str("respondent_id", ties.iter().map(|t| &*t.respondent_id))
-        .str("target_group", ties.iter().map(|t| &*t.target_group))
-        .bool("within_group", ties.iter().map(Tie::within))
-        .i64("n_items", ties.iter().map(|t| n(t.score.rc.n)))
-        .f64("rc", ties.iter().map(|t| t.score.rc.value))
-        .f64(
-            "rc_communication",
-            ties.iter().map(|t| t.score.communication.value),
-        )
-        .i64(
-            "rc_communication_n",
-            ties.iter().map(|t| n(t.score.communication.n)),
-        )
-        .f64(
-            "rc_relationship",
-            ties.iter().map(|t| t.score.relationship.value),
-        )
-        .i64(
-            "rc_relationship_n",
-            ties.iter().map(|t| n(t.score.relationship.n)),
-        )
-        .f64("relevance", ties.iter().map(|t| t.relevance));
-    for (j, d) in items.dims.iter().enumerate() {
-        b.f64(d, ties.iter().map(|t| t.dims[j]));
-    }
-    b.finish()
-}
-
-fn respondents_frame(resp: &BTreeMap<RespKey, Respondent>, items: &Items) -> Result<DataFrame> {
-    // BTreeMap order is (wave, municipality, unit_id, work_group, respondent_id); within a unit
-    // the work group is constant, so this is the documented sort order.
-    let mut b = FrameBuilder::new();
-    b.i64("wave", resp.keys().map(|k| k.0))
-        .str("municipality", resp.keys().map(|k| &*k.1))
-        .str("unit_id", resp.keys().map(|k| &*k.2))
-        .str("work_group", resp.keys().map(|k| &*k.3))
-        .str("respondent_id", resp.keys().map(|k| &*k.4))
-        .f64("rcap", resp.values().map(|r| compute::mean(&r.between_rc)))
-        .i64("n_ties", resp.values().map(|r| n(r.between_rc.len())))
-        .i64("n_ties_within", resp.values().map(|r| n(r.n_within)))
-        .i64("n_ties_unscored", resp.values().map(|r| n(r.n_unscored)))
-        .f64("srm", resp.values().map(|r| r.srm.value))
-        .i64("srm_n_items", resp.values().map(|r| n(r.srm.n)))
-        .f64("srm_others", resp.values().map(|r| r.srm_others.value))
-        .i64("srm_others_n", resp.values().map(|r| n(r.srm_others.n)));
-    for (j, it) in items.person_items().iter().enumerate() {
-        b.f64(it, resp.values().map(|r| r.person[j]));
-    }
-    b.finish()
-}
-
-fn dyads_frame(dyads: &BTreeMap<DyadKey, Dyad>, items: &Items) -> Result<DataFrame> {
-    let mut b = FrameBuilder::new();
-    b.i64("wave", dyads.keys().map(|k| k.0))
-        .str("municipality", dyads.keys().map(|k| &*k.1))
-        .str("work_group", dyads.keys().map(|k| &*k.2))
-        .str("target_group", dyads.keys().map(|k| &*k.3))
-        .bool("within_group", dyads.keys().map(|k| k.2 == k.3))
-        .i64("n_ties", dyads.values().map(|d| n(d.n_ties)))
-        .i64("n_raters", dyads.values().map(|d| n(d.summary.n)))
-        .f64("mean", dyads.values().map(|d| d.summary.mean))
-        .f64("sd", dyads.values().map(|d| d.summary.sd))
-        .f64("rwg_j", dyads.values().map(|d| d.rwg))
-        .f64("relevance_mean", dyads.values().map(|d| d.relevance.value))
-        .i64("relevance_n", dyads.values().map(|d| n(d.relevance.n)));
-    for (j, it) in items.dims.iter().enumerate() {
-        b.f64(
-            &format!("mean_{it}"),
-            dyads.values().map(|d| d.dims.get(j).and_then(|s| s.value)),
-        );
-        b.i64(
-            &format!("n_{it}"),
-            dyads.values().map(|d| n(d.dims.get(j).map_or(0, |s| s.n))),
-        );
-    }
-    b.finish()
-}
-
-fn units_frame(
-    resp: &BTreeMap<RespKey, Respondent>,
-    headcount: &BTreeMap<String, Option<i64>>,
-) -> Result<DataFrame> {
-    // Per unit: work group, respondents, respondent RCaps, respondent SRMs.
-    type UnitAcc = (Rc<str>, usize, Vec<f64>, Vec<f64>);
-    let mut units: BTreeMap<UnitKey, UnitAcc> = BTreeMap::new();
-    for (key, r) in resp {
-        let e = units
-            .entry((key.0, key.1.clone(), key.2.clone()))
-            .or_insert_with(|| (key.3.clone(), 0, vec![], vec![]));
-        e.1 += 1;
-        if let Some(v) = compute::mean(&r.between_rc) {
-            e.2.push(v);
-        }
-        if let Some(v) = r.srm.value {
-            e.3.push(v);
-        }
-    }
-    let rcap: Vec<_> = units.values().map(|u| compute::summarize(&u.2)).collect();
-    let srm: Vec<_> = units.values().map(|u| compute::summarize(&u.3)).collect();
-    let mut b = FrameBuilder::new();
-    b.i64("wave", units.keys().map(|k| k.0))
-        .str("municipality", units.keys().map(|k| &*k.1))
-        .str("unit_id", units.keys().map(|k| &*k.2))
-        .str("work_group", units.values().map(|u| &*u.0))
-        .opt_i64(
-            "headcount",
-            units
-                .keys()
-                .map(|k| headcount.get(&*k.2).copied().flatten()),
-        )
-        .i64("n_respondents", units.values().map(|u| n(u.1)))
-        .f64("rcap", rcap.iter().map(|s| s.mean))
-        .i64("n_rcap", rcap.iter().map(|s| n(s.n)))
-        .f64("rcap_sd", rcap.iter().map(|s| s.sd))
-        .f64("srm", srm.iter().map(|s| s.mean))
-        .i64("n_srm", srm.iter().map(|s| n(s.n)))
-        .f64("srm_sd", srm.iter().map(|s| s.sd));
-    b.finish()
-}
-
-fn citizens_frame(citizens: &[Citizen], items: &Items) -> Result<DataFrame> {
-    let mut b = FrameBuilder::new();
-    b.i64("wave", citizens.iter().map(|c| c.wave))
-        .str("municipality", citizens.iter().map(|c| &c.municipality))
-        .str("citizen_id", citizens.iter().map(|c| &c.citizen_id))
-        .str("case_id", citizens.iter().map(|c| &c.case_id))
-        .f64("quality", citizens.iter().map(|c| c.quality.value))
-        .i64("n_items", citizens.iter().map(|c| n(c.quality.n)));
-    for (j, it) in items.citizen.iter().enumerate() {
-        b.f64(it, citizens.iter().map(|c| c.items[j]));
-    }
-    b.finish()
-}
-
-fn reliability_frame(rows: &[RelRow]) -> Result<DataFrame> {
-    let mut b = FrameBuilder::new();
-    b.str("measure", rows.iter().map(|r| r.measure))
-        .str("scale", rows.iter().map(|r| r.scale))
-        .str("scope", rows.iter().map(|r| &r.scope))
-        .i64("wave", rows.iter().map(|r| r.wave))
-        .opt_str("unit_id", rows.iter().map(|r| r.unit_id.as_ref()))
-        .opt_str("work_group", rows.iter().map(|r| r.work_group.as_ref()))
-        .opt_str("target_group", rows.iter().map(|r| r.target_group.as_ref()))
-        .f64("value", rows.iter().map(|r| r.value))
-        .i64("n", rows.iter().map(|r| n(r.n)))
-        .opt_i64("n_groups", rows.iter().map(|r| r.n_groups.map(n)))
-        .opt_i64("k", rows.iter().map(|r| r.k.map(n)));
-    b.finish()
 }
 
 #[cfg(test)]

@@ -138,7 +138,7 @@ mod tests {
     const OOR: (Option<f64>, Option<String>, bool) = (None, None, true);
 
     #[test]
-    fn defaults_of_the_brief() {
+    fn default_instrument() {
         // frequent: 1..5 score 1, 3, 5, 4, 2; 9 = dont_know; scale 1..5.
         let ins = InstrumentSection::default();
         let got = run(

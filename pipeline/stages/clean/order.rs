@@ -61,28 +61,9 @@ pub fn dense_codes_of(df: &DataFrame, columns: &[&str]) -> Result<Vec<Vec<u32>>>
         .iter()
         .map(|c| df.column(c))
         .collect::<PolarsResult<_>>()?;
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let work = || -> Vec<(usize, Result<Vec<u32>>)> {
-        let mut done = Vec::new();
-        loop {
-            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some(c) = cols.get(i) else {
-                return done;
-            };
-            done.push((i, dense_codes(c)));
-        }
-    };
-    let mut results: Vec<(usize, Result<Vec<u32>>)> = std::thread::scope(|s| {
-        let other = s.spawn(work);
-        let mut mine = work();
-        match other.join() {
-            Ok(theirs) => mine.extend(theirs),
-            Err(p) => std::panic::resume_unwind(p),
-        }
-        mine
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
+    crate::stages::map_on_two_threads(&cols, |c| dense_codes(c))
+        .into_iter()
+        .collect()
 }
 
 /// Codes for the optional values `values()` yields, under a total order `cmp` consistent with

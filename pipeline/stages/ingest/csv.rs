@@ -28,6 +28,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use polars::prelude::*;
 
+use crate::schema::Reason;
+
 /// A record that is not read: its fields do not match the header (`ragged_row`), or its
 /// bytes cannot be decoded (`encoding`).
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +37,7 @@ pub struct Rejected {
     /// 1-based physical line where the record starts (the header is line 1).
     pub line: i64,
     /// `ragged_row` or `encoding`.
-    pub reason: &'static str,
+    pub reason: Reason,
     /// What to show in the quarantine's `value` column.
     pub detail: String,
 }
@@ -218,7 +220,7 @@ pub fn parse(
         if bad.peek().is_some_and(|&l| l <= end_line) {
             rejected.push(Rejected {
                 line: start_line,
-                reason: "encoding",
+                reason: Reason::Encoding,
                 detail: "bytes that are not valid in the file's encoding".to_string(),
             });
             continue;
@@ -231,7 +233,7 @@ pub fn parse(
         if rec.len() != header.len() {
             rejected.push(Rejected {
                 line: start_line,
-                reason: "ragged_row",
+                reason: Reason::RaggedRow,
                 detail: format!("{} fields; the header has {}", rec.len(), header.len()),
             });
             continue;
@@ -468,7 +470,7 @@ mod tests {
         let r: Vec<_> = t
             .rejected
             .iter()
-            .map(|r| (r.line, r.reason, r.detail.as_str()))
+            .map(|r| (r.line, r.reason.as_str(), r.detail.as_str()))
             .collect();
         assert_eq!(
             r,
@@ -569,13 +571,19 @@ mod tests {
         let t = parse(&d.text, b',', &[0], "f.csv", &d.bad_lines).unwrap();
         assert_eq!(col(&t, 0), s(&["Rødovre"]));
         assert_eq!(t.rejected.len(), 1);
-        assert_eq!((t.rejected[0].line, t.rejected[0].reason), (3, "encoding"));
+        assert_eq!(
+            (t.rejected[0].line, t.rejected[0].reason),
+            (3, Reason::Encoding)
+        );
         // Windows-1252's undefined bytes; a quoted record over lines 2-3 is rejected whole.
         let d = decode(b"a,b\n1,\"x\ny\x81\"\n2,z\n", "windows-1252");
         assert_eq!(d.bad_lines, vec![3]);
         let t = parse(&d.text, b',', &[0, 1], "f.csv", &d.bad_lines).unwrap();
         assert_eq!(col(&t, 1), s(&["z"]));
         assert_eq!(t.lines, vec![4]);
-        assert_eq!((t.rejected[0].line, t.rejected[0].reason), (2, "encoding"));
+        assert_eq!(
+            (t.rejected[0].line, t.rejected[0].reason),
+            (2, Reason::Encoding)
+        );
     }
 }

@@ -257,7 +257,6 @@ fn parquet_header(path: &Path) -> Result<(Vec<String>, bool)> {
 /// Every row of the chosen worksheet as text, with its 1-based worksheet row number.
 fn xlsx_rows(path: &Path, sheet: Option<&str>) -> Result<Vec<(i64, Vec<String>)>> {
     let mut wb = open_workbook_auto(path)
-        .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("{}: not a readable workbook", path.display()))?;
     let names = wb.sheet_names();
     let name = match sheet {
@@ -278,7 +277,6 @@ fn xlsx_rows(path: &Path, sheet: Option<&str>) -> Result<Vec<(i64, Vec<String>)>
     };
     let range = wb
         .worksheet_range(&name)
-        .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("{}: cannot read worksheet {name:?}", path.display()))?;
     let first_row = range.start().map(|(r, _)| r as i64).unwrap_or(0);
     let first_col = range.start().map(|(_, c)| c as usize).unwrap_or(0);

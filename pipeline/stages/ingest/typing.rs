@@ -19,140 +19,7 @@ use polars::prelude::*;
 
 use crate::pseudonym::Pseudonymizer;
 
-/// Why a cell could not be typed (the `reason` column of the quarantine).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
-    MissingRequired,
-    NotAnInteger,
-    NotANumber,
-    NotABoolean,
-    InvalidValue,
-    /// The row's wave differs from the wave the source declares (`constants.wave`).
-    WaveMismatch,
-}
-
-impl Reason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::MissingRequired => "missing_required",
-            Reason::NotAnInteger => "not_an_integer",
-            Reason::NotANumber => "not_a_number",
-            Reason::NotABoolean => "not_a_boolean",
-            Reason::InvalidValue => "invalid_value",
-            Reason::WaveMismatch => "wave_mismatch",
-        }
-    }
-}
-
-/// The type a canonical column is read as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CellType {
-    /// Text, kept as written (trimmed).
-    Text,
-    /// A person id: text replaced by its pseudonym.
-    PersonId,
-    /// i64.
-    Int,
-    /// i64 that must not be negative (headcount).
-    Count,
-    /// f64, finite.
-    Float,
-    /// true/false.
-    Bool,
-    /// `intervention` or `control`.
-    Arm,
-}
-
-/// One canonical column: its name, type, whether an empty cell is allowed, and whether the
-/// column itself may be absent from the file.
-#[derive(Debug, Clone, Copy)]
-pub struct ColumnSpec {
-    pub name: &'static str,
-    pub ty: CellType,
-    pub nullable: bool,
-    pub optional_column: bool,
-}
-
-const fn req(name: &'static str, ty: CellType) -> ColumnSpec {
-    ColumnSpec {
-        name,
-        ty,
-        nullable: false,
-        optional_column: false,
-    }
-}
-
-const fn nullable(name: &'static str, ty: CellType) -> ColumnSpec {
-    ColumnSpec {
-        name,
-        ty,
-        nullable: true,
-        optional_column: false,
-    }
-}
-
-/// The canonical columns of each table, in output order.
-pub fn table_columns(table: &str) -> &'static [ColumnSpec] {
-    use CellType::*;
-    const UNITS: &[ColumnSpec] = &[
-        req("municipality", Text),
-        req("unit_id", Text),
-        req("work_group", Text),
-        nullable("manager_id", PersonId),
-        ColumnSpec {
-            name: "headcount",
-            ty: Count,
-            nullable: true,
-            optional_column: true,
-        },
-    ];
-    const INTERVENTION: &[ColumnSpec] = &[
-        req("unit_id", Text),
-        req("arm", Arm),
-        req("after_wave", Int),
-    ];
-    const EMPLOYEE: &[ColumnSpec] = &[
-        req("wave", Int),
-        req("respondent_id", PersonId),
-        req("municipality", Text),
-        req("unit_id", Text),
-        nullable("target_group", Text),
-        req("item", Text),
-        nullable("value", Float),
-    ];
-    const CITIZEN: &[ColumnSpec] = &[
-        req("wave", Int),
-        req("citizen_id", PersonId),
-        req("municipality", Text),
-        req("case_id", PersonId),
-        req("item", Text),
-        nullable("value", Float),
-    ];
-    const INVOLVEMENT: &[ColumnSpec] = &[
-        req("wave", Int),
-        req("case_id", PersonId),
-        req("unit_id", Text),
-        req("lead", Bool),
-    ];
-    match table {
-        "units" => UNITS,
-        "intervention" => INTERVENTION,
-        "employee_responses" => EMPLOYEE,
-        "citizen_responses" => CITIZEN,
-        "case_involvement" => INVOLVEMENT,
-        _ => &[],
-    }
-}
-
-/// The polars type of a cell type.
-pub fn dtype(ty: CellType) -> DataType {
-    match ty {
-        CellType::Text | CellType::PersonId | CellType::Arm => DataType::String,
-        CellType::Int | CellType::Count => DataType::Int64,
-        CellType::Float => DataType::Float64,
-        CellType::Bool => DataType::Boolean,
-    }
-}
+pub use crate::schema::{CellType, ColumnSpec, Reason};
 
 /// An integer: `2`, `+2`, `2.0`, `2e0`; not `2.5`, not text. Input is already trimmed.
 pub fn parse_int(s: &str) -> Result<i64, Reason> {
@@ -213,6 +80,16 @@ pub struct CellError {
     pub value: Option<String>,
 }
 
+impl CellError {
+    pub fn new(row: usize, reason: Reason, value: Option<&str>) -> Self {
+        CellError {
+            row,
+            reason,
+            value: value.map(str::to_string),
+        }
+    }
+}
+
 /// Pseudonyms already computed, so each distinct raw id is hashed once.
 pub struct PseudonymCache<'a> {
     pseudonymizer: &'a Pseudonymizer,
@@ -267,134 +144,114 @@ pub fn type_column(
     decimal_comma: bool,
 ) -> (Column, Vec<CellError>) {
     let name = PlSmallStr::from_str(spec.name);
-    let n = raw.len();
     let mut errors = Vec::new();
-    let mut fail = |row: usize, reason: Reason, value: Option<&str>| {
-        errors.push(CellError {
-            row,
-            reason,
-            value: value.map(str::to_string),
-        });
-    };
-    // Each arm: None = empty cell (checked against `nullable`), Some(cell) = trimmed text.
-    macro_rules! cells {
-        () => {
-            raw.iter().enumerate().map(|(row, c)| {
-                let t = c.map(str::trim).filter(|t| !t.is_empty());
-                (row, c, t)
-            })
-        };
-    }
     let column = match spec.ty {
         CellType::Text | CellType::PersonId | CellType::Arm => {
-            let mut b = StringChunkedBuilder::new(name, n);
-            // Long tables repeat an id over consecutive rows: reuse the last pseudonym.
-            let mut last: Option<(&str, String)> = None;
-            for (row, c, t) in cells!() {
-                match t {
-                    None => {
-                        if !spec.nullable {
-                            fail(row, Reason::MissingRequired, None);
-                        }
-                        b.append_null();
-                    }
-                    Some(t) => match spec.ty {
-                        CellType::PersonId => match &last {
-                            Some((raw, p)) if *raw == t => b.append_value(p.as_str()),
-                            _ => {
-                                let p = ids.get(t).to_string();
-                                b.append_value(p.as_str());
-                                last = Some((t, p));
-                            }
-                        },
-                        CellType::Arm => match parse_arm(t) {
-                            Ok(a) => b.append_value(a),
-                            Err(r) => {
-                                fail(row, r, c);
-                                b.append_null();
-                            }
-                        },
-                        _ => b.append_value(t),
-                    },
-                }
-            }
-            b.finish().into_column()
+            type_text(raw, spec, ids, &mut errors).into_column()
         }
         CellType::Int | CellType::Count => {
-            let mut v: Vec<Option<i64>> = Vec::with_capacity(n);
-            for (row, c, t) in cells!() {
-                v.push(match t {
-                    None => {
-                        if !spec.nullable {
-                            fail(row, Reason::MissingRequired, None);
-                        }
-                        None
-                    }
-                    Some(t) => match parse_int(&numeric(t, decimal_comma)) {
-                        Ok(x) if spec.ty == CellType::Count && x < 0 => {
-                            fail(row, Reason::InvalidValue, c);
-                            None
-                        }
-                        Ok(x) => Some(x),
-                        Err(r) => {
-                            fail(row, r, c);
-                            None
-                        }
-                    },
-                });
-            }
+            let v = parse_cells(raw, spec.nullable, &mut errors, |t| {
+                match parse_int(&numeric(t, decimal_comma)) {
+                    Ok(x) if spec.ty == CellType::Count && x < 0 => Err(Reason::InvalidValue),
+                    other => other,
+                }
+            });
             Int64Chunked::from_iter_options(name, v.into_iter()).into_column()
         }
         CellType::Float => {
-            let mut v: Vec<Option<f64>> = Vec::with_capacity(n);
-            for (row, c, t) in cells!() {
-                v.push(match t {
-                    None => {
-                        if !spec.nullable {
-                            fail(row, Reason::MissingRequired, None);
-                        }
-                        None
-                    }
-                    Some(t) => match parse_float(&numeric(t, decimal_comma)) {
-                        Ok(x) => Some(x),
-                        Err(r) => {
-                            fail(row, r, c);
-                            None
-                        }
-                    },
-                });
-            }
+            let v = parse_cells(raw, spec.nullable, &mut errors, |t| {
+                parse_float(&numeric(t, decimal_comma))
+            });
             Float64Chunked::from_iter_options(name, v.into_iter()).into_column()
         }
         CellType::Bool => {
-            let mut v: Vec<Option<bool>> = Vec::with_capacity(n);
-            for (row, c, t) in cells!() {
-                v.push(match t {
-                    None => {
-                        if !spec.nullable {
-                            fail(row, Reason::MissingRequired, None);
-                        }
-                        None
-                    }
-                    Some(t) => match parse_bool(t) {
-                        Ok(x) => Some(x),
-                        Err(r) => {
-                            fail(row, r, c);
-                            None
-                        }
-                    },
-                });
-            }
+            let v = parse_cells(raw, spec.nullable, &mut errors, parse_bool);
             BooleanChunked::from_iter_options(name, v.into_iter()).into_column()
         }
     };
     (column, errors)
 }
 
+/// A cell trimmed, or None when it is empty.
+fn trimmed(c: Option<&str>) -> Option<&str> {
+    c.map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// The cells of `raw` parsed by `parse` (a trimmed, non-empty cell). An empty cell is None, and
+/// `missing_required` unless `nullable`; a cell `parse` refuses is None and its reason, with the
+/// cell as written.
+fn parse_cells<T>(
+    raw: &StringChunked,
+    nullable: bool,
+    errors: &mut Vec<CellError>,
+    mut parse: impl FnMut(&str) -> Result<T, Reason>,
+) -> Vec<Option<T>> {
+    let mut v = Vec::with_capacity(raw.len());
+    for (row, c) in raw.iter().enumerate() {
+        v.push(match trimmed(c) {
+            None => {
+                if !nullable {
+                    errors.push(CellError::new(row, Reason::MissingRequired, None));
+                }
+                None
+            }
+            Some(t) => match parse(t) {
+                Ok(x) => Some(x),
+                Err(reason) => {
+                    errors.push(CellError::new(row, reason, c));
+                    None
+                }
+            },
+        });
+    }
+    v
+}
+
+/// A text, person id or arm column: trimmed, pseudonymised, or the arm's lowercase word.
+fn type_text(
+    raw: &StringChunked,
+    spec: &ColumnSpec,
+    ids: &mut PseudonymCache,
+    errors: &mut Vec<CellError>,
+) -> StringChunked {
+    let mut b = StringChunkedBuilder::new(PlSmallStr::from_str(spec.name), raw.len());
+    // Long tables repeat an id over consecutive rows: reuse the last pseudonym.
+    let mut last: Option<(&str, String)> = None;
+    for (row, c) in raw.iter().enumerate() {
+        let Some(t) = trimmed(c) else {
+            if !spec.nullable {
+                errors.push(CellError::new(row, Reason::MissingRequired, None));
+            }
+            b.append_null();
+            continue;
+        };
+        match spec.ty {
+            CellType::PersonId => match &last {
+                Some((raw, p)) if *raw == t => b.append_value(p.as_str()),
+                _ => {
+                    let p = ids.get(t).to_string();
+                    b.append_value(p.as_str());
+                    last = Some((t, p));
+                }
+            },
+            CellType::Arm => match parse_arm(t) {
+                Ok(a) => b.append_value(a),
+                Err(r) => {
+                    errors.push(CellError::new(row, r, c));
+                    b.append_null();
+                }
+            },
+            _ => b.append_value(t),
+        }
+    }
+    b.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pseudonym::KeySource;
+    use crate::schema::{self, nullable, req};
 
     #[test]
     fn integers() {
@@ -464,11 +321,7 @@ mod tests {
     }
 
     fn err(row: usize, reason: Reason, value: Option<&str>) -> CellError {
-        CellError {
-            row,
-            reason,
-            value: value.map(str::to_string),
-        }
+        CellError::new(row, reason, value)
     }
 
     #[test]
@@ -532,7 +385,7 @@ mod tests {
 
     #[test]
     fn headcount_is_optional_and_not_negative() {
-        let spec = table_columns("units")[4];
+        let spec = schema::UNITS.columns[4];
         let (c, e) = run(&[Some("12"), Some(""), Some("-1")], spec);
         let got: Vec<_> = c.i64().unwrap().iter().collect();
         assert_eq!(got, vec![Some(12), None, None]);

@@ -5,7 +5,7 @@
 //! German RC survey in `tests/rc_survey_germany.rs`) call the very same functions, so what is
 //! tested is what runs.
 //!
-//! Conventions, as STUDY.md fixes them ("details that decide the last digit"):
+//! Conventions that decide the last digit (`docs/methods.md` gives the reasons):
 //! - a score is the plain mean of the *answered* items (a `None` is not answered, whatever its
 //!   reason), summed left to right in the order given and divided by the number answered;
 //! - "at least half of the items" is ceil(k/2), resolved by the caller
