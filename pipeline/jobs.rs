@@ -116,7 +116,6 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline");
         let not_yet = [
             "stages/report/data.rs",
-            "stages/clean/order.rs",
             "sim_study.rs",
             "sim.rs",
         ];
