@@ -38,6 +38,8 @@ pub enum Command {
     /// Benchmark: wall time, CPU time and peak memory of every stage on the national and the
     /// demo study, a rerun after a model setting, `relcap power`, and the H3 model against lme4.
     Bench(crate::bench::BenchArgs),
+    /// Print a new random pseudonymisation key (256 bits as 64 hex characters).
+    Keygen,
 }
 
 /// Where the study is: shared by `run` and the commands that inspect a run.
@@ -139,6 +141,7 @@ pub fn main() -> Result<ExitCode> {
         Command::Verify(args) => verify(args),
         Command::Inspect(args) => inspect(args),
         Command::Bench(args) => crate::bench::main(&args),
+        Command::Keygen => crate::keygen::main().map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -811,7 +811,8 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport> {
     if first == 0 && !paths.data_dir.is_dir() {
         bail!("data folder {} does not exist", paths.data_dir.display());
     }
-    let pseudonymizer = Pseudonymizer::from_config(&config.privacy)?;
+    // The demo key only for simulated data (checked before anything is written).
+    let pseudonymizer = Pseudonymizer::for_study(config, &paths.data_dir, first == 0)?;
     let log = Log {
         quiet: opts.quiet,
         verbose: opts.verbose,
@@ -1329,7 +1330,7 @@ pub fn status(config: &Config, paths: &StudyPaths) -> Result<StatusReport> {
         progress: false,
     };
     // Without a key the present key id is unknown; ingest is then reported stale.
-    let key_id = Pseudonymizer::from_config(&config.privacy)
+    let key_id = Pseudonymizer::for_study(config, &paths.data_dir, true)
         .ok()
         .map(|p| p.key_id().to_string());
     let empty = Manifest {
