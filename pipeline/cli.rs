@@ -81,6 +81,9 @@ pub struct RunArgs {
     /// Per-table counts and every reason a stage runs in the log.
     #[arg(long, short)]
     pub verbose: bool,
+    /// When another run holds the output folder, wait for it to end instead of failing.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +163,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         no_cache: false,
         progress: stderr_is_terminal(),
         config_path: Some(args.study.config.clone()),
+        wait: args.wait,
     };
     let report = orchestrate::run(&config, &opts)?;
     if !args.quiet {

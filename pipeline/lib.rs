@@ -20,6 +20,7 @@ pub mod fit;
 pub mod inspect;
 pub mod io;
 pub mod keygen;
+pub mod lock;
 pub mod manifest;
 pub mod memo;
 pub mod orchestrate;

@@ -1,7 +1,10 @@
-//! Keys that cannot go wrong, through the binary: the public demo key only for a study written by
-//! `relcap simulate`, a refusal that writes nothing and says how to set and make a key,
-//! `relcap keygen`, the 16-byte floor. Every child process runs under a timeout.
+//! Keys that cannot go wrong and one run per output folder, through the binary: the public demo
+//! key only for a study written by `relcap simulate`, a refusal that writes nothing and says how to
+//! set and make a key, `relcap keygen`, the 16-byte floor, and the lock on `OUT/.lock` (held,
+//! waited for, left by a killed run). Every child process runs under a timeout.
 
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -142,4 +145,107 @@ fn keygen_prints_a_new_256_bit_key_each_time() {
         })
         .collect();
     assert_ne!(keys[0], keys[1]);
+}
+
+/// Locks `<tmp>/out/.lock` as a run does, naming this process.
+fn hold_lock(tmp: &Path) -> File {
+    let out = tmp.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut f = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(out.join(".lock"))
+        .unwrap();
+    f.try_lock().unwrap();
+    write!(f, "pid {}\ncommand safety test\n", std::process::id()).unwrap();
+    f
+}
+
+#[test]
+fn a_second_run_into_a_locked_folder_fails_at_once_naming_the_holder() {
+    let tmp = demo_copy(true);
+    let held = hold_lock(tmp.path());
+    // Without --wait the run must return while the lock is held (a wait would hit the timeout).
+    let o = ingest(tmp.path(), None, &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "in use by another relcap run: pid {}",
+            std::process::id()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("safety test") && err.contains("--wait"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("out/manifest.json").exists());
+    drop(held);
+}
+
+#[test]
+fn wait_runs_once_the_holder_ends() {
+    let tmp = demo_copy(true);
+    let held = hold_lock(tmp.path());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_relcap"))
+        .env_remove(KEY_ENV)
+        .args(["run", "--until", "ingest", "--wait", "--config"])
+        .arg(repo().join("config/study.toml"))
+        .arg("--data")
+        .arg(tmp.path().join("data"))
+        .arg("--out")
+        .arg(tmp.path().join("out"))
+        .arg("--reports")
+        .arg(tmp.path().join("reports"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let early = child.try_wait().unwrap();
+    let manifest_early = tmp.path().join("out/manifest.json").exists();
+    drop(held);
+    let mut status = early;
+    for _ in 0..1200 {
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        status = child.try_wait().unwrap();
+    }
+    if status.is_none() {
+        child.kill().unwrap();
+    }
+    assert!(
+        early.is_none() && !manifest_early,
+        "--wait ran while the lock was held"
+    );
+    assert!(status.unwrap().success());
+    assert!(tmp.path().join("out/manifest.json").exists());
+}
+
+#[test]
+fn a_lock_left_by_a_killed_run_is_taken_over() {
+    let tmp = demo_copy(true);
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // What a killed run leaves: its pid in the file, and no process holding the lock.
+    std::fs::write(
+        out.join(".lock"),
+        "pid 4194303\nstarted 1\ncommand relcap run\n",
+    )
+    .unwrap();
+    let o = ingest(tmp.path(), None, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("took over the lock") && err.contains("pid 4194303"),
+        "{err}"
+    );
+    assert!(
+        !out.join(".lock").exists(),
+        "the run removes its lock file at the end"
+    );
 }
