@@ -38,6 +38,8 @@ pub enum Command {
     /// Benchmark: wall time, CPU time and peak memory of every stage on the national and the
     /// demo study, a rerun after a model setting, `relcap power`, and the H3 model against lme4.
     Bench(crate::bench::BenchArgs),
+    /// Print a new random pseudonymisation key (256 bits as 64 hex characters).
+    Keygen,
 }
 
 /// Where the study is: shared by `run` and the commands that inspect a run.
@@ -79,6 +81,9 @@ pub struct RunArgs {
     /// Per-table counts and every reason a stage runs in the log.
     #[arg(long, short)]
     pub verbose: bool,
+    /// When another run holds the output folder, wait for it to end instead of failing.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +144,7 @@ pub fn main() -> Result<ExitCode> {
         Command::Verify(args) => verify(args),
         Command::Inspect(args) => inspect(args),
         Command::Bench(args) => crate::bench::main(&args),
+        Command::Keygen => crate::keygen::main().map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -157,6 +163,7 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         no_cache: false,
         progress: stderr_is_terminal(),
         config_path: Some(args.study.config.clone()),
+        wait: args.wait,
     };
     let report = orchestrate::run(&config, &opts)?;
     if !args.quiet {

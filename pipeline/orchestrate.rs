@@ -143,6 +143,8 @@ pub struct RunOptions {
     /// The config file, recorded (path, hash, text) in the manifest; None for a config built in
     /// code.
     pub config_path: Option<PathBuf>,
+    /// When another run holds the output folder's lock, wait for it (else fail at once).
+    pub wait: bool,
 }
 
 /// `summary.json` of one stage: the stage's own counts plus what the orchestrator knows. No
@@ -193,7 +195,9 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport> {
     if first == 0 && !paths.data_dir.is_dir() {
         bail!("data folder {} does not exist", paths.data_dir.display());
     }
-    let pseudonymizer = Pseudonymizer::from_config(&config.privacy)?;
+    // The demo key only for simulated data; then one run at a time per OUT (held to the end).
+    let pseudonymizer = Pseudonymizer::for_study(config, &paths.data_dir, first == 0)?;
+    let _lock = crate::lock::lock_out_dir(&paths.out_dir, opts.wait, opts.quiet)?;
     let log = Log::new(opts.quiet, opts.verbose, opts.progress);
     let run_started = Instant::now();
     let mut manifest = start_manifest(config, opts, &paths, &pseudonymizer, (first, last), &log)?;

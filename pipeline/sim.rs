@@ -544,7 +544,7 @@ pub fn simulate(p: &params::Params, out: &Path, command: String) -> Result<truth
     let mut files = BTreeMap::new();
     files.insert("truth_units", "truth_units.csv");
     files.insert("truth_dyads", "truth_dyads.csv");
-    let truth = truth::Truth {
+    let mut truth = truth::Truth {
         generator: "relcap simulate",
         version: env!("CARGO_PKG_VERSION"),
         command,
@@ -571,11 +571,13 @@ pub fn simulate(p: &params::Params, out: &Path, command: String) -> Result<truth
         counts,
         row_counts,
         files,
+        simulated_tables: Default::default(),
     };
 
     for f in finished {
         f.commit()?;
     }
+    truth.simulated_tables = crate::sim_mark::tables_written(out, p.format.extension())?;
     let truth_path = out.join("truth.json");
     crate::io::write_json(&truth, &truth_path)?;
     write::make_readable(&truth_path)?;

@@ -166,6 +166,7 @@ pub fn verify(opts: &VerifyOptions) -> Result<VerifyReport> {
         no_cache: true,
         progress: opts.progress,
         config_path: None,
+        wait: false,
     };
     let rerun = orchestrate::run(&config, &run_opts).context("the rerun failed")?;
     let files = compare(

@@ -40,7 +40,12 @@ fn config(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
 
 fn relcap() -> Command {
     let mut c = Command::cargo_bin("relcap").unwrap();
-    c.env_remove("RELCAP_PSEUDONYM_KEY");
+    // The tiny study is not simulated, so the demo key may not pseudonymise it: the same bytes
+    // come from the environment instead (same pseudonyms).
+    c.env(
+        "RELCAP_PSEUDONYM_KEY",
+        std::str::from_utf8(DEMO_KEY).unwrap(),
+    );
     c
 }
 
@@ -709,9 +714,10 @@ fn run_without_key_and_without_demo_key_fails_clearly() {
             .filter(|l| !l.starts_with("demo_key"))
             .collect::<Vec<_>>()
             .join("\n")
+            .replace("\"RELCAP_PSEUDONYM_KEY\"", "\"RELCAP_TEST_UNSET_KEY\"")
     });
     let err = fails_cleanly(tmp.path(), &cfg);
-    assert!(err.contains("RELCAP_PSEUDONYM_KEY"), "{err}");
+    assert!(err.contains("RELCAP_TEST_UNSET_KEY"), "{err}");
 }
 
 #[test]
@@ -719,7 +725,7 @@ fn key_from_environment_changes_every_pseudonym() {
     let tmp = tiny_copy();
     let cfg = config(tmp.path(), |t| t);
     let out = relcap()
-        .env("RELCAP_PSEUDONYM_KEY", "another-key")
+        .env("RELCAP_PSEUDONYM_KEY", "another-key-of-19-b")
         .args(["run", "--until", "ingest", "-q", "--config"])
         .arg(&cfg)
         .arg("--data")
@@ -730,7 +736,7 @@ fn key_from_environment_changes_every_pseudonym() {
         .unwrap();
     ok(&out);
     let e = read(tmp.path(), "ingest", "employee_responses");
-    let p = Pseudonymizer::new(b"another-key", KeySource::Environment).unwrap();
+    let p = Pseudonymizer::new(b"another-key-of-19-b", KeySource::Environment).unwrap();
     assert_eq!(strs(&e, "respondent_id")[0], Some(p.pseudonym("emp-anna")));
     assert_eq!(
         summary(tmp.path(), "ingest")["facts"]["pseudonym_key_source"],

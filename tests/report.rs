@@ -469,6 +469,9 @@ fn no_report_shows_a_small_cell_or_a_pseudonym() {
     let reports = tmp.path().join("reports");
     run_ok(
         relcap()
+            // The edited study is no longer the simulated one: the demo key's bytes from the
+            // environment (the demo key may pseudonymise only what `relcap simulate` wrote).
+            .env("RELCAP_PSEUDONYM_KEY", "relcap-demo-study-public-key")
             .args(["run", "-q", "--config"])
             .arg(repo().join("config/study.toml"))
             .arg("--data")

@@ -208,7 +208,7 @@ pub fn status(config: &Config, paths: &StudyPaths) -> Result<StatusReport> {
     let found = Manifest::load_from_out(&paths.out_dir)?;
     let log = Log::silent();
     // Without a key the present key id is unknown; ingest is then reported stale.
-    let key_id = Pseudonymizer::from_config(&config.privacy)
+    let key_id = Pseudonymizer::for_study(config, &paths.data_dir, true)
         .ok()
         .map(|p| p.key_id().to_string());
     let empty = Manifest {

@@ -47,6 +47,8 @@ pub struct Truth {
     pub clamped_share: BTreeMap<&'static str, f64>,
     pub row_counts: BTreeMap<String, u64>,
     pub files: BTreeMap<&'static str, &'static str>,
+    /// The mark that lets the public demo key pseudonymise this study (`sim_mark`).
+    pub simulated_tables: crate::sim_mark::Mark,
 }
 
 #[derive(Debug, Serialize)]
