@@ -41,7 +41,7 @@ use super::{
     parse_list, progress_bar, replicate, replication_seed, run_indexed, threads, Design,
     Replication,
 };
-use crate::config::Config;
+use crate::config::{Config, Direction};
 
 #[derive(Debug, clap::Args)]
 pub struct PowerArgs {
@@ -416,9 +416,9 @@ pub fn main(args: &PowerArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     let m = &config.model;
     let positive = [
-        m.h1.direction == "positive",
-        m.h2.direction == "positive",
-        m.h3.direction == "positive",
+        m.h1.direction == Direction::Positive,
+        m.h2.direction == Direction::Positive,
+        m.h3.direction == Direction::Positive,
     ];
     let mut rows = Vec::new();
     for (c, (size, k, eff, _)) in cells.iter().enumerate() {

@@ -160,18 +160,20 @@ mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde::Serialize;
 use serde_json::json;
 
 use super::{StageContext, StageSummary, TableCount};
-use crate::config::{ConfigError, HypothesisSpec, ModelSection};
+use crate::config::{
+    ConfigError, Correction, Direction, Linkage, MetaMethod, Method, ModelSection,
+};
 use crate::io::{write_json, write_parquet, ParquetMeta};
 use crate::memo::Memo;
 use crate::stats::htest::p_adjust_holm;
 use crate::stats::meta::{rma, MetaFit, TauMethod};
 use crate::stats::ols::VcovType;
-use fitting::{fit, parse_vcov, Attempt, Kind, ModelSpec, Skip};
+use fitting::{fit, Attempt, Kind, ModelSpec, Skip};
 use frame::{Table, Want};
 use tables::{fin, FitRow, HetRow, ResultRow, VarCompRow};
 
@@ -246,17 +248,6 @@ fn config_error(key: &str, message: String) -> anyhow::Error {
     .into()
 }
 
-fn method_reml(h: &HypothesisSpec, key: &str) -> Result<bool> {
-    match h.method.as_deref().unwrap_or("reml") {
-        "reml" => Ok(true),
-        "ml" => Ok(false),
-        other => Err(config_error(
-            &format!("model.{key}.method"),
-            format!("is {other:?}; use \"reml\" or \"ml\""),
-        )),
-    }
-}
-
 /// Rows with an empty `exclusion` and the others counted by reason.
 fn sample(table: &Table) -> (Vec<usize>, BTreeMap<String, u64>) {
     let mut keep = Vec::new();
@@ -294,17 +285,7 @@ fn choose_primary(models: &[ModelSpec], term: &str, key: &str) -> Result<usize> 
 
 fn plan_h1(cfg: &ModelSection, table: Table) -> Result<Plan> {
     let h = &cfg.h1;
-    let vcov_name = h.vcov.as_deref().unwrap_or(if h.cluster.is_some() {
-        "cr1"
-    } else {
-        "classical"
-    });
-    let vcov = parse_vcov(vcov_name).ok_or_else(|| {
-        config_error(
-            "model.h1.vcov",
-            format!("{vcov_name:?} is not a known type"),
-        )
-    })?;
+    let vcov = VcovType::from(h.vcov());
     let cluster = if vcov == VcovType::Cr1 {
         match &h.cluster {
             Some(c) => Some(c.clone()),
@@ -348,7 +329,7 @@ fn plan_h1(cfg: &ModelSection, table: Table) -> Result<Plan> {
         models,
         primary_model: Some(primary),
         primary_term: h.primary_term.clone(),
-        positive: h.direction == "positive",
+        positive: h.direction == Direction::Positive,
         notes: vec![],
     })
 }
@@ -384,7 +365,7 @@ fn add_unit_wave_split(table: &mut Table, sample: &[usize]) -> Result<()> {
 
 fn plan_h2(cfg: &ModelSection, mut table: Table) -> Result<Plan> {
     let h = &cfg.h2;
-    let reml = method_reml(h, "h2")?;
+    let reml = h.method() == Method::Reml;
     let mut notes = vec![];
     if h.vcov.is_some() || h.cluster.is_some() {
         notes.push(
@@ -421,7 +402,7 @@ fn plan_h2(cfg: &ModelSection, mut table: Table) -> Result<Plan> {
         models,
         primary_model: Some(primary),
         primary_term: h.primary_term.clone(),
-        positive: h.direction == "positive",
+        positive: h.direction == Direction::Positive,
         notes,
     })
 }
@@ -445,18 +426,8 @@ fn h3_arms(table: &Table, rows: &[usize]) -> (bool, bool) {
 
 fn plan_h3(cfg: &ModelSection, table: Table) -> Result<Plan> {
     let h = &cfg.h3;
-    let reml = method_reml(h, "h3")?;
-    let linkage = h.design.as_deref().unwrap_or("panel");
-    let panel = match linkage {
-        "panel" => true,
-        "cross_section" => false,
-        other => {
-            return Err(config_error(
-                "model.h3.design",
-                format!("is {other:?}; use \"panel\" or \"cross_section\""),
-            ))
-        }
-    };
+    let reml = h.method() == Method::Reml;
+    let panel = h.design() == Linkage::Panel;
     let random: Vec<String> = if panel {
         vec!["respondent_id".into(), "unit_id".into()]
     } else {
@@ -537,7 +508,7 @@ fn plan_h3(cfg: &ModelSection, table: Table) -> Result<Plan> {
         models,
         primary_model,
         primary_term,
-        positive: h.direction == "positive",
+        positive: h.direction == Direction::Positive,
         notes,
     })
 }
@@ -614,20 +585,14 @@ fn run_plan(plan: Plan, cfg: &ModelSection, level: f64, memo: &Memo) -> Result<O
     let mut meta = Vec::new();
     if yi.len() >= 2 {
         for method in &cfg.meta.methods {
-            let tm = match method.as_str() {
-                "reml" => TauMethod::Reml,
-                "dl" => TauMethod::Dl,
-                "fe" => TauMethod::Fixed,
-                other => {
-                    return Err(config_error(
-                        "model.meta.methods",
-                        format!("{other:?} is not reml, dl or fe"),
-                    ))
-                }
+            let tm = match method {
+                MetaMethod::Reml => TauMethod::Reml,
+                MetaMethod::Dl => TauMethod::Dl,
+                MetaMethod::Fe => TauMethod::Fixed,
             };
             match rma(&yi, &vi, tm, level) {
                 Ok(fit) => meta.push(MetaRun {
-                    method: method.clone(),
+                    method: method.as_str().to_string(),
                     fit,
                     n_obs,
                 }),
@@ -746,14 +711,14 @@ pub struct Verdict {
 }
 
 /// p-values adjusted by `correction` (NaN entries stay NaN and are not counted).
-fn adjust(p: &[f64], correction: &str) -> Vec<f64> {
+fn adjust(p: &[f64], correction: Correction) -> Vec<f64> {
     match correction {
-        "holm" => p_adjust_holm(p),
-        "bonferroni" => {
+        Correction::Holm => p_adjust_holm(p),
+        Correction::Bonferroni => {
             let m = p.iter().filter(|v| !v.is_nan()).count() as f64;
             p.iter().map(|v| (v * m).min(1.0)).collect()
         }
-        _ => p.to_vec(),
+        Correction::None => p.to_vec(),
     }
 }
 
@@ -763,7 +728,7 @@ fn verdicts(outcomes: &[Outcome], cfg: &ModelSection) -> Vec<Verdict> {
         .map(|o| o.primary_pooled().map_or(f64::NAN, |(_, c)| c.p_value))
         .collect();
     let holm = p_adjust_holm(&p);
-    let adjusted = adjust(&p, &cfg.correction);
+    let adjusted = adjust(&p, cfg.correction);
     outcomes
         .iter()
         .enumerate()
@@ -1224,15 +1189,12 @@ fn analyse(ctx: &StageContext, cfg: &ModelSection) -> Result<Vec<Outcome>> {
 
 pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let cfg = &ctx.config.model;
-    if !(cfg.alpha > 0.0 && cfg.alpha < 1.0) {
-        bail!("model.alpha must be in (0, 1)");
-    }
     let mut summary = StageSummary::default();
     let outcomes = analyse(ctx, cfg)?;
     let verdicts = verdicts(&outcomes, cfg);
     let out = collect(&outcomes, &verdicts);
     account(&outcomes, &mut summary);
-    let panel = cfg.h3.design.as_deref().unwrap_or("panel") == "panel";
+    let panel = cfg.h3.design() == Linkage::Panel;
     let h3_attrition = outcomes
         .iter()
         .find(|o| o.plan.id == "H3")
@@ -1291,7 +1253,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
             "h3_design".into(),
             json!({
                 "design": o.plan.design,
-                "linkage": cfg.h3.design.as_deref().unwrap_or("panel"),
+                "linkage": cfg.h3.design().as_str(),
                 "primary_term": o.plan.primary_term,
             }),
         );
