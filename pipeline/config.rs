@@ -90,6 +90,7 @@ macro_rules! choice {
         }
     };
 }
+pub(crate) use choice;
 
 mod model;
 pub use model::{
