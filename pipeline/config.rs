@@ -235,8 +235,8 @@ pub struct WideSpec {
     pub respondent_from_line: bool,
     /// An empty answer cell: `skip` (no long row, counted as excluded `empty_cell`) or `keep`
     /// (a long row with an empty value, i.e. an item not answered).
-    #[serde(default = "default_empty_cells")]
-    pub empty_cells: String,
+    #[serde(default)]
+    pub empty_cells: EmptyCells,
     /// Cell texts meaning "not asked" (no long row, counted as excluded `not_asked`).
     #[serde(default)]
     pub not_asked: Vec<String>,
@@ -252,8 +252,14 @@ pub struct WideColumn {
     pub target: Option<String>,
 }
 
-fn default_empty_cells() -> String {
-    "skip".into()
+choice! {
+    /// `sources.*.wide.empty_cells`: what an empty answer cell of a wide export becomes.
+    #[derive(Default)]
+    pub enum EmptyCells {
+        #[default]
+        Skip = "skip",
+        Keep = "keep",
+    }
 }
 
 fn yes() -> bool {
@@ -682,12 +688,6 @@ fn validate_source(t: &str, spec: &SourceSpec) -> Result<(), ConfigError> {
         return Err(invalid(
             &key("wide"),
             "only employee_responses and citizen_responses can be wide",
-        ));
-    }
-    if !matches!(wide.empty_cells.as_str(), "skip" | "keep") {
-        return Err(invalid(
-            &key("wide.empty_cells"),
-            format!("is {:?}; use \"skip\" or \"keep\"", wide.empty_cells),
         ));
     }
     if wide.patterns.is_empty() && wide.columns.is_empty() {
@@ -1237,6 +1237,12 @@ mod tests {
                 "cross_section",
             ),
             ("[model.meta]\nmethods = [\"reml\", \"pm\"]\n", "model.meta.methods", "dl"),
+            (
+                "[sources.employee_responses]\nfile = \"e\"\n\
+                 wide = { patterns = [\"{item}\"], items = [\"x\"], empty_cells = \"drop\" }\n",
+                "sources.employee_responses.wide",
+                "keep",
+            ),
         ] {
             let e = Config::from_toml(&format!("{MINIMAL}{extra}")).unwrap_err();
             let text = e.to_string();

@@ -665,7 +665,7 @@ fn type_records(
             lines = tt.lines;
         }
         Some(w) => {
-            let keep_empty = w.empty_cells == "keep";
+            let keep_empty = w.empty_cells == crate::config::EmptyCells::Keep;
             let mut builders: Vec<StringChunkedBuilder> = columns
                 .iter()
                 .map(|c| StringChunkedBuilder::new(PlSmallStr::from_str(c.name), n_records))
