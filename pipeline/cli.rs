@@ -517,3 +517,46 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
     print!("{}", crate::inspect::describe(&args.file, args.rows)?);
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every `.rs` file under `dir`.
+    fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn only_cli_and_main_know_clap_and_exit_codes() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline");
+        let mut files = vec![];
+        sources(&root, &mut files);
+        let mut found = vec![];
+        for f in files {
+            let rel = f.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+            if rel == "cli.rs" || rel == "main.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap();
+            for (i, line) in text.lines().enumerate() {
+                let code = line.trim_start();
+                if !code.starts_with("//") && (code.contains("clap") || code.contains("ExitCode")) {
+                    found.push(format!("pipeline/{rel}:{}: {}", i + 1, code));
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "outside cli.rs and main.rs:\n{}",
+            found.join("\n")
+        );
+    }
+}
