@@ -37,7 +37,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -53,28 +53,22 @@ pub const H3_FORMULA: &str =
 
 const H3_R_SCRIPT: &str = include_str!("../benches/h3_lme4.R");
 
-#[derive(Debug, clap::Args)]
-pub struct BenchArgs {
+/// What `relcap bench` is asked to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
     /// Study configuration (the demo study's data folder and every setting).
-    #[arg(long, default_value = "config/study.toml")]
     pub config: PathBuf,
     /// Working folder: the national study, outputs, logs and bench.json.
-    #[arg(long, default_value = "data/bench")]
     pub dir: PathBuf,
     /// Seed of the national study.
-    #[arg(long, default_value_t = 20261123)]
     pub seed: u64,
     /// Replications of `relcap power` (0: skip it).
-    #[arg(long, default_value_t = 200)]
     pub power_replications: usize,
     /// Skip the national study (and the lme4 comparison).
-    #[arg(long)]
     pub skip_national: bool,
     /// Skip the H3 comparison with R's lme4.
-    #[arg(long)]
     pub no_lme4: bool,
     /// A label stored in bench.json (e.g. the commit measured).
-    #[arg(long)]
     pub label: Option<String>,
 }
 
@@ -142,7 +136,7 @@ pub struct Machine {
     pub os: String,
 }
 
-pub fn main(args: &BenchArgs) -> Result<ExitCode> {
+pub fn main(args: &BenchOptions) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the relcap executable")?;
     let dir = absolute(&args.dir)?;
     std::fs::create_dir_all(dir.join("logs"))
@@ -250,7 +244,7 @@ pub fn main(args: &BenchArgs) -> Result<ExitCode> {
     let json = serde_json::to_string_pretty(&report)?;
     write_text(&dir.join("bench.json"), &json)?;
     print!("{}", to_text(&report));
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 struct Bench {

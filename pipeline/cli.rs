@@ -1,14 +1,21 @@
 //! The command line: clap subcommands, resolved into calls on the library. Only this module and
-//! `main.rs` know about clap and exit codes.
+//! `main.rs` know about clap and exit codes: each subcommand's arguments become the plain options
+//! its module takes (`SimulateOptions`, `FitRequest`, ...), and the modules return `Result`s
+//! that only this module turns into exit codes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{value_parser, Args, Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, Method, Vcov};
+use crate::fit::{FitRequest, Output};
 use crate::orchestrate::{self, RunOptions};
+use crate::sim::{Format, Preset, SimulateOptions, StudyDesign};
+use crate::sim_study::{power::PowerOptions, validate::ValidateOptions};
 
 #[derive(Debug, Parser)]
 #[command(name = "relcap", version, about = "Relational capacity study pipeline")]
@@ -22,13 +29,13 @@ pub enum Command {
     /// Run the study: ingest, clean, score, link, model, report (the demo study by default).
     Run(RunArgs),
     /// Write a simulated study in canonical form, with its true effects in truth.json.
-    Simulate(crate::sim::SimulateArgs),
+    Simulate(SimulateArgs),
     /// Fit a regression or mixed model on any Parquet or CSV table.
-    Fit(crate::fit::FitArgs),
+    Fit(FitArgs),
     /// Power by simulation: the share of simulated studies that detect each hypothesis.
-    Power(crate::sim_study::power::PowerArgs),
+    Power(PowerArgs),
     /// Parameter recovery: bias, RMSE and interval coverage over simulated studies.
-    Validate(crate::sim_study::validate::ValidateArgs),
+    Validate(ValidateArgs),
     /// Say which stages are up to date and why the others are stale (exit code 1 if any is).
     Status(StatusArgs),
     /// Rerun the study a manifest describes and compare every output with the recorded one.
@@ -37,9 +44,18 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Benchmark: wall time, CPU time and peak memory of every stage on the national and the
     /// demo study, a rerun after a model setting, `relcap power`, and the H3 model against lme4.
-    Bench(crate::bench::BenchArgs),
+    Bench(BenchArgs),
     /// Print a new random pseudonymisation key (256 bits as 64 hex characters).
     Keygen,
+}
+
+/// A parser for a plain enum of the library (a `config::choice!`): its `FromStr`, with the
+/// values listed in `--help` and in the usage error.
+fn choice<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
+where
+    T: FromStr<Err = String> + Clone + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(names).try_map(|s| s.parse::<T>())
 }
 
 /// Where the study is: shared by `run` and the commands that inspect a run.
@@ -132,20 +148,280 @@ pub struct InspectArgs {
     pub rows: usize,
 }
 
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Output folder (created if missing); the five tables, truth.json and the truth tables.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Seed of the random streams: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Size preset: `demo` (the five study municipalities, CSV) or `national` (98, Parquet).
+    #[arg(long, default_value = "demo", value_parser = choice::<Preset>(Preset::NAMES))]
+    pub preset: Preset,
+    #[command(flatten)]
+    pub sizes: SizeArgs,
+    #[command(flatten)]
+    pub point: PointArgs,
+    /// The intervention happens after this wave (must be below the number of waves).
+    #[arg(long, default_value_t = 1)]
+    pub after_wave: u32,
+    /// Share of units per municipality in the intervention arm.
+    #[arg(long, default_value_t = 0.5)]
+    pub intervention_share: f64,
+    /// Output format of the five tables (default: csv for demo, parquet for national).
+    #[arg(long, value_parser = choice::<Format>(Format::NAMES))]
+    pub format: Option<Format>,
+    /// No summary on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// The sizes of a simulated study that `simulate`, `power` and `validate` share (default: the
+/// preset's; `power` and `validate` simulate the demo preset).
+#[derive(Debug, Args)]
+pub struct SizeArgs {
+    /// Number of municipalities.
+    #[arg(long, value_parser = value_parser!(u32).range(1..=999))]
+    pub municipalities: Option<u32>,
+    /// Number of waves (2-9).
+    #[arg(long, value_parser = value_parser!(u32).range(2..=9))]
+    pub waves: Option<u32>,
+    /// Number of work groups (2-99).
+    #[arg(long, value_parser = value_parser!(u32).range(2..=99))]
+    pub work_groups: Option<u32>,
+    /// New citizens (one case each) per municipality and wave.
+    #[arg(long, value_parser = value_parser!(u32).range(0..=1_000_000))]
+    pub citizens_per_municipality: Option<u32>,
+    /// Only intervention units (the design without controls; H3 becomes a pre/post comparison).
+    #[arg(long)]
+    pub no_control: bool,
+}
+
+/// One simulated design's size and effects (`simulate`, `validate`; `power` takes lists).
+#[derive(Debug, Args)]
+pub struct PointArgs {
+    /// Target positions per municipality; units of 8-20 are added until it is reached.
+    #[arg(long, value_parser = value_parser!(u32).range(1..=100_000))]
+    pub employees_per_municipality: Option<u32>,
+    /// H1: answer points of citizen quality per point of true case RCap.
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    pub effect_h1: f64,
+    /// H2: answer points of respondent RCap per point of the manager's true SRM.
+    #[arg(long, default_value_t = 0.25, allow_negative_numbers = true)]
+    pub effect_h2: f64,
+    /// H3: answer points added to respondent RCap in intervention units after the intervention.
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
+    pub effect_h3: f64,
+}
+
+impl SizeArgs {
+    /// The design with these sizes and `point`'s size and effects.
+    fn design(self, point: PointArgs) -> StudyDesign {
+        StudyDesign {
+            municipalities: self.municipalities,
+            employees_per_municipality: point.employees_per_municipality,
+            waves: self.waves,
+            work_groups: self.work_groups,
+            citizens_per_municipality: self.citizens_per_municipality,
+            effect_h1: point.effect_h1,
+            effect_h2: point.effect_h2,
+            effect_h3: point.effect_h3,
+            no_control: self.no_control,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// Table to fit on: a .parquet or .csv file.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Model formula in R/lme4 style, e.g. "rcap ~ srm_between + C(wave) + (1 | unit_id)".
+    #[arg(long)]
+    pub formula: String,
+    /// Standard errors for OLS models.
+    #[arg(long, default_value = "classical", value_parser = choice::<Vcov>(Vcov::NAMES))]
+    pub vcov: Vcov,
+    /// Cluster column for cluster-robust (CR1) standard errors; implies --vcov cr1.
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Estimation method for mixed models.
+    #[arg(long, default_value = "reml", value_parser = choice::<Method>(Method::NAMES))]
+    pub method: Method,
+    /// Confidence level of the intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub level: f64,
+    /// Output: a readable summary, or one JSON object.
+    #[arg(long, default_value = "table", value_parser = choice::<Output>(Output::NAMES))]
+    pub format: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct PowerArgs {
+    /// Study configuration (its model settings decide detection; data and output folders are not used).
+    #[arg(long, default_value = "config/study.toml")]
+    pub config: PathBuf,
+    /// Folder for power.csv, power.json and power.svg.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Simulated studies per cell of the grid.
+    #[arg(long, default_value_t = 100)]
+    pub replications: usize,
+    /// Base seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads (default: the available cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Sizes: positions per municipality, comma-separated.
+    #[arg(long, default_value = "70,140,280")]
+    pub employees_per_municipality: String,
+    /// H1 effects, comma-separated (one per scenario, or one for all).
+    #[arg(long, default_value = "0.5", allow_hyphen_values = true)]
+    pub effect_h1: String,
+    /// H2 effects, comma-separated.
+    #[arg(long, default_value = "0.25", allow_hyphen_values = true)]
+    pub effect_h2: String,
+    /// H3 effects, comma-separated.
+    #[arg(long, default_value = "0.2", allow_hyphen_values = true)]
+    pub effect_h3: String,
+    #[command(flatten)]
+    pub sizes: SizeArgs,
+    /// No progress bar and no table on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Study configuration (its model settings are used; data and output folders are not).
+    #[arg(long, default_value = "config/study.toml")]
+    pub config: PathBuf,
+    /// Folder for validate.json and replications.csv.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of simulated studies.
+    #[arg(long, default_value_t = 200)]
+    pub replications: usize,
+    /// Base seed; replication r uses a seed derived from it and r.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads (default: the available cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[command(flatten)]
+    pub sizes: SizeArgs,
+    #[command(flatten)]
+    pub point: PointArgs,
+    /// Replications of the large-sample reference design (0: no `large_sample` target).
+    #[arg(long, default_value_t = 20)]
+    pub reference_replications: usize,
+    /// The reference design has this many times the municipalities.
+    #[arg(long, default_value_t = 10)]
+    pub reference_scale: u32,
+    /// No progress bar and no table on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Study configuration (the demo study's data folder and every setting).
+    #[arg(long, default_value = "config/study.toml")]
+    pub config: PathBuf,
+    /// Working folder: the national study, outputs, logs and bench.json.
+    #[arg(long, default_value = "data/bench")]
+    pub dir: PathBuf,
+    /// Seed of the national study.
+    #[arg(long, default_value_t = 20261123)]
+    pub seed: u64,
+    /// Replications of `relcap power` (0: skip it).
+    #[arg(long, default_value_t = 200)]
+    pub power_replications: usize,
+    /// Skip the national study (and the lme4 comparison).
+    #[arg(long)]
+    pub skip_national: bool,
+    /// Skip the H3 comparison with R's lme4.
+    #[arg(long)]
+    pub no_lme4: bool,
+    /// A label stored in bench.json (e.g. the commit measured).
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
 pub fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run(args),
-        Command::Simulate(args) => crate::sim::main(&args),
-        Command::Fit(args) => crate::fit::main(&args),
-        Command::Power(args) => crate::sim_study::power::main(&args),
-        Command::Validate(args) => crate::sim_study::validate::main(&args),
+        Command::Simulate(a) => done(crate::sim::main(&SimulateOptions {
+            out: a.out,
+            seed: a.seed,
+            preset: a.preset,
+            design: a.sizes.design(a.point),
+            after_wave: a.after_wave,
+            intervention_share: a.intervention_share,
+            format: a.format,
+            quiet: a.quiet,
+        })),
+        Command::Fit(a) => done(crate::fit::main(&FitRequest {
+            data: a.data,
+            formula: a.formula,
+            vcov: a.vcov,
+            cluster: a.cluster,
+            method: a.method,
+            level: a.level,
+            format: a.format,
+        })),
+        Command::Power(a) => done(crate::sim_study::power::main(&PowerOptions {
+            config: a.config,
+            out: a.out,
+            replications: a.replications,
+            seed: a.seed,
+            threads: a.threads,
+            employees_per_municipality: a.employees_per_municipality,
+            effect_h1: a.effect_h1,
+            effect_h2: a.effect_h2,
+            effect_h3: a.effect_h3,
+            // The grid sets the size and the effects of each cell.
+            design: a.sizes.design(PointArgs {
+                employees_per_municipality: None,
+                effect_h1: 0.0,
+                effect_h2: 0.0,
+                effect_h3: 0.0,
+            }),
+            quiet: a.quiet,
+        })),
+        Command::Validate(a) => done(crate::sim_study::validate::main(&ValidateOptions {
+            config: a.config,
+            out: a.out,
+            replications: a.replications,
+            seed: a.seed,
+            threads: a.threads,
+            design: a.sizes.design(a.point),
+            reference_replications: a.reference_replications,
+            reference_scale: a.reference_scale,
+            quiet: a.quiet,
+        })),
         Command::Status(args) => status(args),
         Command::Verify(args) => verify(args),
         Command::Inspect(args) => inspect(args),
-        Command::Bench(args) => crate::bench::main(&args),
-        Command::Keygen => crate::keygen::main().map(|()| ExitCode::SUCCESS),
+        Command::Bench(a) => done(crate::bench::main(&crate::bench::BenchOptions {
+            config: a.config,
+            dir: a.dir,
+            seed: a.seed,
+            power_replications: a.power_replications,
+            skip_national: a.skip_national,
+            no_lme4: a.no_lme4,
+            label: a.label,
+        })),
+        Command::Keygen => done(crate::keygen::main()),
     }
+}
+
+/// A command that has no verdict of its own: success unless it failed.
+fn done(result: Result<()>) -> Result<ExitCode> {
+    result.map(|()| ExitCode::SUCCESS)
 }
 
 fn run(args: RunArgs) -> Result<ExitCode> {
@@ -247,4 +523,47 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
 fn inspect(args: InspectArgs) -> Result<ExitCode> {
     print!("{}", crate::inspect::describe(&args.file, args.rows)?);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every `.rs` file under `dir`.
+    fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn only_cli_and_main_know_clap_and_exit_codes() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline");
+        let mut files = vec![];
+        sources(&root, &mut files);
+        let mut found = vec![];
+        for f in files {
+            let rel = f.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+            if rel == "cli.rs" || rel == "main.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&f).unwrap();
+            for (i, line) in text.lines().enumerate() {
+                let code = line.trim_start();
+                if !code.starts_with("//") && (code.contains("clap") || code.contains("ExitCode")) {
+                    found.push(format!("pipeline/{rel}:{}: {}", i + 1, code));
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "outside cli.rs and main.rs:\n{}",
+            found.join("\n")
+        );
+    }
 }

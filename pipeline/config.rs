@@ -1,5 +1,5 @@
 //! The study configuration: `config/study.toml` read into typed settings, every default of the
-//! study brief in one place, validated before any stage runs.
+//! study in one place, validated before any stage runs.
 //!
 //! Loading is strict: an unknown key, an item named twice, a dimension that names no item, or a
 //! privacy threshold below 3 is an error that names the offending key. Relative paths are resolved
@@ -34,6 +34,63 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
         message: message.into(),
     }
 }
+
+/// An enum of settings spelled as given: in TOML and JSON (serde), on the command line
+/// (`FromStr`, `NAMES`) and in outputs (`as_str`, `Display`). An unknown value fails where it is
+/// read, with the values that are allowed.
+macro_rules! choice {
+    ($(#[$meta:meta])* pub enum $name:ident {
+        $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(try_from = "String")]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+        }
+
+        impl $name {
+            /// Every value, as written.
+            pub const NAMES: &[&str] = &[$($text),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!("is {other:?}; use {}", $name::NAMES.join(", "))),
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                s.parse()
+            }
+        }
+    };
+}
+pub(crate) use choice;
+
+mod model;
+pub use model::{
+    Correction, Direction, HypothesisSpec, Linkage, MetaMethod, MetaSpec, Method, ModelSection,
+    Vcov,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -172,8 +229,8 @@ pub struct WideSpec {
     pub respondent_from_line: bool,
     /// An empty answer cell: `skip` (no long row, counted as excluded `empty_cell`) or `keep`
     /// (a long row with an empty value, i.e. an item not answered).
-    #[serde(default = "default_empty_cells")]
-    pub empty_cells: String,
+    #[serde(default)]
+    pub empty_cells: EmptyCells,
     /// Cell texts meaning "not asked" (no long row, counted as excluded `not_asked`).
     #[serde(default)]
     pub not_asked: Vec<String>,
@@ -189,8 +246,14 @@ pub struct WideColumn {
     pub target: Option<String>,
 }
 
-fn default_empty_cells() -> String {
-    "skip".into()
+choice! {
+    /// `sources.*.wide.empty_cells`: what an empty answer cell of a wide export becomes.
+    #[derive(Default)]
+    pub enum EmptyCells {
+        #[default]
+        Skip = "skip",
+        Keep = "keep",
+    }
 }
 
 fn yes() -> bool {
@@ -457,25 +520,6 @@ impl ScoringSection {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelSection {
-    pub alpha: f64,
-    pub correction: String,
-    pub h1: HypothesisSpec,
-    pub h2: HypothesisSpec,
-    pub h3: HypothesisSpec,
-    pub meta: MetaSpec,
-    /// A per-municipality model is fitted only with at least this many clusters (H1: values of
-    /// its cluster column; H2, H3: units); otherwise it is skipped with a warning.
-    #[serde(default = "default_min_clusters")]
-    pub min_clusters: u32,
-}
-
-fn default_min_clusters() -> u32 {
-    5
-}
-
 /// `[report]`: how the report stage renders (what it shows is fixed by the results).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -514,67 +558,6 @@ impl ReportSection {
             }
         }
         serde_json::json!({ "stars": self.stars, "templates": templates })
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct HypothesisSpec {
-    pub primary_term: String,
-    /// "positive" or "negative".
-    pub direction: String,
-    /// Standard errors for OLS models: classical, hc0..hc3, cr1.
-    #[serde(default)]
-    pub vcov: Option<String>,
-    /// Cluster column for cr1.
-    #[serde(default)]
-    pub cluster: Option<String>,
-    /// "reml" or "ml" for mixed models.
-    #[serde(default)]
-    pub method: Option<String>,
-    /// H3 only: "panel" or "cross_section".
-    #[serde(default)]
-    pub design: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MetaSpec {
-    pub methods: Vec<String>,
-}
-
-impl Default for ModelSection {
-    fn default() -> Self {
-        let h = |term: &str| HypothesisSpec {
-            primary_term: term.into(),
-            direction: "positive".into(),
-            vcov: None,
-            cluster: None,
-            method: None,
-            design: None,
-        };
-        ModelSection {
-            alpha: 0.05,
-            correction: "holm".into(),
-            h1: HypothesisSpec {
-                vcov: Some("cr1".into()),
-                cluster: Some("lead_unit_id".into()),
-                ..h("case_rcap")
-            },
-            h2: HypothesisSpec {
-                method: Some("reml".into()),
-                ..h("srm_unit")
-            },
-            h3: HypothesisSpec {
-                method: Some("reml".into()),
-                design: Some("panel".into()),
-                ..h("post:intervention")
-            },
-            meta: MetaSpec {
-                methods: vec!["reml".into(), "dl".into()],
-            },
-            min_clusters: default_min_clusters(),
-        }
     }
 }
 
@@ -667,12 +650,6 @@ fn validate_source(t: &str, spec: &SourceSpec) -> Result<(), ConfigError> {
             "only employee_responses and citizen_responses can be wide",
         ));
     }
-    if !matches!(wide.empty_cells.as_str(), "skip" | "keep") {
-        return Err(invalid(
-            &key("wide.empty_cells"),
-            format!("is {:?}; use \"skip\" or \"keep\"", wide.empty_cells),
-        ));
-    }
     if wide.patterns.is_empty() && wide.columns.is_empty() {
         return Err(invalid(
             &key("wide"),
@@ -747,9 +724,15 @@ impl Config {
 
     /// Parses and validates config text (paths left as written).
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: PathBuf::new(),
-            message: e.to_string(),
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            // A value of the wrong kind (an unknown `method`, text for a number) names its key.
+            match e.span().and_then(|span| key_at(text, span.start)) {
+                Some(key) => invalid(&key, e.message()),
+                None => ConfigError::Parse {
+                    path: PathBuf::new(),
+                    message: e.to_string(),
+                },
+            }
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -809,7 +792,7 @@ impl Config {
         }
         self.validate_instrument()?;
         self.validate_scoring()?;
-        self.validate_model()
+        self.model.validate()
     }
 
     fn validate_instrument(&self) -> Result<(), ConfigError> {
@@ -979,75 +962,6 @@ impl Config {
         Ok(())
     }
 
-    fn validate_model(&self) -> Result<(), ConfigError> {
-        let m = &self.model;
-        if !(m.alpha > 0.0 && m.alpha < 0.5) {
-            return Err(invalid("model.alpha", "must be in (0, 0.5)"));
-        }
-        if !matches!(m.correction.as_str(), "holm" | "bonferroni" | "none") {
-            return Err(invalid(
-                "model.correction",
-                "must be \"holm\", \"bonferroni\" or \"none\"",
-            ));
-        }
-        for (name, h) in [("h1", &m.h1), ("h2", &m.h2), ("h3", &m.h3)] {
-            if !matches!(h.direction.as_str(), "positive" | "negative") {
-                return Err(invalid(
-                    &format!("model.{name}.direction"),
-                    "must be \"positive\" or \"negative\"",
-                ));
-            }
-            if let Some(v) = &h.vcov {
-                if !matches!(
-                    v.as_str(),
-                    "classical" | "hc0" | "hc1" | "hc2" | "hc3" | "cr1"
-                ) {
-                    return Err(invalid(
-                        &format!("model.{name}.vcov"),
-                        "must be classical, hc0, hc1, hc2, hc3 or cr1",
-                    ));
-                }
-                if v == "cr1" && h.cluster.is_none() {
-                    return Err(invalid(
-                        &format!("model.{name}.cluster"),
-                        "cr1 standard errors need a cluster column",
-                    ));
-                }
-            }
-            if let Some(meth) = &h.method {
-                if !matches!(meth.as_str(), "reml" | "ml") {
-                    return Err(invalid(
-                        &format!("model.{name}.method"),
-                        "must be \"reml\" or \"ml\"",
-                    ));
-                }
-            }
-            if let Some(d) = &h.design {
-                if !matches!(d.as_str(), "panel" | "cross_section") {
-                    return Err(invalid(
-                        &format!("model.{name}.design"),
-                        "must be \"panel\" or \"cross_section\"",
-                    ));
-                }
-            }
-        }
-        for meth in &m.meta.methods {
-            if !matches!(meth.as_str(), "reml" | "dl" | "fe") {
-                return Err(invalid("model.meta.methods", "each must be reml, dl or fe"));
-            }
-        }
-        if m.min_clusters < 2 {
-            return Err(invalid(
-                "model.min_clusters",
-                format!(
-                    "is {}, but a model needs at least 2 clusters",
-                    m.min_clusters
-                ),
-            ));
-        }
-        Ok(())
-    }
-
     /// The part of the config a stage reads, as canonical JSON: what its fingerprint covers.
     pub fn section_for_stage(&self, stage: &str) -> serde_json::Value {
         let v = |x: &dyn erased::Ser| x.to_json();
@@ -1088,6 +1002,29 @@ mod erased {
     }
 }
 
+/// The dotted key whose value starts at byte `offset` of TOML `text`: the last table header above
+/// it and the key on its line (`[model.h2]` + `method = "x"` is `model.h2.method`). None when the
+/// offset is not in a `key = value` line (e.g. a key that is not known, or a multi-line array).
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let (key, _) = before[line_start..].split_once('=')?;
+    let key = key.trim();
+    if key.is_empty() || key.contains(['"', '\'', '[', '{', ',']) {
+        return None;
+    }
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(['[', ']']).trim());
+    Some(match table {
+        Some(t) if !t.is_empty() => format!("{t}.{key}"),
+        _ => key.to_string(),
+    })
+}
+
 fn resolve(base: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
@@ -1117,7 +1054,7 @@ mod tests {
     const MINIMAL: &str = "[study]\nname = \"t\"\ndata_dir = \"d\"\nout_dir = \"o\"\n";
 
     #[test]
-    fn defaults_match_the_brief() {
+    fn defaults_are_the_study_settings() {
         let c = Config::from_toml(MINIMAL).unwrap();
         assert_eq!(c.instrument.dimensions().len(), 7);
         assert_eq!(c.scoring.tie_min_items, 5);
@@ -1233,6 +1170,45 @@ mod tests {
         let text = format!("{MINIMAL}[instrument.value_maps.ghost]\n1 = 2\n");
         let e = Config::from_toml(&text).unwrap_err().to_string();
         assert!(e.contains("instrument.value_maps.ghost"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_setting_value_is_named_with_its_key() {
+        for (extra, key, value) in [
+            ("[model]\ncorrection = \"sidak\"\n", "model.correction", "holm"),
+            (
+                "[model.h2]\nprimary_term = \"srm_unit\"\ndirection = \"up\"\n",
+                "model.h2.direction",
+                "positive",
+            ),
+            (
+                "[model.h2]\nprimary_term = \"srm_unit\"\ndirection = \"positive\"\nmethod = \"mle\"\n",
+                "model.h2.method",
+                "reml",
+            ),
+            (
+                "[model.h1]\nprimary_term = \"case_rcap\"\ndirection = \"positive\"\nvcov = \"hc4\"\n",
+                "model.h1.vcov",
+                "hc3",
+            ),
+            (
+                "[model.h3]\nprimary_term = \"post\"\ndirection = \"positive\"\ndesign = \"pooled\"\n",
+                "model.h3.design",
+                "cross_section",
+            ),
+            ("[model.meta]\nmethods = [\"reml\", \"pm\"]\n", "model.meta.methods", "dl"),
+            (
+                "[sources.employee_responses]\nfile = \"e\"\n\
+                 wide = { patterns = [\"{item}\"], items = [\"x\"], empty_cells = \"drop\" }\n",
+                "sources.employee_responses.wide",
+                "keep",
+            ),
+        ] {
+            let e = Config::from_toml(&format!("{MINIMAL}{extra}")).unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, ConfigError::Invalid { .. }), "{text}");
+            assert!(text.contains(key) && text.contains(value), "{extra}: {text}");
+        }
     }
 
     #[test]

@@ -8,70 +8,47 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use polars::prelude::{CsvParseOptions, CsvReadOptions, DataFrame, ParquetReader, SerReader};
 
+use crate::config::{choice, Method, Vcov};
 use crate::io::{self, FileKind};
 use crate::stages::frame::{plain, Plain};
 use crate::stats::design::{Column, Data};
-use crate::stats::fit::{fit_formula, FitOptions, Method};
+use crate::stats::fit::{fit_formula, FitOptions};
 use crate::stats::formula;
 use crate::stats::ols::VcovType;
 
-#[derive(Debug, clap::Args)]
-pub struct FitArgs {
-    /// Table to fit on: a .parquet or .csv file.
-    #[arg(long)]
+/// What `relcap fit` is asked to fit and how to show it.
+#[derive(Debug, Clone)]
+pub struct FitRequest {
+    /// A .parquet or .csv file.
     pub data: PathBuf,
-    /// Model formula in R/lme4 style, e.g. "rcap ~ srm_between + C(wave) + (1 | unit_id)".
-    #[arg(long)]
+    /// R/lme4-style formula.
     pub formula: String,
-    /// Standard errors for OLS models.
-    #[arg(long, value_enum, default_value = "classical")]
-    pub vcov: VcovArg,
-    /// Cluster column for cluster-robust (CR1) standard errors; implies --vcov cr1.
-    #[arg(long)]
+    /// Standard errors of OLS models (CR1 whenever `cluster` is set).
+    pub vcov: Vcov,
     pub cluster: Option<String>,
-    /// Estimation method for mixed models.
-    #[arg(long, value_enum, default_value = "reml")]
-    pub method: MethodArg,
-    /// Confidence level of the intervals.
-    #[arg(long, default_value_t = 0.95)]
+    pub method: Method,
+    /// Confidence level of the intervals, in (0, 1).
     pub level: f64,
-    /// Output: a readable summary, or one JSON object.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: FormatArg,
+    pub format: Output,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum VcovArg {
-    Classical,
-    Hc0,
-    Hc1,
-    Hc2,
-    Hc3,
-    Cr1,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum MethodArg {
-    Reml,
-    Ml,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum FormatArg {
-    Table,
-    Json,
-}
-
-pub fn main(args: &FitArgs) -> Result<ExitCode> {
-    if !(args.level > 0.0 && args.level < 1.0) {
-        bail!("--level must be between 0 and 1, got {}", args.level);
+choice! {
+    /// How `relcap fit` prints the fit.
+    pub enum Output {
+        Table = "table",
+        Json = "json",
     }
-    let parsed = formula::parse(&args.formula).map_err(|e| anyhow!("{e}"))?;
+}
+
+pub fn main(req: &FitRequest) -> Result<()> {
+    if !(req.level > 0.0 && req.level < 1.0) {
+        bail!("--level must be between 0 and 1, got {}", req.level);
+    }
+    let parsed = formula::parse(&req.formula)?;
     let mut needed: BTreeSet<String> = parsed.response.columns().into_iter().collect();
     for v in &parsed.variables {
         needed.extend(v.columns());
@@ -79,35 +56,28 @@ pub fn main(args: &FitArgs) -> Result<ExitCode> {
     for r in &parsed.random {
         needed.extend(r.columns.iter().cloned());
     }
-    if let Some(c) = &args.cluster {
+    if let Some(c) = &req.cluster {
         needed.insert(c.clone());
     }
-    let df = read_table(&args.data)?;
-    let data = to_data(&df, &needed, &args.data)?;
-    let vcov = match (args.vcov, &args.cluster) {
-        (VcovArg::Classical, Some(_)) | (VcovArg::Cr1, _) => VcovType::Cr1,
-        (VcovArg::Classical, None) => VcovType::Classical,
-        (VcovArg::Hc0, _) => VcovType::Hc0,
-        (VcovArg::Hc1, _) => VcovType::Hc1,
-        (VcovArg::Hc2, _) => VcovType::Hc2,
-        (VcovArg::Hc3, _) => VcovType::Hc3,
+    let df = read_table(&req.data)?;
+    let data = to_data(&df, &needed, &req.data)?;
+    let vcov = match (req.vcov, &req.cluster) {
+        (Vcov::Classical, Some(_)) => VcovType::Cr1,
+        (v, _) => v.into(),
     };
     let opts = FitOptions {
         vcov,
-        cluster: args.cluster.clone(),
-        method: match args.method {
-            MethodArg::Reml => Method::Reml,
-            MethodArg::Ml => Method::Ml,
-        },
-        conf_level: args.level,
+        cluster: req.cluster.clone(),
+        method: req.method.into(),
+        conf_level: req.level,
     };
-    let report = fit_formula(&data, &args.formula, &opts)
-        .map_err(|e| anyhow!("{}: {e}", args.data.display()))?;
-    match args.format {
-        FormatArg::Table => print!("{}", report.to_table()),
-        FormatArg::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    let report =
+        fit_formula(&data, &req.formula, &opts).with_context(|| req.data.display().to_string())?;
+    match req.format {
+        Output::Table => print!("{}", report.to_table()),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Reads a Parquet or CSV table with its column types (CSV types inferred from the whole file).
@@ -118,7 +88,7 @@ pub fn read_table(path: &Path) -> Result<DataFrame> {
                 .with_context(|| format!("cannot open {}", path.display()))?;
             ParquetReader::new(f)
                 .finish()
-                .map_err(|e| anyhow!("cannot read Parquet file {}: {e}", path.display()))
+                .with_context(|| format!("cannot read Parquet file {}", path.display()))
         }
         FileKind::Csv => {
             let sep = io::detect_separator(path)?;
@@ -128,7 +98,7 @@ pub fn read_table(path: &Path) -> Result<DataFrame> {
                 .with_parse_options(CsvParseOptions::default().with_separator(sep))
                 .try_into_reader_with_file_path(Some(path.to_path_buf()))
                 .and_then(|r| r.finish())
-                .map_err(|e| anyhow!("cannot read CSV file {}: {e}", path.display()))
+                .with_context(|| format!("cannot read CSV file {}", path.display()))
         }
         FileKind::Xlsx => bail!(
             "{}: `relcap fit` reads Parquet or CSV; save the worksheet as CSV",
@@ -163,8 +133,7 @@ fn to_data(df: &DataFrame, needed: &BTreeSet<String>, path: &Path) -> Result<Dat
                 col.dtype()
             ),
         };
-        data.push(name.clone(), converted)
-            .map_err(|e| anyhow!("{e}"))?;
+        data.push(name.clone(), converted)?;
     }
     Ok(data)
 }

@@ -1,9 +1,12 @@
 //! relcap: the relational capacity study pipeline as a library; the binary (`pipeline/main.rs`)
-//! only parses arguments and maps errors to exit codes.
+//! only parses arguments and maps errors to exit codes. Only `cli` and `main` know the command
+//! line library and exit codes (a test in `cli` checks it): the other modules take plain option
+//! structs and return `Result`s.
 //!
-//! Map: `cli` (subcommands), `config` (study.toml → typed settings), `orchestrate` (stage order,
-//! fingerprints and caching, summaries, logs, `relcap status`), `manifest` (`OUT/manifest.json`), `memo`
-//! (results a stage reuses between runs, `OUT/.cache`),
+//! Map: `cli` (subcommands, their arguments turned into each module's options), `config`
+//! (study.toml → typed settings, enums for the settings with a fixed set of values),
+//! `orchestrate` (stage order, fingerprints and caching, summaries, logs, `relcap status`),
+//! `manifest` (`OUT/manifest.json`), `memo` (results a stage reuses between runs, `OUT/.cache`),
 //! `verify` (`relcap verify`: rerun and compare), `inspect` (`relcap inspect`: a Parquet file at
 //! a glance), `stages::{ingest, clean, score, link, model, report}` (one entry point each,
 //! Parquet in and out), `io` (atomic, deterministic file writes), `jobs` (independent jobs on

@@ -1,5 +1,5 @@
-//! `relcap simulate`: writes a synthetic study in the canonical long form of STUDY.md, with its
-//! true effects, so every stage and model can be checked against known values. The same seed
+//! `relcap simulate`: writes a synthetic study in the canonical long form of the input tables
+//! (below), with its true effects, so every stage and model can be checked against known values. The same seed
 //! gives the same bytes whatever the number of threads: every part draws from its own ChaCha8
 //! stream (per municipality), nothing iterates a hash map, and municipalities are written in run
 //! order with fixed writer settings.
@@ -94,14 +94,13 @@ mod write;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use crate::schema;
 
 pub use params::{Format, Preset};
-
-use crate::schema;
 
 use design::{Design, MuniDesign};
 use generate::{
@@ -124,63 +123,48 @@ mod streams {
     pub const EXPECTATION: u64 = 4 << 32;
 }
 
-#[derive(Debug, clap::Args)]
-pub struct SimulateArgs {
-    /// Output folder (created if missing); the five tables, truth.json and the truth tables.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Seed of the random streams: the same seed gives the same bytes.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Size preset: `demo` (the five study municipalities, CSV) or `national` (98, Parquet).
-    #[arg(long, value_enum, default_value_t = Preset::Demo)]
-    pub preset: Preset,
-    /// Number of municipalities (default: from the preset).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=999))]
+/// A simulated study's sizes (None: the preset's) and effects (answer points per point of the
+/// predictor): what `relcap simulate`, `relcap power` and `relcap validate` set beyond a preset.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StudyDesign {
     pub municipalities: Option<u32>,
     /// Target positions per municipality; units of 8-20 are added until it is reached.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub employees_per_municipality: Option<u32>,
-    /// Number of waves (2-9).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=9))]
     pub waves: Option<u32>,
-    /// Number of work groups (2-99).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=99))]
     pub work_groups: Option<u32>,
     /// New citizens (one case each) per municipality and wave.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub citizens_per_municipality: Option<u32>,
-    /// H1: answer points of citizen quality per point of true case RCap.
-    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     pub effect_h1: f64,
-    /// H2: answer points of respondent RCap per point of the manager's true SRM.
-    #[arg(long, default_value_t = 0.25, allow_negative_numbers = true)]
     pub effect_h2: f64,
-    /// H3: answer points added to respondent RCap in intervention units after the intervention.
-    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
     pub effect_h3: f64,
-    /// The intervention happens after this wave (must be below the number of waves).
-    #[arg(long, default_value_t = 1)]
+    /// Only intervention units (the design without controls).
+    pub no_control: bool,
+}
+
+/// What `relcap simulate` is asked to write.
+#[derive(Debug, Clone)]
+pub struct SimulateOptions {
+    /// Output folder (created if missing).
+    pub out: PathBuf,
+    pub seed: u64,
+    pub preset: Preset,
+    pub design: StudyDesign,
+    /// The intervention happens after this wave (below the number of waves).
     pub after_wave: u32,
     /// Share of units per municipality in the intervention arm.
-    #[arg(long, default_value_t = 0.5)]
     pub intervention_share: f64,
-    /// Only intervention units (the design without controls).
-    #[arg(long)]
-    pub no_control: bool,
-    /// Output format of the five tables (default: csv for demo, parquet for national).
-    #[arg(long, value_enum)]
+    /// None: the preset's format.
     pub format: Option<Format>,
     /// No summary on stderr.
-    #[arg(long, short)]
     pub quiet: bool,
 }
 
-impl SimulateArgs {
+impl SimulateOptions {
     /// Resolves the preset and the overrides into checked parameters.
     pub fn params(&self) -> Result<params::Params> {
         let sizes = self.preset.sizes();
-        let waves = self.waves.unwrap_or(sizes.waves);
+        let d = &self.design;
+        let waves = d.waves.unwrap_or(sizes.waves);
         if self.after_wave < 1 || self.after_wave >= waves {
             bail!(
                 "--after-wave {} must be at least 1 and below the number of waves ({waves})",
@@ -194,79 +178,75 @@ impl SimulateArgs {
             );
         }
         for (name, v) in [
-            ("--effect-h1", self.effect_h1),
-            ("--effect-h2", self.effect_h2),
-            ("--effect-h3", self.effect_h3),
+            ("--effect-h1", d.effect_h1),
+            ("--effect-h2", d.effect_h2),
+            ("--effect-h3", d.effect_h3),
         ] {
             if !v.is_finite() || v.abs() > 5.0 {
                 bail!("{name} {v} must be a finite number of answer points (at most 5 in size)");
             }
         }
-        let n_muni = self.municipalities.unwrap_or(sizes.municipalities);
+        let n_muni = d.municipalities.unwrap_or(sizes.municipalities);
         Ok(params::Params {
             seed: self.seed,
             preset: self.preset,
             format: self.format.unwrap_or(sizes.format),
             municipalities: params::municipalities(self.preset, n_muni),
-            work_groups: params::work_groups(self.work_groups.unwrap_or(sizes.work_groups)),
-            employees_per_municipality: self
+            work_groups: params::work_groups(d.work_groups.unwrap_or(sizes.work_groups)),
+            employees_per_municipality: d
                 .employees_per_municipality
                 .unwrap_or(sizes.employees_per_municipality),
             waves,
-            citizens_per_municipality: self
+            citizens_per_municipality: d
                 .citizens_per_municipality
                 .unwrap_or(sizes.citizens_per_municipality),
             after_wave: self.after_wave,
-            intervention_share: if self.no_control {
+            intervention_share: if d.no_control {
                 1.0
             } else {
                 self.intervention_share
             },
-            no_control: self.no_control,
-            effect_h1: self.effect_h1,
-            effect_h2: self.effect_h2,
-            effect_h3: self.effect_h3,
+            no_control: d.no_control,
+            effect_h1: d.effect_h1,
+            effect_h2: d.effect_h2,
+            effect_h3: d.effect_h3,
         })
-    }
-
-    /// The command line that reproduces this run (all resolved sizes spelled out).
-    fn command(&self, p: &params::Params) -> String {
-        let preset = match p.preset {
-            Preset::Demo => "demo",
-            Preset::National => "national",
-        };
-        let mut c = format!(
-            "relcap simulate --preset {preset} --seed {} --municipalities {} \
-             --employees-per-municipality {} --waves {} --work-groups {} \
-             --citizens-per-municipality {} --effect-h1 {} --effect-h2 {} --effect-h3 {} \
-             --after-wave {} --format {}",
-            p.seed,
-            p.municipalities.len(),
-            p.employees_per_municipality,
-            p.waves,
-            p.work_groups.len(),
-            p.citizens_per_municipality,
-            p.effect_h1,
-            p.effect_h2,
-            p.effect_h3,
-            p.after_wave,
-            p.format.extension()
-        );
-        if p.no_control {
-            c.push_str(" --no-control");
-        } else {
-            c.push_str(&format!(" --intervention-share {}", p.intervention_share));
-        }
-        c
     }
 }
 
-pub fn main(args: &SimulateArgs) -> Result<ExitCode> {
-    let p = args.params()?;
+/// The command line that reproduces a run (all resolved sizes spelled out).
+fn command(p: &params::Params) -> String {
+    let mut c = format!(
+        "relcap simulate --preset {} --seed {} --municipalities {} \
+         --employees-per-municipality {} --waves {} --work-groups {} \
+         --citizens-per-municipality {} --effect-h1 {} --effect-h2 {} --effect-h3 {} \
+         --after-wave {} --format {}",
+        p.preset,
+        p.seed,
+        p.municipalities.len(),
+        p.employees_per_municipality,
+        p.waves,
+        p.work_groups.len(),
+        p.citizens_per_municipality,
+        p.effect_h1,
+        p.effect_h2,
+        p.effect_h3,
+        p.after_wave,
+        p.format.extension()
+    );
+    if p.no_control {
+        c.push_str(" --no-control");
+    } else {
+        c.push_str(&format!(" --intervention-share {}", p.intervention_share));
+    }
+    c
+}
+
+pub fn main(opts: &SimulateOptions) -> Result<()> {
+    let p = opts.params()?;
     let start = Instant::now();
-    let command = args.command(&p);
-    let truth = simulate(&p, &args.out, command)?;
-    if !args.quiet {
+    let truth = simulate(&p, &opts.out, command(&p))?;
+    if !opts.quiet {
         let rows: Vec<String> = truth
             .row_counts
             .iter()
@@ -280,9 +260,9 @@ pub fn main(args: &SimulateArgs) -> Result<ExitCode> {
             start.elapsed().as_secs_f64(),
             rows.join(", ")
         );
-        eprintln!("[relcap] written to {}", args.out.display());
+        eprintln!("[relcap] written to {}", opts.out.display());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 const UNITS: write::Schema = &write::input_table::<5>(&schema::UNITS);
@@ -404,17 +384,50 @@ fn case_columns<'a>(o: &'a MuniOutput, md: &'a MuniDesign, plain: bool) -> Vec<C
 }
 
 /// Generates the study described by `p` into `out` and returns its truth (also written there).
+/// Every table is written to a temporary file first and put in place only when all are complete.
 pub fn simulate(p: &params::Params, out: &Path, command: String) -> Result<truth::Truth> {
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create output folder {}", out.display()))?;
     let model = Model::default();
     let design = Design::build(p, &model);
-    let id_width = design.employee_id_width(p.waves);
     let meta = vec![("relcap.seed".to_string(), p.seed.to_string())];
-    let fmt = p.format;
+    let create = |name, fmt, schema| TableWriter::create(out, name, fmt, schema, &meta);
 
-    let mut units_w = TableWriter::create(out, "units", fmt, UNITS, &meta)?;
-    let mut arms_w = TableWriter::create(out, "intervention", fmt, INTERVENTION, &meta)?;
+    let mut writers = design_tables(p, &design, &create)?;
+    let (responses, counts) = response_tables(p, &model, &design, &create)?;
+    writers.extend(responses);
+    writers.extend(truth_tables(p, &model, &design, &create)?);
+
+    let mut row_counts = BTreeMap::new();
+    let mut finished = Vec::new();
+    for (name, w) in writers {
+        let f = w.finish()?;
+        row_counts.insert(name.to_string(), f.rows);
+        finished.push(f);
+    }
+    let mut truth = truth_of(p, model, &design, command, counts, row_counts);
+    for f in finished {
+        f.commit()?;
+    }
+    truth.simulated_tables = crate::sim_mark::tables_written(out, p.format.extension())?;
+    let truth_path = out.join("truth.json");
+    crate::io::write_json(&truth, &truth_path)?;
+    write::make_readable(&truth_path)?;
+    remove_twins(out, p.format)?;
+    Ok(truth)
+}
+
+/// Creates a table writer: (file stem, format, schema).
+type Create<'a> = dyn Fn(&'static str, Format, write::Schema) -> Result<TableWriter> + 'a;
+
+/// The unit and intervention tables, written whole (they are small).
+fn design_tables(
+    p: &params::Params,
+    design: &Design,
+    create: &Create,
+) -> Result<Vec<(&'static str, TableWriter)>> {
+    let mut units_w = create("units", p.format, UNITS)?;
+    let mut arms_w = create("intervention", p.format, INTERVENTION)?;
     for md in &design.munis {
         let us = &md.units;
         units_w.write(vec![
@@ -434,10 +447,21 @@ pub fn simulate(p: &params::Params, out: &Path, command: String) -> Result<truth
             ColData::Int(us.iter().map(|_| Some(i64::from(p.after_wave))).collect()),
         ])?;
     }
+    Ok(vec![("units", units_w), ("intervention", arms_w)])
+}
 
-    let mut emp_w = TableWriter::create(out, "employee_responses", fmt, EMPLOYEE_RESPONSES, &meta)?;
-    let mut cit_w = TableWriter::create(out, "citizen_responses", fmt, CITIZEN_RESPONSES, &meta)?;
-    let mut case_w = TableWriter::create(out, "case_involvement", fmt, CASE_INVOLVEMENT, &meta)?;
+/// The three response tables, generated municipality by municipality, with the counts of what
+/// was generated.
+fn response_tables(
+    p: &params::Params,
+    model: &Model,
+    design: &Design,
+    create: &Create,
+) -> Result<(Vec<(&'static str, TableWriter)>, generate::Counts)> {
+    let id_width = design.employee_id_width(p.waves);
+    let mut emp_w = create("employee_responses", p.format, EMPLOYEE_RESPONSES)?;
+    let mut cit_w = create("citizen_responses", p.format, CITIZEN_RESPONSES)?;
+    let mut case_w = create("case_involvement", p.format, CASE_INVOLVEMENT)?;
     // One thread generates municipality after municipality while this one writes: each
     // municipality draws from its own streams, and the channel keeps the run order, so the bytes
     // do not depend on the timing. At most three municipalities' rows exist at once (being
@@ -445,7 +469,6 @@ pub fn simulate(p: &params::Params, out: &Path, command: String) -> Result<truth
     let mut counts = generate::Counts::default();
     std::thread::scope(|scope| -> Result<()> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<MuniOutput>(1);
-        let (model, design) = (&model, &design);
         scope.spawn(move || {
             for md in &design.munis {
                 let o = generate::municipality(p, model, design, md, id_width);
@@ -467,10 +490,23 @@ pub fn simulate(p: &params::Params, out: &Path, command: String) -> Result<truth
         }
         Ok(())
     })?;
+    let writers = vec![
+        ("employee_responses", emp_w),
+        ("citizen_responses", cit_w),
+        ("case_involvement", case_w),
+    ];
+    Ok((writers, counts))
+}
 
-    // Truth tables (always CSV: small, and meant to be read by people too).
-    let mut tu_w = TableWriter::create(out, "truth_units", Format::Csv, TRUTH_UNITS, &meta)?;
-    let mut td_w = TableWriter::create(out, "truth_dyads", Format::Csv, TRUTH_DYADS, &meta)?;
+/// The truth tables (always CSV: small, and meant to be read by people too).
+fn truth_tables(
+    p: &params::Params,
+    model: &Model,
+    design: &Design,
+    create: &Create,
+) -> Result<Vec<(&'static str, TableWriter)>> {
+    let mut tu_w = create("truth_units", Format::Csv, TRUTH_UNITS)?;
+    let mut td_w = create("truth_dyads", Format::Csv, TRUTH_DYADS)?;
     let g = design.groups.len();
     for md in &design.munis {
         let us = &md.units;
@@ -488,7 +524,7 @@ pub fn simulate(p: &params::Params, out: &Path, command: String) -> Result<truth
             ColData::Float(us.iter().map(|u| u.effect).collect()),
             ColData::Float(us.iter().map(|u| u.srm).collect()),
         ])?;
-        let tau = generate::true_dyads(p, &model, md);
+        let tau = generate::true_dyads(p, model, md);
         let mut keys = Vec::with_capacity(g * g * p.waves as usize);
         for a in 0..g {
             for b in 0..g {
@@ -497,18 +533,11 @@ pub fn simulate(p: &params::Params, out: &Path, command: String) -> Result<truth
                 }
             }
         }
+        let group = |i: usize| Some(design.groups[i].as_str());
         td_w.write(vec![
             ColData::Str(keys.iter().map(|_| Some(md.name.as_str())).collect()),
-            ColData::Str(
-                keys.iter()
-                    .map(|&(a, _, _)| Some(design.groups[a].as_str()))
-                    .collect(),
-            ),
-            ColData::Str(
-                keys.iter()
-                    .map(|&(_, b, _)| Some(design.groups[b].as_str()))
-                    .collect(),
-            ),
+            ColData::Str(keys.iter().map(|&(a, _, _)| group(a)).collect()),
+            ColData::Str(keys.iter().map(|&(_, b, _)| group(b)).collect()),
             ColData::Bool(keys.iter().map(|&(a, b, _)| a == b).collect()),
             ColData::Int(keys.iter().map(|&(_, _, t)| Some(i64::from(t))).collect()),
             ColData::Float(keys.iter().map(|&(a, b, _)| md.dyad[a][b]).collect()),
@@ -524,37 +553,32 @@ pub fn simulate(p: &params::Params, out: &Path, command: String) -> Result<truth
             ),
         ])?;
     }
+    Ok(vec![("truth_units", tu_w), ("truth_dyads", td_w)])
+}
 
-    let mut row_counts = BTreeMap::new();
-    let mut finished = Vec::new();
-    for (name, w) in [
-        ("units", units_w),
-        ("intervention", arms_w),
-        ("employee_responses", emp_w),
-        ("citizen_responses", cit_w),
-        ("case_involvement", case_w),
-        ("truth_units", tu_w),
-        ("truth_dyads", td_w),
-    ] {
-        let f = w.finish()?;
-        row_counts.insert(name.to_string(), f.rows);
-        finished.push(f);
-    }
-
+/// The run's truth.json: the parameters, the model, what follows from them, and the counts.
+fn truth_of(
+    p: &params::Params,
+    model: Model,
+    design: &Design,
+    command: String,
+    counts: generate::Counts,
+    row_counts: BTreeMap<String, u64>,
+) -> truth::Truth {
     let mut files = BTreeMap::new();
     files.insert("truth_units", "truth_units.csv");
     files.insert("truth_dyads", "truth_dyads.csv");
-    let mut truth = truth::Truth {
+    truth::Truth {
         generator: "relcap simulate",
         version: env!("CARGO_PKG_VERSION"),
         command,
         params: p.clone(),
-        model: model.clone(),
         latent_model: truth::LATENT_MODEL.to_vec(),
         effects: truth::effects(p),
         variance_components: truth::variance_components(p, &model),
-        expected: truth::expected(p, &model, &design),
-        municipalities: truth::municipalities(&design),
+        expected: truth::expected(p, &model, design),
+        model,
+        municipalities: truth::municipalities(design),
         work_groups: design.groups.clone(),
         blind_spot_pairs: design
             .blind_spots
@@ -572,19 +596,15 @@ pub fn simulate(p: &params::Params, out: &Path, command: String) -> Result<truth
         row_counts,
         files,
         simulated_tables: Default::default(),
-    };
-
-    for f in finished {
-        f.commit()?;
     }
-    truth.simulated_tables = crate::sim_mark::tables_written(out, p.format.extension())?;
-    let truth_path = out.join("truth.json");
-    crate::io::write_json(&truth, &truth_path)?;
-    write::make_readable(&truth_path)?;
-    // A twin in the other format would shadow this run's table (find_table prefers .parquet).
+}
+
+/// Removes a table left in the other format by an earlier run: it would shadow this run's
+/// (`find_table` prefers .parquet).
+fn remove_twins(out: &Path, format: Format) -> Result<()> {
     for table in TABLES {
         for fmt_other in [Format::Csv, Format::Parquet] {
-            if fmt_other == p.format {
+            if fmt_other == format {
                 continue;
             }
             let stale = out.join(format!("{table}.{}", fmt_other.extension()));
@@ -598,5 +618,5 @@ pub fn simulate(p: &params::Params, out: &Path, command: String) -> Result<truth
             }
         }
     }
-    Ok(truth)
+    Ok(())
 }

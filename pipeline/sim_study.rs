@@ -25,43 +25,26 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::orchestrate::{self, RunOptions};
-use crate::sim::{Format, Preset, SimulateArgs};
+use crate::sim::{Format, Preset, SimulateOptions, StudyDesign};
 
-/// The size and effects of one simulated study design (None: the demo preset's value).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Design {
-    pub municipalities: Option<u32>,
-    pub employees_per_municipality: Option<u32>,
-    pub waves: Option<u32>,
-    pub work_groups: Option<u32>,
-    pub citizens_per_municipality: Option<u32>,
-    pub effect_h1: f64,
-    pub effect_h2: f64,
-    pub effect_h3: f64,
-    pub no_control: bool,
+/// The options that simulate replication `seed` of `design` into `out` (Parquet, quietly).
+fn simulate_options(design: &StudyDesign, seed: u64, out: &Path) -> SimulateOptions {
+    SimulateOptions {
+        out: out.to_path_buf(),
+        seed,
+        preset: Preset::Demo,
+        design: design.clone(),
+        after_wave: 1,
+        intervention_share: 0.5,
+        format: Some(Format::Parquet),
+        quiet: true,
+    }
 }
 
-impl Design {
-    fn simulate_args(&self, seed: u64, out: &Path) -> SimulateArgs {
-        SimulateArgs {
-            out: out.to_path_buf(),
-            seed,
-            preset: Preset::Demo,
-            municipalities: self.municipalities,
-            employees_per_municipality: self.employees_per_municipality,
-            waves: self.waves,
-            work_groups: self.work_groups,
-            citizens_per_municipality: self.citizens_per_municipality,
-            effect_h1: self.effect_h1,
-            effect_h2: self.effect_h2,
-            effect_h3: self.effect_h3,
-            after_wave: 1,
-            intervention_share: 0.5,
-            no_control: self.no_control,
-            format: Some(Format::Parquet),
-            quiet: true,
-        }
-    }
+/// Checks that `design` can be simulated (before any replication starts).
+pub fn check_design(design: &StudyDesign) -> Result<()> {
+    simulate_options(design, 1, Path::new("")).params()?;
+    Ok(())
 }
 
 /// The pooled primary test of one hypothesis in one replication (from results.json).
@@ -130,7 +113,7 @@ pub fn replication_seed(seed: u64, r: usize) -> u64 {
 /// Runs one replication; an error anywhere becomes `error` in the result.
 pub fn replicate(
     config: &Config,
-    design: &Design,
+    design: &StudyDesign,
     index: usize,
     seed: u64,
     lambda: bool,
@@ -155,7 +138,7 @@ pub fn replicate(
 
 fn replicate_inner(
     config: &Config,
-    design: &Design,
+    design: &StudyDesign,
     seed: u64,
     lambda: bool,
 ) -> Result<(Vec<Primary>, TruthFacts)> {
@@ -165,8 +148,7 @@ fn replicate_inner(
         .context("cannot create a temporary folder")?;
     let data = dir.path().join("data");
     let out = dir.path().join("out");
-    let args = design.simulate_args(seed, &data);
-    let params = args.params()?;
+    let params = simulate_options(design, seed, &data).params()?;
     let truth = crate::sim::simulate(&params, &data, String::new())?;
     let mut facts = TruthFacts {
         h1: truth.effects.h1,
@@ -204,8 +186,8 @@ fn replicate_inner(
     let text = std::fs::read_to_string(out.join("model/results.json"))
         .context("the model stage wrote no results.json")?;
     let v: serde_json::Value = serde_json::from_str(&text)?;
-    let primaries: Vec<Primary> = serde_json::from_value(v["hypotheses"].clone())
-        .map_err(|e| anyhow!("results.json: {e}"))?;
+    let primaries: Vec<Primary> =
+        serde_json::from_value(v["hypotheses"].clone()).context("results.json")?;
     if lambda {
         facts.h1_lambda = validate::h1_lambda(
             &out.join("link/h1_cases.parquet"),

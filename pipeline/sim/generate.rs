@@ -286,12 +286,15 @@ fn employees(
             let r = normal(&mut rng, m.sd_common_method);
             let rcap = m.mu + md.effect + emp.stable + w_t + unit_component(p, m, u, wave) + e;
             let push = |out: &mut MuniOutput, target: u8, item: u8, value: u8| {
-                out.counts.employee_answers += 1;
-                match value {
-                    0 => out.counts.employee_empty += 1,
-                    super::latent::DONT_KNOW => out.counts.employee_dont_know += 1,
-                    _ => {}
-                }
+                let c = &mut out.counts;
+                tally(
+                    value,
+                    [
+                        &mut c.employee_answers,
+                        &mut c.employee_empty,
+                        &mut c.employee_dont_know,
+                    ],
+                );
                 out.employees.push(EmployeeRow {
                     wave: wave_u8,
                     respondent: emp.id,
@@ -408,12 +411,15 @@ fn citizens(p: &Params, m: &Model, design: &Design, md: &MuniDesign, out: &mut M
                 let (v, clamped) = stochastic_round(&mut rng, x);
                 out.counts.clamped_citizen_items += u64::from(clamped);
                 let v = respond(&mut rng, v, m.p_empty, m.p_dont_know);
-                out.counts.citizen_answers += 1;
-                match v {
-                    0 => out.counts.citizen_empty += 1,
-                    super::latent::DONT_KNOW => out.counts.citizen_dont_know += 1,
-                    _ => {}
-                }
+                let c = &mut out.counts;
+                tally(
+                    v,
+                    [
+                        &mut c.citizen_answers,
+                        &mut c.citizen_empty,
+                        &mut c.citizen_dont_know,
+                    ],
+                );
                 out.citizens.push(CitizenRow {
                     wave: wave_u8,
                     case,
@@ -422,6 +428,16 @@ fn citizens(p: &Params, m: &Model, design: &Design, md: &MuniDesign, out: &mut M
                 });
             }
         }
+    }
+}
+
+/// Counts answer `value` (0: empty) in [answers, empty, don't know].
+fn tally(value: u8, [answers, empty, dont_know]: [&mut u64; 3]) {
+    *answers += 1;
+    match value {
+        0 => *empty += 1,
+        super::latent::DONT_KNOW => *dont_know += 1,
+        _ => {}
     }
 }
 

@@ -58,9 +58,10 @@ pub fn respond<R: Rng>(rng: &mut R, answer: u8, p_empty: f64, p_dont_know: f64) 
     }
 }
 
-/// The frequency item's value map as the default instrument declares it: form code `c` (1..5)
-/// scores `FREQUENT_SCORE[c - 1]`. The item is answered on a sufficiency scale whose options the
-/// form numbers so that codes 1, 2, 3, 4, 5 score 1, 3, 5, 4, 2 (STUDY.md, "The instrument").
+/// The frequency item's value map as the default instrument declares it
+/// (`instrument.value_maps.frequent`): form code `c` (1..5) scores `FREQUENT_SCORE[c - 1]`. The
+/// item is answered on a sufficiency scale whose options the form numbers so that codes 1, 2, 3,
+/// 4, 5 score 1, 3, 5, 4, 2.
 #[cfg(test)]
 pub const FREQUENT_SCORE: [u8; 5] = [1, 3, 5, 4, 2];
 

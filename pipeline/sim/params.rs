@@ -4,7 +4,9 @@
 
 use serde::Serialize;
 
-/// The five municipalities of the study, in the order of the brief.
+use crate::config::choice;
+
+/// The five municipalities of the study, in the study's order.
 pub const DEMO_MUNICIPALITIES: [&str; 5] =
     ["Hedensted", "Haderslev", "Randers", "Rødovre", "Stevns"];
 
@@ -28,31 +30,29 @@ pub const WORK_GROUPS: [&str; 12] = [
     "occupational_therapists",
 ];
 
-/// Output format of the five tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Format {
-    Csv,
-    Parquet,
-}
-
-impl Format {
-    pub fn extension(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::Parquet => "parquet",
-        }
+choice! {
+    /// Output format of the five tables.
+    pub enum Format {
+        Csv = "csv",
+        Parquet = "parquet",
     }
 }
 
-/// The named size presets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Preset {
-    /// The five study municipalities at a size that keeps the committed CSV demo small.
-    Demo,
-    /// 98 municipalities with generated names, about a thousand employees each.
-    National,
+impl Format {
+    /// The file extension, which is also the format's name.
+    pub fn extension(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+choice! {
+    /// The named size presets.
+    pub enum Preset {
+        /// The five study municipalities at a size that keeps the committed CSV demo small.
+        Demo = "demo",
+        /// 98 municipalities with generated names, about a thousand employees each.
+        National = "national",
+    }
 }
 
 /// One municipality: its name (Danish letters intact) and the ASCII code used in unit ids.

@@ -129,24 +129,26 @@ pub const LATENT_MODEL: [&str; 12] = [
 
 pub fn variance_components(p: &Params, m: &Model) -> BTreeMap<&'static str, f64> {
     let sq = |x: f64| x * x;
-    let mut v = BTreeMap::new();
-    v.insert("municipality", sq(m.sd_municipality));
-    v.insert("unit", sq(m.sd_unit));
-    v.insert("manager_srm", sq(m.sd_srm));
+    let sds = [
+        ("municipality", m.sd_municipality),
+        ("unit", m.sd_unit),
+        ("manager_srm", m.sd_srm),
+        ("respondent", m.sd_respondent),
+        ("occasion", m.sd_occasion),
+        ("common_method", m.sd_common_method),
+        ("srm_rater", m.sd_srm_rater),
+        ("srm_item", m.sd_srm_item),
+        ("dyad_symmetric", m.sd_dyad_symmetric),
+        ("dyad_asymmetric", m.sd_dyad_asymmetric),
+        ("dyad_municipal", m.sd_dyad_municipal),
+        ("tie", m.sd_tie),
+        ("tie_item", m.sd_item),
+        ("relevance_item", m.sd_relevance),
+        ("citizen", m.sd_citizen),
+        ("citizen_item", m.sd_citizen_item),
+    ];
+    let mut v: BTreeMap<&'static str, f64> = sds.into_iter().map(|(k, sd)| (k, sq(sd))).collect();
     v.insert("srm_term_in_rcap", sq(p.effect_h2) * sq(m.sd_srm));
-    v.insert("respondent", sq(m.sd_respondent));
-    v.insert("occasion", sq(m.sd_occasion));
-    v.insert("common_method", sq(m.sd_common_method));
-    v.insert("srm_rater", sq(m.sd_srm_rater));
-    v.insert("srm_item", sq(m.sd_srm_item));
-    v.insert("dyad_symmetric", sq(m.sd_dyad_symmetric));
-    v.insert("dyad_asymmetric", sq(m.sd_dyad_asymmetric));
-    v.insert("dyad_municipal", sq(m.sd_dyad_municipal));
-    v.insert("tie", sq(m.sd_tie));
-    v.insert("tie_item", sq(m.sd_item));
-    v.insert("relevance_item", sq(m.sd_relevance));
-    v.insert("citizen", sq(m.sd_citizen));
-    v.insert("citizen_item", sq(m.sd_citizen_item));
     v.insert("rounding_mean", ROUNDING_VARIANCE);
     v
 }
@@ -315,7 +317,7 @@ pub fn expected(p: &Params, m: &Model, design: &Design) -> Expected {
         h2_own_rating_slope_approx: (p.effect_h2 * var_s + var_r) / (var_s + rater_var),
         attrition: m.attrition,
         notes: vec![
-            "ICC(1) is per wave over all municipalities, by unit, as in STUDY.md; the municipality effect counts as between-unit variance.",
+            "ICC(1) is per wave over all municipalities, by unit, as the score stage computes it; the municipality effect counts as between-unit variance.",
             "Observed respondent RCap = R_it + r_it + mean over between-group partners of (d(g->h, m) + tie noise + item noise): within-unit variance adds var_r, the variance of the partner mean of d (Monte Carlo over the partner draw on a stream of its own) and E[1/#partners] (var_tie + (var_item + 1/6) / 7); between-unit variance adds the variance of the expected partner mean of d over units.",
             "Approximations: item non-response, the 5-of-7 rule, clamping at the scale ends and the exact rounding variance (1/6 assumes uniform fractional parts) are ignored.",
             "Intervention share in the between-unit variance is the realised share of units; with no controls the arm adds no variance.",

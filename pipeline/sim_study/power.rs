@@ -31,61 +31,39 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use super::{
-    parse_list, progress_bar, replicate, replication_seed, run_indexed, threads, Design,
+    check_design, parse_list, progress_bar, replicate, replication_seed, run_indexed, threads,
     Replication,
 };
-use crate::config::Config;
+use crate::config::{Config, Direction};
+use crate::sim::StudyDesign;
 
-#[derive(Debug, clap::Args)]
-pub struct PowerArgs {
-    /// Study configuration (its model settings decide detection; data and output folders are not used).
-    #[arg(long, default_value = "config/study.toml")]
+/// What `relcap power` is asked to run.
+#[derive(Debug, Clone)]
+pub struct PowerOptions {
+    /// Study configuration (its model settings decide detection).
     pub config: PathBuf,
     /// Folder for power.csv, power.json and power.svg.
-    #[arg(long)]
     pub out: PathBuf,
     /// Simulated studies per cell of the grid.
-    #[arg(long, default_value_t = 100)]
     pub replications: usize,
-    /// Base seed.
-    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Worker threads (default: the available cores).
-    #[arg(long)]
+    /// Worker threads (None: the available cores).
     pub threads: Option<usize>,
     /// Sizes: positions per municipality, comma-separated.
-    #[arg(long, default_value = "70,140,280")]
     pub employees_per_municipality: String,
-    /// H1 effects, comma-separated (one per scenario, or one for all).
-    #[arg(long, default_value = "0.5", allow_hyphen_values = true)]
+    /// Effects, comma-separated (one per scenario, or one for all).
     pub effect_h1: String,
-    /// H2 effects, comma-separated.
-    #[arg(long, default_value = "0.25", allow_hyphen_values = true)]
     pub effect_h2: String,
-    /// H3 effects, comma-separated.
-    #[arg(long, default_value = "0.2", allow_hyphen_values = true)]
     pub effect_h3: String,
-    /// Citizens per municipality and wave (default: the demo preset's; scaled by nothing).
-    #[arg(long)]
-    pub citizens_per_municipality: Option<u32>,
-    #[arg(long)]
-    pub municipalities: Option<u32>,
-    #[arg(long)]
-    pub waves: Option<u32>,
-    #[arg(long)]
-    pub work_groups: Option<u32>,
-    /// Only intervention units (H3 becomes a pre/post comparison).
-    #[arg(long)]
-    pub no_control: bool,
+    /// The rest of the design; its size and effects are the grid's.
+    pub design: StudyDesign,
     /// No progress bar and no table on stderr.
-    #[arg(long, short)]
     pub quiet: bool,
 }
 
@@ -363,7 +341,7 @@ fn write_csv(path: &std::path::Path, rows: &[PowerRow]) -> Result<()> {
     })
 }
 
-pub fn main(args: &PowerArgs) -> Result<ExitCode> {
+pub fn main(args: &PowerOptions) -> Result<()> {
     if args.replications < 1 {
         bail!("--replications must be at least 1");
     }
@@ -384,18 +362,14 @@ pub fn main(args: &PowerArgs) -> Result<ExitCode> {
     let mut cells = Vec::new();
     for &size in &sizes {
         for (k, &(h1, h2, h3)) in scen.iter().enumerate() {
-            let d = Design {
-                municipalities: args.municipalities,
+            let d = StudyDesign {
                 employees_per_municipality: Some(size),
-                waves: args.waves,
-                work_groups: args.work_groups,
-                citizens_per_municipality: args.citizens_per_municipality,
                 effect_h1: h1,
                 effect_h2: h2,
                 effect_h3: h3,
-                no_control: args.no_control,
+                ..args.design.clone()
             };
-            d.simulate_args(args.seed, &args.out).params()?;
+            check_design(&d)?;
             cells.push((size, k, (h1, h2, h3), d));
         }
     }
@@ -416,9 +390,9 @@ pub fn main(args: &PowerArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     let m = &config.model;
     let positive = [
-        m.h1.direction == "positive",
-        m.h2.direction == "positive",
-        m.h3.direction == "positive",
+        m.h1.direction == Direction::Positive,
+        m.h2.direction == Direction::Positive,
+        m.h3.direction == Direction::Positive,
     ];
     let mut rows = Vec::new();
     for (c, (size, k, eff, _)) in cells.iter().enumerate() {
@@ -471,7 +445,7 @@ pub fn main(args: &PowerArgs) -> Result<ExitCode> {
             args.out.display()
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 #[cfg(test)]

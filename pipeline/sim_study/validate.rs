@@ -15,7 +15,7 @@
 //!     managers' true SRM (`truth_units.csv`) on `srm_unit` given municipality and wave over the
 //!     model's rows, computed per replication; it leaves out the 1/N share of the raters'
 //!     same-source variance that the mean still carries (N raters over all waves).
-//!     With `srm_between` (STUDY.md's term) the target is the simulator's
+//!     With `srm_between` (the study protocol's term) the target is the simulator's
 //!     `expected.h2_between_slope_approx`, a unit-level approximation that is not that model's
 //!     estimand: `srm_between` is a unit-*wave* mean and the model has a unit random intercept,
 //!     so its slope mixes in the wave-to-wave changes of a unit's mean rating, which carry the
@@ -42,63 +42,40 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use polars::prelude::{CsvReadOptions, DataType, SerReader};
 use serde::Serialize;
 
-use super::{progress_bar, replicate, replication_seed, run_indexed, threads, Design, Replication};
+use super::{
+    check_design, progress_bar, replicate, replication_seed, run_indexed, threads, Replication,
+};
 use crate::config::Config;
+use crate::sim::StudyDesign;
 use crate::stats::design::{Column, Data};
 use crate::stats::fit::{fit_formula, FitOptions};
 
-#[derive(Debug, clap::Args)]
-pub struct ValidateArgs {
+/// What `relcap validate` is asked to run.
+#[derive(Debug, Clone)]
+pub struct ValidateOptions {
     /// Study configuration (its model settings are used; data and output folders are not).
-    #[arg(long, default_value = "config/study.toml")]
     pub config: PathBuf,
     /// Folder for validate.json and replications.csv.
-    #[arg(long)]
     pub out: PathBuf,
-    /// Number of simulated studies.
-    #[arg(long, default_value_t = 200)]
+    /// Number of simulated studies (at least 2).
     pub replications: usize,
     /// Base seed; replication r uses a seed derived from it and r.
-    #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Worker threads (default: the available cores).
-    #[arg(long)]
+    /// Worker threads (None: the available cores).
     pub threads: Option<usize>,
-    /// Simulated design (default: the demo preset).
-    #[arg(long)]
-    pub municipalities: Option<u32>,
-    #[arg(long)]
-    pub employees_per_municipality: Option<u32>,
-    #[arg(long)]
-    pub waves: Option<u32>,
-    #[arg(long)]
-    pub work_groups: Option<u32>,
-    #[arg(long)]
-    pub citizens_per_municipality: Option<u32>,
-    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
-    pub effect_h1: f64,
-    #[arg(long, default_value_t = 0.25, allow_negative_numbers = true)]
-    pub effect_h2: f64,
-    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
-    pub effect_h3: f64,
-    /// Only intervention units (H3 becomes a pre/post comparison).
-    #[arg(long)]
-    pub no_control: bool,
+    /// The simulated design (sizes left out are the demo preset's).
+    pub design: StudyDesign,
     /// Replications of the large-sample reference design (0: no `large_sample` target).
-    #[arg(long, default_value_t = 20)]
     pub reference_replications: usize,
     /// The reference design has this many times the municipalities.
-    #[arg(long, default_value_t = 10)]
     pub reference_scale: u32,
     /// No progress bar and no table on stderr.
-    #[arg(long, short)]
     pub quiet: bool,
 }
 
@@ -181,8 +158,8 @@ struct Summary<'a> {
     seed: u64,
     conf_level: f64,
     reference_scale: u32,
-    design: &'a Design,
-    reference_design: Option<&'a Design>,
+    design: &'a StudyDesign,
+    reference_design: Option<&'a StudyDesign>,
     reference_replications: usize,
     references: Vec<Reference>,
     hypotheses: Vec<HypothesisRecovery>,
@@ -347,13 +324,11 @@ fn slope_given_fixed_effects(
         formula.push_str(" + C(wave)");
     }
     let mut data = Data::new();
-    let e = |e: crate::stats::StatsError| anyhow!("{e}");
-    data.push("y", Column::Num(y)).map_err(e)?;
-    data.push("x", Column::Num(x)).map_err(e)?;
-    data.push("municipality", Column::Str(municipality))
-        .map_err(e)?;
-    data.push("wave", Column::Num(wave)).map_err(e)?;
-    let fit = fit_formula(&data, &formula, &FitOptions::default()).map_err(e)?;
+    data.push("y", Column::Num(y))?;
+    data.push("x", Column::Num(x))?;
+    data.push("municipality", Column::Str(municipality))?;
+    data.push("wave", Column::Num(wave))?;
+    let fit = fit_formula(&data, &formula, &FitOptions::default())?;
     Ok(fit
         .coefficients
         .iter()
@@ -576,34 +551,25 @@ pub fn table(h: &[HypothesisRecovery], level: f64) -> String {
     s
 }
 
-pub fn main(args: &ValidateArgs) -> Result<ExitCode> {
+pub fn main(args: &ValidateOptions) -> Result<()> {
     if args.replications < 2 {
         bail!("--replications must be at least 2");
     }
     let config = Config::load(&args.config)?;
-    let design = Design {
-        municipalities: args.municipalities,
-        employees_per_municipality: args.employees_per_municipality,
-        waves: args.waves,
-        work_groups: args.work_groups,
-        citizens_per_municipality: args.citizens_per_municipality,
-        effect_h1: args.effect_h1,
-        effect_h2: args.effect_h2,
-        effect_h3: args.effect_h3,
-        no_control: args.no_control,
-    };
+    let design = &args.design;
     // Fail fast on a bad design, before any thread starts.
-    design.simulate_args(args.seed, &args.out).params()?;
-    let reference_design = (args.reference_replications > 0).then(|| Design {
+    check_design(design)?;
+    let reference_design = (args.reference_replications > 0).then(|| StudyDesign {
         municipalities: Some(
-            args.municipalities
+            design
+                .municipalities
                 .unwrap_or(crate::sim::Preset::Demo.sizes().municipalities)
                 .saturating_mul(args.reference_scale.max(1)),
         ),
         ..design.clone()
     });
     if let Some(d) = &reference_design {
-        d.simulate_args(args.seed, &args.out).params()?;
+        check_design(d)?;
     }
     let n_threads = threads(args.threads);
     let start = Instant::now();
@@ -613,7 +579,7 @@ pub fn main(args: &ValidateArgs) -> Result<ExitCode> {
         "validate",
     );
     let reps = run_indexed(args.replications, n_threads, &bar, |r| {
-        replicate(&config, &design, r, replication_seed(args.seed, r), true)
+        replicate(&config, design, r, replication_seed(args.seed, r), true)
     });
     // The reference replications draw from other seeds than the replications checked.
     let ref_reps = match &reference_design {
@@ -631,7 +597,7 @@ pub fn main(args: &ValidateArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     let refs = references(&ref_reps);
     let level = 1.0 - config.model.alpha;
-    let hyps = summarize(&reps, level, args.no_control, &refs);
+    let hyps = summarize(&reps, level, design.no_control, &refs);
     let errors: Vec<String> = reps
         .iter()
         .chain(&ref_reps)
@@ -650,14 +616,14 @@ pub fn main(args: &ValidateArgs) -> Result<ExitCode> {
         seed: args.seed,
         conf_level: level,
         reference_scale: args.reference_scale,
-        design: &design,
+        design,
         reference_design: reference_design.as_ref(),
         reference_replications: args.reference_replications,
         references: refs.clone(),
         hypotheses: hyps.clone(),
     };
     crate::io::write_json(&summary, &args.out.join("validate.json"))?;
-    write_replications(&args.out.join("replications.csv"), &reps, args.no_control)?;
+    write_replications(&args.out.join("replications.csv"), &reps, design.no_control)?;
     if !args.quiet {
         for r in &refs {
             eprintln!(
@@ -678,7 +644,7 @@ pub fn main(args: &ValidateArgs) -> Result<ExitCode> {
             eprintln!("[relcap] {e}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 #[cfg(test)]

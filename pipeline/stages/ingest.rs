@@ -744,7 +744,7 @@ fn melt(
         ..
     } = *plan;
     let n_records = record_lines.len();
-    let keep_empty = w.empty_cells == "keep";
+    let keep_empty = w.empty_cells == crate::config::EmptyCells::Keep;
     let mut builders: Vec<StringChunkedBuilder> = columns
         .iter()
         .map(|c| StringChunkedBuilder::new(PlSmallStr::from_str(c.name), n_records))

@@ -165,14 +165,16 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{StageContext, StageSummary, TableCount};
-use crate::config::{ConfigError, HypothesisSpec, ModelSection};
+use crate::config::{
+    ConfigError, Correction, Direction, HypothesisSpec, Linkage, MetaMethod, Method, ModelSection,
+};
 use crate::io::{write_json, write_parquet};
 use crate::jobs::{map_on_two_threads, map_owned_on_two_threads};
 use crate::memo::Memo;
 use crate::stats::htest::p_adjust_holm;
 use crate::stats::meta::{rma, MetaFit, TauMethod};
 use crate::stats::ols::VcovType;
-use fitting::{fit, parse_vcov, Attempt, Kind, ModelSpec, Skip};
+use fitting::{fit, Attempt, Kind, ModelSpec, Skip};
 use frame::{Table, Want};
 use tables::fin;
 
@@ -250,17 +252,6 @@ fn config_error(key: &str, message: String) -> anyhow::Error {
     .into()
 }
 
-fn method_reml(h: &HypothesisSpec, key: &str) -> Result<bool> {
-    match h.method.as_deref().unwrap_or("reml") {
-        "reml" => Ok(true),
-        "ml" => Ok(false),
-        other => Err(config_error(
-            &format!("model.{key}.method"),
-            format!("is {other:?}; use \"reml\" or \"ml\""),
-        )),
-    }
-}
-
 /// Rows with an empty `exclusion` and the others counted by reason.
 fn sample(table: &Table) -> (Vec<usize>, BTreeMap<String, u64>) {
     let mut keep = Vec::new();
@@ -298,17 +289,7 @@ fn choose_primary(models: &[ModelSpec], term: &str, key: &str) -> Result<usize> 
 
 fn plan_h1(cfg: &ModelSection, table: Table) -> Result<Plan> {
     let h = &cfg.h1;
-    let vcov_name = h.vcov.as_deref().unwrap_or(if h.cluster.is_some() {
-        "cr1"
-    } else {
-        "classical"
-    });
-    let vcov = parse_vcov(vcov_name).ok_or_else(|| {
-        config_error(
-            "model.h1.vcov",
-            format!("{vcov_name:?} is not a known type"),
-        )
-    })?;
+    let vcov = VcovType::from(h.vcov());
     let cluster = if vcov == VcovType::Cr1 {
         match &h.cluster {
             Some(c) => Some(c.clone()),
@@ -365,7 +346,7 @@ fn fixed_plan(
         models,
         primary_model: Some(primary),
         primary_term: spec.primary_term.clone(),
-        positive: spec.direction == "positive",
+        positive: spec.direction == Direction::Positive,
         notes,
     })
 }
@@ -401,7 +382,7 @@ fn add_unit_wave_split(table: &mut Table, sample: &[usize]) -> Result<()> {
 
 fn plan_h2(cfg: &ModelSection, mut table: Table) -> Result<Plan> {
     let h = &cfg.h2;
-    let reml = method_reml(h, "h2")?;
+    let reml = h.method() == Method::Reml;
     let mut notes = vec![];
     if h.vcov.is_some() || h.cluster.is_some() {
         notes.push(
@@ -449,18 +430,8 @@ fn h3_arms(table: &Table, rows: &[usize]) -> (bool, bool) {
 
 fn plan_h3(cfg: &ModelSection, table: Table) -> Result<Plan> {
     let h = &cfg.h3;
-    let reml = method_reml(h, "h3")?;
-    let linkage = h.design.as_deref().unwrap_or("panel");
-    let panel = match linkage {
-        "panel" => true,
-        "cross_section" => false,
-        other => {
-            return Err(config_error(
-                "model.h3.design",
-                format!("is {other:?}; use \"panel\" or \"cross_section\""),
-            ))
-        }
-    };
+    let reml = h.method() == Method::Reml;
+    let panel = h.design() == Linkage::Panel;
     let random: Vec<String> = if panel {
         vec!["respondent_id".into(), "unit_id".into()]
     } else {
@@ -541,7 +512,7 @@ fn plan_h3(cfg: &ModelSection, table: Table) -> Result<Plan> {
         models,
         primary_model,
         primary_term,
-        positive: h.direction == "positive",
+        positive: h.direction == Direction::Positive,
         notes,
     })
 }
@@ -618,20 +589,14 @@ fn run_plan(plan: Plan, cfg: &ModelSection, level: f64, memo: &Memo) -> Result<O
     let mut meta = Vec::new();
     if yi.len() >= 2 {
         for method in &cfg.meta.methods {
-            let tm = match method.as_str() {
-                "reml" => TauMethod::Reml,
-                "dl" => TauMethod::Dl,
-                "fe" => TauMethod::Fixed,
-                other => {
-                    return Err(config_error(
-                        "model.meta.methods",
-                        format!("{other:?} is not reml, dl or fe"),
-                    ))
-                }
+            let tm = match method {
+                MetaMethod::Reml => TauMethod::Reml,
+                MetaMethod::Dl => TauMethod::Dl,
+                MetaMethod::Fe => TauMethod::Fixed,
             };
             match rma(&yi, &vi, tm, level) {
                 Ok(fit) => meta.push(MetaRun {
-                    method: method.clone(),
+                    method: method.as_str().to_string(),
                     fit,
                     n_obs,
                 }),
@@ -750,14 +715,14 @@ pub struct Verdict {
 }
 
 /// p-values adjusted by `correction` (NaN entries stay NaN and are not counted).
-fn adjust(p: &[f64], correction: &str) -> Vec<f64> {
+fn adjust(p: &[f64], correction: Correction) -> Vec<f64> {
     match correction {
-        "holm" => p_adjust_holm(p),
-        "bonferroni" => {
+        Correction::Holm => p_adjust_holm(p),
+        Correction::Bonferroni => {
             let m = p.iter().filter(|v| !v.is_nan()).count() as f64;
             p.iter().map(|v| (v * m).min(1.0)).collect()
         }
-        _ => p.to_vec(),
+        Correction::None => p.to_vec(),
     }
 }
 
@@ -767,7 +732,7 @@ fn verdicts(outcomes: &[Outcome], cfg: &ModelSection) -> Vec<Verdict> {
         .map(|o| o.primary_pooled().map_or(f64::NAN, |(_, c)| c.p_value))
         .collect();
     let holm = p_adjust_holm(&p);
-    let adjusted = adjust(&p, &cfg.correction);
+    let adjusted = adjust(&p, cfg.correction);
     outcomes
         .iter()
         .enumerate()
@@ -1027,7 +992,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let verdicts = verdicts(&outcomes, cfg);
     let out = tables::collect(&outcomes, &verdicts);
     account(&outcomes, &mut summary);
-    let panel = cfg.h3.design.as_deref().unwrap_or("panel") == "panel";
+    let panel = cfg.h3.design() == Linkage::Panel;
     let h3_attrition = outcomes
         .iter()
         .find(|o| o.plan.id == "H3")
@@ -1082,7 +1047,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
             "h3_design".into(),
             json!({
                 "design": o.plan.design,
-                "linkage": cfg.h3.design.as_deref().unwrap_or("panel"),
+                "linkage": cfg.h3.design().as_str(),
                 "primary_term": o.plan.primary_term,
             }),
         );

@@ -784,7 +784,10 @@ fn study_view(
     min_cell: i64,
 ) -> Result<(Value, usize, usize)> {
     let rj = &inp.results_json;
-    let conf_level = rj.get("conf_level").and_then(Value::as_f64).unwrap_or(0.95);
+    let conf_level = rj
+        .get("conf_level")
+        .and_then(Value::as_f64)
+        .context("model/results.json has no number `conf_level`")?;
     let hyp_json: Vec<Value> = rj
         .get("hypotheses")
         .and_then(Value::as_array)
@@ -1196,7 +1199,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
             .results_json
             .get("conf_level")
             .and_then(Value::as_f64)
-            .unwrap_or(0.95);
+            .context("model/results.json has no number `conf_level`")?;
         let cluster = ctx.config.model.h1.cluster.clone();
         for h in ["H1", "H2", "H3"] {
             if !inp

@@ -696,19 +696,6 @@ fn vcov_name(v: VcovType) -> &'static str {
     }
 }
 
-/// Parses a configured standard-error name.
-pub fn parse_vcov(name: &str) -> Option<VcovType> {
-    Some(match name {
-        "classical" => VcovType::Classical,
-        "hc0" => VcovType::Hc0,
-        "hc1" => VcovType::Hc1,
-        "hc2" => VcovType::Hc2,
-        "hc3" => VcovType::Hc3,
-        "cr1" => VcovType::Cr1,
-        _ => return None,
-    })
-}
-
 /// The respondents of `rows` observed exactly once before (`post` = 0) and once after
 /// (`post` = 1) in the same unit: (unit, respondent) → (pre, post) outcome.
 pub fn pairs(

@@ -539,10 +539,10 @@ fn each_missing_link_table_is_an_error_naming_it() {
 #[test]
 fn holm_and_bonferroni_adjustments() {
     let p = [0.01, 0.04, f64::NAN];
-    assert_eq!(adjust(&p, "holm")[..2], [0.02, 0.04]);
-    assert_eq!(adjust(&p, "bonferroni")[..2], [0.02, 0.08]);
-    assert!(adjust(&p, "holm")[2].is_nan());
-    assert_eq!(adjust(&p, "none")[..2], [0.01, 0.04]);
+    assert_eq!(adjust(&p, Correction::Holm)[..2], [0.02, 0.04]);
+    assert_eq!(adjust(&p, Correction::Bonferroni)[..2], [0.02, 0.08]);
+    assert!(adjust(&p, Correction::Holm)[2].is_nan());
+    assert_eq!(adjust(&p, Correction::None)[..2], [0.01, 0.04]);
 }
 
 #[test]
