@@ -34,6 +34,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use plotters::coord::Shift;
+use plotters::prelude::{
+    ChartBuilder, DashedLineSeries, DrawingArea, ErrorBar, IntoDrawingArea, IntoFont, LineSeries,
+    PathElement, RGBColor, Rectangle, SVGBackend, Text, WHITE,
+};
+use plotters::style::{Color, FontStyle};
 use serde::Serialize;
 
 use super::{
@@ -42,6 +48,7 @@ use super::{
 };
 use crate::config::{Config, Direction};
 use crate::sim::StudyDesign;
+use crate::stages::report::plots::{self, plot_err, KeyedAxis};
 
 /// What `relcap power` is asked to run.
 #[derive(Debug, Clone)]
@@ -163,152 +170,164 @@ pub fn cell_rows(
         .collect()
 }
 
-const COLORS: [&str; 6] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
-];
+/// Size of one panel of the power plot, in pixels.
+const PANEL: (u32, u32) = (370, 330);
+/// Height of the legend below the panels.
+const LEGEND_HEIGHT: u32 = 44;
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// The power plot as a standalone SVG: one panel per hypothesis, power (0..1) against size.
-pub fn svg(rows: &[PowerRow], replications: usize) -> String {
-    let (pw, ph, ml, mr, mt, mb) = (300.0, 240.0, 55.0, 15.0, 40.0, 50.0);
-    let legend_h = 20.0;
-    let width = 3.0 * (pw + ml + mr);
-    let height = mt + ph + mb + legend_h * 2.0;
+/// The power plot as a standalone SVG: one panel per hypothesis, power (0..1) against size, a
+/// line per scenario with ±1.96 Monte Carlo SE bars, the conventional 0.8 line dashed, and a
+/// legend of the scenarios below.
+pub fn svg(rows: &[PowerRow], replications: usize) -> Result<String> {
     let mut sizes: Vec<u32> = rows.iter().map(|r| r.employees_per_municipality).collect();
     sizes.sort_unstable();
     sizes.dedup();
+    let n_scen = rows.iter().map(|r| r.scenario).max().unwrap_or(1);
+    let mut s = String::new();
+    {
+        let root = SVGBackend::with_string(&mut s, (3 * PANEL.0, PANEL.1 + LEGEND_HEIGHT))
+            .into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let (panels, legend) = root.split_vertically(PANEL.1);
+        for (k, (h, area)) in ["H1", "H2", "H3"]
+            .iter()
+            .zip(panels.split_evenly((1, 3)))
+            .enumerate()
+        {
+            power_panel(&area, h, k == 0, rows, &sizes, n_scen)?;
+        }
+        power_legend(&legend, rows, n_scen, replications)?;
+        root.present().map_err(plot_err)?;
+    }
+    Ok(s)
+}
+
+/// The colour of scenario `sc` (1-based).
+fn scenario_colour(sc: usize) -> RGBColor {
+    plots::SERIES[(sc - 1) % plots::SERIES.len()]
+}
+
+/// One hypothesis's panel of the power plot.
+fn power_panel(
+    area: &DrawingArea<SVGBackend, Shift>,
+    h: &str,
+    first: bool,
+    rows: &[PowerRow],
+    sizes: &[u32],
+    n_scen: usize,
+) -> Result<()> {
     let (xmin, xmax) = (
         *sizes.first().unwrap_or(&0) as f64,
         *sizes.last().unwrap_or(&1) as f64,
     );
     // 6% padding so the points at the ends are not on the frame; one size sits in the middle.
-    let (xmin, span) = if xmax > xmin {
+    let (lo, hi) = if xmax > xmin {
         let span = xmax - xmin;
-        (xmin - 0.06 * span, 1.12 * span)
+        (xmin - 0.06 * span, xmax + 0.06 * span)
     } else {
-        (xmin - 0.5, 1.0)
+        (xmin - 0.5, xmin + 0.5)
     };
-    let n_scen = rows.iter().map(|r| r.scenario).max().unwrap_or(1);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-    );
-    for (k, h) in ["H1", "H2", "H3"].iter().enumerate() {
-        let x0 = k as f64 * (pw + ml + mr) + ml;
-        let px = |v: f64| x0 + (v - xmin) / span * pw;
-        let py = |p: f64| mt + (1.0 - p.clamp(0.0, 1.0)) * ph;
-        s.push_str(&format!(
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"13\" font-weight=\"bold\" text-anchor=\"middle\">{h}</text>\n",
-            x0 + pw / 2.0,
-            mt - 14.0
-        ));
-        s.push_str(&format!(
-            "<rect x=\"{x0:.1}\" y=\"{mt:.1}\" width=\"{pw:.1}\" height=\"{ph:.1}\" fill=\"none\" stroke=\"#444\"/>\n"
-        ));
-        for tick in [0.0, 0.2, 0.4, 0.6, 0.8, 1.0] {
-            let y = py(tick);
-            s.push_str(&format!(
-                "<line x1=\"{:.1}\" y1=\"{y:.1}\" x2=\"{x0:.1}\" y2=\"{y:.1}\" stroke=\"#444\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{tick:.1}</text>\n",
-                x0 - 4.0,
-                x0 - 6.0,
-                y + 4.0
-            ));
-        }
-        let y8 = py(0.8);
-        s.push_str(&format!(
-            "<line x1=\"{x0:.1}\" y1=\"{y8:.1}\" x2=\"{:.1}\" y2=\"{y8:.1}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>\n",
-            x0 + pw
-        ));
-        for &size in &sizes {
-            let x = px(size as f64);
-            s.push_str(&format!(
-                "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#444\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{size}</text>\n",
-                mt + ph,
-                mt + ph + 4.0,
-                mt + ph + 16.0
-            ));
-        }
-        s.push_str(&format!(
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">employees per municipality</text>\n",
-            x0 + pw / 2.0,
-            mt + ph + 34.0
-        ));
-        if k == 0 {
-            s.push_str(&format!(
-                "<text transform=\"translate({:.1},{:.1}) rotate(-90)\" text-anchor=\"middle\">power</text>\n",
-                x0 - 38.0,
-                mt + ph / 2.0
-            ));
-        }
-        for sc in 1..=n_scen {
-            let color = COLORS[(sc - 1) % COLORS.len()];
-            let mut pts: Vec<&PowerRow> = rows
-                .iter()
-                .filter(|r| r.hypothesis == *h && r.scenario == sc)
-                .collect();
-            pts.sort_by_key(|r| r.employees_per_municipality);
-            let path: Vec<String> = pts
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{:.1},{:.1}",
-                        px(r.employees_per_municipality as f64),
-                        py(r.power)
-                    )
-                })
-                .collect();
-            if path.len() > 1 {
-                s.push_str(&format!(
-                    "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\"/>\n",
-                    path.join(" ")
-                ));
-            }
-            for r in pts {
-                let x = px(r.employees_per_municipality as f64);
-                let (lo, hi) = (r.power - 1.96 * r.mc_se, r.power + 1.96 * r.mc_se);
-                s.push_str(&format!(
-                    "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"{color}\"/><circle cx=\"{x:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{color}\"><title>{h}, {} employees, effect {}: power {:.3} ± {:.3}</title></circle>\n",
-                    py(lo),
-                    py(hi),
-                    py(r.power),
-                    r.employees_per_municipality,
-                    r.effect,
+    let x_keys: Vec<f64> = sizes.iter().map(|&v| v as f64).collect();
+    let y_keys: Vec<f64> = (0..=5).map(|i| i as f64 * 0.2).collect();
+    let mut chart = ChartBuilder::on(area)
+        .caption(h, ("sans-serif", 16).into_font().style(FontStyle::Bold))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(48)
+        .build_cartesian_2d(
+            KeyedAxis::new(lo..hi, x_keys),
+            KeyedAxis::new(0.0..1.0, y_keys),
+        )
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 13))
+        .x_desc("employees per municipality")
+        .y_desc(if first { "power" } else { "" })
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .draw()
+        .map_err(plot_err)?;
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(lo, 0.0), (hi, 1.0)],
+            plots::OKABE_ITO_GREY.stroke_width(1),
+        )))
+        .map_err(plot_err)?;
+    chart
+        .draw_series(DashedLineSeries::new(
+            [(lo, 0.8), (hi, 0.8)],
+            4,
+            3,
+            plots::OKABE_ITO_GREY.stroke_width(1),
+        ))
+        .map_err(plot_err)?;
+    for sc in 1..=n_scen {
+        let style = scenario_colour(sc).stroke_width(2);
+        let mut pts: Vec<&PowerRow> = rows
+            .iter()
+            .filter(|r| r.hypothesis == h && r.scenario == sc)
+            .collect();
+        pts.sort_by_key(|r| r.employees_per_municipality);
+        let x = |r: &PowerRow| r.employees_per_municipality as f64;
+        chart
+            .draw_series(LineSeries::new(pts.iter().map(|r| (x(r), r.power)), style))
+            .map_err(plot_err)?;
+        chart
+            .draw_series(pts.iter().map(|r| {
+                let (low, high) = (r.power - 1.96 * r.mc_se, r.power + 1.96 * r.mc_se);
+                ErrorBar::new_vertical(
+                    x(r),
+                    low.clamp(0.0, 1.0),
                     r.power,
-                    1.96 * r.mc_se
-                ));
-            }
-        }
+                    high.clamp(0.0, 1.0),
+                    // Filled: the bar's point at the power is a dot of radius 3.
+                    style.filled(),
+                    6,
+                )
+            }))
+            .map_err(plot_err)?;
     }
-    // Legend: one entry per scenario.
-    let mut x = ml;
-    let y = mt + ph + mb + 8.0;
+    Ok(())
+}
+
+/// The legend below the panels: one entry per scenario with its effects, and what the bars
+/// and the dashed line are.
+fn power_legend(
+    area: &DrawingArea<SVGBackend, Shift>,
+    rows: &[PowerRow],
+    n_scen: usize,
+    replications: usize,
+) -> Result<()> {
+    let font = ("sans-serif", 12).into_font();
+    let mut x = 58;
     for sc in 1..=n_scen {
         let Some(r) = rows.iter().find(|r| r.scenario == sc) else {
             continue;
         };
-        let color = COLORS[(sc - 1) % COLORS.len()];
-        let label = esc(&format!(
+        let style = scenario_colour(sc).stroke_width(2);
+        area.draw(&PathElement::new(vec![(x, 8), (x + 18, 8)], style))
+            .map_err(plot_err)?;
+        let label = format!(
             "scenario {sc}: h1 = {}, h2 = {}, h3 = {}",
             r.effect_h1, r.effect_h2, r.effect_h3
-        ));
-        s.push_str(&format!(
-            "<line x1=\"{x:.1}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"{color}\" stroke-width=\"2\"/><text x=\"{:.1}\" y=\"{:.1}\">{label}</text>\n",
-            x + 18.0,
-            x + 22.0,
-            y + 4.0
-        ));
-        x += 260.0;
+        );
+        area.draw(&Text::new(label, (x + 22, 2), font.clone()))
+            .map_err(plot_err)?;
+        x += 260;
     }
-    s.push_str(&format!(
-        "<text x=\"{ml:.1}\" y=\"{:.1}\" fill=\"#555\">{replications} simulated studies per point; bars: ±1.96 Monte Carlo SE; dashed: power 0.8</text>\n",
-        y + legend_h
-    ));
-    s.push_str("</svg>\n");
-    s
+    let note = format!(
+        "{replications} simulated studies per point; bars: ±1.96 Monte Carlo SE; dashed: power 0.8"
+    );
+    area.draw(&Text::new(
+        note,
+        (58, 24),
+        font.color(&RGBColor(0x55, 0x55, 0x55)),
+    ))
+    .map_err(plot_err)?;
+    Ok(())
 }
 
 fn write_csv(path: &std::path::Path, rows: &[PowerRow]) -> Result<()> {
@@ -415,7 +434,7 @@ pub fn main(args: &PowerOptions) -> Result<()> {
         }),
         &args.out.join("power.json"),
     )?;
-    let plot = svg(&rows, args.replications);
+    let plot = svg(&rows, args.replications)?;
     crate::io::write_atomic(&args.out.join("power.svg"), |w| {
         w.write_all(plot.as_bytes())?;
         Ok(())
@@ -499,7 +518,7 @@ mod tests {
         assert_eq!(r.power, 0.5);
         assert!((r.mc_se - (0.25f64 / 4.0).sqrt()).abs() < 1e-15);
         assert_eq!(r.power_unadjusted, 0.5);
-        let svg = svg(&rows, 4);
+        let svg = svg(&rows, 4).unwrap();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<circle").count(), 3);
     }

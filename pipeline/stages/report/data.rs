@@ -576,55 +576,103 @@ fn h3(path: &Path) -> Result<Vec<H3Row>> {
     Ok(out)
 }
 
-/// Reads everything the report shows from the earlier stages' outputs.
-pub fn load(ctx: &StageContext) -> Result<Inputs> {
-    // The score tables are read on a second thread while this one reads the rest; errors are
-    // reported in the order the files were read one after another.
+/// One file the report reads. [`load`] reads them in [`FILES`]'s order.
+#[derive(Debug, Clone, Copy)]
+enum File {
+    Network,
+    Summary(&'static str),
+    Results,
+    ResultsJson,
+    Fits,
+    Variances,
+    Heterogeneity,
+    Dyads,
+    Units,
+    Respondents,
+    Reliability,
+    H3,
+}
+
+/// The files in the order their errors are reported.
+const FILES: [File; 16] = [
+    File::Network,
+    File::Summary("ingest"),
+    File::Summary("clean"),
+    File::Summary("score"),
+    File::Summary("link"),
+    File::Summary("model"),
+    File::Results,
+    File::ResultsJson,
+    File::Fits,
+    File::Variances,
+    File::Heterogeneity,
+    File::Dyads,
+    File::Units,
+    File::Respondents,
+    File::Reliability,
+    File::H3,
+];
+
+/// What one file holds.
+enum Read {
+    Network(Vec<NetGroup>, Vec<NetPair>),
+    Summary(&'static str, Value),
+    Results(Vec<ResultRow>),
+    ResultsJson(Value),
+    Fits(Vec<FitRow>),
+    Variances(Vec<VarianceRow>),
+    Heterogeneity(Vec<HeterogeneityRow>),
+    Dyads(Vec<Dyad>),
+    Units(Vec<UnitRow>),
+    Respondents(Vec<Respondent>),
+    Reliability(Vec<Reliability>),
+    H3(Vec<H3Row>),
+}
+
+fn read_file(ctx: &StageContext, file: File) -> Result<Read> {
     let score = |name| ctx.table_path("score", name);
-    let ((network, dyads, units, respondents, reliability), rest) = std::thread::scope(|scope| {
-        let other = scope.spawn(|| {
-            (
-                network(&score("network")),
-                dyads(&score("dyads")),
-                units(&score("units")),
-                respondents(&score("respondents")),
-                reliability(&score("reliability")),
-            )
-        });
-        let summary = |stage: &str| json(&ctx.stage_dir(stage).join("summary.json"));
-        let rest = (
-            ["ingest", "clean", "score", "link", "model"].map(|s| (s, summary(s))),
-            results(&ctx.table_path("model", "results")),
-            json(&ctx.stage_dir("model").join("results.json")),
-            fits(&ctx.table_path("model", "fit")),
-            variances(&ctx.table_path("model", "variance_components")),
-            heterogeneity(&ctx.table_path("model", "heterogeneity")),
-            h3(&ctx.table_path("link", "h3_panel")),
-        );
-        let score = other
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        (score, rest)
-    });
-    let (summaries, results, results_json, fits, variances, heterogeneity, h3) = rest;
-    let (groups, pairs) = network?;
-    let summaries = summaries
-        .into_iter()
-        .map(|(s, j)| Ok((s.to_string(), j?)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Inputs {
-        results: results?,
-        results_json: results_json?,
-        fits: fits?,
-        variances: variances?,
-        heterogeneity: heterogeneity?,
-        dyads: dyads?,
-        groups,
-        pairs,
-        units: units?,
-        respondents: respondents?,
-        reliability: reliability?,
-        h3: h3?,
-        summaries,
+    let model = |name| ctx.table_path("model", name);
+    Ok(match file {
+        File::Network => {
+            let (groups, pairs) = network(&score("network"))?;
+            Read::Network(groups, pairs)
+        }
+        File::Summary(stage) => {
+            Read::Summary(stage, json(&ctx.stage_dir(stage).join("summary.json"))?)
+        }
+        File::Results => Read::Results(results(&model("results"))?),
+        File::ResultsJson => Read::ResultsJson(json(&ctx.stage_dir("model").join("results.json"))?),
+        File::Fits => Read::Fits(fits(&model("fit"))?),
+        File::Variances => Read::Variances(variances(&model("variance_components"))?),
+        File::Heterogeneity => Read::Heterogeneity(heterogeneity(&model("heterogeneity"))?),
+        File::Dyads => Read::Dyads(dyads(&score("dyads"))?),
+        File::Units => Read::Units(units(&score("units"))?),
+        File::Respondents => Read::Respondents(respondents(&score("respondents"))?),
+        File::Reliability => Read::Reliability(reliability(&score("reliability"))?),
+        File::H3 => Read::H3(h3(&ctx.table_path("link", "h3_panel"))?),
     })
+}
+
+/// Reads everything the report shows from the earlier stages' outputs, on two threads; the
+/// error reported is the first in [`FILES`]'s order, as if the files were read one after
+/// another.
+pub fn load(ctx: &StageContext) -> Result<Inputs> {
+    let mut inp = Inputs::default();
+    for read in crate::stages::map_on_two_threads(&FILES, |&f| read_file(ctx, f)) {
+        match read? {
+            Read::Network(groups, pairs) => (inp.groups, inp.pairs) = (groups, pairs),
+            Read::Summary(stage, j) => inp.summaries.push((stage.to_string(), j)),
+            Read::Results(x) => inp.results = x,
+            Read::ResultsJson(x) => inp.results_json = x,
+            Read::Fits(x) => inp.fits = x,
+            Read::Variances(x) => inp.variances = x,
+            Read::Heterogeneity(x) => inp.heterogeneity = x,
+            Read::Dyads(x) => inp.dyads = x,
+            Read::Units(x) => inp.units = x,
+            Read::Respondents(x) => inp.respondents = x,
+            Read::Reliability(x) => inp.reliability = x,
+            Read::H3(x) => inp.h3 = x,
+        }
+    }
+    Ok(inp)
 }

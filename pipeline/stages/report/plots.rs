@@ -7,6 +7,8 @@
 //! worse, white at the midpoint) for the heat maps.
 
 use anyhow::{anyhow, Result};
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::{
     ChartBuilder, Circle, ErrorBar, IntoDrawingArea, IntoFont, LineSeries, PathElement, Polygon,
     RGBColor, Rectangle, SVGBackend, ShapeStyle, Text, BLACK, WHITE,
@@ -18,8 +20,51 @@ pub const OKABE_ITO_VERMILLION: RGBColor = RGBColor(0xD5, 0x5E, 0x00);
 pub const OKABE_ITO_ORANGE: RGBColor = RGBColor(0xE6, 0x9F, 0x00);
 pub const OKABE_ITO_GREY: RGBColor = RGBColor(0x99, 0x99, 0x99);
 
-fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow!("cannot draw a report figure: {e:?}")
+/// Series colours in order: the Okabe–Ito palette without its yellow (too light on white).
+pub const SERIES: [RGBColor; 7] = [
+    OKABE_ITO_BLUE,
+    OKABE_ITO_VERMILLION,
+    RGBColor(0x00, 0x9E, 0x73),
+    RGBColor(0xCC, 0x79, 0xA7),
+    OKABE_ITO_ORANGE,
+    RGBColor(0x56, 0xB4, 0xE9),
+    BLACK,
+];
+
+/// An axis of f64 values whose ticks are exactly `keys` (plotters' own axes choose round
+/// numbers).
+#[derive(Clone)]
+pub struct KeyedAxis {
+    inner: RangedCoordf64,
+    keys: Vec<f64>,
+}
+
+impl KeyedAxis {
+    pub fn new(range: std::ops::Range<f64>, keys: Vec<f64>) -> KeyedAxis {
+        KeyedAxis {
+            inner: range.into(),
+            keys,
+        }
+    }
+}
+
+impl Ranged for KeyedAxis {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        self.keys.clone()
+    }
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+/// A plotters error as an error of the figure being drawn.
+pub fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("cannot draw a figure: {e:?}")
 }
 
 /// What a forest-plot row is.

@@ -59,6 +59,30 @@ fn vcov_words(vcov: &str, cluster: Option<&str>) -> String {
     }
 }
 
+/// The models of one hypothesis's pooled table, one per column, with their fits.
+struct Columns<'a> {
+    hypothesis: &'a str,
+    models: Vec<String>,
+    fits: &'a [FitRow],
+}
+
+impl Columns<'_> {
+    /// The pooled fit of `model`.
+    fn fit_of(&self, model: &str) -> Option<&FitRow> {
+        self.fits
+            .iter()
+            .find(|f| f.hypothesis == self.hypothesis && f.scope == "pooled" && f.model == model)
+    }
+
+    /// One cell per model.
+    fn cells(&self, cell: impl Fn(&str) -> Option<String>) -> Vec<String> {
+        self.models
+            .iter()
+            .map(|m| cell(m).unwrap_or_default())
+            .collect()
+    }
+}
+
 /// Builds the table of `hypothesis` from the pooled rows.
 pub fn regression_table(
     hypothesis: &str,
@@ -83,112 +107,122 @@ pub fn regression_table(
             terms.push(r.term.clone());
         }
     }
-    let rows = terms
+    let cols = Columns {
+        hypothesis,
+        models,
+        fits,
+    };
+    let rows = coefficient_rows(&cols, &pooled, &terms, star_thresholds);
+    let any_r2 = cols
+        .models
+        .iter()
+        .any(|m| cols.fit_of(m).and_then(|f| f.r_squared).is_some());
+    let stats = statistics(&cols, variances, any_r2);
+    let note = note(&cols, any_r2, star_thresholds, conf_level, cluster);
+    RegTable {
+        hypothesis: hypothesis.to_string(),
+        title: format!("{hypothesis}: regression models (pooled)"),
+        models: cols.models,
+        rows,
+        stats,
+        note,
+    }
+}
+
+/// One row per term: the coefficient, its stars and its standard error in parentheses.
+fn coefficient_rows(
+    cols: &Columns,
+    pooled: &[&ResultRow],
+    terms: &[String],
+    star_thresholds: &[f64],
+) -> Vec<(String, Vec<String>)> {
+    terms
         .iter()
         .map(|t| {
-            let cells = models
-                .iter()
-                .map(|m| {
-                    pooled
-                        .iter()
-                        .find(|r| &r.model == m && &r.term == t)
-                        .map(|r| {
-                            let se = r
-                                .std_error
-                                .map(|s| format!(" ({})", fmt::num(s)))
-                                .unwrap_or_default();
-                            format!(
-                                "{}{}{}",
-                                fmt::num(r.estimate),
-                                stars(r.p_value, star_thresholds),
-                                se
-                            )
-                        })
-                        .unwrap_or_default()
-                })
-                .collect();
+            let cells = cols.cells(|m| {
+                pooled
+                    .iter()
+                    .find(|r| r.model == m && &r.term == t)
+                    .map(|r| {
+                        let se = r
+                            .std_error
+                            .map(|s| format!(" ({})", fmt::num(s)))
+                            .unwrap_or_default();
+                        format!(
+                            "{}{}{}",
+                            fmt::num(r.estimate),
+                            stars(r.p_value, star_thresholds),
+                            se
+                        )
+                    })
+            });
             (t.clone(), cells)
         })
-        .collect();
-    let fit_of = |m: &str| {
-        fits.iter()
-            .find(|f| f.hypothesis == hypothesis && f.scope == "pooled" && f.model == m)
-    };
+        .collect()
+}
+
+/// The rows below the coefficients: N, groups, R² (when any model has one) and the variance
+/// components.
+fn statistics(
+    cols: &Columns,
+    variances: &[VarianceRow],
+    any_r2: bool,
+) -> Vec<(String, Vec<String>)> {
     let mut stats = vec![];
     stats.push((
         "N".to_string(),
-        models
-            .iter()
-            .map(|m| {
-                fit_of(m)
-                    .and_then(|f| f.n_obs)
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            })
-            .collect(),
+        cols.cells(|m| cols.fit_of(m).and_then(|f| f.n_obs).map(|n| n.to_string())),
     ));
     stats.push((
         "Groups".to_string(),
-        models
-            .iter()
-            .map(|m| {
-                fit_of(m)
-                    .and_then(|f| f.n_clusters.or(f.n_groups))
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            })
-            .collect(),
+        cols.cells(|m| {
+            cols.fit_of(m)
+                .and_then(|f| f.n_clusters.or(f.n_groups))
+                .map(|n| n.to_string())
+        }),
     ));
-    let any_r2 = models
-        .iter()
-        .any(|m| fit_of(m).and_then(|f| f.r_squared).is_some());
     if any_r2 {
         stats.push((
             "R²".to_string(),
-            models
-                .iter()
-                .map(|m| {
-                    fit_of(m)
-                        .and_then(|f| f.r_squared)
-                        .map(fmt::num)
-                        .unwrap_or_default()
-                })
-                .collect(),
+            cols.cells(|m| cols.fit_of(m).and_then(|f| f.r_squared).map(fmt::num)),
         ));
     }
-    let mut groups: Vec<String> = vec![];
-    for v in variances
+    let pooled: Vec<&VarianceRow> = variances
         .iter()
-        .filter(|v| v.hypothesis == hypothesis && v.scope == "pooled")
-    {
-        if !groups.contains(&v.group) {
-            groups.push(v.group.clone());
+        .filter(|v| v.hypothesis == cols.hypothesis && v.scope == "pooled")
+        .collect();
+    let mut groups: Vec<&String> = vec![];
+    for v in &pooled {
+        if !groups.contains(&&v.group) {
+            groups.push(&v.group);
         }
     }
-    for g in &groups {
+    for g in groups {
         stats.push((
             format!("Variance: {g}"),
-            models
-                .iter()
-                .map(|m| {
-                    variances
-                        .iter()
-                        .find(|v| {
-                            v.hypothesis == hypothesis
-                                && v.scope == "pooled"
-                                && &v.model == m
-                                && &v.group == g
-                        })
-                        .and_then(|v| v.variance)
-                        .map(fmt::num)
-                        .unwrap_or_default()
-                })
-                .collect(),
+            cols.cells(|m| {
+                pooled
+                    .iter()
+                    .find(|v| v.model == m && &v.group == g)
+                    .and_then(|v| v.variance)
+                    .map(fmt::num)
+            }),
         ));
     }
+    stats
+}
+
+/// The note: the standard-error types, what the groups are, the interval level and the stars.
+fn note(
+    cols: &Columns,
+    any_r2: bool,
+    star_thresholds: &[f64],
+    conf_level: f64,
+    cluster: Option<&str>,
+) -> String {
     let mut kinds: Vec<String> = vec![];
-    for m in &models {
-        if let Some(v) = fit_of(m).and_then(|f| f.vcov.clone()) {
+    for m in &cols.models {
+        if let Some(v) = cols.fit_of(m).and_then(|f| f.vcov.clone()) {
             let w = vcov_words(&v, cluster);
             if !kinds.contains(&w) {
                 kinds.push(w);
@@ -215,14 +249,7 @@ pub fn regression_table(
         note.push(' ');
         note.push_str(&stars_note(star_thresholds));
     }
-    RegTable {
-        hypothesis: hypothesis.to_string(),
-        title: format!("{hypothesis}: regression models (pooled)"),
-        models,
-        rows,
-        stats,
-        note,
-    }
+    note
 }
 
 fn md_escape(s: &str) -> String {
