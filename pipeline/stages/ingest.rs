@@ -52,15 +52,18 @@
 //!   i64, `source`, `line`.
 //! - `employee_responses.parquet`: `wave` i64, `respondent_id` str (pseudonym), `municipality`
 //!   str, `unit_id` str, `target_group` str (nullable; empty for person items), `item` str,
-//!   `value` f64 (nullable: the cell was empty), `source`, `line`, `value_text` str.
+//!   `value` f64 (nullable: the cell was empty), `source`, `line`, `value_text` str (below).
 //! - `citizen_responses.parquet`: `wave` i64, `citizen_id` str (pseudonym), `municipality` str,
 //!   `case_id` str (pseudonym), `item` str, `value` f64 (nullable), `source`, `line`,
-//!   `value_text` str.
+//!   `value_text` str (below).
 //!
-//!   `value_text` is the value cell as written (trimmed) where the number does not read back
+//!   `value_text` (nullable) is the value cell as written (trimmed) where the number does not read back
 //!   as it (`4.0`, `3,5`, `1e3`, `04`), and null where it does (`4`, `-99`, `2.5`: the text
 //!   is Rust's shortest decimal form of `value`) or the cell is empty, so that the clean
-//!   stage can quarantine a value as the source file has it ([`typing::value_text`]).
+//!   stage can quarantine a value as the source file has it ([`typing::value_text`]). The
+//!   column is written only when some row has such a text: a table whose every value reads
+//!   back as written (the usual export of integer codes) has no `value_text` column, and clean
+//!   then shows the number in its shortest form, which is the text.
 //! - `case_involvement.parquet`: `wave` i64, `case_id` str (pseudonym), `unit_id` str, `lead`
 //!   bool, `source`, `line`.
 //! - `quarantine.parquet`: `table` str, `source` str, `line` i64, `column` str (canonical name,
@@ -223,6 +226,12 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         let mut frame = empty_frame(schema::columns(src.table))?;
         for f in std::mem::take(&mut t.frames) {
             frame.vstack_mut_owned(f)?;
+        }
+        // `value_text` only when some cell needs it (see the outputs below).
+        if let Ok(c) = frame.column("value_text") {
+            if c.null_count() == c.len() {
+                frame.drop_in_place("value_text")?;
+            }
         }
         if in_order {
             // Already in output order (one file, or files in name order): the stable sort
