@@ -15,11 +15,24 @@
 //!    citizen item among employee answers, an employee item among citizen answers), is
 //!    `unknown_item`. A tie item without `target_group` is `missing_required`; a person item
 //!    with one is `unexpected_target_group`.
-//! 4. **References**: a response, involvement or intervention row naming a unit that is not in
-//!    the clean units is `unknown_reference` (a unit quarantined as a conflict is not in them);
-//!    an employee response whose municipality differs from its unit's is
-//!    `municipality_mismatch`; a `target_group` that is no unit's work group is
-//!    `unknown_reference`.
+//! 4. **References**, each against the clean units (a unit quarantined as a conflict is not
+//!    in them); the quarantine row's `column` names the key:
+//!
+//!    | table | key | refers to | reason |
+//!    | --- | --- | --- | --- |
+//!    | intervention | unit_id | a unit | `unknown_reference` |
+//!    | employee_responses | unit_id | a unit | `unknown_reference` |
+//!    | employee_responses | municipality | its unit's municipality | `municipality_mismatch` |
+//!    | employee_responses | target_group | some unit's work group | `unknown_reference` |
+//!    | citizen_responses | municipality | some unit's municipality | `unknown_reference` |
+//!    | case_involvement | unit_id | a unit | `unknown_reference` |
+//!
+//!    Not checked here: the units' own municipality and work group (the units table is where
+//!    both are declared), `manager_id` (a manager need not answer the survey), case ids (the
+//!    cases are declared by `case_involvement`; a citizen answer about a case that has no
+//!    involvement row in its wave is kept and excluded by the link stage from H1,
+//!    `not_in_case_involvement`, as is a case with no lead unit or several). A respondent may
+//!    name another unit in another wave: each wave's answers count for that wave's unit.
 //! 5. **Values**: a value equal to a missing code becomes null with `missing_reason` = the
 //!    code's reason; an empty value becomes null with `missing_reason = "empty"`. An item with a
 //!    value map maps its answer code (codes compared as numbers) to a score, and a code outside
@@ -60,7 +73,8 @@
 //!   i64.
 //! - `quarantine.parquet`: `table` str, `source` str, `line` i64 (provenance from ingest),
 //!   `column` str (the column at fault; null for `duplicate_conflict`), `value` str (that
-//!   column's value as text, e.g. `7.0`, ids as pseudonyms; for `duplicate_conflict` how many
+//!   column's cell as the source file has it, trimmed: `0` stays `0`, `3,5` stays `3,5`, ids
+//!   as pseudonyms; for `duplicate_conflict` how many
 //!   different rows share the key; for `municipality_mismatch` also the unit's municipality),
 //!   `reason` str: the columns of ingest's quarantine. Sorted by (table, source, line, column,
 //!   reason).
@@ -98,10 +112,12 @@ struct Rule {
     value: Vec<Piece>,
 }
 
-/// Part of a quarantine value: a column's text or fixed text.
+/// Part of a quarantine value: a column's text, fixed text, or the answer `value` as the
+/// source file has it (ingest's `value_text`, else the number in its shortest form).
 enum Piece {
     Col(&'static str),
     Text(String),
+    Written,
 }
 
 impl Rule {
@@ -194,7 +210,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let items = item_table(ins)?;
     let rules = |lf| employee_rules(refs.with_group(refs.with_unit(lf)), &items, ins);
     let derived = [("work_group", "__unit_work_group"), SCORED[0], SCORED[1]];
-    let table = read(EMPLOYEE_RESPONSES.name)?;
+    let table = with_value_text(read(EMPLOYEE_RESPONSES.name)?)?;
     let employee = filed.clean(
         table,
         &EMPLOYEE_RESPONSES,
@@ -207,8 +223,8 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     // Written now, not held while the other tables are cleaned.
     filed.write_outputs(ctx)?;
 
-    let rules = |lf| citizen_rules(lf, &items, ins);
-    let table = read(CITIZEN_RESPONSES.name)?;
+    let rules = |lf| citizen_rules(refs.with_municipality(lf), &items, ins);
+    let table = with_value_text(read(CITIZEN_RESPONSES.name)?)?;
     let citizen = filed.clean(table, &CITIZEN_RESPONSES, rules, &SCORED, &CITIZEN_OUTPUT)?;
     count_missing(&mut filed.summary, CITIZEN_RESPONSES.name, &citizen)?;
     drop(citizen);
@@ -296,10 +312,11 @@ impl Filed {
 }
 
 /// What the other tables check against the clean units: each unit's municipality and work
-/// group, and the work groups (the valid target groups).
+/// group, the work groups (the valid target groups) and the municipalities.
 struct References {
     units: DataFrame,
     groups: DataFrame,
+    municipalities: DataFrame,
 }
 
 impl References {
@@ -321,10 +338,25 @@ impl References {
             .unique_stable(None, UniqueKeepStrategy::First)
             .with_column(lit(true).alias("__group_known"))
             .collect()?;
+        let municipalities = units
+            .clone()
+            .lazy()
+            .select([col("municipality")])
+            .unique_stable(None, UniqueKeepStrategy::First)
+            .with_column(lit(true).alias("__municipality_known"))
+            .collect()?;
         Ok(References {
             units: lookup,
             groups,
+            municipalities,
         })
+    }
+
+    /// Adds `__municipality_known` (the municipality is some clean unit's).
+    fn with_municipality(&self, lf: LazyFrame) -> LazyFrame {
+        let municipalities = self.municipalities.clone().lazy();
+        let on = [col("municipality")];
+        lf.join(municipalities, on.clone(), on, left_join())
     }
 
     /// Adds the unit's `__unit_municipality`, `__unit_work_group`, `__unit_known`.
@@ -400,7 +432,7 @@ fn employee_rules(
     Ok((lf, rules))
 }
 
-/// The rules of citizen answers.
+/// The rules of citizen answers (`lf` has the municipality reference joined).
 fn citizen_rules(
     lf: LazyFrame,
     items: &DataFrame,
@@ -414,6 +446,11 @@ fn citizen_rules(
             col("item_kind")
                 .neq(lit("citizen"))
                 .or(col("item_kind").is_null()),
+        ),
+        cell_rule(
+            Reason::UnknownReference,
+            "municipality",
+            col("__municipality_known").is_null(),
         ),
         out_of_range_rule(),
     ];
@@ -500,11 +537,12 @@ where
             .iter()
             .enumerate()
             .map(|(j, p)| {
-                let e = match p {
+                match p {
                     Piece::Col(c) => col(*c).cast(DataType::String),
                     Piece::Text(t) => lit(t.clone()),
-                };
-                e.alias(format!("__v{j}"))
+                    Piece::Written => as_struct(vec![col("value_text"), col("value")]),
+                }
+                .alias(format!("__v{j}"))
             })
             .collect();
         let mut part = checked
@@ -558,9 +596,16 @@ where
 
 /// The `value` column of quarantine rows from the `__v0..` piece columns of `part`.
 fn join_pieces(part: &DataFrame, n: usize) -> Result<Column> {
-    let pieces: Vec<&StringChunked> = (0..n)
-        .map(|j| part.column(&format!("__v{j}")).and_then(|c| c.str()))
-        .collect::<PolarsResult<_>>()?;
+    let written: Vec<StringChunked> = (0..n)
+        .map(|j| {
+            let c = part.column(&format!("__v{j}"))?;
+            match c.dtype() {
+                DataType::Struct(_) => as_written(c),
+                _ => Ok(c.str()?.clone()),
+            }
+        })
+        .collect::<Result<_>>()?;
+    let pieces: Vec<&StringChunked> = written.iter().collect();
     let values: Vec<Option<String>> = (0..part.height())
         .map(|row| {
             if let [one] = pieces.as_slice() {
@@ -570,6 +615,19 @@ fn join_pieces(part: &DataFrame, n: usize) -> Result<Column> {
         })
         .collect();
     Ok(Column::new("value".into(), values))
+}
+
+/// The answers of a `Piece::Written` column (a struct of `value_text` and `value`) as the
+/// source file has them: the text where ingest kept it, else the number in its shortest form
+/// (`0`, not `0.0`: the text the cell had, since ingest keeps every other).
+fn as_written(c: &Column) -> Result<StringChunked> {
+    let fields = c.struct_()?.fields_as_series();
+    let (text, value) = (fields[0].str()?, fields[1].f64()?);
+    Ok(text
+        .iter()
+        .zip(value.iter())
+        .map(|(t, v)| t.map(str::to_string).or_else(|| v.map(|v| format!("{v}"))))
+        .collect())
 }
 
 /// For rows sorted so that exact copies follow their first copy and rows of one key are
@@ -589,6 +647,15 @@ fn distinct_per_key(copy: &[bool], same_key: &[bool]) -> Vec<u32> {
         start = end;
     }
     out
+}
+
+/// An answers table with ingest's `value_text` (a null column when it has none).
+fn with_value_text(mut df: DataFrame) -> Result<DataFrame> {
+    if df.column("value_text").is_err() {
+        let n = df.height();
+        df.with_column(Column::full_null("value_text".into(), n, &DataType::String))?;
+    }
+    Ok(df)
 }
 
 /// A left join that keeps the left frame's row order (the output order).
@@ -661,8 +728,10 @@ fn with_instrument(lf: LazyFrame, items: &DataFrame, ins: &InstrumentSection) ->
     Ok(df.lazy())
 }
 
+/// A value outside the scale or value map, shown as the source file has it.
 fn out_of_range_rule() -> Rule {
-    cell_rule(Reason::OutOfRange, "value", col("__out_of_range"))
+    let broken = col("__out_of_range");
+    Rule::new(Reason::OutOfRange, "value", broken, vec![Piece::Written])
 }
 
 /// `counts["<table>.missing.<reason>"]` for the rows kept.
@@ -981,6 +1050,47 @@ mod tests {
         );
         assert_eq!(o.values(ER), vec![Some(1.0)]);
         assert_eq!(o.count(ER).quarantined["out_of_range"], 4);
+    }
+
+    #[test]
+    fn out_of_range_values_are_quarantined_as_written() {
+        let mut x = base();
+        x.employee = vec![
+            answer("r1", "timely", Some(0.0)),
+            answer("r1", "shared_goals", Some(2.5)),
+        ];
+        x.citizen = vec![(1, "c1", "Randers", "k1", "cq_1", Some(6.0))];
+        let o = clean(&x, &config(""));
+        let values: Vec<_> = crate::stages::ingest::tests::quarantine_rows(&o.table("quarantine"))
+            .into_iter()
+            .map(|(_, _, _, v, _)| v)
+            .collect();
+        let expect = ["6", "0", "2.5"].map(|v| Some(v.to_string()));
+        assert_eq!(values, expect);
+    }
+
+    #[test]
+    fn a_citizen_in_an_unknown_municipality_is_an_unknown_reference() {
+        let mut x = base();
+        x.citizen = vec![
+            (1, "c1", "Randers", "k1", "cq_1", Some(4.0)),
+            (1, "c2", "RÃ¸dovre", "k2", "cq_1", Some(4.0)),
+            (1, "c3", "Rodovre", "k3", "cq_1", Some(4.0)),
+            (1, "c4", "Stevns", "k4", "cq_1", Some(4.0)),
+        ];
+        let o = clean(&x, &config(""));
+        let cr = "citizen_responses";
+        let m = Some("municipality");
+        assert_eq!(
+            o.quarantine(),
+            vec![
+                q(cr, 3, m, "unknown_reference"),
+                q(cr, 4, m, "unknown_reference")
+            ]
+        );
+        let kept = crate::stages::ingest::tests::texts(&o.table(cr), "municipality");
+        assert_eq!(kept, [Some("Randers".into()), Some("Stevns".into())]);
+        assert_eq!(o.count(cr).quarantined["unknown_reference"], 2);
     }
 
     #[test]

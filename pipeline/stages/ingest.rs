@@ -52,9 +52,18 @@
 //!   i64, `source`, `line`.
 //! - `employee_responses.parquet`: `wave` i64, `respondent_id` str (pseudonym), `municipality`
 //!   str, `unit_id` str, `target_group` str (nullable; empty for person items), `item` str,
-//!   `value` f64 (nullable: the cell was empty), `source`, `line`.
+//!   `value` f64 (nullable: the cell was empty), `source`, `line`, `value_text` str (below).
 //! - `citizen_responses.parquet`: `wave` i64, `citizen_id` str (pseudonym), `municipality` str,
-//!   `case_id` str (pseudonym), `item` str, `value` f64 (nullable), `source`, `line`.
+//!   `case_id` str (pseudonym), `item` str, `value` f64 (nullable), `source`, `line`,
+//!   `value_text` str (below).
+//!
+//!   `value_text` (nullable) is the value cell as written (trimmed) where the number does not read back
+//!   as it (`4.0`, `3,5`, `1e3`, `04`), and null where it does (`4`, `-99`, `2.5`: the text
+//!   is Rust's shortest decimal form of `value`) or the cell is empty, so that the clean
+//!   stage can quarantine a value as the source file has it ([`typing::value_text`]). The
+//!   column is written only when some row has such a text: a table whose every value reads
+//!   back as written (the usual export of integer codes) has no `value_text` column, and clean
+//!   then shows the number in its shortest form, which is the text.
 //! - `case_involvement.parquet`: `wave` i64, `case_id` str (pseudonym), `unit_id` str, `lead`
 //!   bool, `source`, `line`.
 //! - `quarantine.parquet`: `table` str, `source` str, `line` i64, `column` str (canonical name,
@@ -217,6 +226,12 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         let mut frame = empty_frame(schema::columns(src.table))?;
         for f in std::mem::take(&mut t.frames) {
             frame.vstack_mut_owned(f)?;
+        }
+        // `value_text` only when some cell needs it (see the outputs below).
+        if let Ok(c) = frame.column("value_text") {
+            if c.null_count() == c.len() {
+                frame.drop_in_place("value_text")?;
+            }
         }
         if in_order {
             // Already in output order (one file, or files in name order): the stable sort
@@ -639,7 +654,7 @@ fn type_records(
         .map(|c| blank_na(c, &plan.spec.na_values))
         .collect();
     let mut count = TableCount::default();
-    let texts = match &plan.spec.wide {
+    let mut texts = match &plan.spec.wide {
         None => long_texts(plan, &file_cols, tt.lines),
         Some(w) => {
             let texts = melt(plan, w, &file_cols, &tt.lines, &mut count);
@@ -651,13 +666,9 @@ fn type_records(
     drop(file_cols);
     let n = texts.lines.len();
     let (mut typed_columns, errors) = type_texts(plan, &texts.columns, n, ids)?;
-    let Texts {
-        lines,
-        value_column,
-        ..
-    } = texts;
     // Quarantine: one row per bad cell; each bad row counted once under its first reason.
-    let first_reason = quarantine_cells(plan, &errors, &lines, &value_column, quarantine);
+    let lines = std::mem::take(&mut texts.lines);
+    let first_reason = quarantine_cells(plan, &errors, &lines, &texts.value_column, quarantine);
     let excluded: u64 = count.excluded.values().sum();
     count.rows_in = n as u64 + excluded + tt.rejected.len() as u64;
     for r in first_reason.iter().flatten() {
@@ -677,6 +688,10 @@ fn type_records(
         n,
     ));
     typed_columns.push(Column::new("line".into(), lines));
+    if let Some(i) = plan.columns.iter().position(|c| c.name == "value") {
+        let typed = typed_columns[i].f64()?;
+        typed_columns.push(typing::value_text(texts.columns[i].as_ref(), typed));
+    }
     let frame = DataFrame::new(n, typed_columns)?;
     // Filtering copies every column: only when some row is quarantined.
     let frame = if first_reason.iter().any(Option::is_some) {
@@ -937,6 +952,9 @@ fn empty_frame(columns: &[ColumnSpec]) -> Result<DataFrame> {
         .collect();
     cols.push(Column::new_empty("source".into(), &DataType::String));
     cols.push(Column::new_empty("line".into(), &DataType::Int64));
+    if columns.iter().any(|c| c.name == "value") {
+        cols.push(Column::new_empty("value_text".into(), &DataType::String));
+    }
     Ok(DataFrame::new(0, cols)?)
 }
 

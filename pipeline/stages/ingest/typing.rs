@@ -172,6 +172,38 @@ pub fn type_column(
     (column, errors)
 }
 
+/// The `value_text` column of a typed `value` column: per row the cell as written (trimmed)
+/// where it is not the shortest decimal form of the number it was read as (`{}` of the f64),
+/// null where it is, or where the cell is empty or could not be typed. One null scalar when
+/// every cell reads back as written (the usual case, which costs no memory per row).
+pub fn value_text(text: Option<&StringChunked>, typed: &Float64Chunked) -> Column {
+    let name = PlSmallStr::from_static("value_text");
+    let mut buf = String::new();
+    let Some(text) = text.filter(|text| {
+        text.iter()
+            .zip(typed.iter())
+            .any(|(c, v)| as_written(c, v, &mut buf).is_some())
+    }) else {
+        return Column::full_null(name, typed.len(), &DataType::String);
+    };
+    let texts: StringChunked = text
+        .iter()
+        .zip(typed.iter())
+        .map(|(c, v)| as_written(c, v, &mut buf))
+        .collect();
+    texts.with_name(name).into_column()
+}
+
+/// The cell trimmed, when it is not how its number `v` is shown (`{}` of the f64, written
+/// into `buf`); None for an empty or untyped cell.
+fn as_written<'a>(cell: Option<&'a str>, v: Option<f64>, buf: &mut String) -> Option<&'a str> {
+    use std::fmt::Write;
+    let (t, v) = (trimmed(cell)?, v?);
+    buf.clear();
+    let _ = write!(buf, "{v}");
+    (buf.as_str() != t).then_some(t)
+}
+
 /// A cell trimmed, or None when it is empty.
 fn trimmed(c: Option<&str>) -> Option<&str> {
     c.map(str::trim).filter(|t| !t.is_empty())
@@ -445,5 +477,35 @@ mod tests {
         );
         assert_eq!(c.str().unwrap().get(0), Some("control"));
         assert_eq!(e, vec![err(1, Reason::InvalidValue, Some("placebo"))]);
+    }
+
+    #[test]
+    fn value_text_keeps_the_cells_a_number_does_not_show_as_written() {
+        let cells = [
+            Some("0"),
+            Some(" 4.0 "),
+            Some("1e3"),
+            Some("-99"),
+            None,
+            Some("2.5"),
+        ];
+        let text = StringChunked::from_iter_options("value".into(), cells.into_iter());
+        let spec = nullable("value", CellType::Float);
+        let p = crate::pseudonym::Pseudonymizer::new(b"k", KeySource::Environment).unwrap();
+        let mut ids = PseudonymCache::new(&p);
+        let (typed, _) = type_column(&text, &spec, &mut ids, false);
+        let kept = value_text(Some(&text), typed.f64().unwrap());
+        let kept: Vec<_> = kept.str().unwrap().iter().collect();
+        assert_eq!(kept, [None, Some("4.0"), Some("1e3"), None, None, None]);
+        let comma = StringChunked::from_iter_options("value".into(), [Some("3,5")].into_iter());
+        let (typed, _) = type_column(&comma, &spec, &mut ids, true);
+        let kept = value_text(Some(&comma), typed.f64().unwrap());
+        assert_eq!(kept.str().unwrap().get(0), Some("3,5"));
+        // Nothing to keep: one null scalar, no text per row.
+        let plain = StringChunked::from_iter_options("value".into(), [Some("1"), None].into_iter());
+        let (typed, _) = type_column(&plain, &spec, &mut ids, false);
+        let kept = value_text(Some(&plain), typed.f64().unwrap());
+        assert!(kept.as_scalar_column().is_some());
+        assert_eq!(kept.null_count(), 2);
     }
 }
