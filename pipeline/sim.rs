@@ -96,9 +96,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::schema;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use crate::schema;
 
 pub use params::{Format, Preset};
 

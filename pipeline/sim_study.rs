@@ -16,8 +16,6 @@ pub mod validate;
 
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use anyhow::{anyhow, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -206,36 +204,19 @@ fn replicate_inner(
     Ok((primaries, facts))
 }
 
-/// Runs `f(0..n)` on `threads` workers and returns the results in index order.
+/// Runs `f(0..n)` on `threads` workers (`crate::jobs::map_indexed`) and returns the results in
+/// index order, counting each finished job on `bar`.
 pub fn run_indexed<T: Send>(
     n: usize,
     threads: usize,
     bar: &ProgressBar,
     f: impl Fn(usize) -> T + Sync,
 ) -> Vec<T> {
-    let next = AtomicUsize::new(0);
-    let slots: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..threads.max(1).min(n.max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                let r = f(i);
-                if let Ok(mut v) = slots.lock() {
-                    v[i] = Some(r);
-                }
-                bar.inc(1);
-            });
-        }
-    });
-    slots
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .flatten()
-        .collect()
+    crate::jobs::map_indexed(n, threads, |i| {
+        let r = f(i);
+        bar.inc(1);
+        r
+    })
 }
 
 /// A progress bar on stderr, hidden when stderr is not a terminal or `quiet`.
