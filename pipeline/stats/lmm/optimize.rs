@@ -1,6 +1,8 @@
 //! The search for θ: Nelder–Mead, then Newton steps on extrapolated finite differences.
 
-use super::pls::{chol_solve, dense_cholesky};
+use faer::Mat;
+
+use super::pls::{chol_solve, cholesky};
 
 /// Nelder–Mead (standard coefficients). Returns the best point and whether it converged.
 pub(super) fn nelder_mead(
@@ -158,8 +160,8 @@ pub(super) fn newton_polish(
             for i in 0..k {
                 hd[i * k + i] += lambda * diag_scale;
             }
-            if let Some(l) = dense_cholesky(&hd, k) {
-                let s = chol_solve(&l, k, &g);
+            if let Some(l) = cholesky(Mat::from_fn(k, k, |i, j| hd[i * k + j]).as_ref()) {
+                let s = chol_solve(l.as_ref(), &g);
                 break s.iter().map(|v| -v).collect::<Vec<f64>>();
             }
             lambda = if lambda == 0.0 { 1e-6 } else { lambda * 10.0 };

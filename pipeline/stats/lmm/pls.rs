@@ -1,7 +1,7 @@
 //! Penalized least squares at one θ: the sparse Cholesky factor of Λ'Z'ZΛ + I, the dense
 //! Schur complement for the fixed effects, and the profiled deviance or REML criterion.
 use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
-use faer::linalg::cholesky::llt::factor::LltRegularization;
+use faer::linalg::cholesky::llt::factor::{self as llt_factor, LltRegularization};
 use faer::sparse::linalg::cholesky::{
     factorize_symbolic_cholesky, supernodal::SupernodalLltRef, LltRef, SymbolicCholesky,
     SymbolicCholeskyRaw, SymmetricOrdering,
@@ -314,20 +314,14 @@ impl<'a> Problem<'a> {
             Par::Seq,
         );
         // RX'RX and its right-hand side.
-        let mut rxtrx = vec![0.0; p * p];
-        let mut rhs = vec![0.0; p];
-        for i in 0..p {
-            for j in 0..p {
-                rxtrx[i * p + j] = self.xtxy[(i, j)] - g[(i, j)];
-            }
-            rhs[i] = self.xtxy[(i, p)] - g[(i, p)];
-        }
-        let l = dense_cholesky(&rxtrx, p).ok_or_else(|| {
+        let rxtrx = Mat::from_fn(p, p, |i, j| self.xtxy[(i, j)] - g[(i, j)]);
+        let rhs: Vec<f64> = (0..p).map(|i| self.xtxy[(i, p)] - g[(i, p)]).collect();
+        let l = cholesky(rxtrx.as_ref()).ok_or_else(|| {
             StatsError::Numerical("fixed-effects cross-product not positive definite".into())
         })?;
-        let ldrx2 = 2.0 * (0..p).map(|i| l[i * p + i].ln()).sum::<f64>();
-        let beta = chol_solve(&l, p, &rhs);
-        let rx_inv = chol_inverse(&l, p);
+        let ldrx2 = 2.0 * (0..p).map(|i| l[(i, i)].ln()).sum::<f64>();
+        let beta = chol_solve(l.as_ref(), &rhs);
+        let rx_inv = chol_inverse(l.as_ref());
         // u = c_y − C_x β; residuals. Each u[r] subtracts the terms in the order j = 0..p, as
         // a loop over j inside a loop over r would; going column by column reads C in its
         // storage order (row by row, each of the q rows was p strided reads).
@@ -393,66 +387,70 @@ fn log_diag_sum(symbolic: &SymbolicCholesky<usize>, values: &[f64]) -> f64 {
     }
 }
 
-// Small dense helpers (p × p, row-major).
+// Small dense helpers: faer's Cholesky (LLᵀ), sequential, on p × p matrices.
 
-pub(super) fn dense_cholesky(a: &[f64], p: usize) -> Option<Vec<f64>> {
-    let mut l = vec![0.0; p * p];
-    for j in 0..p {
-        let mut d = a[j * p + j];
-        for k in 0..j {
-            d -= l[j * p + k] * l[j * p + k];
-        }
-        if d.is_nan() || d <= 0.0 {
-            return None;
-        }
-        let d = d.sqrt();
-        l[j * p + j] = d;
-        for i in j + 1..p {
-            let mut s = a[i * p + j];
-            for k in 0..j {
-                s -= l[i * p + k] * l[j * p + k];
-            }
-            l[i * p + j] = s / d;
+/// The Cholesky factor L (lower triangle; the upper one zeroed) of the symmetric matrix whose
+/// lower triangle `a` holds; None unless positive definite (a pivot ≤ 0 or NaN).
+pub(super) fn cholesky(a: MatRef<'_, f64>) -> Option<Mat<f64>> {
+    let p = a.nrows();
+    let mut l = a.to_owned();
+    let mut buf = MemBuffer::new(llt_factor::cholesky_in_place_scratch::<f64>(
+        p,
+        Par::Seq,
+        Default::default(),
+    ));
+    llt_factor::cholesky_in_place(
+        l.as_mut(),
+        LltRegularization::default(),
+        Par::Seq,
+        MemStack::new(&mut buf),
+        Default::default(),
+    )
+    .ok()?;
+    for j in 1..p {
+        for i in 0..j {
+            l[(i, j)] = 0.0;
         }
     }
     Some(l)
 }
 
-pub(super) fn chol_solve(l: &[f64], p: usize, b: &[f64]) -> Vec<f64> {
-    let mut z = b.to_vec();
-    for i in 0..p {
-        for k in 0..i {
-            z[i] -= l[i * p + k] * z[k];
-        }
-        z[i] /= l[i * p + i];
-    }
-    for i in (0..p).rev() {
-        for k in i + 1..p {
-            z[i] -= l[k * p + i] * z[k];
-        }
-        z[i] /= l[i * p + i];
-    }
-    z
+/// x with L Lᵀ x = b.
+pub(super) fn chol_solve(l: MatRef<'_, f64>, b: &[f64]) -> Vec<f64> {
+    let mut x = Mat::from_fn(b.len(), 1, |i, _| b[i]);
+    let mut buf = MemBuffer::new(StackReq::EMPTY);
+    faer::linalg::cholesky::llt::solve::solve_in_place(
+        l,
+        x.as_mut(),
+        Par::Seq,
+        MemStack::new(&mut buf),
+    );
+    x.col_as_slice(0).to_vec()
 }
 
-fn chol_inverse(l: &[f64], p: usize) -> Vec<f64> {
-    let mut inv = vec![0.0; p * p];
-    let mut e = vec![0.0; p];
-    for j in 0..p {
-        e.iter_mut().for_each(|v| *v = 0.0);
-        e[j] = 1.0;
-        let col = chol_solve(l, p, &e);
-        for i in 0..p {
-            inv[i * p + j] = col[i];
-        }
-    }
-    // Symmetrize.
-    for i in 0..p {
-        for j in 0..i {
-            let m = 0.5 * (inv[i * p + j] + inv[j * p + i]);
-            inv[i * p + j] = m;
-            inv[j * p + i] = m;
-        }
-    }
-    inv
+/// (L Lᵀ)⁻¹, row-major p × p, exactly symmetric.
+fn chol_inverse(l: MatRef<'_, f64>) -> Vec<f64> {
+    let p = l.nrows();
+    let mut inv = Mat::<f64>::zeros(p, p);
+    let mut buf =
+        MemBuffer::new(faer::linalg::cholesky::llt::inverse::inverse_scratch::<f64>(p, Par::Seq));
+    faer::linalg::cholesky::llt::inverse::inverse(
+        inv.as_mut(),
+        l,
+        Par::Seq,
+        MemStack::new(&mut buf),
+    );
+    // faer writes the lower triangle.
+    (0..p * p)
+        .map(|k| {
+            let (i, j) = (k / p, k % p);
+            if i >= j {
+                inv[(i, j)]
+            } else {
+                inv[(j, i)]
+            }
+        })
+        .collect()
 }
+
+// Small dense helpers (p × p, row-major).

@@ -3,6 +3,11 @@
 
 use std::collections::HashMap;
 
+use faer::diag::Diag;
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::evd;
+use faer::{Mat, Par};
+
 use super::pls::{Pls, Problem};
 use crate::types::StatsError;
 
@@ -109,56 +114,30 @@ fn nd_jacobian(f: &mut dyn FnMut(&[f64]) -> Vec<f64>, x: &[f64]) -> Vec<Vec<f64>
         .collect()
 }
 
-/// Eigen-decomposition of a small symmetric matrix (cyclic Jacobi). Returns (values, vectors
-/// as columns of a row-major matrix).
-fn sym_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut a = a.to_vec();
-    let mut v = vec![0.0; n * n];
-    for i in 0..n {
-        v[i * n + i] = 1.0;
-    }
-    for _sweep in 0..100 {
-        let off: f64 = (0..n)
-            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| a[i * n + j] * a[i * n + j])
-            .sum();
-        let total: f64 = a.iter().map(|x| x * x).sum();
-        if off <= 1e-30 * total.max(1e-300) {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                let apq = a[p * n + q];
-                if apq == 0.0 {
-                    continue;
-                }
-                let theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..n {
-                    let akp = a[k * n + p];
-                    let akq = a[k * n + q];
-                    a[k * n + p] = c * akp - s * akq;
-                    a[k * n + q] = s * akp + c * akq;
-                }
-                for k in 0..n {
-                    let apk = a[p * n + k];
-                    let aqk = a[q * n + k];
-                    a[p * n + k] = c * apk - s * aqk;
-                    a[q * n + k] = s * apk + c * aqk;
-                }
-                for k in 0..n {
-                    let vkp = v[k * n + p];
-                    let vkq = v[k * n + q];
-                    v[k * n + p] = c * vkp - s * vkq;
-                    v[k * n + q] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
-    ((0..n).map(|i| a[i * n + i]).collect(), v)
+/// Eigen-decomposition of a small symmetric matrix (row-major, n × n) by faer, sequential:
+/// (values in increasing order, vectors as the columns of a row-major matrix).
+fn sym_eigen(a: &[f64], n: usize) -> Result<(Vec<f64>, Vec<f64>), StatsError> {
+    let m = Mat::from_fn(n, n, |i, j| a[i * n + j]);
+    let mut s = Diag::<f64>::zeros(n);
+    let mut u = Mat::<f64>::zeros(n, n);
+    let mut buf = MemBuffer::new(evd::self_adjoint_evd_scratch::<f64>(
+        n,
+        evd::ComputeEigenvectors::Yes,
+        Par::Seq,
+        Default::default(),
+    ));
+    evd::self_adjoint_evd(
+        m.as_ref(),
+        s.as_mut(),
+        Some(u.as_mut()),
+        Par::Seq,
+        MemStack::new(&mut buf),
+        Default::default(),
+    )
+    .map_err(|e| StatsError::Numerical(format!("eigen-decomposition of the Hessian: {e:?}")))?;
+    let values = s.column_vector().iter().copied().collect();
+    let vectors = (0..n * n).map(|k| u[(k / n, k % n)]).collect();
+    Ok((values, vectors))
 }
 
 /// Satterthwaite df per coefficient, as lmerTest's `summary()`; also returns lmerTest's warnings.
@@ -213,7 +192,7 @@ pub(super) fn satterthwaite(
         return Err(e);
     }
     let m = k + 1;
-    let (evals, evecs) = sym_eigen(&hess, m);
+    let (evals, evecs) = sym_eigen(&hess, m)?;
     let tol = 1e-8;
     let mut warnings = Vec::new();
     let neg: Vec<f64> = evals.iter().copied().filter(|&e| e < -tol).collect();
@@ -276,7 +255,7 @@ mod tests {
     #[test]
     fn eigen_small() {
         let a = [2.0, 1.0, 1.0, 2.0];
-        let (vals, _) = sym_eigen(&a, 2);
+        let (vals, _) = sym_eigen(&a, 2).unwrap();
         let mut v = vals.clone();
         v.sort_by(f64::total_cmp);
         assert!((v[0] - 1.0).abs() < 1e-12 && (v[1] - 3.0).abs() < 1e-12);
