@@ -771,24 +771,28 @@ pub fn f_quantile(p: f64, df1: f64, df2: f64) -> f64 {
 
 /// χ² cdf P(X ≤ x).
 pub fn chi2_cdf(x: f64, df: f64) -> f64 {
-    if x.is_nan() || !valid_df(df) {
-        return f64::NAN;
-    }
-    if x <= 0.0 {
-        return 0.0;
-    }
-    gamma_inc(0.5 * df, 0.5 * x, (0.5 * x).ln()).ln_lower.exp()
+    chi2_tail(x, df, false)
 }
 
 /// χ² survival function P(X > x), accurate in the upper tail.
 pub fn chi2_sf(x: f64, df: f64) -> f64 {
+    chi2_tail(x, df, true)
+}
+
+/// The upper (P(X > x)) or lower (P(X ≤ x)) tail of χ² at x.
+fn chi2_tail(x: f64, df: f64, upper: bool) -> f64 {
     if x.is_nan() || !valid_df(df) {
         return f64::NAN;
     }
     if x <= 0.0 {
-        return 1.0;
+        return if upper { 1.0 } else { 0.0 };
     }
-    gamma_inc(0.5 * df, 0.5 * x, (0.5 * x).ln()).ln_upper.exp()
+    let g = gamma_inc(0.5 * df, 0.5 * x, (0.5 * x).ln());
+    if upper {
+        g.ln_upper.exp()
+    } else {
+        g.ln_lower.exp()
+    }
 }
 
 /// χ² quantile: the x with P(X ≤ x) = p.
