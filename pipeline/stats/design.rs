@@ -148,21 +148,57 @@ pub fn build_with(
     also_required: &[&str],
 ) -> Result<Design, StatsError> {
     let n = data.n_rows();
-    let col = |name: &str| -> Result<&Column, StatsError> {
-        data.get(name)
-            .ok_or_else(|| StatsError::Formula(format!("column `{name}` not found in the data")))
-    };
+    let used = used_variables(formula);
+    let mut missing = incomplete_rows(formula, &used, data, also_required)?;
+    let evaluated = evaluate_expressions(formula, &used, data, &mut missing)?;
+    let kept_rows: Vec<usize> = (0..n).filter(|&i| !missing[i]).collect();
+    let n_obs = kept_rows.len();
+    let n_dropped = n - n_obs;
+    let (response, y) = response(formula, data, &kept_rows, &evaluated)?;
+    let encoded = encode_variables(formula, &used, data, &kept_rows, &evaluated)?;
+    let coding = factor_coding(formula, &encoded);
+    let (names, cols) = model_columns(formula, &encoded, &coding, n_obs)?;
+    let x = faer::Mat::from_fn(n_obs, cols.len(), |i, j| cols[j][i]);
+    let random = random_factors(formula, data, &kept_rows)?;
+    Ok(Design {
+        y,
+        x,
+        names,
+        random,
+        n_obs,
+        n_dropped,
+        kept_rows,
+        has_intercept: formula.intercept,
+        response,
+    })
+}
 
-    // Which variables of the RHS are used by some term.
+/// The column `name` of `data`, or a formula error naming it.
+fn column<'a>(data: &'a Data, name: &str) -> Result<&'a Column, StatsError> {
+    data.get(name)
+        .ok_or_else(|| StatsError::Formula(format!("column `{name}` not found in the data")))
+}
+
+/// Which variables of the right-hand side are used by some term.
+fn used_variables(formula: &Formula) -> Vec<bool> {
     let mut used = vec![false; formula.variables.len()];
     for t in &formula.terms {
         for &v in &t.vars {
             used[v] = true;
         }
     }
+    used
+}
 
-    // Complete-case rows.
-    let mut missing = vec![false; n];
+/// The rows missing a value in a column the model uses (response, used variables, random-effect
+/// grouping columns, `also_required`).
+fn incomplete_rows(
+    formula: &Formula,
+    used: &[bool],
+    data: &Data,
+    also_required: &[&str],
+) -> Result<Vec<bool>, StatsError> {
+    let mut missing = vec![false; data.n_rows()];
     let mut mark = |c: &Column| {
         for (i, m) in missing.iter_mut().enumerate() {
             if c.is_missing(i) {
@@ -171,7 +207,7 @@ pub fn build_with(
         }
     };
     let mut needed_cols: Vec<String> = formula.response.columns();
-    for (v, u) in formula.variables.iter().zip(&used) {
+    for (v, u) in formula.variables.iter().zip(used) {
         if *u {
             needed_cols.extend(v.columns());
         }
@@ -181,14 +217,23 @@ pub fn build_with(
     }
     needed_cols.extend(also_required.iter().map(|s| s.to_string()));
     for c in &needed_cols {
-        mark(col(c)?);
+        mark(column(data, c)?);
     }
+    Ok(missing)
+}
 
-    // Evaluate numeric expressions on all rows; NaN results are dropped as missing (as R's
-    // na.omit drops NaN), infinite ones are errors.
+/// The numeric expressions (response and used variables) evaluated on all rows not yet
+/// missing, by label; NaN results mark their rows missing (as R's na.omit drops NaN).
+fn evaluate_expressions(
+    formula: &Formula,
+    used: &[bool],
+    data: &Data,
+    missing: &mut [bool],
+) -> Result<HashMap<String, Vec<f64>>, StatsError> {
+    let n = data.n_rows();
     let mut evaluated: HashMap<String, Vec<f64>> = HashMap::new();
     let mut numeric_vars: Vec<&Variable> = vec![&formula.response];
-    for (v, u) in formula.variables.iter().zip(&used) {
+    for (v, u) in formula.variables.iter().zip(used) {
         if *u {
             numeric_vars.push(v);
         }
@@ -198,7 +243,7 @@ pub fn build_with(
             let cols: Vec<(String, &Column)> = v
                 .columns()
                 .into_iter()
-                .map(|c| col(&c).map(|cc| (c, cc)))
+                .map(|c| column(data, &c).map(|cc| (c, cc)))
                 .collect::<Result<_, _>>()?;
             for (name, c) in &cols {
                 if matches!(c, Column::Str(_)) {
@@ -228,15 +273,19 @@ pub fn build_with(
             evaluated.insert(v.label(), vals);
         }
     }
+    Ok(evaluated)
+}
 
-    let kept_rows: Vec<usize> = (0..n).filter(|&i| !missing[i]).collect();
-    let n_obs = kept_rows.len();
-    let n_dropped = n - n_obs;
-
-    // Response.
+/// The response's label and values on the kept rows; it must be numeric and finite.
+fn response(
+    formula: &Formula,
+    data: &Data,
+    kept_rows: &[usize],
+    evaluated: &HashMap<String, Vec<f64>>,
+) -> Result<(String, Vec<f64>), StatsError> {
     let response = formula.response.label();
     let y: Vec<f64> = match &formula.response {
-        Variable::Column(c) => match col(c)? {
+        Variable::Column(c) => match column(data, c)? {
             Column::Num(v) => kept_rows
                 .iter()
                 .map(|&i| v[i].unwrap_or(f64::NAN))
@@ -259,22 +308,32 @@ pub fn build_with(
     if y.iter().any(|v| v.is_infinite()) {
         return Err(StatsError::NonFinite(format!("response `{response}`")));
     }
+    Ok((response, y))
+}
 
-    // Encode each used variable over the kept rows.
+/// Each used variable over the kept rows: numbers, or a factor's codes and levels.
+fn encode_variables(
+    formula: &Formula,
+    used: &[bool],
+    data: &Data,
+    kept_rows: &[usize],
+    evaluated: &HashMap<String, Vec<f64>>,
+) -> Result<Vec<Option<Encoded>>, StatsError> {
+    let n_obs = kept_rows.len();
     let mut encoded: Vec<Option<Encoded>> = vec![None; formula.variables.len()];
     for (vi, v) in formula.variables.iter().enumerate() {
         if !used[vi] {
             continue;
         }
         let enc = match v {
-            Variable::Column(c) => match col(c)? {
+            Variable::Column(c) => match column(data, c)? {
                 Column::Num(x) => {
                     Encoded::Numeric(kept_rows.iter().map(|&i| x[i].unwrap_or(0.0)).collect())
                 }
-                Column::Str(_) => factor_of(col(c)?, &kept_rows, false),
-                Column::Bool(_) => factor_of(col(c)?, &kept_rows, true),
+                Column::Str(_) => factor_of(column(data, c)?, kept_rows, false),
+                Column::Bool(_) => factor_of(column(data, c)?, kept_rows, true),
             },
-            Variable::Factor { column, .. } => factor_of(col(column)?, &kept_rows, false),
+            Variable::Factor { column: c, .. } => factor_of(column(data, c)?, kept_rows, false),
             Variable::Expr(_) => Encoded::Numeric(
                 kept_rows
                     .iter()
@@ -297,8 +356,11 @@ pub fn build_with(
         }
         encoded[vi] = Some(enc);
     }
+    Ok(encoded)
+}
 
-    // R's factor coding rule per (term, variable): true = contrasts, false = indicators.
+/// R's factor coding rule per (term, variable): true = contrasts, false = indicators.
+fn factor_coding(formula: &Formula, encoded: &[Option<Encoded>]) -> Vec<Vec<bool>> {
     let is_factor = |v: usize| matches!(encoded[v], Some(Encoded::Factor { .. }));
     let mut coding: Vec<Vec<bool>> = Vec::with_capacity(formula.terms.len());
     for (ti, t) in formula.terms.iter().enumerate() {
@@ -327,8 +389,17 @@ pub fn build_with(
             }
         }
     }
+    coding
+}
 
-    // Columns.
+/// The names and values of the model matrix's columns: the intercept, then each term's columns
+/// (the product of its variables' sub-columns, first variable fastest).
+fn model_columns(
+    formula: &Formula,
+    encoded: &[Option<Encoded>],
+    coding: &[Vec<bool>],
+    n_obs: usize,
+) -> Result<(Vec<String>, Vec<Vec<f64>>), StatsError> {
     let mut names: Vec<String> = Vec::new();
     let mut cols: Vec<Vec<f64>> = Vec::new();
     if formula.intercept {
@@ -383,15 +454,27 @@ pub fn build_with(
             cols.push(vals);
         }
     }
-    let x = faer::Mat::from_fn(n_obs, cols.len(), |i, j| cols[j][i]);
+    Ok((names, cols))
+}
 
-    // Random factors.
+/// The random-intercept grouping factors over the kept rows, in lme4's order (by decreasing
+/// number of levels, ties in formula order).
+fn random_factors(
+    formula: &Formula,
+    data: &Data,
+    kept_rows: &[usize],
+) -> Result<Vec<RandomFactor>, StatsError> {
+    let n_obs = kept_rows.len();
     let mut random = Vec::new();
     for r in &formula.random {
-        let parts: Vec<&Column> = r.columns.iter().map(|c| col(c)).collect::<Result<_, _>>()?;
+        let parts: Vec<&Column> = r
+            .columns
+            .iter()
+            .map(|c| column(data, c))
+            .collect::<Result<_, _>>()?;
         let per_col: Vec<Encoded> = parts
             .iter()
-            .map(|c| factor_of(c, &kept_rows, false))
+            .map(|c| factor_of(c, kept_rows, false))
             .collect();
         // Combined level = tuple of per-column codes; sorted by the tuple, last column slowest
         // (as R's interaction()).
@@ -435,18 +518,7 @@ pub fn build_with(
     }
     // lme4 orders random terms by decreasing number of levels (stable).
     random.sort_by_key(|r| std::cmp::Reverse(r.n_levels));
-
-    Ok(Design {
-        y,
-        x,
-        names,
-        random,
-        n_obs,
-        n_dropped,
-        kept_rows,
-        has_intercept: formula.intercept,
-        response,
-    })
+    Ok(random)
 }
 
 #[derive(Debug, Clone)]

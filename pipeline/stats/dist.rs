@@ -684,36 +684,37 @@ fn f_tails(ln_f: f64, df1: f64, df2: f64) -> BetaInc {
 
 /// F survival function P(F > f) with (df1, df2) degrees of freedom. df2 = ∞ allowed.
 pub fn f_sf(f: f64, df1: f64, df2: f64) -> f64 {
-    if f.is_nan() || !valid_df(df1) || df2.is_nan() || df2 <= 0.0 {
-        return f64::NAN;
-    }
-    if df2.is_infinite() {
-        return chi2_sf(f * df1, df1);
-    }
-    if f <= 0.0 {
-        return 1.0;
-    }
-    if f.is_infinite() {
-        return 0.0;
-    }
-    f_tails(f.ln(), df1, df2).ln_upper.exp()
+    f_tail(f, df1, df2, true)
 }
 
 /// F cdf P(F ≤ f). df2 = ∞ allowed.
 pub fn f_cdf(f: f64, df1: f64, df2: f64) -> f64 {
+    f_tail(f, df1, df2, false)
+}
+
+/// The upper (P(F > f)) or lower (P(F ≤ f)) tail of F at f.
+fn f_tail(f: f64, df1: f64, df2: f64, upper: bool) -> f64 {
     if f.is_nan() || !valid_df(df1) || df2.is_nan() || df2 <= 0.0 {
         return f64::NAN;
     }
     if df2.is_infinite() {
-        return chi2_cdf(f * df1, df1);
+        let chi2 = if upper { chi2_sf } else { chi2_cdf };
+        return chi2(f * df1, df1);
     }
+    // P(F ≤ f) is 0 for f ≤ 0 and 1 for f = ∞; the upper tail the other way round.
+    let (at_zero, at_inf) = if upper { (1.0, 0.0) } else { (0.0, 1.0) };
     if f <= 0.0 {
-        return 0.0;
+        return at_zero;
     }
     if f.is_infinite() {
-        return 1.0;
+        return at_inf;
     }
-    f_tails(f.ln(), df1, df2).ln_lower.exp()
+    let t = f_tails(f.ln(), df1, df2);
+    if upper {
+        t.ln_upper.exp()
+    } else {
+        t.ln_lower.exp()
+    }
 }
 
 /// F quantile: the f with P(F ≤ f) = p. df2 = ∞ allowed.
@@ -770,24 +771,28 @@ pub fn f_quantile(p: f64, df1: f64, df2: f64) -> f64 {
 
 /// χ² cdf P(X ≤ x).
 pub fn chi2_cdf(x: f64, df: f64) -> f64 {
-    if x.is_nan() || !valid_df(df) {
-        return f64::NAN;
-    }
-    if x <= 0.0 {
-        return 0.0;
-    }
-    gamma_inc(0.5 * df, 0.5 * x, (0.5 * x).ln()).ln_lower.exp()
+    chi2_tail(x, df, false)
 }
 
 /// χ² survival function P(X > x), accurate in the upper tail.
 pub fn chi2_sf(x: f64, df: f64) -> f64 {
+    chi2_tail(x, df, true)
+}
+
+/// The upper (P(X > x)) or lower (P(X ≤ x)) tail of χ² at x.
+fn chi2_tail(x: f64, df: f64, upper: bool) -> f64 {
     if x.is_nan() || !valid_df(df) {
         return f64::NAN;
     }
     if x <= 0.0 {
-        return 1.0;
+        return if upper { 1.0 } else { 0.0 };
     }
-    gamma_inc(0.5 * df, 0.5 * x, (0.5 * x).ln()).ln_upper.exp()
+    let g = gamma_inc(0.5 * df, 0.5 * x, (0.5 * x).ln());
+    if upper {
+        g.ln_upper.exp()
+    } else {
+        g.ln_lower.exp()
+    }
 }
 
 /// χ² quantile: the x with P(X ≤ x) = p.

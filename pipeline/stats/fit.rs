@@ -16,12 +16,12 @@
 //! missing. For mixed models `log_likelihood`/`aic`/`bic` are lme4's (REML criterion for REML).
 
 use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::design::{build_with, Data};
-use crate::formula::{format_r_number, parse};
-use crate::lmm::{lmm, LmmOptions};
-use crate::ols::{ols, OlsOptions, VcovType};
+use crate::design::{build_with, Data, Design};
+use crate::formula::{format_r_number, parse, Formula};
+use crate::lmm::{lmm, LmmFit, LmmOptions};
+use crate::ols::{ols, OlsFit, OlsOptions, VcovType};
 use crate::types::{Coefficient, StatsError};
 
 /// Estimation method for mixed models (ignored by OLS).
@@ -56,8 +56,9 @@ impl Default for FitOptions {
     }
 }
 
-/// One coefficient row of the report; `df` is `None` when infinite (z-based).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One coefficient row as reports and tables carry it; `df` is `None` when infinite (z-based)
+/// or undefined.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportCoefficient {
     pub term: String,
     pub estimate: f64,
@@ -82,6 +83,12 @@ impl From<&Coefficient> for ReportCoefficient {
             conf_high: c.conf_high,
         }
     }
+}
+
+/// The coefficient rows of a fit: the one conversion from the engine's coefficients to the rows
+/// that reports and the model stage's tables carry.
+pub fn coefficient_rows(coefficients: &[Coefficient]) -> Vec<ReportCoefficient> {
+    coefficients.iter().map(Into::into).collect()
 }
 
 /// Model-level statistics; `None` where they do not apply (R², F for mixed models).
@@ -151,6 +158,104 @@ pub struct FitReport {
     pub singular: Option<bool>,
 }
 
+/// The estimator of [`fit_parsed`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Estimator {
+    /// OLS with the given standard errors; `cluster` names the cluster column (for CR1), whose
+    /// missing rows are dropped with the others.
+    Ols {
+        vcov: VcovType,
+        cluster: Option<String>,
+    },
+    /// Random-intercept linear mixed model, REML or ML, with Satterthwaite t tests.
+    Lmm { reml: bool },
+}
+
+/// The fitted model of [`fit_parsed`].
+#[derive(Debug, Clone)]
+pub enum Model {
+    Ols(OlsFit),
+    Lmm(LmmFit),
+}
+
+/// A fit and the design it was fitted on.
+#[derive(Debug, Clone)]
+pub struct ModelFit {
+    pub design: Design,
+    pub model: Model,
+}
+
+impl ModelFit {
+    /// The engine's coefficients of the fit (with raw degrees of freedom).
+    pub fn coefficients(&self) -> &[Coefficient] {
+        match &self.model {
+            Model::Ols(f) => &f.coefficients,
+            Model::Lmm(f) => &f.coefficients,
+        }
+    }
+}
+
+/// The one path from a parsed formula and plain columns to a fit: the design (complete cases
+/// over the formula's columns and the cluster column), then OLS or the mixed model as asked.
+/// No check beyond those of the design and the estimator: [`fit_formula`] adds its own.
+pub fn fit_parsed(
+    formula: &Formula,
+    data: &Data,
+    estimator: &Estimator,
+    conf_level: f64,
+) -> Result<ModelFit, StatsError> {
+    let extra: Vec<&str> = match estimator {
+        Estimator::Ols {
+            cluster: Some(c), ..
+        } => vec![c.as_str()],
+        _ => vec![],
+    };
+    let design = build_with(formula, data, &extra)?;
+    let model = match estimator {
+        Estimator::Lmm { reml } => {
+            let opts = LmmOptions {
+                reml: *reml,
+                conf_level,
+                ..LmmOptions::default()
+            };
+            let (x, y) = (design.x.as_ref(), &design.y);
+            Model::Lmm(lmm(x, y, &design.names, &design.random, &opts)?)
+        }
+        Estimator::Ols { vcov, cluster } => {
+            let codes = match cluster {
+                None => None,
+                Some(c) => Some(cluster_codes(data, c, &design.kept_rows)?),
+            };
+            let opts = OlsOptions {
+                vcov: *vcov,
+                cluster: codes.as_deref(),
+                conf_level,
+            };
+            Model::Ols(ols(design.x.as_ref(), &design.y, &design.names, &opts)?)
+        }
+    };
+    Ok(ModelFit { design, model })
+}
+
+/// Cluster ids of the design rows: the rank of each row's label of column `c` among the
+/// distinct labels, sorted.
+fn cluster_codes(data: &Data, c: &str, kept_rows: &[usize]) -> Result<Vec<u32>, StatsError> {
+    let col = data.get(c).ok_or_else(|| {
+        StatsError::Formula(format!("cluster column `{c}` not found in the data"))
+    })?;
+    let mut labels: Vec<String> = Vec::with_capacity(kept_rows.len());
+    for &i in kept_rows {
+        labels.push(col.label(i).unwrap_or_default());
+    }
+    let mut uniq = labels.clone();
+    uniq.sort_unstable();
+    uniq.dedup();
+    Ok(labels
+        .iter()
+        .map(|l| uniq.binary_search(l).unwrap_or(0) as u32)
+        .collect())
+}
+
 /// Fits `formula` on `data`: OLS when the formula has no random terms, otherwise an LMM.
 pub fn fit_formula(data: &Data, formula: &str, opts: &FitOptions) -> Result<FitReport, StatsError> {
     if !(opts.conf_level > 0.0 && opts.conf_level < 1.0) {
@@ -160,121 +265,105 @@ pub fn fit_formula(data: &Data, formula: &str, opts: &FitOptions) -> Result<FitR
         )));
     }
     let f = parse(formula)?;
-    let mixed = f.is_mixed();
-    if mixed && (opts.vcov != VcovType::Classical || opts.cluster.is_some()) {
-        return Err(StatsError::InvalidArgument(
-            "robust or cluster standard errors are available for OLS only; a mixed model reports model-based standard errors".into(),
-        ));
-    }
-    if !mixed {
-        match (&opts.cluster, opts.vcov) {
-            (None, VcovType::Cr1) => {
-                return Err(StatsError::InvalidArgument(
-                    "cluster-robust (CR1) standard errors need a cluster column".into(),
-                ))
-            }
-            (Some(c), v) if v != VcovType::Cr1 => {
-                return Err(StatsError::InvalidArgument(format!(
-                    "a cluster column (`{c}`) was given but the standard errors are {}; use CR1",
-                    v.as_str()
-                )))
-            }
-            _ => {}
-        }
-    }
-    let extra: Vec<&str> = opts.cluster.iter().map(|s| s.as_str()).collect();
-    let des = build_with(&f, data, &extra)?;
+    let estimator = estimator_of(&f, opts)?;
+    let ModelFit { design, model } = fit_parsed(&f, data, &estimator, opts.conf_level)?;
     let mut warnings = Vec::new();
-    if des.n_dropped > 0 {
+    if design.n_dropped > 0 {
         warnings.push(format!(
             "{} row(s) dropped for missing values in the model's columns",
-            des.n_dropped
+            design.n_dropped
         ));
     }
+    let mut report = match &model {
+        Model::Lmm(fit) => mixed_report(fit, warnings),
+        Model::Ols(fit) => ols_report(fit, opts.cluster.as_deref(), warnings),
+    };
+    report.formula = formula.to_string();
+    report.n_dropped = design.n_dropped;
+    report.conf_level = opts.conf_level;
+    Ok(report)
+}
 
-    if mixed {
-        let lopts = LmmOptions {
-            reml: opts.method == Method::Reml,
-            conf_level: opts.conf_level,
-            ..LmmOptions::default()
-        };
-        let fit = lmm(des.x.as_ref(), &des.y, &des.names, &des.random, &lopts)?;
-        if !fit.aliased.is_empty() {
-            warnings.push(format!(
-                "fixed-effect model matrix is rank deficient so dropping {} column(s): {}",
-                fit.aliased.len(),
-                fit.aliased.join(", ")
+/// The estimator `opts` asks for on formula `f`: a mixed model when it has random terms (with
+/// model-based standard errors only), otherwise OLS with a cluster column exactly for CR1.
+fn estimator_of(f: &Formula, opts: &FitOptions) -> Result<Estimator, StatsError> {
+    if f.is_mixed() {
+        if opts.vcov != VcovType::Classical || opts.cluster.is_some() {
+            return Err(StatsError::InvalidArgument(
+                "robust or cluster standard errors are available for OLS only; a mixed model reports model-based standard errors".into(),
             ));
         }
-        warnings.extend(fit.warnings.iter().cloned());
-        return Ok(FitReport {
-            formula: formula.to_string(),
-            method: if fit.reml { "reml" } else { "ml" }.into(),
-            n_obs: fit.n_obs,
-            n_dropped: des.n_dropped,
-            coefficients: fit.coefficients.iter().map(Into::into).collect(),
-            fit: FitStats {
-                r_squared: None,
-                adj_r_squared: None,
-                sigma: fit.sigma,
-                df_residual: None,
-                log_likelihood: fit.log_likelihood,
-                aic: fit.aic,
-                bic: fit.bic,
-                f_statistic: None,
-                f_p_value: None,
-            },
-            random_effects: Some(
-                fit.variance_components
-                    .iter()
-                    .map(|v| RandomEffect {
-                        group: v.group.clone(),
-                        term: v.term.clone(),
-                        variance: v.variance,
-                        std_dev: v.std_dev,
-                    })
-                    .collect(),
-            ),
-            n_groups: Some(Groups(fit.n_groups.clone())),
-            aliased: fit.aliased.clone(),
-            warnings,
-            se_note: "Satterthwaite's method for t-tests".into(),
-            f_df: None,
-            n_clusters: None,
-            conf_level: opts.conf_level,
-            converged: Some(fit.converged),
-            singular: Some(fit.singular),
+        return Ok(Estimator::Lmm {
+            reml: opts.method == Method::Reml,
         });
     }
+    match (&opts.cluster, opts.vcov) {
+        (None, VcovType::Cr1) => Err(StatsError::InvalidArgument(
+            "cluster-robust (CR1) standard errors need a cluster column".into(),
+        )),
+        (Some(c), v) if v != VcovType::Cr1 => Err(StatsError::InvalidArgument(format!(
+            "a cluster column (`{c}`) was given but the standard errors are {}; use CR1",
+            v.as_str()
+        ))),
+        _ => Ok(Estimator::Ols {
+            vcov: opts.vcov,
+            cluster: opts.cluster.clone(),
+        }),
+    }
+}
 
-    // OLS.
-    let cluster_codes: Option<Vec<u32>> = match &opts.cluster {
-        None => None,
-        Some(c) => {
-            let col = data.get(c).ok_or_else(|| {
-                StatsError::Formula(format!("cluster column `{c}` not found in the data"))
-            })?;
-            let mut labels: Vec<String> = Vec::with_capacity(des.n_obs);
-            for &i in &des.kept_rows {
-                labels.push(col.label(i).unwrap_or_default());
-            }
-            let mut uniq = labels.clone();
-            uniq.sort_unstable();
-            uniq.dedup();
-            Some(
-                labels
-                    .iter()
-                    .map(|l| uniq.binary_search(l).unwrap_or(0) as u32)
-                    .collect(),
-            )
-        }
-    };
-    let oopts = OlsOptions {
-        vcov: opts.vcov,
-        cluster: cluster_codes.as_deref(),
-        conf_level: opts.conf_level,
-    };
-    let fit = ols(des.x.as_ref(), &des.y, &des.names, &oopts)?;
+/// The report of a mixed model (formula, rows dropped and level are filled in by the caller).
+fn mixed_report(fit: &LmmFit, mut warnings: Vec<String>) -> FitReport {
+    if !fit.aliased.is_empty() {
+        warnings.push(format!(
+            "fixed-effect model matrix is rank deficient so dropping {} column(s): {}",
+            fit.aliased.len(),
+            fit.aliased.join(", ")
+        ));
+    }
+    warnings.extend(fit.warnings.iter().cloned());
+    FitReport {
+        formula: String::new(),
+        method: if fit.reml { "reml" } else { "ml" }.into(),
+        n_obs: fit.n_obs,
+        n_dropped: 0,
+        coefficients: coefficient_rows(&fit.coefficients),
+        fit: FitStats {
+            r_squared: None,
+            adj_r_squared: None,
+            sigma: fit.sigma,
+            df_residual: None,
+            log_likelihood: fit.log_likelihood,
+            aic: fit.aic,
+            bic: fit.bic,
+            f_statistic: None,
+            f_p_value: None,
+        },
+        random_effects: Some(
+            fit.variance_components
+                .iter()
+                .map(|v| RandomEffect {
+                    group: v.group.clone(),
+                    term: v.term.clone(),
+                    variance: v.variance,
+                    std_dev: v.std_dev,
+                })
+                .collect(),
+        ),
+        n_groups: Some(Groups(fit.n_groups.clone())),
+        aliased: fit.aliased.clone(),
+        warnings,
+        se_note: "Satterthwaite's method for t-tests".into(),
+        f_df: None,
+        n_clusters: None,
+        conf_level: f64::NAN,
+        converged: Some(fit.converged),
+        singular: Some(fit.singular),
+    }
+}
+
+/// The report of an OLS fit (formula, rows dropped and level are filled in by the caller).
+fn ols_report(fit: &OlsFit, cluster: Option<&str>, mut warnings: Vec<String>) -> FitReport {
     if !fit.aliased.is_empty() {
         warnings.push(format!(
             "{} coefficient(s) not defined because of singularities: {}",
@@ -287,19 +376,19 @@ pub fn fit_formula(data: &Data, formula: &str, opts: &FitOptions) -> Result<FitR
         VcovType::Cr1 => format!(
             "cluster-robust (CR1) standard errors, {} clusters of `{}`",
             fit.n_clusters.unwrap_or(0),
-            opts.cluster.as_deref().unwrap_or("?")
+            cluster.unwrap_or("?")
         ),
         v => format!(
             "heteroskedasticity-consistent ({}) standard errors",
             v.as_str()
         ),
     };
-    Ok(FitReport {
-        formula: formula.to_string(),
+    FitReport {
+        formula: String::new(),
         method: "ols".into(),
         n_obs: fit.n_obs,
-        n_dropped: des.n_dropped,
-        coefficients: fit.coefficients.iter().map(Into::into).collect(),
+        n_dropped: 0,
+        coefficients: coefficient_rows(&fit.coefficients),
         fit: FitStats {
             r_squared: Some(fit.r_squared),
             adj_r_squared: Some(fit.adj_r_squared),
@@ -318,10 +407,10 @@ pub fn fit_formula(data: &Data, formula: &str, opts: &FitOptions) -> Result<FitR
         se_note,
         f_df: fit.f_df,
         n_clusters: fit.n_clusters,
-        conf_level: opts.conf_level,
+        conf_level: f64::NAN,
         converged: None,
         singular: None,
-    })
+    }
 }
 
 /// Formats a number with `sig` significant digits, switching to scientific for very small or
@@ -445,8 +534,33 @@ fn table(header: &[String], rows: &[Vec<String>], n_left: usize) -> String {
 impl FitReport {
     /// A plain-text summary laid out like R's `summary()` (with confidence intervals).
     pub fn to_table(&self) -> String {
-        let mut s = String::new();
         let mixed = self.method != "ols";
+        let mut s = self.heading(mixed);
+        if mixed {
+            s.push_str(&self.random_effects_section());
+        }
+        s.push_str(&self.coefficient_section(mixed));
+        if !mixed {
+            s.push_str(&self.ols_summary());
+        } else {
+            match (self.converged, self.singular) {
+                (Some(false), _) => s.push_str("Convergence: the optimizer did NOT converge.\n"),
+                (_, Some(true)) => s.push_str("Convergence: converged, boundary (singular) fit.\n"),
+                _ => s.push_str("Convergence: converged.\n"),
+            }
+        }
+        if !self.warnings.is_empty() {
+            s.push_str("Notes:\n");
+            for w in &self.warnings {
+                s.push_str(&format!("  - {w}\n"));
+            }
+        }
+        s
+    }
+
+    /// The model, the formula and the rows used.
+    fn heading(&self, mixed: bool) -> String {
+        let mut s = String::new();
         if mixed {
             s.push_str(&format!(
                 "Linear mixed model fit by {} ({})\n",
@@ -465,49 +579,58 @@ impl FitReport {
             "Observations: {} used, {} dropped for missing values\n\n",
             self.n_obs, self.n_dropped
         ));
-        if mixed {
-            let crit = -2.0 * self.fit.log_likelihood;
+        s
+    }
+
+    /// A mixed model's criterion, variance components and group counts.
+    fn random_effects_section(&self) -> String {
+        let mut s = String::new();
+        let crit = -2.0 * self.fit.log_likelihood;
+        s.push_str(&format!(
+            "{} {}   logLik {}   AIC {}   BIC {}\n\n",
+            if self.method == "reml" {
+                "REML criterion at convergence:"
+            } else {
+                "Deviance:"
+            },
+            num(crit, 6),
+            num(self.fit.log_likelihood, 6),
+            num(self.fit.aic, 6),
+            num(self.fit.bic, 6)
+        ));
+        s.push_str("Random effects:\n");
+        let rows: Vec<Vec<String>> = self
+            .random_effects
+            .iter()
+            .flatten()
+            .map(|r| {
+                vec![
+                    format!(" {}", r.group),
+                    r.term.clone().unwrap_or_default(),
+                    num(r.variance, 5),
+                    num(r.std_dev, 5),
+                ]
+            })
+            .collect();
+        let header: Vec<String> = [" Groups", "Name", "Variance", "Std.Dev."]
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        s.push_str(&table(&header, &rows, 2));
+        if let Some(g) = &self.n_groups {
+            let parts: Vec<String> = g.0.iter().map(|(k, v)| format!("{k}, {v}")).collect();
             s.push_str(&format!(
-                "{} {}   logLik {}   AIC {}   BIC {}\n\n",
-                if self.method == "reml" {
-                    "REML criterion at convergence:"
-                } else {
-                    "Deviance:"
-                },
-                num(crit, 6),
-                num(self.fit.log_likelihood, 6),
-                num(self.fit.aic, 6),
-                num(self.fit.bic, 6)
+                "Number of obs: {}, groups:  {}\n\n",
+                self.n_obs,
+                parts.join("; ")
             ));
-            s.push_str("Random effects:\n");
-            let rows: Vec<Vec<String>> = self
-                .random_effects
-                .iter()
-                .flatten()
-                .map(|r| {
-                    vec![
-                        format!(" {}", r.group),
-                        r.term.clone().unwrap_or_default(),
-                        num(r.variance, 5),
-                        num(r.std_dev, 5),
-                    ]
-                })
-                .collect();
-            let header: Vec<String> = [" Groups", "Name", "Variance", "Std.Dev."]
-                .iter()
-                .map(|h| h.to_string())
-                .collect();
-            s.push_str(&table(&header, &rows, 2));
-            if let Some(g) = &self.n_groups {
-                let parts: Vec<String> = g.0.iter().map(|(k, v)| format!("{k}, {v}")).collect();
-                s.push_str(&format!(
-                    "Number of obs: {}, groups:  {}\n\n",
-                    self.n_obs,
-                    parts.join("; ")
-                ));
-            }
         }
-        s.push_str(if mixed {
+        s
+    }
+
+    /// The coefficient table with significance codes and the aliased terms.
+    fn coefficient_section(&self, mixed: bool) -> String {
+        let mut s = String::from(if mixed {
             "Fixed effects:\n"
         } else {
             "Coefficients:\n"
@@ -570,50 +693,41 @@ impl FitReport {
             ));
         }
         s.push('\n');
-        if !mixed {
+        s
+    }
+
+    /// An OLS fit's residual standard error, R², F test and likelihood.
+    fn ols_summary(&self) -> String {
+        let mut s = format!(
+            "Residual standard error: {} on {} degrees of freedom\n",
+            num(self.fit.sigma, 4),
+            self.fit.df_residual.map_or("NA".into(), |d| num(d, 6))
+        );
+        s.push_str(&format!(
+            "Multiple R-squared:  {},\tAdjusted R-squared:  {}\n",
+            self.fit.r_squared.map_or("NA".into(), |v| num(v, 4)),
+            self.fit.adj_r_squared.map_or("NA".into(), |v| num(v, 4))
+        ));
+        if let (Some(fs), Some((d1, d2))) = (self.fit.f_statistic, self.f_df) {
             s.push_str(&format!(
-                "Residual standard error: {} on {} degrees of freedom\n",
-                num(self.fit.sigma, 4),
-                self.fit.df_residual.map_or("NA".into(), |d| num(d, 6))
+                "{}F-statistic: {} on {} and {} DF,  p-value: {}\n",
+                if self.se_note.starts_with("classical") {
+                    ""
+                } else {
+                    "Wald "
+                },
+                num(fs, 4),
+                num(d1, 6),
+                num(d2, 6),
+                self.fit.f_p_value.map_or("NA".into(), pval)
             ));
-            s.push_str(&format!(
-                "Multiple R-squared:  {},\tAdjusted R-squared:  {}\n",
-                self.fit.r_squared.map_or("NA".into(), |v| num(v, 4)),
-                self.fit.adj_r_squared.map_or("NA".into(), |v| num(v, 4))
-            ));
-            if let (Some(fs), Some((d1, d2))) = (self.fit.f_statistic, self.f_df) {
-                s.push_str(&format!(
-                    "{}F-statistic: {} on {} and {} DF,  p-value: {}\n",
-                    if self.se_note.starts_with("classical") {
-                        ""
-                    } else {
-                        "Wald "
-                    },
-                    num(fs, 4),
-                    num(d1, 6),
-                    num(d2, 6),
-                    self.fit.f_p_value.map_or("NA".into(), pval)
-                ));
-            }
-            s.push_str(&format!(
-                "logLik {}   AIC {}   BIC {}\n",
-                num(self.fit.log_likelihood, 6),
-                num(self.fit.aic, 6),
-                num(self.fit.bic, 6)
-            ));
-        } else {
-            match (self.converged, self.singular) {
-                (Some(false), _) => s.push_str("Convergence: the optimizer did NOT converge.\n"),
-                (_, Some(true)) => s.push_str("Convergence: converged, boundary (singular) fit.\n"),
-                _ => s.push_str("Convergence: converged.\n"),
-            }
         }
-        if !self.warnings.is_empty() {
-            s.push_str("Notes:\n");
-            for w in &self.warnings {
-                s.push_str(&format!("  - {w}\n"));
-            }
-        }
+        s.push_str(&format!(
+            "logLik {}   AIC {}   BIC {}\n",
+            num(self.fit.log_likelihood, 6),
+            num(self.fit.aic, 6),
+            num(self.fit.bic, 6)
+        ));
         s
     }
 }

@@ -6,8 +6,9 @@
 //!
 //! Map: `dist` (t, F, χ², normal), `formula` (R/lme4-style formulas) and `design` (model matrices
 //! from plain columns), `ols` (pivoted-QR least squares) and `robust` (HC and cluster covariance),
-//! `fit` (formula + data → OLS or LMM report, the engine behind `relcap fit`), `lmm` (REML/ML linear mixed models with random intercepts), `htest` (t-tests, effect sizes,
-//! multiplicity), `meta` (fixed and random-effects meta-analysis), `reliability` (alpha, ICC, rwg),
+//! `fit` (the one front-end: formula + data → OLS or LMM fit, its coefficient rows and report;
+//! used by `relcap fit` and the model stage), `lmm` (REML/ML linear mixed models with random
+//! intercepts), `htest` (t-tests, effect sizes, multiplicity), `meta` (fixed and random-effects meta-analysis), `reliability` (alpha, ICC, rwg),
 //! `prec` (named tolerances), `types` (shared result types and errors).
 
 pub mod design;

@@ -207,6 +207,9 @@ pub fn rma(yi: &[f64], vi: &[f64], method: TauMethod, level: f64) -> Result<Meta
         }
     };
     let pi_se = (se * se + tau2).sqrt();
+    let around_mu = |s: f64| (mu - zq * s, mu + zq * s);
+    let (conf_low, conf_high) = around_mu(se);
+    let (pi_low, pi_high) = around_mu(pi_se);
     Ok(MetaFit {
         method,
         k,
@@ -214,8 +217,8 @@ pub fn rma(yi: &[f64], vi: &[f64], method: TauMethod, level: f64) -> Result<Meta
         se,
         z,
         p_value,
-        conf_low: mu - zq * se,
-        conf_high: mu + zq * se,
+        conf_low,
+        conf_high,
         tau2,
         se_tau2,
         q,
@@ -223,8 +226,8 @@ pub fn rma(yi: &[f64], vi: &[f64], method: TauMethod, level: f64) -> Result<Meta
         q_p: chi2_sf(q, dfq),
         i2,
         h2,
-        pi_low: mu - zq * pi_se,
-        pi_high: mu + zq * pi_se,
+        pi_low,
+        pi_high,
         iterations,
         converged,
         level,

@@ -47,29 +47,26 @@ impl VcovType {
     }
 }
 
-/// B M B for symmetric B (k × k) and M (k × k), row-major `Vec<Vec<f64>>`.
-fn sandwich(bread: &[Vec<f64>], meat: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    let k = bread.len();
-    let mut bm = vec![vec![0.0; k]; k];
-    for i in 0..k {
-        for j in 0..k {
-            let mut s = 0.0;
-            for l in 0..k {
-                s += bread[i][l] * meat[l][j];
-            }
-            bm[i][j] = s;
-        }
-    }
+/// A B for k × k matrices, each entry summed over l in order.
+fn product(a: &[Vec<f64>], b: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let k = a.len();
     let mut out = vec![vec![0.0; k]; k];
     for i in 0..k {
         for j in 0..k {
             let mut s = 0.0;
             for l in 0..k {
-                s += bm[i][l] * bread[l][j];
+                s += a[i][l] * b[l][j];
             }
             out[i][j] = s;
         }
     }
+    out
+}
+
+/// B M B for symmetric B (k × k) and M (k × k), row-major `Vec<Vec<f64>>`.
+fn sandwich(bread: &[Vec<f64>], meat: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let k = bread.len();
+    let mut out = product(&product(bread, meat), bread);
     // Symmetrize against rounding.
     for i in 0..k {
         for j in 0..i {

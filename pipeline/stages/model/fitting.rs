@@ -18,16 +18,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::frame::Table;
 use crate::memo::Memo;
-use crate::stats::design::build_with;
+use crate::stats::design::Design;
+use crate::stats::fit::{coefficient_rows, fit_parsed, Estimator, Model, ReportCoefficient};
 use crate::stats::formula;
 use crate::stats::htest::{cohens_dz, t_test_paired};
-use crate::stats::lmm::{lmm, LmmOptions};
-use crate::stats::ols::{ols, OlsOptions, VcovType};
+use crate::stats::lmm::LmmFit;
+use crate::stats::ols::{OlsFit, VcovType};
 
 /// How a model is estimated.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,20 +123,22 @@ impl ModelSpec {
     }
 }
 
-/// One coefficient of a fitted model.
+/// One coefficient of a fitted model: the engine's coefficient row (read through it: `c.term`,
+/// `c.estimate`, ...) and the standardization factor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Coef {
-    pub term: String,
-    pub estimate: f64,
-    pub std_error: f64,
-    pub statistic: f64,
-    /// None for z-based inference.
-    pub df: Option<f64>,
-    pub p_value: f64,
-    pub conf_low: f64,
-    pub conf_high: f64,
+    /// Term, estimate, SE, statistic, df (None for z-based inference), p, interval.
+    pub row: ReportCoefficient,
     /// Multiply the estimate by this to get the standardized effect (None: not defined).
     pub std_factor: Option<f64>,
+}
+
+impl std::ops::Deref for Coef {
+    type Target = ReportCoefficient;
+
+    fn deref(&self) -> &ReportCoefficient {
+        &self.row
+    }
 }
 
 impl Coef {
@@ -155,7 +158,7 @@ pub struct VarComp {
 }
 
 /// A fitted model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Fitted {
     pub formula: String,
     /// `ols`, `reml`, `ml` or `paired_t`.
@@ -370,7 +373,7 @@ fn sd(x: impl Iterator<Item = f64> + Clone) -> Option<f64> {
 
 /// Bump whenever this file or the statistics engine changes what a regression returns: kept
 /// fits of another version are then never found.
-const FIT_CACHE_VERSION: u32 = 1;
+const FIT_CACHE_VERSION: u32 = 2;
 /// The store's namespace (the stage's name).
 const MEMO_STAGE: &str = "model";
 
@@ -409,8 +412,9 @@ impl KeptFit {
                     q
                 }
             };
-            c.conf_low = c.estimate - q * c.std_error;
-            c.conf_high = c.estimate + q * c.std_error;
+            let row = &mut c.row;
+            row.conf_low = row.estimate - q * row.std_error;
+            row.conf_high = row.estimate + q * row.std_error;
         }
         Some(Ok(fitted))
     }
@@ -464,12 +468,12 @@ fn regression(
     };
     if let Ok(f) = &mut kept.result {
         for c in &mut f.coefficients {
-            c.conf_low = f64::NAN;
-            c.conf_high = f64::NAN;
+            c.row.conf_low = f64::NAN;
+            c.row.conf_high = f64::NAN;
         }
     }
-    let bytes = rmp_serde::to_vec(&kept)
-        .map_err(|e| anyhow::anyhow!("cannot encode the fit of {formula}: {e}"))?;
+    let bytes =
+        rmp_serde::to_vec(&kept).with_context(|| format!("cannot encode the fit of {formula}"))?;
     memo.put(MEMO_STAGE, &key, &bytes)?;
     Ok(result)
 }
@@ -488,21 +492,52 @@ fn regression_fit(
         Ok(f) => f,
         Err(e) => return Ok((Err(Skip::Failed(format!("{formula}: {e}"))), vec![])),
     };
-    let columns = spec.columns();
-    let data = table.data(&columns, rows)?;
-    let extra: Vec<&str> = match &spec.kind {
-        Kind::Ols {
-            cluster: Some(c), ..
-        } => vec![c.as_str()],
-        _ => vec![],
+    let data = table.data(&spec.columns(), rows)?;
+    let estimator = match &spec.kind {
+        Kind::Ols { vcov, cluster } => Estimator::Ols {
+            vcov: *vcov,
+            cluster: cluster.clone(),
+        },
+        Kind::Lmm { reml } => Estimator::Lmm { reml: *reml },
+        Kind::PairedT => return Ok((unreachable_paired()?, vec![])),
     };
-    let des = match build_with(&parsed, &data, &extra) {
-        Ok(d) => d,
+    let fit = match fit_parsed(&parsed, &data, &estimator, conf_level) {
+        Ok(f) => f,
         Err(e) => return Ok((Err(Skip::Failed(e.to_string())), vec![])),
     };
-    let n = des.n_obs;
+    let des = &fit.design;
     let sd_y = sd(des.y.iter().copied());
-    // Standardization factor per model-matrix column name.
+    let factors = std_factors(des, sd_y);
+    let coefficients = coefficient_rows(fit.coefficients())
+        .into_iter()
+        .map(|row| Coef {
+            std_factor: factors.get(&row.term).copied().flatten(),
+            row,
+        })
+        .collect();
+    let dfs = fit.coefficients().iter().map(|c| c.df).collect();
+    let n_groups = spec
+        .group
+        .as_ref()
+        .map(|g| distinct(table, g, rows))
+        .filter(|_| des.n_dropped == 0);
+    let common = Fitted {
+        formula: formula.to_string(),
+        coefficients,
+        sd_outcome: sd_y,
+        ..Fitted::default()
+    };
+    let fitted = match &fit.model {
+        Model::Ols(f) => ols_fitted(f, common, n_groups),
+        Model::Lmm(f) => lmm_fitted(f, common, spec),
+    };
+    Ok((Ok(fitted), dfs))
+}
+
+/// Standardization factor per model-matrix column name (see the module docs): none for the
+/// intercept, 1 / s_y for a 0/1 column, s_x / s_y otherwise.
+fn std_factors(des: &Design, sd_y: Option<f64>) -> BTreeMap<String, Option<f64>> {
+    let n = des.n_obs;
     let mut factors: BTreeMap<String, Option<f64>> = BTreeMap::new();
     for (j, name) in des.names.iter().enumerate() {
         let col = (0..n).map(|i| des.x[(i, j)]);
@@ -518,163 +553,73 @@ fn regression_fit(
         };
         factors.insert(name.clone(), f);
     }
+    factors
+}
+
+/// An OLS fit as the stage keeps it; `common` holds the formula, coefficients and outcome SD,
+/// `n_groups` the groups counted on the rows (used when there are no clusters).
+fn ols_fitted(f: &OlsFit, common: Fitted, n_groups: Option<usize>) -> Fitted {
+    let mut warnings = Vec::new();
+    if !f.aliased.is_empty() {
+        warnings.push(format!("not estimable (aliased): {}", f.aliased.join(", ")));
+    }
+    Fitted {
+        method: "ols".into(),
+        vcov: vcov_name(f.vcov_type).into(),
+        n_obs: f.n_obs,
+        n_groups: f.n_clusters.or(n_groups),
+        n_clusters: f.n_clusters,
+        aliased: f.aliased.clone(),
+        r_squared: Some(f.r_squared),
+        adj_r_squared: Some(f.adj_r_squared),
+        sigma: Some(f.sigma),
+        df_residual: Some(f.df_residual),
+        log_likelihood: Some(f.log_likelihood),
+        aic: Some(f.aic),
+        bic: Some(f.bic),
+        warnings,
+        ..common
+    }
+}
+
+/// A mixed model as the stage keeps it; `common` as in [`ols_fitted`].
+fn lmm_fitted(f: &LmmFit, common: Fitted, spec: &ModelSpec) -> Fitted {
+    let mut warnings: Vec<String> = f.warnings.clone();
+    if !f.aliased.is_empty() {
+        warnings.push(format!("not estimable (aliased): {}", f.aliased.join(", ")));
+    }
+    let levels: BTreeMap<&str, usize> = f.n_groups.iter().map(|(g, n)| (g.as_str(), *n)).collect();
+    let var_comps = f
+        .variance_components
+        .iter()
+        .map(|v| VarComp {
+            group: v.group.clone(),
+            variance: v.variance,
+            std_dev: v.std_dev,
+            n_levels: levels.get(v.group.as_str()).copied(),
+        })
+        .collect();
     let n_groups = spec
         .group
         .as_ref()
-        .map(|g| distinct(table, g, rows))
-        .filter(|_| des.n_dropped == 0);
-    let mut warnings = Vec::new();
-    match &spec.kind {
-        Kind::Ols { vcov, cluster } => {
-            let codes: Option<Vec<u32>> = match cluster {
-                None => None,
-                Some(c) => {
-                    let labels: Vec<String> = des
-                        .kept_rows
-                        .iter()
-                        .map(|&k| table.label_at(c, rows[k]).unwrap_or_default())
-                        .collect();
-                    let uniq: Vec<&String> =
-                        labels.iter().collect::<BTreeSet<_>>().into_iter().collect();
-                    Some(
-                        labels
-                            .iter()
-                            .map(|l| uniq.binary_search(&l).unwrap_or(0) as u32)
-                            .collect(),
-                    )
-                }
-            };
-            let opts = OlsOptions {
-                vcov: *vcov,
-                cluster: codes.as_deref(),
-                conf_level,
-            };
-            let f = match ols(des.x.as_ref(), &des.y, &des.names, &opts) {
-                Ok(f) => f,
-                Err(e) => return Ok((Err(Skip::Failed(e.to_string())), vec![])),
-            };
-            if !f.aliased.is_empty() {
-                warnings.push(format!("not estimable (aliased): {}", f.aliased.join(", ")));
-            }
-            let coefficients = f
-                .coefficients
-                .iter()
-                .map(|c| Coef {
-                    term: c.term.clone(),
-                    estimate: c.estimate,
-                    std_error: c.std_error,
-                    statistic: c.statistic,
-                    df: c.df.is_finite().then_some(c.df),
-                    p_value: c.p_value,
-                    conf_low: c.conf_low,
-                    conf_high: c.conf_high,
-                    std_factor: factors.get(&c.term).copied().flatten(),
-                })
-                .collect();
-            let dfs = f.coefficients.iter().map(|c| c.df).collect();
-            Ok((
-                Ok(Fitted {
-                    formula: formula.to_string(),
-                    method: "ols".into(),
-                    vcov: vcov_name(*vcov).into(),
-                    n_obs: f.n_obs,
-                    n_groups: f.n_clusters.or(n_groups),
-                    n_clusters: f.n_clusters,
-                    coefficients,
-                    aliased: f.aliased.clone(),
-                    r_squared: Some(f.r_squared),
-                    adj_r_squared: Some(f.adj_r_squared),
-                    sigma: Some(f.sigma),
-                    df_residual: Some(f.df_residual),
-                    log_likelihood: Some(f.log_likelihood),
-                    aic: Some(f.aic),
-                    bic: Some(f.bic),
-                    deviance: None,
-                    converged: None,
-                    singular: None,
-                    iterations: None,
-                    sd_outcome: sd_y,
-                    var_comps: vec![],
-                    warnings,
-                }),
-                dfs,
-            ))
-        }
-        Kind::Lmm { reml } => {
-            let opts = LmmOptions {
-                reml: *reml,
-                conf_level,
-                ..LmmOptions::default()
-            };
-            let f = match lmm(des.x.as_ref(), &des.y, &des.names, &des.random, &opts) {
-                Ok(f) => f,
-                Err(e) => return Ok((Err(Skip::Failed(e.to_string())), vec![])),
-            };
-            warnings.extend(f.warnings.iter().cloned());
-            if !f.aliased.is_empty() {
-                warnings.push(format!("not estimable (aliased): {}", f.aliased.join(", ")));
-            }
-            let levels: BTreeMap<&str, usize> =
-                f.n_groups.iter().map(|(g, n)| (g.as_str(), *n)).collect();
-            let var_comps = f
-                .variance_components
-                .iter()
-                .map(|v| VarComp {
-                    group: v.group.clone(),
-                    variance: v.variance,
-                    std_dev: v.std_dev,
-                    n_levels: levels.get(v.group.as_str()).copied(),
-                })
-                .collect();
-            let n_groups = spec
-                .group
-                .as_ref()
-                .and_then(|g| levels.get(g.as_str()).copied());
-            let coefficients = f
-                .coefficients
-                .iter()
-                .map(|c| Coef {
-                    term: c.term.clone(),
-                    estimate: c.estimate,
-                    std_error: c.std_error,
-                    statistic: c.statistic,
-                    df: c.df.is_finite().then_some(c.df),
-                    p_value: c.p_value,
-                    conf_low: c.conf_low,
-                    conf_high: c.conf_high,
-                    std_factor: factors.get(&c.term).copied().flatten(),
-                })
-                .collect();
-            let dfs = f.coefficients.iter().map(|c| c.df).collect();
-            Ok((
-                Ok(Fitted {
-                    formula: formula.to_string(),
-                    method: if *reml { "reml" } else { "ml" }.into(),
-                    vcov: "model".into(),
-                    n_obs: f.n_obs,
-                    n_groups,
-                    n_clusters: None,
-                    coefficients,
-                    aliased: f.aliased.clone(),
-                    r_squared: None,
-                    adj_r_squared: None,
-                    sigma: Some(f.sigma),
-                    df_residual: None,
-                    log_likelihood: Some(f.log_likelihood),
-                    aic: Some(f.aic),
-                    bic: Some(f.bic),
-                    deviance: Some(f.deviance),
-                    converged: Some(f.converged),
-                    singular: Some(f.singular),
-                    iterations: Some(f.iterations),
-                    sd_outcome: sd_y,
-                    var_comps,
-                    warnings,
-                }),
-                dfs,
-            ))
-        }
-        Kind::PairedT => Ok((unreachable_paired()?, vec![])),
+        .and_then(|g| levels.get(g.as_str()).copied());
+    Fitted {
+        method: if f.reml { "reml" } else { "ml" }.into(),
+        vcov: "model".into(),
+        n_obs: f.n_obs,
+        n_groups,
+        aliased: f.aliased.clone(),
+        sigma: Some(f.sigma),
+        log_likelihood: Some(f.log_likelihood),
+        aic: Some(f.aic),
+        bic: Some(f.bic),
+        deviance: Some(f.deviance),
+        converged: Some(f.converged),
+        singular: Some(f.singular),
+        iterations: Some(f.iterations),
+        var_comps,
+        warnings,
+        ..common
     }
 }
 
@@ -752,33 +697,23 @@ fn paired(
         vcov: "paired".into(),
         n_obs: t.n,
         n_groups: Some(units),
-        n_clusters: None,
         coefficients: vec![Coef {
-            term: "post".into(),
-            estimate: t.estimate,
-            std_error: t.std_error,
-            statistic: t.statistic,
-            df: Some(t.df),
-            p_value: t.p_value,
-            conf_low: t.conf_low,
-            conf_high: t.conf_high,
+            row: ReportCoefficient {
+                term: "post".into(),
+                estimate: t.estimate,
+                std_error: t.std_error,
+                statistic: t.statistic,
+                df: Some(t.df),
+                p_value: t.p_value,
+                conf_low: t.conf_low,
+                conf_high: t.conf_high,
+            },
             std_factor,
         }],
-        aliased: vec![],
-        r_squared: None,
-        adj_r_squared: None,
         sigma: sd(diffs),
         df_residual: Some(t.df),
-        log_likelihood: None,
-        aic: None,
-        bic: None,
-        deviance: None,
-        converged: None,
-        singular: None,
-        iterations: None,
         sd_outcome: sd(pre.iter().chain(&post).copied()),
-        var_comps: vec![],
-        warnings: vec![],
+        ..Fitted::default()
     }))
 }
 

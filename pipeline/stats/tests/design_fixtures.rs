@@ -2,25 +2,11 @@
 //! `design.json`): column names, values, kept rows and response, compared exactly (values up to
 //! 1e-12 relative for transformed columns such as `log(z)`).
 
-use relcap_stats::design::{build, Column, Data};
+mod common;
+use common::data_from_json;
+use relcap_stats::design::build;
 use relcap_stats::formula::parse;
 use serde_json::Value;
-
-fn data_from_json(cols: &Value) -> Data {
-    let mut d = Data::new();
-    for (name, v) in cols.as_object().expect("object") {
-        let arr = v.as_array().expect("array");
-        let col = if arr.iter().any(|x| x.is_string()) {
-            Column::Str(arr.iter().map(|x| x.as_str().map(String::from)).collect())
-        } else if arr.iter().any(|x| x.is_boolean()) {
-            Column::Bool(arr.iter().map(|x| x.as_bool()).collect())
-        } else {
-            Column::Num(arr.iter().map(|x| x.as_f64()).collect())
-        };
-        d.push(name.clone(), col).expect("push");
-    }
-    d
-}
 
 #[test]
 fn model_matrices_match_r() {

@@ -2,7 +2,8 @@
 //! CR1 standard errors (`fixtures/fit.R` → `fit.json`) and the H3-style mixed model of
 //! `fixtures/lmm.R`; plus the JSON shape of the report.
 
-use relcap_stats::design::{Column, Data};
+mod common;
+use common::data_from_json;
 use relcap_stats::fit::{fit_formula, FitOptions, Method};
 use relcap_stats::ols::VcovType;
 use serde_json::Value;
@@ -10,20 +11,6 @@ use serde_json::Value;
 fn read(name: &str) -> Value {
     let p = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(p).expect("fixture")).expect("JSON")
-}
-
-fn data_from_json(cols: &Value) -> Data {
-    let mut d = Data::new();
-    for (name, v) in cols.as_object().expect("object") {
-        let arr = v.as_array().expect("array");
-        let col = if arr.iter().any(|x| x.is_string()) {
-            Column::Str(arr.iter().map(|x| x.as_str().map(String::from)).collect())
-        } else {
-            Column::Num(arr.iter().map(|x| x.as_f64()).collect())
-        };
-        d.push(name.clone(), col).expect("push");
-    }
-    d
 }
 
 fn rel(a: f64, b: f64) -> f64 {

@@ -2,7 +2,9 @@
 //! fixed effects, SEs, variance components, logLik/AIC/BIC, Satterthwaite df and p-values.
 //! Run with `--nocapture` to see the measured maximum relative errors.
 
-use relcap_stats::design::{build, Column, Data};
+mod common;
+use common::data_from_json;
+use relcap_stats::design::build;
 use relcap_stats::formula::parse;
 use relcap_stats::lmm::{lmm, LmmOptions};
 use serde_json::Value;
@@ -14,25 +16,6 @@ fn load() -> Value {
     ))
     .expect("fixture lmm.json");
     serde_json::from_str(&text).expect("valid JSON")
-}
-
-/// Builds a `Data` from a JSON object of columns (numbers, strings, nulls).
-pub fn data_from_json(cols: &Value) -> Data {
-    let mut d = Data::new();
-    for (name, v) in cols.as_object().expect("object") {
-        let arr = v.as_array().expect("array");
-        let is_str = arr.iter().any(|x| x.is_string());
-        let is_bool = arr.iter().any(|x| x.is_boolean());
-        let col = if is_str {
-            Column::Str(arr.iter().map(|x| x.as_str().map(String::from)).collect())
-        } else if is_bool {
-            Column::Bool(arr.iter().map(|x| x.as_bool()).collect())
-        } else {
-            Column::Num(arr.iter().map(|x| x.as_f64()).collect())
-        };
-        d.push(name.clone(), col).expect("push");
-    }
-    d
 }
 
 fn rel(a: f64, b: f64) -> f64 {

@@ -6,31 +6,8 @@ use proptest::prelude::*;
 use relcap_stats::lmm::{lmm, LmmFit, LmmOptions};
 use relcap_stats::RandomFactor;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unif(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.unif(), self.unif());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
-    fn perm(&mut self, n: usize) -> Vec<usize> {
-        let mut p: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            let j = (self.next() % (i as u64 + 1)) as usize;
-            p.swap(i, j);
-        }
-        p
-    }
-}
+mod common;
+use common::rng::Rng;
 
 struct Sim {
     y: Vec<f64>,
@@ -55,7 +32,7 @@ fn simulate(seed: u64, n: usize, levels: &[usize]) -> Sim {
             let lev = if i < l {
                 i
             } else {
-                (r.next() % l as u64) as usize
+                (r.next_u64() % l as u64) as usize
             };
             g[k].push(lev as u32);
             yi += effs[k][lev];

@@ -1,8 +1,11 @@
 //! Helpers shared by the integration tests: read committed fixtures, compare numbers.
 #![allow(dead_code)]
 
+use relcap_stats::design::{Column, Data};
 use serde_json::Value;
 use std::path::PathBuf;
+
+pub mod rng;
 
 /// Path of a fixture under `tests/fixtures/`.
 pub fn fixture_path(rel: &str) -> PathBuf {
@@ -42,4 +45,22 @@ pub fn nums(v: &Value) -> Vec<f64> {
 /// Relative error |a - b| / |b| (absolute when b = 0); 0 when both are equal (incl. infinities).
 pub fn rel_err(a: f64, b: f64) -> f64 {
     relcap_stats::prec::rel_err(a, b)
+}
+
+/// A `Data` from a JSON object of columns: numbers, strings (a factor) or booleans; null is
+/// missing.
+pub fn data_from_json(cols: &Value) -> Data {
+    let mut d = Data::new();
+    for (name, v) in cols.as_object().expect("object") {
+        let arr = v.as_array().expect("array");
+        let col = if arr.iter().any(|x| x.is_string()) {
+            Column::Str(arr.iter().map(|x| x.as_str().map(String::from)).collect())
+        } else if arr.iter().any(|x| x.is_boolean()) {
+            Column::Bool(arr.iter().map(|x| x.as_bool()).collect())
+        } else {
+            Column::Num(arr.iter().map(|x| x.as_f64()).collect())
+        };
+        d.push(name.clone(), col).expect("push");
+    }
+    d
 }
