@@ -114,10 +114,7 @@ mod tests {
         // The one way to run jobs on threads is this module; the statistics engine (its own
         // crate) keeps its own. Files not yet moved onto it are listed; the list only shrinks.
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline");
-        let not_yet = [
-            "sim_study.rs",
-            "sim.rs",
-        ];
+        let not_yet = ["sim_study.rs", "sim.rs"];
         let mut files = vec![];
         sources(&root, &mut files);
         for f in files {
