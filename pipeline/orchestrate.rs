@@ -489,15 +489,22 @@ fn run_stage(
             fingerprint: fp,
             summary: &summary,
         };
-        io::write_json(&file, &ctx.stage_dir(stage.name).join("summary.json"))?;
+        let summary_file = ctx.stage_dir(stage.name).join("summary.json");
+        io::write_json(&file, &summary_file)?;
         let mut outputs = scan_outputs(&paths.out_dir, stage.name, Root::Out, None)?;
         if stage.writes_reports {
-            outputs.extend(scan_outputs(
-                &paths.reports_dir,
-                "",
-                Root::Reports,
-                Some(&before),
-            )?);
+            // The report folder may be the stage's own (`OUT/report/`, the default): each file
+            // is recorded once, the summary under OUT and the report files as reports.
+            outputs.retain(|o| {
+                let file = paths.out_dir.join(&o.path);
+                file == summary_file || !file.starts_with(&paths.reports_dir)
+            });
+            let reports = scan_outputs(&paths.reports_dir, "", Root::Reports, Some(&before))?;
+            outputs.extend(
+                reports
+                    .into_iter()
+                    .filter(|o| paths.reports_dir.join(&o.path) != summary_file),
+            );
         }
         Ok((summary, outputs))
     })();

@@ -78,6 +78,14 @@ fn no_config_file_runs_with_the_built_in_defaults() {
         .collect();
     names.sort();
     assert_eq!(names, ["kommune", "o"]);
+    // The report folder is the report stage's own: each file recorded once, so a rerun
+    // reproduces the run.
+    let v = relcap(tmp.path())
+        .env(KEY_ENV, KEY)
+        .args(["verify", "-q", "--manifest", "o/manifest.json"])
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
 }
 
 #[test]
