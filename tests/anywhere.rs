@@ -27,13 +27,7 @@ fn relcap(cwd: &Path) -> Command {
 /// The demo study's tables (without truth.json and its truth tables) copied into `to`.
 fn copy_demo_tables(to: &Path) {
     std::fs::create_dir_all(to).unwrap();
-    for t in [
-        "units",
-        "intervention",
-        "employee_responses",
-        "citizen_responses",
-        "case_involvement",
-    ] {
+    for t in relcap::schema::TABLES {
         let name = format!("{t}.csv");
         std::fs::copy(repo().join("data/demo").join(&name), to.join(&name)).unwrap();
     }
