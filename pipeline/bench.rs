@@ -165,7 +165,7 @@ pub fn main(args: &BenchOptions) -> Result<()> {
     if !args.skip_national {
         let data = dir.join("national").join("data");
         if !data.join("truth.json").is_file() {
-            eprintln!(
+            crate::say!(
                 "[bench] simulating the national study into {}",
                 data.display()
             );
@@ -184,7 +184,7 @@ pub fn main(args: &BenchOptions) -> Result<()> {
             report.simulate_national = Some(m);
         } else {
             check_reused_study(&data, args.seed)?;
-            eprintln!("[bench] reusing the national study in {}", data.display());
+            crate::say!("[bench] reusing the national study in {}", data.display());
         }
         let s = bench.study("national", &config_path, &config_text, &data, &dir)?;
         report.studies.push(s);
@@ -213,7 +213,7 @@ pub fn main(args: &BenchOptions) -> Result<()> {
     report.studies.push(s);
 
     if args.power_replications > 0 {
-        eprintln!(
+        crate::say!(
             "[bench] relcap power, {} replications of the demo design",
             args.power_replications
         );
@@ -243,7 +243,7 @@ pub fn main(args: &BenchOptions) -> Result<()> {
 
     let json = serde_json::to_string_pretty(&report)?;
     write_text(&dir.join("bench.json"), &json)?;
-    print!("{}", to_text(&report));
+    crate::show!("{}", to_text(&report));
     Ok(())
 }
 
@@ -279,9 +279,11 @@ impl Bench {
                 tail.join("\n")
             );
         }
-        eprintln!(
+        crate::say!(
             "[bench] {step:<28} {:>8.2} s wall {:>8.2} s CPU {:>8.0} MiB peak",
-            m.wall_s, m.cpu_s, m.peak_rss_mib
+            m.wall_s,
+            m.cpu_s,
+            m.peak_rss_mib
         );
         Ok(m)
     }
@@ -308,7 +310,7 @@ impl Bench {
             path_str(&reports)?,
         );
         let base = ["--data", &data_s, "--out", &out_s, "--reports", &rep_s];
-        eprintln!("[bench] {name}: end to end");
+        crate::say!("[bench] {name}: end to end");
         let mut a = vec!["run", "--config", &cfg];
         a.extend(base);
         a.extend(["--force", "-q"]);
@@ -372,7 +374,7 @@ impl Bench {
             .finish(&mut df)
             .map_err(|e| anyhow!("cannot write {}: {e}", csv.display()))?;
         drop(df);
-        eprintln!("[bench] H3 model on {rows} rows: relcap fit, then lme4");
+        crate::say!("[bench] H3 model on {rows} rows: relcap fit, then lme4");
         let csv_s = path_str(&csv)?;
         let relcap_fit = self.run(
             "h3_relcap_fit",

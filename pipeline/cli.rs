@@ -47,6 +47,10 @@ pub enum Command {
     Bench(BenchArgs),
     /// Print a new random pseudonymisation key (256 bits as 64 hex characters).
     Keygen,
+    /// Make a new study folder: study.toml with every setting at its default, and empty
+    /// templates of the five input tables in DIR/data/ (`relcap run` inside DIR then needs no
+    /// arguments).
+    Init(InitArgs),
 }
 
 /// A parser for a plain enum of the library (a `config::choice!`): its `FromStr`, with the
@@ -61,13 +65,14 @@ where
 /// Where the study is: shared by `run` and the commands that inspect a run.
 #[derive(Debug, Clone, Args)]
 pub struct StudyArgs {
-    /// Study configuration.
-    #[arg(long, default_value = "config/study.toml")]
-    pub config: PathBuf,
+    /// Study configuration (default: ./study.toml, else ./config/study.toml, else the built-in
+    /// defaults); it only changes what it names.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Folder with the canonical input tables (overrides study.data_dir).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Output folder (overrides study.out_dir).
+    /// Output folder (overrides study.out_dir); the report goes to OUT/report/.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -76,7 +81,8 @@ pub struct StudyArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub study: StudyArgs,
-    /// Folder for reports (default: study.reports_dir/<study name>).
+    /// Folder for reports (default: OUT/report/ with --out; else study.reports_dir/<study name>
+    /// when the config sets it, else <out_dir>/report/).
     #[arg(long)]
     pub reports: Option<PathBuf>,
     /// Start at this stage (earlier stages' outputs must exist).
@@ -137,6 +143,12 @@ pub struct VerifyArgs {
     /// No log of the rerun on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The study folder (created if missing; an existing study.toml is never overwritten).
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -259,9 +271,10 @@ pub struct FitArgs {
 
 #[derive(Debug, Args)]
 pub struct PowerArgs {
-    /// Study configuration (its model settings decide detection; data and output folders are not used).
-    #[arg(long, default_value = "config/study.toml")]
-    pub config: PathBuf,
+    /// Study configuration (its model settings decide detection; data and output folders are not
+    /// used). Default: found as `run` finds it, else the built-in defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Folder for power.csv, power.json and power.svg.
     #[arg(long)]
     pub out: PathBuf,
@@ -296,8 +309,9 @@ pub struct PowerArgs {
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Study configuration (its model settings are used; data and output folders are not).
-    #[arg(long, default_value = "config/study.toml")]
-    pub config: PathBuf,
+    /// Default: found as `run` finds it, else the built-in defaults.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Folder for validate.json and replications.csv.
     #[arg(long)]
     pub out: PathBuf,
@@ -416,6 +430,7 @@ pub fn main() -> Result<ExitCode> {
             label: a.label,
         })),
         Command::Keygen => done(crate::keygen::main()),
+        Command::Init(args) => init(args),
     }
 }
 
@@ -424,8 +439,36 @@ fn done(result: Result<()>) -> Result<ExitCode> {
     result.map(|()| ExitCode::SUCCESS)
 }
 
+/// The study's config (`Config::find`) with its name filled in, and the config file read.
+/// With a config file, `--data` without `--out` must be the config's own data folder: another
+/// study's outputs would overwrite this one's.
+fn study_config(study: &StudyArgs) -> Result<(Config, Option<PathBuf>)> {
+    let (config, path) = Config::find(study.config.as_deref())?;
+    if let (Some(file), Some(data), None) = (&path, &study.data, &study.out) {
+        let same = |a: &std::path::Path, b: &std::path::Path| {
+            std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok()
+        };
+        if !same(data, &config.study.data_dir) {
+            return Err(crate::config::ConfigError::Invalid {
+                key: "--out".to_string(),
+                message: format!(
+                    "is needed with --data {}: that is not the data folder of {} ({}), whose \
+                     outputs in {} it would overwrite",
+                    data.display(),
+                    file.display(),
+                    config.study.data_dir.display(),
+                    config.study.out_dir.display()
+                ),
+            }
+            .into());
+        }
+    }
+    let data_dir = study.data.as_ref().unwrap_or(&config.study.data_dir);
+    Ok((config.named_after_data(data_dir), path))
+}
+
 fn run(args: RunArgs) -> Result<ExitCode> {
-    let config = Config::load(&args.study.config)?;
+    let (config, config_path) = study_config(&args.study)?;
     let opts = RunOptions {
         data_dir: args.study.data,
         out_dir: args.study.out,
@@ -438,18 +481,22 @@ fn run(args: RunArgs) -> Result<ExitCode> {
         verbose: args.verbose,
         no_cache: false,
         progress: stderr_is_terminal(),
-        config_path: Some(args.study.config.clone()),
+        config_path,
         wait: args.wait,
     };
     let report = orchestrate::run(&config, &opts)?;
     if !args.quiet {
         let ran = report.stages.len();
-        eprintln!(
+        crate::say!(
             "[relcap] {ran} {} ran, {} up to date; outputs and manifest.json in {}",
             if ran == 1 { "stage" } else { "stages" },
             report.skipped.len(),
             report.out_dir.display()
         );
+        let html = report.reports_dir.join("report.html");
+        if html.is_file() {
+            crate::say!("[relcap] report: {}", html.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -459,7 +506,7 @@ fn stderr_is_terminal() -> bool {
 }
 
 fn status(args: StatusArgs) -> Result<ExitCode> {
-    let config = Config::load(&args.study.config)?;
+    let (config, _) = study_config(&args.study)?;
     let mut paths = orchestrate::StudyPaths::resolve(
         &config,
         args.study.data.as_deref(),
@@ -474,9 +521,9 @@ fn status(args: StatusArgs) -> Result<ExitCode> {
     }
     let report = orchestrate::status(&config, &paths)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::showln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report.to_text());
+        crate::show!("{}", report.to_text());
     }
     Ok(if report.up_to_date {
         ExitCode::SUCCESS
@@ -509,9 +556,9 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
     };
     let report = crate::verify::verify(&opts)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::showln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report.to_text());
+        crate::show!("{}", report.to_text());
     }
     Ok(if report.ok {
         ExitCode::SUCCESS
@@ -520,8 +567,21 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
     })
 }
 
+fn init(args: InitArgs) -> Result<ExitCode> {
+    let r = crate::init::init(&args.dir)?;
+    crate::say!(
+        "[relcap] wrote {} and {} empty table templates in {}; put the study's tables there, \
+         set its key (`relcap keygen`), then run `relcap run` inside {}",
+        r.config.display(),
+        r.tables.len(),
+        args.dir.join("data").display(),
+        args.dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn inspect(args: InspectArgs) -> Result<ExitCode> {
-    print!("{}", crate::inspect::describe(&args.file, args.rows)?);
+    crate::show!("{}", crate::inspect::describe(&args.file, args.rows)?);
     Ok(ExitCode::SUCCESS)
 }
 

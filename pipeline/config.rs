@@ -92,9 +92,13 @@ pub use model::{
     Vcov,
 };
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// A study's settings. Every section has a default (the defaults of docs/methods.md), so a
+/// study runs with no config file at all (`Config::default()`); a config file only changes what
+/// it names.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    #[serde(default)]
     pub study: StudySection,
     #[serde(default)]
     pub privacy: PrivacySection,
@@ -112,18 +116,31 @@ pub struct Config {
     pub report: ReportSection,
 }
 
+/// `[study]`: the study's name and folders (relative paths are relative to the config file's
+/// folder, or to the working folder without a config file).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct StudySection {
+    /// Empty (the default): the data folder's name ([`Config::named_after_data`]).
     pub name: String,
+    /// The canonical input tables (default `data`).
     pub data_dir: PathBuf,
+    /// Stage outputs and the manifest (default `out`).
     pub out_dir: PathBuf,
-    #[serde(default = "default_reports_dir")]
-    pub reports_dir: PathBuf,
+    /// Reports go to `<reports_dir>/<name>/` when set; None (the default): `<out_dir>/report/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reports_dir: Option<PathBuf>,
 }
 
-fn default_reports_dir() -> PathBuf {
-    PathBuf::from("reports")
+impl Default for StudySection {
+    fn default() -> Self {
+        StudySection {
+            name: String::new(),
+            data_dir: PathBuf::from("data"),
+            out_dir: PathBuf::from("out"),
+            reports_dir: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -691,7 +708,50 @@ fn validate_source(t: &str, spec: &SourceSpec) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The config files a command looks for, in order, when no `--config` is given: a study folder
+/// made by `relcap init`, then the repository's demo study.
+pub const CONFIG_SEARCH: [&str; 2] = ["study.toml", "config/study.toml"];
+
 impl Config {
+    /// The study's settings and the file they came from: `explicit` when given (an error when it
+    /// cannot be read); else the first of [`CONFIG_SEARCH`] found in the working folder; else
+    /// the built-in defaults (`Config::default()`, no file).
+    pub fn find(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+        let path = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => CONFIG_SEARCH
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_file()),
+        };
+        match path {
+            Some(p) => Ok((Config::load(&p)?, Some(p))),
+            None => Ok((Config::default(), None)),
+        }
+    }
+
+    /// This config with `study.name` set when it is empty: the name of the data folder, or of
+    /// the folder holding it when the data folder is called `data` (a study folder made by
+    /// `relcap init`); "study" when neither has a name.
+    pub fn named_after_data(&self, data_dir: &Path) -> Config {
+        let mut cfg = self.clone();
+        if cfg.study.name.is_empty() {
+            let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+            let name_of = |p: &Path| {
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .filter(|n| !n.trim().is_empty())
+            };
+            let name = match name_of(&dir) {
+                Some(n) if n == "data" => dir.parent().and_then(name_of).unwrap_or(n),
+                Some(n) => n,
+                None => "study".to_string(),
+            };
+            cfg.study.name = name;
+        }
+        cfg
+    }
+
     /// Reads and validates a config file; relative paths become relative to its folder.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -708,7 +768,7 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.study.data_dir = resolve(base, &cfg.study.data_dir);
         cfg.study.out_dir = resolve(base, &cfg.study.out_dir);
-        cfg.study.reports_dir = resolve(base, &cfg.study.reports_dir);
+        cfg.study.reports_dir = cfg.study.reports_dir.map(|r| resolve(base, &r));
         if let Some(dir) = &cfg.report.templates_dir {
             let dir = resolve(base, dir);
             if !dir.is_dir() {
@@ -740,10 +800,11 @@ impl Config {
 
     /// Checks everything serde cannot: cross-references, ranges, duplicates.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.study.name.trim().is_empty() || self.study.name.contains(['/', '\\', '\0']) {
+        let name = &self.study.name;
+        if (!name.is_empty() && name.trim().is_empty()) || name.contains(['/', '\\', '\0']) {
             return Err(invalid(
                 "study.name",
-                "must be a non-empty name without path separators",
+                "must be a name without path separators (or left out: the data folder's name)",
             ));
         }
         let stars = &self.report.stars;
@@ -1067,11 +1128,39 @@ mod tests {
     #[test]
     fn shipped_config_loads_and_equals_defaults_where_it_should() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/study.toml");
-        let c = Config::load(&path).unwrap();
-        assert_eq!(c.instrument, InstrumentSection::default());
-        assert_eq!(c.scoring, ScoringSection::default());
-        assert_eq!(c.model, ModelSection::default());
+        let mut c = Config::load(&path).unwrap();
         assert!(c.study.data_dir.ends_with("data/demo"));
+        // Every setting of the demo config is the built-in default, apart from the study's
+        // name and folders and the public demo key.
+        assert_eq!(
+            c.privacy.demo_key.take().as_deref(),
+            Some("relcap-demo-study-public-key")
+        );
+        c.study = StudySection::default();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn no_config_file_means_the_defaults_and_a_name_from_the_data_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("kommune-2027").join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let c = Config::default();
+        assert_eq!(c.named_after_data(&data).study.name, "kommune-2027");
+        assert_eq!(
+            c.named_after_data(&tmp.path().join("kommune-2027"))
+                .study
+                .name,
+            "kommune-2027"
+        );
+        let (found, path) = Config::find(None).unwrap();
+        // Tests run in the repository, whose demo config is found.
+        assert_eq!(path, Some(PathBuf::from("config/study.toml")));
+        assert_eq!(found.study.name, "demo");
+        let e = Config::find(Some(&tmp.path().join("missing.toml"))).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }), "{e}");
+        // A config file may leave [study] out.
+        assert_eq!(Config::from_toml("").unwrap(), Config::default());
     }
 
     #[test]

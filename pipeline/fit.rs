@@ -74,8 +74,8 @@ pub fn main(req: &FitRequest) -> Result<()> {
     let report =
         fit_formula(&data, &req.formula, &opts).with_context(|| req.data.display().to_string())?;
     match req.format {
-        Output::Table => print!("{}", report.to_table()),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Table => crate::show!("{}", report.to_table()),
+        Output::Json => crate::showln!("{}", serde_json::to_string_pretty(&report)?),
     }
     Ok(())
 }

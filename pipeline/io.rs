@@ -82,7 +82,7 @@ fn fault_injection_stall(path: &Path) {
         return;
     };
     if !target.is_empty() && path.ends_with(Path::new(&target)) {
-        eprintln!(
+        crate::say!(
             "[relcap] fault injection: stalled before renaming {}",
             path.display()
         );

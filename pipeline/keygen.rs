@@ -18,8 +18,8 @@ pub fn new_key() -> Result<String> {
 /// Prints a new key on stdout and how to use it on stderr.
 pub fn main() -> Result<()> {
     let key = new_key()?;
-    println!("{key}");
-    eprintln!(
+    crate::showln!("{key}");
+    crate::say!(
         "[relcap] a new pseudonymisation key (above). Keep it secret and keep it: every run of \
          the study needs the same key, and pseudonyms made with it cannot be matched without \
          it. Use it with: export RELCAP_PSEUDONYM_KEY=<the key>"

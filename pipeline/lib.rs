@@ -13,14 +13,19 @@
 //! two threads), `pseudonym` (keyed hashing of person ids), `sim` (the study simulator), `fit`
 //! (`relcap fit` on any table), `bench` (`relcap bench`: timings and peak memory of the whole
 //! pipeline), and the statistics engine `stats` (the `relcap-stats` crate: no polars, no
-//! files).
+//! files). `console` holds the only way to write to stdout and stderr (a closed pipe is
+//! ignored), and `init` writes a new study folder (`relcap init`).
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub use relcap_stats as stats;
 
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod fit;
+pub mod init;
 pub mod inspect;
 pub mod io;
 pub mod jobs;

@@ -164,7 +164,7 @@ impl OutLock {
                         );
                     }
                     if !quiet && !told {
-                        eprintln!(
+                        crate::say!(
                             "[relcap] waiting for {} to end ({} is in use)",
                             holder.describe(),
                             out_dir.display()
@@ -178,7 +178,7 @@ impl OutLock {
                     if e.kind() == std::io::ErrorKind::Unsupported =>
                 {
                     if !quiet {
-                        eprintln!(
+                        crate::say!(
                             "[relcap] warning: this file system cannot lock {}; nothing stops \
                              a second run into the same folder",
                             path.display()
@@ -230,7 +230,7 @@ pub fn read_holder(path: &Path) -> Option<Holder> {
 pub fn lock_out_dir(out_dir: &Path, wait: bool, quiet: bool) -> Result<OutLock> {
     let lock = OutLock::acquire(out_dir, wait, quiet)?;
     if let (Some(h), false) = (&lock.taken_over, quiet) {
-        eprintln!(
+        crate::say!(
             "[relcap] took over the lock on {} left by {}, which ended without releasing it",
             out_dir.display(),
             h.describe()

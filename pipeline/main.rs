@@ -10,9 +10,9 @@ fn main() -> ExitCode {
     match relcap::cli::main() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("relcap: error: {e}");
+            relcap::say!("relcap: error: {e}");
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                relcap::say!("  caused by: {cause}");
             }
             if e.downcast_ref::<relcap::config::ConfigError>().is_some() {
                 ExitCode::from(2)

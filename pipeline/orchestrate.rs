@@ -97,28 +97,36 @@ pub struct StudyPaths {
     pub data_dir: PathBuf,
     /// Stage outputs and the manifest.
     pub out_dir: PathBuf,
-    /// Reports (`reports/<study>/`).
+    /// Reports: `--reports`; else `<--out>/report/`; else `<study.reports_dir>/<name>/` when
+    /// the config sets it; else `<out_dir>/report/`.
     pub reports_dir: PathBuf,
 }
 
 impl StudyPaths {
-    /// The config's folders, each replaced by the override when there is one.
+    /// The config's folders, each replaced by the override when there is one. The report goes
+    /// next to the stage outputs unless `reports` names its folder, except that a config setting
+    /// `study.reports_dir` keeps its reports there for runs into its own `out_dir`: a run given
+    /// another output folder never writes into the config's reports folder.
     pub fn resolve(
         config: &Config,
         data: Option<&Path>,
         out: Option<&Path>,
         reports: Option<&Path>,
     ) -> StudyPaths {
+        let out_dir = out
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| config.study.out_dir.clone());
+        let reports_dir = match (reports, out, &config.study.reports_dir) {
+            (Some(r), _, _) => r.to_path_buf(),
+            (None, None, Some(r)) => r.join(&config.study.name),
+            _ => out_dir.join("report"),
+        };
         StudyPaths {
             data_dir: data
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| config.study.data_dir.clone()),
-            out_dir: out
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| config.study.out_dir.clone()),
-            reports_dir: reports
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| config.study.reports_dir.join(&config.study.name)),
+            out_dir,
+            reports_dir,
         }
     }
 }
@@ -163,6 +171,8 @@ struct SummaryFile<'a> {
 #[derive(Debug)]
 pub struct RunReport {
     pub out_dir: PathBuf,
+    /// The folder of the report (`report.html` there once the report stage has run).
+    pub reports_dir: PathBuf,
     /// The stages that ran: name, summary, wall time in seconds.
     pub stages: Vec<(String, StageSummary, f64)>,
     /// The selected stages found up to date.
@@ -185,6 +195,8 @@ struct RunCx<'a> {
 /// `OUT/manifest.json` current after every stage.
 pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport> {
     alloc::configure_allocator();
+    let data_dir = opts.data_dir.as_ref().unwrap_or(&config.study.data_dir);
+    let config = &config.named_after_data(data_dir);
     let paths = StudyPaths::resolve(
         config,
         opts.data_dir.as_deref(),
@@ -209,6 +221,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport> {
     warn_stale_before(config, &manifest, first, &log);
     let mut report = RunReport {
         out_dir: paths.out_dir.clone(),
+        reports_dir: paths.reports_dir.clone(),
         stages: vec![],
         skipped: vec![],
         manifest: manifest.clone(),
@@ -254,7 +267,7 @@ fn start_manifest(
         Ok(m) => m,
         Err(e) => {
             if !log.is_quiet() {
-                eprintln!(
+                crate::say!(
                     "[relcap] the previous manifest cannot be used ({e:#}); every selected stage \
                      runs"
                 );
@@ -476,15 +489,22 @@ fn run_stage(
             fingerprint: fp,
             summary: &summary,
         };
-        io::write_json(&file, &ctx.stage_dir(stage.name).join("summary.json"))?;
+        let summary_file = ctx.stage_dir(stage.name).join("summary.json");
+        io::write_json(&file, &summary_file)?;
         let mut outputs = scan_outputs(&paths.out_dir, stage.name, Root::Out, None)?;
         if stage.writes_reports {
-            outputs.extend(scan_outputs(
-                &paths.reports_dir,
-                "",
-                Root::Reports,
-                Some(&before),
-            )?);
+            // The report folder may be the stage's own (`OUT/report/`, the default): each file
+            // is recorded once, the summary under OUT and the report files as reports.
+            outputs.retain(|o| {
+                let file = paths.out_dir.join(&o.path);
+                file == summary_file || !file.starts_with(&paths.reports_dir)
+            });
+            let reports = scan_outputs(&paths.reports_dir, "", Root::Reports, Some(&before))?;
+            outputs.extend(
+                reports
+                    .into_iter()
+                    .filter(|o| paths.reports_dir.join(&o.path) != summary_file),
+            );
         }
         Ok((summary, outputs))
     })();
@@ -559,6 +579,15 @@ mod tests {
         let p = StudyPaths::resolve(&cfg, None, Some(Path::new("/x")), None);
         assert_eq!(p.data_dir, PathBuf::from("d"));
         assert_eq!(p.out_dir, PathBuf::from("/x"));
+        // A run given another output folder never writes into the config's reports folder.
+        assert_eq!(p.reports_dir, PathBuf::from("/x/report"));
+        let p = StudyPaths::resolve(&cfg, None, None, None);
         assert_eq!(p.reports_dir, PathBuf::from("r/s"));
+        let p = StudyPaths::resolve(&cfg, None, Some(Path::new("/x")), Some(Path::new("/y")));
+        assert_eq!(p.reports_dir, PathBuf::from("/y"));
+        // Without study.reports_dir, the report sits beside the stage outputs.
+        let cfg = Config::default();
+        let p = StudyPaths::resolve(&cfg, None, None, None);
+        assert_eq!(p.reports_dir, PathBuf::from("out/report"));
     }
 }

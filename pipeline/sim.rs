@@ -252,7 +252,7 @@ pub fn main(opts: &SimulateOptions) -> Result<()> {
             .iter()
             .map(|(t, n)| format!("{t} {n}"))
             .collect();
-        eprintln!(
+        crate::say!(
             "[relcap] simulated {} municipalities, {} waves (seed {}) in {:.1} s: {}",
             p.municipalities.len(),
             p.waves,
@@ -260,7 +260,7 @@ pub fn main(opts: &SimulateOptions) -> Result<()> {
             start.elapsed().as_secs_f64(),
             rows.join(", ")
         );
-        eprintln!("[relcap] written to {}", opts.out.display());
+        crate::say!("[relcap] written to {}", opts.out.display());
     }
     Ok(())
 }
@@ -611,7 +611,7 @@ fn remove_twins(out: &Path, format: Format) -> Result<()> {
             if stale.is_file() {
                 std::fs::remove_file(&stale)
                     .with_context(|| format!("cannot remove the stale {}", stale.display()))?;
-                eprintln!(
+                crate::say!(
                     "[relcap] removed {} (left from an earlier run in the other format)",
                     stale.display()
                 );

@@ -40,7 +40,7 @@ impl Log {
 
     pub(super) fn line(&self, stage: &str, msg: impl fmt::Display) {
         if !self.quiet {
-            eprintln!("[relcap] {stage:<7} {msg}");
+            crate::say!("[relcap] {stage:<7} {msg}");
         }
     }
 

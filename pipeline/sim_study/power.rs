@@ -54,7 +54,8 @@ use crate::stages::report::plots::{self, plot_err, KeyedAxis};
 #[derive(Debug, Clone)]
 pub struct PowerOptions {
     /// Study configuration (its model settings decide detection).
-    pub config: PathBuf,
+    /// The study config (None: found as `relcap run` finds it, else the built-in defaults).
+    pub config: Option<PathBuf>,
     /// Folder for power.csv, power.json and power.svg.
     pub out: PathBuf,
     /// Simulated studies per cell of the grid.
@@ -364,7 +365,7 @@ pub fn main(args: &PowerOptions) -> Result<()> {
     if args.replications < 1 {
         bail!("--replications must be at least 1");
     }
-    let config = Config::load(&args.config)?;
+    let (config, _) = Config::find(args.config.as_deref())?;
     let sizes: Vec<u32> = parse_list(
         &args.employees_per_municipality,
         "--employees-per-municipality",
@@ -440,12 +441,19 @@ pub fn main(args: &PowerOptions) -> Result<()> {
         Ok(())
     })?;
     if !args.quiet {
-        eprintln!(
+        crate::say!(
             "{:>9} {:>9} {:>8} {:<4} {:>7} {:>7} {:>7} {:>10}",
-            "employees", "positions", "scenario", "hyp", "effect", "power", "mc_se", "unadjusted"
+            "employees",
+            "positions",
+            "scenario",
+            "hyp",
+            "effect",
+            "power",
+            "mc_se",
+            "unadjusted"
         );
         for r in &rows {
-            eprintln!(
+            crate::say!(
                 "{:>9} {:>9.1} {:>8} {:<4} {:>7} {:>7.3} {:>7.3} {:>10.3}",
                 r.employees_per_municipality,
                 r.positions_per_municipality.unwrap_or(f64::NAN),
@@ -457,7 +465,7 @@ pub fn main(args: &PowerOptions) -> Result<()> {
                 r.power_unadjusted
             );
         }
-        eprintln!(
+        crate::say!(
             "[relcap] {total} simulated studies ({} failed) in {:.1} s on {n_threads} threads; written to {}",
             errors.len(),
             start.elapsed().as_secs_f64(),

@@ -60,7 +60,8 @@ use crate::stats::fit::{fit_formula, FitOptions};
 #[derive(Debug, Clone)]
 pub struct ValidateOptions {
     /// Study configuration (its model settings are used; data and output folders are not).
-    pub config: PathBuf,
+    /// The study config (None: found as `relcap run` finds it, else the built-in defaults).
+    pub config: Option<PathBuf>,
     /// Folder for validate.json and replications.csv.
     pub out: PathBuf,
     /// Number of simulated studies (at least 2).
@@ -555,7 +556,7 @@ pub fn main(args: &ValidateOptions) -> Result<()> {
     if args.replications < 2 {
         bail!("--replications must be at least 2");
     }
-    let config = Config::load(&args.config)?;
+    let (config, _) = Config::find(args.config.as_deref())?;
     let design = &args.design;
     // Fail fast on a bad design, before any thread starts.
     check_design(design)?;
@@ -626,13 +627,13 @@ pub fn main(args: &ValidateOptions) -> Result<()> {
     write_replications(&args.out.join("replications.csv"), &reps, design.no_control)?;
     if !args.quiet {
         for r in &refs {
-            eprintln!(
+            crate::say!(
                 "{:<4} large-sample reference ({} replications x{} municipalities): mean estimate {:.4} (MC SE {:.4}), mean SE {:.4}",
                 r.hypothesis, r.n, args.reference_scale, r.mean_estimate, r.mc_se, r.mean_std_error
             );
         }
-        eprint!("{}", table(&hyps, level));
-        eprintln!(
+        crate::console::err(format_args!("{}", table(&hyps, level)));
+        crate::say!(
             "[relcap] {} replications ({} failed) in {:.1} s on {} threads; written to {}",
             args.replications,
             errors.len(),
@@ -641,7 +642,7 @@ pub fn main(args: &ValidateOptions) -> Result<()> {
             args.out.display()
         );
         for e in errors.iter().take(5) {
-            eprintln!("[relcap] {e}");
+            crate::say!("[relcap] {e}");
         }
     }
     Ok(())
