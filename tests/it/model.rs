@@ -8,18 +8,14 @@
 //!   engine's tolerances), 1e-4 for Satterthwaite df and what depends on them.
 //! - `write_r_inputs` (ignored; run by hand when the demo study or the upstream stages change):
 //!   runs the demo study through `link` and writes the three linked tables as CSV for R.
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use polars::prelude::*;
 use relcap::stats::prec::rel_err;
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::{read_json, relcap, repo, simulate};
 
 fn fixture_dir() -> PathBuf {
     repo().join("tests/fixtures/model_r")
@@ -93,8 +89,7 @@ fn write_csv(df: &mut DataFrame, path: &Path) {
 type Rows = BTreeMap<(String, String, String, String), BTreeMap<String, Option<f64>>>;
 
 fn results_by_key(out: &Path) -> Rows {
-    let text = std::fs::read_to_string(out.join("model/results.json")).unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
+    let v = read_json(&out.join("model/results.json"));
     let mut map = BTreeMap::new();
     for r in v["results"].as_array().unwrap() {
         let key = (
@@ -143,8 +138,7 @@ fn matches_r_on_the_demo_linked_tables() {
         )
         .unwrap();
     }
-    Command::cargo_bin("relcap")
-        .unwrap()
+    relcap()
         .current_dir(repo())
         .args(["run", "--only", "model", "-q", "--out"])
         .arg(&out)
@@ -153,8 +147,7 @@ fn matches_r_on_the_demo_linked_tables() {
         .assert()
         .success();
     let ours = results_by_key(&out);
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(fx.join("expected.json")).unwrap()).unwrap();
+    let expected: Value = read_json(&fx.join("expected.json"));
 
     let mut checked = 0usize;
     let mut worst: BTreeMap<String, f64> = BTreeMap::new();
@@ -368,14 +361,13 @@ fn matches_r_on_the_demo_linked_tables() {
 }
 
 /// Runs the demo study through `link` and writes the linked tables as CSV for `check.R`.
-/// `cargo test --test model -- --ignored write_r_inputs`
+/// `cargo test --test it -- --ignored model::write_r_inputs`
 #[test]
 #[ignore]
 fn write_r_inputs() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    Command::cargo_bin("relcap")
-        .unwrap()
+    relcap()
         .current_dir(repo())
         .args(["run", "--until", "link", "-q", "--out"])
         .arg(&out)
@@ -411,30 +403,15 @@ fn export_link_csv() {
 fn simulated_results(tmp: &Path, seed: u64, effects: [f64; 3]) -> Value {
     let data = tmp.join("data");
     let out = tmp.join("out");
-    Command::cargo_bin("relcap")
-        .unwrap()
-        .args(["simulate", "-q", "--format", "parquet", "--seed"])
-        .arg(seed.to_string())
-        .args([
-            "--municipalities",
-            "3",
-            "--employees-per-municipality",
-            "100",
-            "--citizens-per-municipality",
-            "150",
-            "--effect-h1",
-        ])
-        .arg(effects[0].to_string())
-        .arg("--effect-h2")
-        .arg(effects[1].to_string())
-        .arg("--effect-h3")
-        .arg(effects[2].to_string())
-        .arg("--out")
-        .arg(&data)
-        .assert()
-        .success();
-    Command::cargo_bin("relcap")
-        .unwrap()
+    let [h1, h2, h3] = effects;
+    simulate(
+        &data,
+        &format!(
+            "--format parquet --seed {seed} --municipalities 3 --employees-per-municipality 100 \
+             --citizens-per-municipality 150 --effect-h1 {h1} --effect-h2 {h2} --effect-h3 {h3}"
+        ),
+    );
+    relcap()
         .current_dir(repo())
         .args(["run", "--until", "model", "-q", "--data"])
         .arg(&data)
@@ -442,7 +419,7 @@ fn simulated_results(tmp: &Path, seed: u64, effects: [f64; 3]) -> Value {
         .arg(&out)
         .assert()
         .success();
-    serde_json::from_str(&std::fs::read_to_string(out.join("model/results.json")).unwrap()).unwrap()
+    read_json(&out.join("model/results.json"))
 }
 
 fn verdicts(r: &Value) -> BTreeMap<String, Value> {
@@ -490,8 +467,7 @@ fn tiny_design() -> Vec<&'static str> {
 fn power_writes_its_table_and_plot_the_same_whatever_the_threads() {
     let tmp = tempfile::tempdir().unwrap();
     let run = |threads: &str, out: &Path| {
-        Command::cargo_bin("relcap")
-            .unwrap()
+        relcap()
             .current_dir(repo())
             .args(["power", "-q", "--replications", "2", "--threads", threads])
             .args(["--employees-per-municipality", "100,150"])
@@ -512,9 +488,7 @@ fn power_writes_its_table_and_plot_the_same_whatever_the_threads() {
     let csv = std::fs::read_to_string(tmp.path().join("a/power.csv")).unwrap();
     // Header + 2 sizes × 2 scenarios × 3 hypotheses.
     assert_eq!(csv.lines().count(), 13, "{csv}");
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("a/power.json")).unwrap())
-            .unwrap();
+    let v: Value = read_json(&tmp.path().join("a/power.json"));
     for r in v["rows"].as_array().unwrap() {
         let p = r["power"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&p));
@@ -528,8 +502,7 @@ fn power_writes_its_table_and_plot_the_same_whatever_the_threads() {
 #[test]
 fn validate_reports_bias_rmse_and_coverage_per_hypothesis() {
     let tmp = tempfile::tempdir().unwrap();
-    Command::cargo_bin("relcap")
-        .unwrap()
+    relcap()
         .current_dir(repo())
         .args([
             "validate",
@@ -550,9 +523,7 @@ fn validate_reports_bias_rmse_and_coverage_per_hypothesis() {
         .arg(tmp.path())
         .assert()
         .success();
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("validate.json")).unwrap())
-            .unwrap();
+    let v: Value = read_json(&tmp.path().join("validate.json"));
     assert_eq!(v["failed"], 0, "{v}");
     let hyps = v["hypotheses"].as_array().unwrap();
     assert_eq!(hyps.len(), 3);
