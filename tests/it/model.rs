@@ -6,8 +6,11 @@
 //!   coefficient, SE, df, p, interval, standardized effect, variance component and meta-analysis
 //!   is compared with R: 1e-8 relative for OLS, 1e-6 for mixed-model estimates and SEs (the
 //!   engine's tolerances), 1e-4 for Satterthwaite df and what depends on them.
-//! - `write_r_inputs` (ignored; run by hand when the demo study or the upstream stages change):
-//!   runs the demo study through `link` and writes the three linked tables as CSV for R.
+//!
+//! When the demo study or the stages before `model` change, the CSV files are written again by
+//! `scripts/write_r_inputs.sh` (the demo through `link`, then `examples/link_csv.rs`), and R
+//! reruns `check.R`.
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -65,7 +68,7 @@ fn dtypes() -> Schema {
     s
 }
 
-/// Reads a linked table written as CSV by `write_r_inputs`.
+/// Reads a linked table written as CSV by `examples/link_csv.rs`.
 fn read_csv(path: &Path) -> DataFrame {
     CsvReadOptions::default()
         .with_has_header(true)
@@ -75,14 +78,6 @@ fn read_csv(path: &Path) -> DataFrame {
         .unwrap()
         .finish()
         .unwrap()
-}
-
-fn write_csv(df: &mut DataFrame, path: &Path) {
-    let mut f = std::fs::File::create(path).unwrap();
-    CsvWriter::new(&mut f)
-        .include_header(true)
-        .finish(df)
-        .unwrap();
 }
 
 /// results.json rows by (hypothesis, scope, model, term): their numeric fields.
@@ -358,44 +353,6 @@ fn matches_r_on_the_demo_linked_tables() {
         check("p_holm", row["p_holm"].unwrap(), num(p), 1e-4, h);
     }
     eprintln!("checked {checked} numbers against R; worst relative errors: {worst:?}");
-}
-
-/// Runs the demo study through `link` and writes the linked tables as CSV for `check.R`.
-/// `cargo test --test it -- --ignored model::write_r_inputs`
-#[test]
-#[ignore]
-fn write_r_inputs() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    relcap()
-        .current_dir(repo())
-        .args(["run", "--until", "link", "-q", "--out"])
-        .arg(&out)
-        .assert()
-        .success();
-    write_link_csv(&out.join("link"), &fixture_dir());
-}
-
-/// Writes the three linked tables of `link_dir` as CSV into `dest`.
-fn write_link_csv(link_dir: &Path, dest: &Path) {
-    std::fs::create_dir_all(dest).unwrap();
-    for t in LINK_TABLES {
-        let mut df = relcap::io::read_parquet(&link_dir.join(format!("{t}.parquet"))).unwrap();
-        write_csv(&mut df, &dest.join(format!("{t}.csv")));
-    }
-}
-
-/// Exports linked tables from any output folder (`RELCAP_LINK_DIR`) into `RELCAP_CSV_DIR`.
-#[test]
-#[ignore]
-fn export_link_csv() {
-    let (Ok(src), Ok(dst)) = (
-        std::env::var("RELCAP_LINK_DIR"),
-        std::env::var("RELCAP_CSV_DIR"),
-    ) else {
-        return;
-    };
-    write_link_csv(Path::new(&src), Path::new(&dst));
 }
 
 /// Simulates a small study with the given effects, runs it through the model stage and returns
