@@ -5,48 +5,40 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use polars::prelude::*;
 use relcap::pseudonym::{KeySource, Pseudonymizer};
 
-const DEMO_KEY: &[u8] = b"relcap-demo-study-public-key";
+use crate::common::{
+    assert_balances, demo_config_text, demo_pseudonym as pseudo, floats, ints, names, ok,
+    quarantine as quarantine_rows, read, repo, simulate, strs, summary, Csv,
+};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// `relcap` with the demo key's bytes in the environment: the tiny study is not simulated, so
+/// the demo key may not pseudonymise it, and the same bytes give the same pseudonyms.
+fn relcap() -> assert_cmd::Command {
+    let mut c = crate::common::relcap();
+    c.env("RELCAP_PSEUDONYM_KEY", "relcap-demo-study-public-key");
+    c
 }
 
-/// A copy of the tiny study in a fresh temporary folder (`<tmp>/data`).
+/// A copy of the tiny study in a fresh temporary folder (`<tmp>/data`); outputs go to
+/// `<tmp>/out`.
 fn tiny_copy() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    for e in std::fs::read_dir(repo().join("tests/fixtures/tiny")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), data.join(e.file_name())).unwrap();
-    }
+    crate::common::copy_dir(
+        &repo().join("tests/fixtures/tiny"),
+        &tmp.path().join("data"),
+    );
     tmp
 }
 
 /// The demo config with `srm_2` reverse-coded (so reverse coding is exercised), written into
 /// `dir`; `edit` may change the text further.
 fn config(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
-    let text = std::fs::read_to_string(repo().join("config/study.toml")).unwrap();
-    assert!(text.contains("reverse_coded = []"));
-    let text = text.replace("reverse_coded = []", "reverse_coded = [\"srm_2\"]");
+    let text = demo_config_text(&[("reverse_coded = []", "reverse_coded = [\"srm_2\"]")]);
     let path = dir.join("study.toml");
     std::fs::write(&path, edit(text)).unwrap();
     path
-}
-
-fn relcap() -> Command {
-    let mut c = Command::cargo_bin("relcap").unwrap();
-    // The tiny study is not simulated, so the demo key may not pseudonymise it: the same bytes
-    // come from the environment instead (same pseudonyms).
-    c.env(
-        "RELCAP_PSEUDONYM_KEY",
-        std::str::from_utf8(DEMO_KEY).unwrap(),
-    );
-    c
 }
 
 /// `relcap run --until clean` on `<tmp>/data` into `<tmp>/out`.
@@ -62,55 +54,13 @@ fn run_until_clean(tmp: &Path, cfg: &Path) -> std::process::Output {
         .unwrap()
 }
 
-fn ok(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "relcap failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn out_dir(tmp: &Path) -> PathBuf {
+    tmp.join("out")
 }
 
-fn read(tmp: &Path, stage: &str, table: &str) -> DataFrame {
-    let p = tmp.join("out").join(stage).join(format!("{table}.parquet"));
-    ParquetReader::new(std::fs::File::open(&p).unwrap())
-        .finish()
-        .unwrap()
-}
-
-fn summary(tmp: &Path, stage: &str) -> serde_json::Value {
-    let p = tmp.join("out").join(stage).join("summary.json");
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
-fn pseudo(raw: &str) -> String {
-    Pseudonymizer::new(DEMO_KEY, KeySource::DemoKey)
-        .unwrap()
-        .pseudonym(raw)
-}
-
-fn strs(df: &DataFrame, c: &str) -> Vec<Option<String>> {
-    df.column(c)
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|v| v.map(str::to_string))
-        .collect()
-}
-
-fn ints(df: &DataFrame, c: &str) -> Vec<Option<i64>> {
-    df.column(c).unwrap().i64().unwrap().iter().collect()
-}
-
-fn floats(df: &DataFrame, c: &str) -> Vec<Option<f64>> {
-    df.column(c).unwrap().f64().unwrap().iter().collect()
-}
-
-fn names(df: &DataFrame) -> Vec<String> {
-    df.get_column_names()
-        .into_iter()
-        .map(|n| n.to_string())
-        .collect()
+/// Asserts the column names of `df`, in order (`expected` separated by white space).
+fn assert_columns(df: &DataFrame, expected: &str) {
+    assert_eq!(names(df), expected.split_whitespace().collect::<Vec<_>>());
 }
 
 fn s(v: &str) -> Option<String> {
@@ -119,22 +69,9 @@ fn s(v: &str) -> Option<String> {
 
 /// Every table of a stage's summary balances: in = out + quarantined + duplicates + excluded.
 fn assert_accounting(tmp: &Path, stage: &str, tables: &[&str]) {
-    let sum = summary(tmp, stage);
+    let sum = summary(&out_dir(tmp), stage);
     for t in tables {
-        let c = &sum["tables"][t];
-        let n = |k: &str| c[k].as_u64().unwrap();
-        let total = |k: &str| -> u64 {
-            c[k].as_object()
-                .unwrap()
-                .values()
-                .map(|v| v.as_u64().unwrap())
-                .sum()
-        };
-        assert_eq!(
-            n("rows_in"),
-            n("rows_out") + total("quarantined") + n("duplicates_collapsed") + total("excluded"),
-            "{stage}/{t} does not balance: {c}"
-        );
+        assert_balances(stage, t, &sum["tables"][t]);
     }
 }
 
@@ -152,27 +89,15 @@ fn quarantine(
     stage: &str,
     table: &str,
 ) -> Vec<(i64, Option<String>, Option<String>, String)> {
-    let q = read(tmp, stage, "quarantine");
-    let t = strs(&q, "table");
-    let line = ints(&q, "line");
-    let col = strs(&q, "column");
-    let val = strs(&q, "value");
-    let reason = strs(&q, "reason");
-    (0..q.height())
-        .filter(|&i| t[i].as_deref() == Some(table))
-        .map(|i| {
-            (
-                line[i].unwrap(),
-                col[i].clone(),
-                val[i].clone(),
-                reason[i].clone().unwrap(),
-            )
-        })
+    quarantine_rows(&out_dir(tmp), stage)
+        .into_iter()
+        .filter(|r| r.0 == table)
+        .map(|(_, line, col, val, reason)| (line, col, val, reason))
         .collect()
 }
 
 fn quarantined(tmp: &Path, stage: &str, table: &str) -> BTreeMap<String, u64> {
-    let sum = summary(tmp, stage);
+    let sum = summary(&out_dir(tmp), stage);
     sum["tables"][table]["quarantined"]
         .as_object()
         .unwrap()
@@ -189,24 +114,11 @@ fn tiny_study_gives_the_hand_computed_clean_tables() {
 
     // Employee answers, by line: value map for `frequent` (1,2,3,4,5 -> 1,3,5,4,2), missing
     // code 9 = dont_know, empty = empty, srm_2 reverse-coded (2 -> 1 + 5 - 2 = 4).
-    let e = read(tmp.path(), "clean", "employee_responses");
-    let cols = names(&e);
-    assert_eq!(
-        cols,
-        vec![
-            "wave",
-            "municipality",
-            "unit_id",
-            "work_group",
-            "respondent_id",
-            "target_group",
-            "item",
-            "item_kind",
-            "value",
-            "missing_reason",
-            "source",
-            "line"
-        ]
+    let e = read(&out_dir(tmp.path()), "clean", "employee_responses");
+    assert_columns(
+        &e,
+        "wave municipality unit_id work_group respondent_id target_group item item_kind value \
+         missing_reason source line",
     );
     let (anna, bo, carl) = (pseudo("emp-anna"), pseudo("emp-bo"), pseudo("emp-carl"));
     // (line, wave, respondent, unit, work group, target group, item, kind, value, missing).
@@ -400,20 +312,10 @@ fn tiny_study_gives_the_hand_computed_clean_tables() {
     assert_eq!(got, expected);
 
     // Citizens: 4 -> 4, 9 -> dont_know, empty -> empty, 5.0 -> 5.
-    let c = read(tmp.path(), "clean", "citizen_responses");
-    assert_eq!(
-        names(&c),
-        vec![
-            "wave",
-            "municipality",
-            "citizen_id",
-            "case_id",
-            "item",
-            "value",
-            "missing_reason",
-            "source",
-            "line"
-        ]
+    let c = read(&out_dir(tmp.path()), "clean", "citizen_responses");
+    assert_columns(
+        &c,
+        "wave municipality citizen_id case_id item value missing_reason source line",
     );
     assert_eq!(ints(&c, "line"), vec![Some(2), Some(3), Some(4), Some(5)]);
     assert_eq!(floats(&c, "value"), vec![Some(4.0), None, None, Some(5.0)]);
@@ -425,19 +327,10 @@ fn tiny_study_gives_the_hand_computed_clean_tables() {
     assert_eq!(strs(&c, "case_id")[0], Some(pseudo("case-1001")));
 
     // Units: the quoted note with a line break moves U2 to line 4; headcount "8.0" is 8.
-    let u = read(tmp.path(), "ingest", "units");
+    let u = read(&out_dir(tmp.path()), "ingest", "units");
     assert_eq!(ints(&u, "line"), vec![Some(2), Some(4), Some(5)]);
-    let u = read(tmp.path(), "clean", "units");
-    assert_eq!(
-        names(&u),
-        vec![
-            "municipality",
-            "unit_id",
-            "work_group",
-            "manager_id",
-            "headcount"
-        ]
-    );
+    let u = read(&out_dir(tmp.path()), "clean", "units");
+    assert_columns(&u, "municipality unit_id work_group manager_id headcount");
     assert_eq!(strs(&u, "unit_id"), vec![s("U1"), s("U2"), s("U3")]);
     assert_eq!(ints(&u, "headcount"), vec![Some(12), None, Some(8)]);
     assert_eq!(
@@ -450,22 +343,13 @@ fn tiny_study_gives_the_hand_computed_clean_tables() {
     );
 
     // Intervention and case involvement.
-    let i = read(tmp.path(), "clean", "intervention");
+    let i = read(&out_dir(tmp.path()), "clean", "intervention");
     assert_eq!(strs(&i, "arm"), vec![s("intervention"), s("control")]);
     assert_eq!(ints(&i, "after_wave"), vec![Some(1), Some(1)]);
-    let k = read(tmp.path(), "clean", "case_involvement");
-    assert_eq!(
-        names(&k),
-        vec![
-            "wave",
-            "case_id",
-            "unit_id",
-            "lead",
-            "municipality",
-            "work_group",
-            "source",
-            "line"
-        ]
+    let k = read(&out_dir(tmp.path()), "clean", "case_involvement");
+    assert_columns(
+        &k,
+        "wave case_id unit_id lead municipality work_group source line",
     );
     let lead: Vec<_> = k.column("lead").unwrap().bool().unwrap().iter().collect();
     assert_eq!(lead, vec![Some(true), Some(false), Some(true)]);
@@ -475,7 +359,7 @@ fn tiny_study_gives_the_hand_computed_clean_tables() {
     );
 
     // Counts.
-    let sum = summary(tmp.path(), "clean");
+    let sum = summary(&out_dir(tmp.path()), "clean");
     assert_eq!(sum["counts"]["employee_responses.missing.dont_know"], 1);
     assert_eq!(sum["counts"]["employee_responses.missing.empty"], 1);
     assert_eq!(sum["counts"]["citizen_responses.missing.dont_know"], 1);
@@ -485,8 +369,14 @@ fn tiny_study_gives_the_hand_computed_clean_tables() {
     assert_eq!(sum["tables"]["employee_responses"]["rows_out"], 11);
     assert_accounting(tmp.path(), "ingest", &TABLES);
     assert_accounting(tmp.path(), "clean", &TABLES);
-    assert_eq!(read(tmp.path(), "clean", "quarantine").height(), 0);
-    assert_eq!(read(tmp.path(), "ingest", "quarantine").height(), 0);
+    assert_eq!(
+        read(&out_dir(tmp.path()), "clean", "quarantine").height(),
+        0
+    );
+    assert_eq!(
+        read(&out_dir(tmp.path()), "ingest", "quarantine").height(),
+        0
+    );
 }
 
 /// No raw person id appears in any value of any Parquet output, nor in any other file.
@@ -516,9 +406,7 @@ fn no_raw_person_id_is_written() {
                 assert!(!text.contains(r), "{} holds {r}", p.display());
             }
             if p.extension().and_then(|x| x.to_str()) == Some("parquet") {
-                let df = ParquetReader::new(std::fs::File::open(&p).unwrap())
-                    .finish()
-                    .unwrap();
+                let df = relcap::io::read_parquet(&p).unwrap();
                 for c in df.columns() {
                     let c = c.cast(&DataType::String).unwrap();
                     for v in c.str().unwrap().iter().flatten() {
@@ -565,7 +453,7 @@ fn dirty_copy_gives_exactly_the_expected_quarantine() {
             (15, s("value"), s("3,5"), "not_a_number".to_string()),
         ]
     );
-    let ing = summary(tmp.path(), "ingest");
+    let ing = summary(&out_dir(tmp.path()), "ingest");
     assert_eq!(ing["tables"]["employee_responses"]["rows_in"], 18);
     assert_eq!(ing["tables"]["employee_responses"]["rows_out"], 16);
     assert_eq!(
@@ -591,7 +479,7 @@ fn dirty_copy_gives_exactly_the_expected_quarantine() {
     );
     assert_eq!(q[1].2, s("7.0"));
     assert_eq!(q[3].2, s("U9"));
-    let cl = summary(tmp.path(), "clean");
+    let cl = summary(&out_dir(tmp.path()), "clean");
     let t = &cl["tables"]["employee_responses"];
     assert_eq!(t["rows_in"], 16);
     assert_eq!(t["duplicates_collapsed"], 1);
@@ -608,7 +496,7 @@ fn dirty_copy_gives_exactly_the_expected_quarantine() {
     assert_accounting(tmp.path(), "ingest", &TABLES);
     assert_accounting(tmp.path(), "clean", &TABLES);
     // The quarantine carries no raw id either.
-    let q = read(tmp.path(), "clean", "quarantine");
+    let q = read(&out_dir(tmp.path()), "clean", "quarantine");
     for c in q.columns() {
         let c = c.cast(&DataType::String).unwrap();
         for v in c.str().unwrap().iter().flatten() {
@@ -689,7 +577,7 @@ fn renamed_column_is_read_through_the_config() {
         .replace(",item,", ",question,");
     std::fs::write(&p, text).unwrap();
     ok(&run_until_clean(tmp.path(), &cfg));
-    let c = read(tmp.path(), "clean", "citizen_responses");
+    let c = read(&out_dir(tmp.path()), "clean", "citizen_responses");
     assert_eq!(c.height(), 4);
 }
 
@@ -699,7 +587,10 @@ fn missing_required_table_is_a_clear_error_and_optional_table_may_be_absent() {
     let cfg = config(tmp.path(), |t| t);
     std::fs::remove_file(tmp.path().join("data/intervention.csv")).unwrap();
     ok(&run_until_clean(tmp.path(), &cfg));
-    assert_eq!(read(tmp.path(), "clean", "intervention").height(), 0);
+    assert_eq!(
+        read(&out_dir(tmp.path()), "clean", "intervention").height(),
+        0
+    );
     std::fs::remove_dir_all(tmp.path().join("out")).unwrap();
     std::fs::remove_file(tmp.path().join("data/units.csv")).unwrap();
     let err = fails_cleanly(tmp.path(), &cfg);
@@ -735,11 +626,11 @@ fn key_from_environment_changes_every_pseudonym() {
         .output()
         .unwrap();
     ok(&out);
-    let e = read(tmp.path(), "ingest", "employee_responses");
+    let e = read(&out_dir(tmp.path()), "ingest", "employee_responses");
     let p = Pseudonymizer::new(b"another-key-of-19-b", KeySource::Environment).unwrap();
     assert_eq!(strs(&e, "respondent_id")[0], Some(p.pseudonym("emp-anna")));
     assert_eq!(
-        summary(tmp.path(), "ingest")["facts"]["pseudonym_key_source"],
+        summary(&out_dir(tmp.path()), "ingest")["facts"]["pseudonym_key_source"],
         "environment"
     );
 }
@@ -771,7 +662,7 @@ fn parquet_sources_give_the_same_clean_values_as_csv() {
     let tmp = tiny_copy();
     let cfg = config(tmp.path(), |t| t);
     ok(&run_until_clean(tmp.path(), &cfg));
-    let from_csv = read(tmp.path(), "clean", "citizen_responses");
+    let from_csv = read(&out_dir(tmp.path()), "clean", "citizen_responses");
     // The same table as Parquet with native types (wave i64, value f64 with a null).
     let p = tmp.path().join("data/citizen_responses.csv");
     std::fs::remove_file(&p).unwrap();
@@ -788,7 +679,7 @@ fn parquet_sources_give_the_same_clean_values_as_csv() {
     ParquetWriter::new(f).finish(&mut df).unwrap();
     std::fs::remove_dir_all(tmp.path().join("out")).unwrap();
     ok(&run_until_clean(tmp.path(), &cfg));
-    let from_pq = read(tmp.path(), "clean", "citizen_responses");
+    let from_pq = read(&out_dir(tmp.path()), "clean", "citizen_responses");
     assert_eq!(floats(&from_pq, "value"), floats(&from_csv, "value"));
     assert_eq!(
         strs(&from_pq, "missing_reason"),
@@ -809,13 +700,7 @@ fn parquet_sources_give_the_same_clean_values_as_csv() {
 fn simulated_study_balances_through_clean() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let out = relcap()
-        .args(["simulate", "--out"])
-        .arg(&data)
-        .args(["--seed", "7", "--preset", "demo"])
-        .output()
-        .unwrap();
-    ok(&out);
+    simulate(&data, "--seed 7 --preset demo");
     let cfg = repo().join("config/study.toml");
     ok(&run_until_clean(tmp.path(), &cfg));
     assert_accounting(tmp.path(), "ingest", &TABLES);
@@ -823,16 +708,8 @@ fn simulated_study_balances_through_clean() {
 
     // Independent counts from the raw employee file: rows, "9" and empty values, and the raw
     // codes of `frequent`, which the value map turns into scores 1, 3, 5, 4, 2.
-    let text = std::fs::read_to_string(data.join("employee_responses.csv")).unwrap();
-    assert!(
-        !text.contains('"'),
-        "the counting below assumes no quoted fields"
-    );
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let vi = header.iter().position(|h| *h == "value").unwrap();
-    let ii = header.iter().position(|h| *h == "item").unwrap();
-    let ri = header.iter().position(|h| *h == "respondent_id").unwrap();
+    let csv = Csv::read(&data.join("employee_responses.csv"));
+    let (vi, ii, ri) = (csv.col("value"), csv.col("item"), csv.col("respondent_id"));
     let (mut rows, mut nines, mut empty) = (0u64, 0u64, 0u64);
     let mut frequent_scores: BTreeMap<i64, u64> = BTreeMap::new();
     let mut raw_ids = std::collections::BTreeSet::new();
@@ -844,10 +721,9 @@ fn simulated_study_balances_through_clean() {
         "5" => Some(2),
         _ => None,
     };
-    for l in lines {
-        let f: Vec<&str> = l.split(',').collect();
+    for f in &csv.rows {
         rows += 1;
-        match f[vi] {
+        match f[vi].as_str() {
             "9" => nines += 1,
             "" => empty += 1,
             v if f[ii] == "frequent" => {
@@ -859,13 +735,13 @@ fn simulated_study_balances_through_clean() {
             raw_ids.insert(f[ri].to_string());
         }
     }
-    let ing = summary(tmp.path(), "ingest");
+    let ing = summary(&out_dir(tmp.path()), "ingest");
     assert_eq!(ing["tables"]["employee_responses"]["rows_in"], rows);
-    let cl = summary(tmp.path(), "clean");
+    let cl = summary(&out_dir(tmp.path()), "clean");
     assert_eq!(cl["tables"]["employee_responses"]["rows_out"], rows);
     assert_eq!(cl["counts"]["employee_responses.missing.dont_know"], nines);
     assert_eq!(cl["counts"]["employee_responses.missing.empty"], empty);
-    let e = read(tmp.path(), "clean", "employee_responses");
+    let e = read(&out_dir(tmp.path()), "clean", "employee_responses");
     let item = strs(&e, "item");
     let value = floats(&e, "value");
     let mut got: BTreeMap<i64, u64> = BTreeMap::new();

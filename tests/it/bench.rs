@@ -3,18 +3,17 @@
 //! a test). Checks that every stage is measured in its own process, that the measurements are
 //! plausible, and that the rerun after a model setting ran only `model` and `report`.
 
-use std::path::Path;
+use std::time::Duration;
 
-use assert_cmd::Command;
-use serde_json::Value;
+use crate::common::{read_json, relcap, repo};
 
 #[test]
 fn bench_measures_every_stage_of_the_demo() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::cargo_bin("relcap")
-        .unwrap()
-        .current_dir(root)
+    let out = relcap()
+        // Seven runs of the demo study, one after the other.
+        .timeout(Duration::from_secs(900))
+        .current_dir(repo())
         .args([
             "bench",
             "--skip-national",
@@ -30,9 +29,7 @@ fn bench_measures_every_stage_of_the_demo() {
         .clone();
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("| clean |"), "{text}");
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("bench.json")).unwrap())
-            .unwrap();
+    let report = read_json(&tmp.path().join("bench.json"));
     let studies = report["studies"].as_array().unwrap();
     assert_eq!(studies.len(), 1);
     let demo = &studies[0];
@@ -64,10 +61,7 @@ fn bench_measures_every_stage_of_the_demo() {
     let e2e = demo["end_to_end"]["wall_s"].as_f64().unwrap();
     assert!(e2e > 0.0);
     // The manifest after the rerun: only model and report ran.
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(tmp.path().join("demo/out/manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest = read_json(&tmp.path().join("demo/out/manifest.json"));
     assert_eq!(manifest["ran"], serde_json::json!(["model", "report"]));
     assert!(demo["input_bytes"].as_u64().unwrap() > 1_000_000);
     assert!(report["power"].is_null() && report["h3_lmm"].is_null());

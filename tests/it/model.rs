@@ -6,20 +6,19 @@
 //!   coefficient, SE, df, p, interval, standardized effect, variance component and meta-analysis
 //!   is compared with R: 1e-8 relative for OLS, 1e-6 for mixed-model estimates and SEs (the
 //!   engine's tolerances), 1e-4 for Satterthwaite df and what depends on them.
-//! - `write_r_inputs` (ignored; run by hand when the demo study or the upstream stages change):
-//!   runs the demo study through `link` and writes the three linked tables as CSV for R.
+//!
+//! When the demo study or the stages before `model` change, the CSV files are written again by
+//! `scripts/write_r_inputs.sh` (the demo through `link`, then `examples/link_csv.rs`), and R
+//! reruns `check.R`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use polars::prelude::*;
 use relcap::stats::prec::rel_err;
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::{read_json, relcap, repo, simulate};
 
 fn fixture_dir() -> PathBuf {
     repo().join("tests/fixtures/model_r")
@@ -69,7 +68,7 @@ fn dtypes() -> Schema {
     s
 }
 
-/// Reads a linked table written as CSV by `write_r_inputs`.
+/// Reads a linked table written as CSV by `examples/link_csv.rs`.
 fn read_csv(path: &Path) -> DataFrame {
     CsvReadOptions::default()
         .with_has_header(true)
@@ -81,20 +80,11 @@ fn read_csv(path: &Path) -> DataFrame {
         .unwrap()
 }
 
-fn write_csv(df: &mut DataFrame, path: &Path) {
-    let mut f = std::fs::File::create(path).unwrap();
-    CsvWriter::new(&mut f)
-        .include_header(true)
-        .finish(df)
-        .unwrap();
-}
-
 /// results.json rows by (hypothesis, scope, model, term): their numeric fields.
 type Rows = BTreeMap<(String, String, String, String), BTreeMap<String, Option<f64>>>;
 
 fn results_by_key(out: &Path) -> Rows {
-    let text = std::fs::read_to_string(out.join("model/results.json")).unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
+    let v = read_json(&out.join("model/results.json"));
     let mut map = BTreeMap::new();
     for r in v["results"].as_array().unwrap() {
         let key = (
@@ -143,8 +133,7 @@ fn matches_r_on_the_demo_linked_tables() {
         )
         .unwrap();
     }
-    Command::cargo_bin("relcap")
-        .unwrap()
+    relcap()
         .current_dir(repo())
         .args(["run", "--only", "model", "-q", "--out"])
         .arg(&out)
@@ -153,8 +142,7 @@ fn matches_r_on_the_demo_linked_tables() {
         .assert()
         .success();
     let ours = results_by_key(&out);
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(fx.join("expected.json")).unwrap()).unwrap();
+    let expected: Value = read_json(&fx.join("expected.json"));
 
     let mut checked = 0usize;
     let mut worst: BTreeMap<String, f64> = BTreeMap::new();
@@ -367,74 +355,20 @@ fn matches_r_on_the_demo_linked_tables() {
     eprintln!("checked {checked} numbers against R; worst relative errors: {worst:?}");
 }
 
-/// Runs the demo study through `link` and writes the linked tables as CSV for `check.R`.
-/// `cargo test --test model -- --ignored write_r_inputs`
-#[test]
-#[ignore]
-fn write_r_inputs() {
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("out");
-    Command::cargo_bin("relcap")
-        .unwrap()
-        .current_dir(repo())
-        .args(["run", "--until", "link", "-q", "--out"])
-        .arg(&out)
-        .assert()
-        .success();
-    write_link_csv(&out.join("link"), &fixture_dir());
-}
-
-/// Writes the three linked tables of `link_dir` as CSV into `dest`.
-fn write_link_csv(link_dir: &Path, dest: &Path) {
-    std::fs::create_dir_all(dest).unwrap();
-    for t in LINK_TABLES {
-        let mut df = relcap::io::read_parquet(&link_dir.join(format!("{t}.parquet"))).unwrap();
-        write_csv(&mut df, &dest.join(format!("{t}.csv")));
-    }
-}
-
-/// Exports linked tables from any output folder (`RELCAP_LINK_DIR`) into `RELCAP_CSV_DIR`.
-#[test]
-#[ignore]
-fn export_link_csv() {
-    let (Ok(src), Ok(dst)) = (
-        std::env::var("RELCAP_LINK_DIR"),
-        std::env::var("RELCAP_CSV_DIR"),
-    ) else {
-        return;
-    };
-    write_link_csv(Path::new(&src), Path::new(&dst));
-}
-
 /// Simulates a small study with the given effects, runs it through the model stage and returns
 /// results.json.
 fn simulated_results(tmp: &Path, seed: u64, effects: [f64; 3]) -> Value {
     let data = tmp.join("data");
     let out = tmp.join("out");
-    Command::cargo_bin("relcap")
-        .unwrap()
-        .args(["simulate", "-q", "--format", "parquet", "--seed"])
-        .arg(seed.to_string())
-        .args([
-            "--municipalities",
-            "3",
-            "--employees-per-municipality",
-            "100",
-            "--citizens-per-municipality",
-            "150",
-            "--effect-h1",
-        ])
-        .arg(effects[0].to_string())
-        .arg("--effect-h2")
-        .arg(effects[1].to_string())
-        .arg("--effect-h3")
-        .arg(effects[2].to_string())
-        .arg("--out")
-        .arg(&data)
-        .assert()
-        .success();
-    Command::cargo_bin("relcap")
-        .unwrap()
+    let [h1, h2, h3] = effects;
+    simulate(
+        &data,
+        &format!(
+            "--format parquet --seed {seed} --municipalities 3 --employees-per-municipality 100 \
+             --citizens-per-municipality 150 --effect-h1 {h1} --effect-h2 {h2} --effect-h3 {h3}"
+        ),
+    );
+    relcap()
         .current_dir(repo())
         .args(["run", "--until", "model", "-q", "--data"])
         .arg(&data)
@@ -442,7 +376,7 @@ fn simulated_results(tmp: &Path, seed: u64, effects: [f64; 3]) -> Value {
         .arg(&out)
         .assert()
         .success();
-    serde_json::from_str(&std::fs::read_to_string(out.join("model/results.json")).unwrap()).unwrap()
+    read_json(&out.join("model/results.json"))
 }
 
 fn verdicts(r: &Value) -> BTreeMap<String, Value> {
@@ -490,8 +424,7 @@ fn tiny_design() -> Vec<&'static str> {
 fn power_writes_its_table_and_plot_the_same_whatever_the_threads() {
     let tmp = tempfile::tempdir().unwrap();
     let run = |threads: &str, out: &Path| {
-        Command::cargo_bin("relcap")
-            .unwrap()
+        relcap()
             .current_dir(repo())
             .args(["power", "-q", "--replications", "2", "--threads", threads])
             .args(["--employees-per-municipality", "100,150"])
@@ -512,9 +445,7 @@ fn power_writes_its_table_and_plot_the_same_whatever_the_threads() {
     let csv = std::fs::read_to_string(tmp.path().join("a/power.csv")).unwrap();
     // Header + 2 sizes × 2 scenarios × 3 hypotheses.
     assert_eq!(csv.lines().count(), 13, "{csv}");
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("a/power.json")).unwrap())
-            .unwrap();
+    let v: Value = read_json(&tmp.path().join("a/power.json"));
     for r in v["rows"].as_array().unwrap() {
         let p = r["power"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&p));
@@ -528,8 +459,7 @@ fn power_writes_its_table_and_plot_the_same_whatever_the_threads() {
 #[test]
 fn validate_reports_bias_rmse_and_coverage_per_hypothesis() {
     let tmp = tempfile::tempdir().unwrap();
-    Command::cargo_bin("relcap")
-        .unwrap()
+    relcap()
         .current_dir(repo())
         .args([
             "validate",
@@ -550,9 +480,7 @@ fn validate_reports_bias_rmse_and_coverage_per_hypothesis() {
         .arg(tmp.path())
         .assert()
         .success();
-    let v: Value =
-        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("validate.json")).unwrap())
-            .unwrap();
+    let v: Value = read_json(&tmp.path().join("validate.json"));
     assert_eq!(v["failed"], 0, "{v}");
     let hyps = v["hypotheses"].as_array().unwrap();
     assert_eq!(hyps.len(), 3);

@@ -9,7 +9,7 @@
 //! whose rows all carry a known reason.
 //!
 //! The number of cases is `PROPTEST_CASES` (default 64 here, so CI stays quick); a long run:
-//! `PROPTEST_CASES=200000 cargo test --test real_exports_fuzz -- --nocapture`.
+//! `PROPTEST_CASES=200000 cargo test --test it real_exports_fuzz -- --nocapture`.
 
 use std::path::Path;
 

@@ -1,25 +1,20 @@
 //! The scoring functions of the `score` stage against a real, published Relational Coordination
 //! survey: 816 German general practitioners rating hospital physicians on the seven RC items,
-//! with the authors' own scores (`RC_score`, `RC_com`, `RC_rel`; see the data's README beside
-//! STUDY.md). The file is read from `../shared/data/rc-survey-germany/rc_gp.csv` relative to the
-//! repository and never copied into it; without it the tests print a note and pass.
+//! with the authors' own scores (`RC_score`, `RC_com`, `RC_rel`). The data are kept out of the
+//! repository; where they are read from, and what happens without them, is told by
+//! `common::german_survey`.
 //!
-//! Reference values (from the data's README, computed by the authors in R): 705 respondents
+//! Reference values (published with the data, computed by the authors in R): 705 respondents
 //! answer all seven items; on them Cronbach's alpha of the seven items is 0.8392 (raw), the mean
 //! RC score 2.6298 and its SD 0.7315. `RC1_COM` is already recoded to the sufficiency score, so
 //! no value map is applied here.
-
-use std::path::Path;
 
 use relcap::config::Config;
 use relcap::stages::score::compute::{mean, sd, tie_score};
 use relcap::stages::score::tie_rule;
 use relcap::stats::reliability::cronbach_alpha;
 
-const DATA: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/data/rc-survey-germany/rc_gp.csv"
-);
+use crate::common::{german_survey, german_survey_rows};
 
 struct Row {
     items: Vec<Option<f64>>,
@@ -38,18 +33,7 @@ fn cell(s: &str) -> Option<f64> {
 }
 
 fn load() -> Option<Vec<Row>> {
-    if !Path::new(DATA).is_file() {
-        eprintln!("note: {DATA} is absent; the German RC survey checks are skipped");
-        return None;
-    }
-    let text = std::fs::read_to_string(DATA).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<String> = lines
-        .next()
-        .unwrap()
-        .split(',')
-        .map(|h| h.trim_matches('"').to_string())
-        .collect();
+    let (header, lines) = german_survey_rows(&german_survey()?);
     let idx = |name: &str| header.iter().position(|h| h == name).unwrap();
     let items: Vec<usize> = [
         "RC1_COM", "RC2_COM", "RC3_COM", "RC4_COM", "RC5_REL", "RC6_REL", "RC7_REL",
@@ -59,15 +43,12 @@ fn load() -> Option<Vec<Row>> {
     .collect();
     let (com, rel, score) = (idx("RC_com"), idx("RC_rel"), idx("RC_score"));
     let rows = lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            Row {
-                items: items.iter().map(|&i| cell(f[i])).collect(),
-                rc_com: cell(f[com]),
-                rc_rel: cell(f[rel]),
-                rc_score: cell(f[score]),
-            }
+        .iter()
+        .map(|f| Row {
+            items: items.iter().map(|&i| cell(&f[i])).collect(),
+            rc_com: cell(&f[com]),
+            rc_rel: cell(&f[rel]),
+            rc_score: cell(&f[score]),
         })
         .collect::<Vec<_>>();
     assert_eq!(rows.len(), 816, "the published file has 816 respondents");

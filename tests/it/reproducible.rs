@@ -7,33 +7,17 @@
 //! temporary folder (`--out`, `--reports`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The binary under test, hard-linked once per test process: several worktrees may share one
-/// target folder, and a build there replaces `target/debug/relcap` under a running test.
-fn bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let built = PathBuf::from(env!("CARGO_BIN_EXE_relcap"));
-        let tag = &blake3::hash(env!("CARGO_MANIFEST_DIR").as_bytes()).to_hex()[..12];
-        let link =
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("relcap-reproducible-{tag}"));
-        let _ = std::fs::remove_file(&link);
-        match std::fs::hard_link(&built, &link) {
-            Ok(()) => link,
-            Err(_) => built,
-        }
-    })
-}
+use crate::common::{
+    copy_dir, files, ok, output_within, read_json, relcap_command, repo, stderr_until,
+    write_demo_config as config, RUN_LIMIT,
+};
 
 /// The demo study's data folder.
 fn data_dir() -> PathBuf {
@@ -46,19 +30,9 @@ fn data_dir() -> PathBuf {
     demo
 }
 
-/// The demo config with `replace` applied (pairs of exact lines), written into `dir`.
-fn config(dir: &Path, name: &str, replace: &[(&str, &str)]) -> PathBuf {
-    let mut text = std::fs::read_to_string(repo().join("config/study.toml")).unwrap();
-    for (from, to) in replace {
-        assert!(
-            text.contains(from),
-            "config/study.toml has no line {from:?}"
-        );
-        text = text.replace(from, to);
-    }
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
+/// Runs `cmd` (relcap) to its end within [`RUN_LIMIT`].
+fn output(cmd: &mut Command) -> Output {
+    output_within(cmd, RUN_LIMIT).expect("relcap starts")
 }
 
 struct Study {
@@ -95,7 +69,7 @@ impl Study {
 
     /// `relcap <cmd> --config C --data D --out OUT --reports R <extra>`.
     fn cmd(&self, cmd: &str, config: &Path, out: &str, extra: &[&str]) -> Command {
-        let mut c = Command::new(bin());
+        let mut c = relcap_command();
         c.arg(cmd)
             .arg("--config")
             .arg(config)
@@ -106,24 +80,18 @@ impl Study {
             .arg("--reports")
             .arg(self.out(&format!("{out}-reports")))
             .args(extra)
-            .env_remove("RELCAP_PSEUDONYM_KEY")
             .env_remove("RELCAP_FAULT_STALL_BEFORE_RENAME");
         c
     }
 
     fn run(&self, config: &Path, out: &str, extra: &[&str]) -> Output {
-        let o = self.cmd("run", config, out, extra).output().unwrap();
-        assert!(
-            o.status.success(),
-            "relcap run failed:\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let o = output(&mut self.cmd("run", config, out, extra));
+        ok(&o);
         o
     }
 
     fn manifest(&self, out: &str) -> Value {
-        let text = std::fs::read_to_string(self.out(out).join("manifest.json")).unwrap();
-        serde_json::from_str(&text).unwrap()
+        read_json(&self.out(out).join("manifest.json"))
     }
 }
 
@@ -147,22 +115,6 @@ fn baseline() -> &'static Path {
     })
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    if !from.is_dir() {
-        return;
-    }
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
-}
-
 fn names(v: &Value) -> Vec<String> {
     v.as_array()
         .unwrap()
@@ -176,28 +128,20 @@ const ALL: [&str; 6] = ["ingest", "clean", "score", "link", "model", "report"];
 /// blake3 of every output file under `dir` (all but the manifest and the store of kept results,
 /// `.cache`), by relative path.
 fn tree(dir: &Path) -> BTreeMap<String, String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() && p.file_name().is_some_and(|n| n == ".cache") && dir == root {
-                continue;
-            }
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                if rel != "manifest.json" {
-                    let h = blake3::hash(&std::fs::read(&p).unwrap());
-                    out.insert(rel, h.to_hex().to_string());
-                }
-            }
-        }
+    if !dir.is_dir() {
+        return BTreeMap::new();
     }
-    let mut out = BTreeMap::new();
-    if dir.is_dir() {
-        walk(dir, dir, &mut out);
-    }
-    out
+    files(dir)
+        .into_iter()
+        .filter_map(|p| {
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            if rel == "manifest.json" || rel.starts_with(".cache/") {
+                return None;
+            }
+            let h = blake3::hash(&std::fs::read(&p).unwrap());
+            Some((rel, h.to_hex().to_string()))
+        })
+        .collect()
 }
 
 fn parquet_files(dir: &Path) -> Vec<String> {
@@ -257,7 +201,7 @@ fn two_runs_give_byte_identical_outputs_and_a_rerun_skips_every_stage() {
     assert_eq!(names(&s.manifest("b")["skipped"]), ALL);
     assert_eq!(tree(&s.out("b")), a);
 
-    let st = s.cmd("status", &s.config, "b", &[]).output().unwrap();
+    let st = output(&mut s.cmd("status", &s.config, "b", &[]));
     assert!(
         st.status.success(),
         "{}",
@@ -272,10 +216,7 @@ fn a_setting_reruns_exactly_the_stages_that_read_it() {
 
     // A model setting: status names it, and the run reruns model and report only.
     let model = config(&s.root, "model.toml", &[("alpha = 0.05", "alpha = 0.01")]);
-    let st = s
-        .cmd("status", &model, "out", &["--json"])
-        .output()
-        .unwrap();
+    let st = output(&mut s.cmd("status", &model, "out", &["--json"]));
     assert_eq!(st.status.code(), Some(1), "status must exit 1 when stale");
     let js: Value = serde_json::from_slice(&st.stdout).unwrap();
     let stale: Vec<&str> = js["stages"]
@@ -311,13 +252,8 @@ fn a_setting_reruns_exactly_the_stages_that_read_it() {
             ("hub_relevance = 4.0", "hub_relevance = 3.5"),
         ],
     );
-    let text = String::from_utf8_lossy(
-        &s.cmd("status", &scoring, "out", &[])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .into_owned();
+    let text = String::from_utf8_lossy(&output(&mut s.cmd("status", &scoring, "out", &[])).stdout)
+        .into_owned();
     assert!(
         text.contains("config scoring.hub_relevance: 4.0 → 3.5"),
         "{text}"
@@ -444,7 +380,7 @@ fn tamper(path: &Path, column: &str) {
 fn a_tampered_output_is_caught_by_status_and_verify() {
     let s = Study::from_baseline();
     let manifest = s.out("out").join("manifest.json");
-    let st = s.cmd("status", &s.config, "out", &[]).output().unwrap();
+    let st = output(&mut s.cmd("status", &s.config, "out", &[]));
     assert!(
         st.status.success(),
         "{}",
@@ -453,7 +389,7 @@ fn a_tampered_output_is_caught_by_status_and_verify() {
 
     tamper(&s.out("out").join("ingest/units.parquet"), "line");
 
-    let st = s.cmd("status", &s.config, "out", &[]).output().unwrap();
+    let st = output(&mut s.cmd("status", &s.config, "out", &[]));
     let text = String::from_utf8_lossy(&st.stdout);
     assert_eq!(st.status.code(), Some(1), "{text}");
     assert!(
@@ -464,12 +400,11 @@ fn a_tampered_output_is_caught_by_status_and_verify() {
 
     // verify reruns the study: every other file is identical, the tampered one differs, with
     // the column and the number of values.
-    let v = Command::new(bin())
-        .args(["verify", "-q", "--json", "--manifest"])
-        .arg(&manifest)
-        .env_remove("RELCAP_PSEUDONYM_KEY")
-        .output()
-        .unwrap();
+    let v = output(
+        relcap_command()
+            .args(["verify", "-q", "--json", "--manifest"])
+            .arg(&manifest),
+    );
     assert_eq!(
         v.status.code(),
         Some(1),
@@ -492,12 +427,12 @@ fn a_tampered_output_is_caught_by_status_and_verify() {
     assert!(detail.contains("modified after the run"), "{detail}");
     assert!(detail.contains("line: 1 of"), "{detail}");
     let text = String::from_utf8_lossy(
-        &Command::new(bin())
-            .args(["inspect", "--rows", "1"])
-            .arg(s.out("out").join("ingest/units.parquet"))
-            .output()
-            .unwrap()
-            .stdout,
+        &output(
+            relcap_command()
+                .args(["inspect", "--rows", "1"])
+                .arg(s.out("out").join("ingest/units.parquet")),
+        )
+        .stdout,
     )
     .into_owned();
     assert!(text.contains("relcap.stage"), "{text}");
@@ -506,7 +441,7 @@ fn a_tampered_output_is_caught_by_status_and_verify() {
     // stages reading it find their inputs unchanged and stay as they are.
     s.run(&s.config, "out", &[]);
     assert_eq!(names(&s.manifest("out")["ran"]), ["ingest"]);
-    let st = s.cmd("status", &s.config, "out", &[]).output().unwrap();
+    let st = output(&mut s.cmd("status", &s.config, "out", &[]));
     assert!(st.status.success());
     assert_eq!(tree(&s.out("out")), tree(&baseline().join("out")));
 }
@@ -526,16 +461,7 @@ fn a_run_killed_mid_stage_recovers_on_the_next_run() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut log = String::new();
-    for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if line.contains("fault injection: stalled") {
-            break;
-        }
-    }
+    let log = stderr_until(&mut child, "fault injection: stalled", RUN_LIMIT);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(log.contains("fault injection: stalled"), "{log}");
@@ -562,7 +488,7 @@ fn a_run_killed_mid_stage_recovers_on_the_next_run() {
         .map(|x| (x["name"].as_str().unwrap(), x["status"].as_str().unwrap()))
         .collect();
     assert_eq!(states, [("ingest", "complete"), ("clean", "running")]);
-    let st = s.cmd("status", &s.config, "out", &[]).output().unwrap();
+    let st = output(&mut s.cmd("status", &s.config, "out", &[]));
     let text = String::from_utf8_lossy(&st.stdout);
     assert!(text.contains("interrupted in run"), "{text}");
 
@@ -585,8 +511,7 @@ fn a_run_killed_mid_stage_recovers_on_the_next_run() {
 fn every_parquet_output_carries_its_stage_and_fingerprint_for_another_reader() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let out = baseline().join("out");
-    let m: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let m = read_json(&out.join("manifest.json"));
     let fingerprints: BTreeMap<String, String> = m["stages"]
         .as_array()
         .unwrap()
@@ -630,21 +555,25 @@ fn every_parquet_output_carries_its_stage_and_fingerprint_for_another_reader() {
     }
 
     // pyarrow, when this machine has it, reads the same metadata.
-    let probe = Command::new("python3")
-        .args(["-c", "import pyarrow"])
-        .output();
+    let python = Duration::from_secs(120);
+    let probe = output_within(
+        Command::new("python3").args(["-c", "import pyarrow"]),
+        python,
+    );
     if probe.is_ok_and(|o| o.status.success()) {
         let script = "import sys, pyarrow.parquet as pq\n\
                       for p in sys.argv[1:]:\n\
                       \x20   md = pq.read_metadata(p).metadata\n\
                       \x20   t = pq.read_table(p)\n\
                       \x20   print(md[b'relcap.stage'].decode(), md[b'relcap.fingerprint'].decode(), t.num_rows)\n";
-        let o = Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .args(files.iter().map(|f| out.join(f)))
-            .output()
-            .unwrap();
+        let o = output_within(
+            Command::new("python3")
+                .arg("-c")
+                .arg(script)
+                .args(files.iter().map(|f| out.join(f))),
+            python,
+        )
+        .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let text = String::from_utf8_lossy(&o.stdout);
         for (line, rel) in text.lines().zip(&files) {
@@ -661,11 +590,7 @@ fn every_parquet_output_carries_its_stage_and_fingerprint_for_another_reader() {
 #[test]
 fn inspect_shows_rows_metadata_schema_and_first_rows() {
     let file = baseline().join("out/ingest/units.parquet");
-    let o = Command::new(bin())
-        .args(["inspect", "--rows", "2"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let o = output(relcap_command().args(["inspect", "--rows", "2"]).arg(&file));
     assert!(o.status.success());
     let text = String::from_utf8_lossy(&o.stdout);
     let rows = relcap::io::read_parquet(&file).unwrap().height();
@@ -674,11 +599,11 @@ fn inspect_shows_rows_metadata_schema_and_first_rows() {
     assert!(text.contains("relcap.fingerprint"), "{text}");
     assert!(text.contains("  unit_id "), "{text}");
     assert!(text.contains(&format!("first 2 of {rows} rows")), "{text}");
-    let o = Command::new(bin())
-        .args(["inspect"])
-        .arg(baseline().join("out/nope.parquet"))
-        .output()
-        .unwrap();
+    let o = output(
+        relcap_command()
+            .args(["inspect"])
+            .arg(baseline().join("out/nope.parquet")),
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("nope.parquet"));
 }
@@ -708,6 +633,6 @@ fn a_stage_can_start_from_files_that_no_run_recorded() {
     assert!(inputs.contains(&"clean/units.parquet"), "{inputs:?}");
     assert!(inputs.contains(&"score/dyads.parquet"), "{inputs:?}");
     // Without a record of clean or score, status calls them never run.
-    let st = s.cmd("status", &s.config, "out", &[]).output().unwrap();
+    let st = output(&mut s.cmd("status", &s.config, "out", &[]));
     assert_eq!(st.status.code(), Some(1));
 }

@@ -37,19 +37,10 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use polars::prelude::*;
 use relcap::io::{hash_file, read_parquet, write_parquet, ParquetMeta};
 
-const DIMS: [&str; 7] = [
-    "frequent",
-    "timely",
-    "accurate",
-    "problem_solving",
-    "shared_goals",
-    "shared_knowledge",
-    "mutual_respect",
-];
+use crate::common::{instrument, ok, read_json, relcap, repo, simulate, summary};
 
 #[derive(Default)]
 struct Answers {
@@ -99,7 +90,7 @@ impl Answers {
         dims: [Option<f64>; 7],
         relevance: Option<f64>,
     ) {
-        for (d, v) in DIMS.iter().zip(dims) {
+        for (d, v) in instrument().dimensions().iter().zip(dims) {
             self.row(wave, unit, group, resp, Some(target), d, "tie", v);
         }
         if relevance.is_some() {
@@ -369,8 +360,7 @@ fn config(dir: &Path, out: &Path) -> PathBuf {
 }
 
 fn run_score_link(cfg: &Path) -> std::process::Output {
-    Command::cargo_bin("relcap")
-        .unwrap()
+    relcap()
         .args(["run", "--config"])
         .arg(cfg)
         .args(["--from", "score", "--until", "link", "-q"])
@@ -384,12 +374,7 @@ fn study() -> (tempfile::TempDir, PathBuf) {
     let out = dir.path().join("out");
     write_clean(&out, employee_answers().frame());
     let cfg = config(dir.path(), &out);
-    let o = run_score_link(&cfg);
-    assert!(
-        o.status.success(),
-        "relcap failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    ok(&run_score_link(&cfg));
     (dir, out)
 }
 
@@ -439,11 +424,6 @@ fn flag(df: &DataFrame, key: &[(&str, &str)], col: &str) -> Option<bool> {
 fn close(a: Option<f64>, b: f64) {
     let a = a.unwrap_or_else(|| panic!("expected {b}, got none"));
     assert!((a - b).abs() < 1e-12, "{a} vs {b}");
-}
-
-fn summary(out: &Path, stage: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(out.join(stage).join("summary.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
 }
 
 #[test]
@@ -946,15 +926,12 @@ struct Tolerance {
 /// ingest, clean, score and link, and checks that reliability, agreement and the network land
 /// where the truth says.
 fn lands_on_truth(data: &Path, tol: &Tolerance) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let truth: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(data.join("truth.json")).unwrap()).unwrap();
+    let truth = read_json(&data.join("truth.json"));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let o = Command::cargo_bin("relcap")
-        .unwrap()
+    let o = relcap()
         .args(["run", "--config"])
-        .arg(root.join("config/study.toml"))
+        .arg(repo().join("config/study.toml"))
         .arg("--data")
         .arg(data)
         .arg("--out")
@@ -962,7 +939,7 @@ fn lands_on_truth(data: &Path, tol: &Tolerance) {
         .args(["--until", "link", "-q"])
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(&o);
 
     // Every employee and citizen answer row reaches the score stage and is used.
     let s = summary(&out, "score");
@@ -1156,7 +1133,7 @@ fn lands_on_truth(data: &Path, tol: &Tolerance) {
 /// hundred complete cases has an SE below 0.01.
 #[test]
 fn simulated_demo_study_lands_on_its_truth() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo");
+    let data = repo().join("data/demo");
     if !data.join("truth.json").is_file() {
         eprintln!("note: {} is absent; skipped", data.display());
         return;
@@ -1175,20 +1152,13 @@ fn simulated_demo_study_lands_on_its_truth() {
 
 /// A larger simulated study (20 municipalities of the national preset, about 1,400 units and
 /// 2.8 million answers): the same checks with tolerances about 4 times tighter. Slow in a debug
-/// build, so run on request: `cargo test --release --test score_link -- --ignored`.
+/// build, so run on request: `cargo test --release --test it score_link -- --ignored`.
 #[test]
 #[ignore]
 fn simulated_national_sample_lands_on_its_truth_tightly() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let o = Command::cargo_bin("relcap")
-        .unwrap()
-        .args(["simulate", "--preset", "national", "--municipalities", "20"])
-        .args(["--seed", "11", "--out"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    simulate(&data, "--preset national --municipalities 20 --seed 11");
     lands_on_truth(
         &data,
         &Tolerance {

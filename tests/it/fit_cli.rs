@@ -5,14 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use serde_json::Value;
 
+use crate::common::{ok, read_json, relcap, repo};
+
 fn fixture(name: &str) -> Value {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("pipeline/stats/tests/fixtures")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    read_json(&repo().join("pipeline/stats/tests/fixtures").join(name))
 }
 
 /// Writes dataset `name` of lmm.json as a CSV file (NA as empty cells).
@@ -44,8 +42,7 @@ fn write_csv(dir: &Path, name: &str) -> PathBuf {
 }
 
 fn fit_json(data: &Path, extra: &[&str]) -> Value {
-    let out = Command::cargo_bin("relcap")
-        .unwrap()
+    let out = relcap()
         .arg("fit")
         .arg("--data")
         .arg(data)
@@ -53,11 +50,7 @@ fn fit_json(data: &Path, extra: &[&str]) -> Value {
         .args(["--format", "json"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "relcap fit failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -154,8 +147,7 @@ fn cluster_robust_ols_on_parquet_matches_sandwich() {
 fn table_output_reads_like_r() {
     let dir = tempfile::tempdir().unwrap();
     let csv = write_csv(dir.path(), "sleepstudy");
-    let out = Command::cargo_bin("relcap")
-        .unwrap()
+    let out = relcap()
         .args(["fit", "--formula", "Reaction ~ Days"])
         .arg("--data")
         .arg(&csv)
@@ -178,8 +170,7 @@ fn missing_column_and_bad_formula_are_clear_errors() {
         ("Reaction ~ (Days | Subject)", "random"),
         ("Reaction ~ ", "formula"),
     ] {
-        let out = Command::cargo_bin("relcap")
-            .unwrap()
+        let out = relcap()
             .args(["fit", "--formula", formula])
             .arg("--data")
             .arg(&csv)

@@ -10,47 +10,32 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::{files, instrument, ok, output_within, read_json, relcap, repo, simulate, Csv};
 
-/// The binary under test; `RELCAP_TEST_BIN` overrides it (where several worktrees share a build
-/// folder, another build can replace `target/debug/relcap` under a test run).
-fn relcap() -> Command {
-    match std::env::var_os("RELCAP_TEST_BIN") {
-        Some(p) => Command::new(p),
-        None => Command::new(env!("CARGO_BIN_EXE_relcap")),
+/// How long Chromium may take to load and screenshot one page before it is killed.
+const CHROMIUM_LIMIT: Duration = Duration::from_secs(120);
+
+/// `relcap run` with the demo config into `out` and `reports`, on the config's data or `data`.
+fn run_with_reports(data: Option<&Path>, out: &Path, reports: &Path) {
+    let mut cmd = relcap();
+    cmd.args(["run", "-q", "--config"])
+        .arg(repo().join("config/study.toml"));
+    if let Some(data) = data {
+        // An edited study is no longer the simulated one: the demo key's bytes come from the
+        // environment (the demo key may pseudonymise only what `relcap simulate` wrote).
+        cmd.env("RELCAP_PSEUDONYM_KEY", "relcap-demo-study-public-key")
+            .arg("--data")
+            .arg(data);
     }
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("relcap runs");
-    assert!(
-        out.status.success(),
-        "relcap failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Every file under `dir`, sorted.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = vec![];
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    ok(&cmd
+        .arg("--out")
+        .arg(out)
+        .arg("--reports")
+        .arg(reports)
+        .output()
+        .unwrap());
 }
 
 /// The values of every `data-n="…"` attribute.
@@ -192,25 +177,27 @@ fn chromium_available() -> bool {
 /// errors Chromium logged.
 fn screenshot(page: &Path, png: &Path, height: u32) -> Vec<String> {
     let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(["--enable-logging=stderr", "--v=0"])
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("--window-size=1280,{height}"))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium runs");
+    let out = output_within(
+        Command::new(CHROMIUM)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(["--enable-logging=stderr", "--v=0"])
+            .arg(format!("--screenshot={}", png.display()))
+            .arg(format!("--window-size=1280,{height}"))
+            .arg(format!("file://{}", page.display())),
+        CHROMIUM_LIMIT,
+    )
+    .expect("chromium runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         png.is_file(),
@@ -233,15 +220,7 @@ fn demo_reports_are_written_and_open_in_chromium() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let reports = tmp.path().join("reports");
-    run_ok(
-        relcap()
-            .args(["run", "-q", "--config"])
-            .arg(repo().join("config/study.toml"))
-            .arg("--out")
-            .arg(&out)
-            .arg("--reports")
-            .arg(&reports),
-    );
+    run_with_reports(None, &out, &reports);
     let report = reports.join("report.html");
     let html = std::fs::read_to_string(&report).unwrap();
     for section in [
@@ -284,17 +263,13 @@ fn demo_reports_are_written_and_open_in_chromium() {
     }
     // The pooled H1 estimate in the report is the one in results.json (the same as
     // results.parquet), to three decimals.
-    let results: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("model/results.json")).unwrap())
-            .unwrap();
+    let results = read_json(&out.join("model/results.json"));
     let h1 = results["hypotheses"][0]["estimate"].as_f64().unwrap();
     assert!(
         html.contains(&format!(">{h1:.3}</span>")),
         "H1 estimate {h1:.3} not in the report"
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report/summary.json")).unwrap())
-            .unwrap();
+    let summary = read_json(&out.join("report/summary.json"));
     assert_eq!(summary["counts"]["files_written"], 15);
 
     if !chromium_available() {
@@ -370,34 +345,16 @@ fn append(path: &Path, lines: &[String]) {
 fn no_report_shows_a_small_cell_or_a_pseudonym() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    run_ok(
-        relcap()
-            .args([
-                "simulate",
-                "--quiet",
-                "--seed",
-                "11",
-                "--municipalities",
-                "3",
-                "--employees-per-municipality",
-                "60",
-                "--waves",
-                "2",
-                "--work-groups",
-                "5",
-                "--citizens-per-municipality",
-                "150",
-                "--out",
-            ])
-            .arg(&data),
+    simulate(
+        &data,
+        "--seed 11 --municipalities 3 --employees-per-municipality 60 --waves 2 --work-groups 5 \
+         --citizens-per-municipality 150",
     );
     // A tiny unit of a work group of its own: two respondents in both waves, rating every
     // other group and their manager.
-    let units = std::fs::read_to_string(data.join("units.csv")).unwrap();
-    let mut lines = units.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let units = Csv::read(&data.join("units.csv"));
+    let (header, rows) = (&units.header, &units.rows);
+    let col = |name: &str| units.col(name);
     let muni = rows[0][col("municipality")].to_string();
     let mut groups: Vec<String> = rows
         .iter()
@@ -408,7 +365,7 @@ fn no_report_shows_a_small_cell_or_a_pseudonym() {
     groups.dedup();
     let unit_row: Vec<String> = header
         .iter()
-        .map(|h| match *h {
+        .map(|h| match h.as_str() {
             "municipality" => muni.clone(),
             "unit_id" => "TINY-U1".into(),
             "work_group" => "tiny_group".into(),
@@ -422,25 +379,18 @@ fn no_report_shows_a_small_cell_or_a_pseudonym() {
         &data.join("intervention.csv"),
         &["TINY-U1,control,1".to_string()],
     );
-    let er = std::fs::read_to_string(data.join("employee_responses.csv")).unwrap();
-    let eh: Vec<&str> = er.lines().next().unwrap().split(',').collect();
+    let eh = Csv::read(&data.join("employee_responses.csv")).header;
     let mut new = vec![];
-    let items = [
-        "frequent",
-        "timely",
-        "accurate",
-        "problem_solving",
-        "shared_goals",
-        "shared_knowledge",
-        "mutual_respect",
-        "relevance",
-    ];
+    // The tie items: the seven dimensions and relevance.
+    let ins = instrument();
+    let mut items = ins.dimensions();
+    items.push(ins.relevance_item.clone());
     for wave in 1..=2 {
         for (k, resp) in ["TINYRESP1", "TINYRESP2"].iter().enumerate() {
             let mut push = |target: &str, item: &str, value: usize| {
                 let row: Vec<String> = eh
                     .iter()
-                    .map(|h| match *h {
+                    .map(|h| match h.as_str() {
                         "wave" => wave.to_string(),
                         "respondent_id" => resp.to_string(),
                         "municipality" => muni.clone(),
@@ -467,20 +417,7 @@ fn no_report_shows_a_small_cell_or_a_pseudonym() {
 
     let out = tmp.path().join("out");
     let reports = tmp.path().join("reports");
-    run_ok(
-        relcap()
-            // The edited study is no longer the simulated one: the demo key's bytes from the
-            // environment (the demo key may pseudonymise only what `relcap simulate` wrote).
-            .env("RELCAP_PSEUDONYM_KEY", "relcap-demo-study-public-key")
-            .args(["run", "-q", "--config"])
-            .arg(repo().join("config/study.toml"))
-            .arg("--data")
-            .arg(&data)
-            .arg("--out")
-            .arg(&out)
-            .arg("--reports")
-            .arg(&reports),
-    );
+    run_with_reports(Some(&data), &out, &reports);
     let min_cell = 5;
     let all = files(&reports);
     assert!(all.len() >= 1 + 9 + 3, "files: {all:?}");

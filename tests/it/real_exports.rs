@@ -6,18 +6,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use polars::prelude::*;
 use relcap::pseudonym::{KeySource, Pseudonymizer};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::{
+    assert_balances, demo_config_text, files, floats, german_survey, german_survey_rows,
+    instrument, ints, ok, quarantine, read, repo, simulate, strs, summary, Csv, QRow,
+};
 
-fn relcap() -> Command {
-    let mut c = Command::cargo_bin("relcap").unwrap();
-    // The exports here are not simulated, so the demo key may not pseudonymise them: the German
-    // example's public key comes from the environment instead (same pseudonyms).
+/// `relcap` with the German example's public key in the environment: these exports are not
+/// simulated, so the demo key may not pseudonymise them.
+fn relcap() -> assert_cmd::Command {
+    let mut c = crate::common::relcap();
     c.env(
         "RELCAP_PSEUDONYM_KEY",
         "relcap-rc-survey-germany-public-key",
@@ -25,94 +25,20 @@ fn relcap() -> Command {
     c
 }
 
-fn ok(out: &std::process::Output) {
-    assert!(
-        out.status.success(),
-        "relcap failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn read(out: &Path, stage: &str, table: &str) -> DataFrame {
-    let p = out.join(stage).join(format!("{table}.parquet"));
-    ParquetReader::new(std::fs::File::open(&p).unwrap())
-        .finish()
-        .unwrap()
-}
-
-fn summary(out: &Path, stage: &str) -> serde_json::Value {
-    let p = out.join(stage).join("summary.json");
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
-fn strs(df: &DataFrame, c: &str) -> Vec<Option<String>> {
-    df.column(c)
-        .unwrap()
-        .cast(&DataType::String)
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|v| v.map(str::to_string))
-        .collect()
-}
-
-fn floats(df: &DataFrame, c: &str) -> Vec<Option<f64>> {
-    df.column(c).unwrap().f64().unwrap().iter().collect()
-}
-
 /// Every table of every stage that ran balances: in = out + quarantined + duplicates +
 /// excluded. Returns how many tables were checked.
 fn assert_every_table_balances(out: &Path) -> usize {
     let mut checked = 0;
     for stage in ["ingest", "clean", "score", "link", "model"] {
-        let p = out.join(stage).join("summary.json");
-        if !p.is_file() {
+        if !out.join(stage).join("summary.json").is_file() {
             continue;
         }
-        let sum = summary(out, stage);
-        for (t, c) in sum["tables"].as_object().unwrap() {
-            let n = |k: &str| c[k].as_u64().unwrap();
-            let total = |k: &str| -> u64 {
-                c[k].as_object()
-                    .unwrap()
-                    .values()
-                    .map(|v| v.as_u64().unwrap())
-                    .sum()
-            };
-            assert_eq!(
-                n("rows_in"),
-                n("rows_out")
-                    + total("quarantined")
-                    + n("duplicates_collapsed")
-                    + total("excluded"),
-                "{stage}/{t} does not balance: {c}"
-            );
+        for (t, c) in summary(out, stage)["tables"].as_object().unwrap() {
+            assert_balances(stage, t, c);
             checked += 1;
         }
     }
     checked
-}
-
-/// (table, line, column, value, reason) of every quarantine row of a stage.
-type QRow = (String, i64, Option<String>, Option<String>, String);
-
-fn quarantine(out: &Path, stage: &str) -> Vec<QRow> {
-    let q = read(out, stage, "quarantine");
-    let t = strs(&q, "table");
-    let line: Vec<_> = q.column("line").unwrap().i64().unwrap().iter().collect();
-    let (c, v, r) = (strs(&q, "column"), strs(&q, "value"), strs(&q, "reason"));
-    (0..q.height())
-        .map(|i| {
-            (
-                t[i].clone().unwrap(),
-                line[i].unwrap(),
-                c[i].clone(),
-                v[i].clone(),
-                r[i].clone().unwrap(),
-            )
-        })
-        .collect()
 }
 
 fn q(t: &str, line: i64, c: Option<&str>, v: Option<&str>, r: &str) -> QRow {
@@ -128,27 +54,15 @@ fn q(t: &str, line: i64, c: Option<&str>, v: Option<&str>, r: &str) -> QRow {
 // ---------------------------------------------------------------------------------------------
 // The published German RC survey, read as it is through config/examples.
 
-const GERMAN: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/data/rc-survey-germany/rc_gp.csv"
-);
-
 /// The authors' RC_score per data line of the file (None for NA), read independently of
-/// relcap: the file is plain comma-separated numbers with a quoted header.
-fn authors_scores() -> Vec<(i64, Option<f64>)> {
-    let text = std::fs::read_to_string(GERMAN).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<String> = lines
-        .next()
-        .unwrap()
-        .split(',')
-        .map(|h| h.trim_matches('"').to_string())
-        .collect();
+/// relcap.
+fn authors_scores(path: &Path) -> Vec<(i64, Option<f64>)> {
+    let (header, rows) = german_survey_rows(path);
     let si = header.iter().position(|h| h == "RC_score").unwrap();
-    lines
+    rows.iter()
         .enumerate()
-        .map(|(i, l)| {
-            let f = l.split(',').nth(si).unwrap().trim();
+        .map(|(i, f)| {
+            let f = f[si].trim();
             let v = if f == "NA" {
                 None
             } else {
@@ -161,10 +75,9 @@ fn authors_scores() -> Vec<(i64, Option<f64>)> {
 
 #[test]
 fn german_rc_survey_reproduces_the_authors_scores_through_the_example_config() {
-    if !Path::new(GERMAN).is_file() {
-        eprintln!("note: {GERMAN} is absent; the German RC survey run is skipped");
+    let Some(german) = german_survey() else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let o = relcap()
@@ -180,7 +93,7 @@ fn german_rc_survey_reproduces_the_authors_scores_through_the_example_config() {
         .output()
         .unwrap();
     ok(&o);
-    let authors = authors_scores();
+    let authors = authors_scores(&german);
     assert_eq!(authors.len(), 816);
     // Respondents have no id: each is the pseudonym of `rc_gp.csv:<line>` under the config's
     // public key.
@@ -206,7 +119,7 @@ fn german_rc_survey_reproduces_the_authors_scores_through_the_example_config() {
     let rel = read(&out, "score", "reliability");
     let (m, s) = (strs(&rel, "measure"), strs(&rel, "scale"));
     let value = floats(&rel, "value");
-    let n: Vec<_> = rel.column("n").unwrap().i64().unwrap().iter().collect();
+    let n = ints(&rel, "n");
     let i = (0..rel.height())
         .find(|&i| m[i].as_deref() == Some("alpha_raw") && s[i].as_deref() == Some("rc"))
         .expect("alpha of the rc scale");
@@ -224,13 +137,11 @@ fn german_rc_survey_reproduces_the_authors_scores_through_the_example_config() {
         ing["tables"]["employee_responses.wide_records"]["rows_out"],
         816
     );
-    let na_cells: u64 = {
-        let text = std::fs::read_to_string(GERMAN).unwrap();
-        text.lines()
-            .skip(1)
-            .map(|l| l.split(',').take(7).filter(|f| *f == "NA").count() as u64)
-            .sum()
-    };
+    let na_cells: u64 = german_survey_rows(&german)
+        .1
+        .iter()
+        .map(|f| f.iter().take(7).filter(|f| *f == "NA").count() as u64)
+        .sum();
     assert_eq!(e["excluded"]["empty_cell"], na_cells);
     assert_eq!(e["rows_out"], 816 * 7 - na_cells);
     assert!(assert_every_table_balances(&out) > 10);
@@ -238,25 +149,6 @@ fn german_rc_survey_reproduces_the_authors_scores_through_the_example_config() {
 
 // ---------------------------------------------------------------------------------------------
 // A simulated study exported wide, Windows-1252, semicolons, decimal commas.
-
-const ITEMS: [&str; 16] = [
-    "frequent",
-    "timely",
-    "accurate",
-    "problem_solving",
-    "shared_goals",
-    "shared_knowledge",
-    "mutual_respect",
-    "relevance",
-    "srm_1",
-    "srm_2",
-    "srm_3",
-    "srm_4",
-    "srm_5",
-    "srm_6",
-    "wellbeing",
-    "manager_satisfaction",
-];
 
 /// Writes the wide export of a canonical `employee_responses.csv` (plain, no quotes): one row
 /// per (wave, respondent, municipality, unit), a column `<item>__<target>` or `<item>` per
@@ -344,14 +236,11 @@ fn content(out: &Path, t: &str) -> DataFrame {
 fn windows_1252_wide_export_gives_the_same_clean_tables_as_the_canonical_form() {
     let tmp = tempfile::tempdir().unwrap();
     let canon = tmp.path().join("canonical");
-    let o = relcap()
-        .args(["simulate", "-q", "--seed", "11", "--municipalities", "4"])
-        .args(["--employees-per-municipality", "40"])
-        .args(["--citizens-per-municipality", "20", "--out"])
-        .arg(&canon)
-        .output()
-        .unwrap();
-    ok(&o);
+    simulate(
+        &canon,
+        "--seed 11 --municipalities 4 --employees-per-municipality 40 \
+         --citizens-per-municipality 20",
+    );
     let units = std::fs::read_to_string(canon.join("units.csv")).unwrap();
     assert!(units.contains("Rødovre"), "the test needs a Danish letter");
     let wide_dir = tmp.path().join("wide");
@@ -376,9 +265,15 @@ fn windows_1252_wide_export_gives_the_same_clean_tables_as_the_canonical_form() 
     assert!(std::str::from_utf8(&bytes).is_err(), "not Windows-1252");
     assert!(bytes.contains(&0xF8), "ø as Windows-1252");
 
-    let study = std::fs::read_to_string(repo().join("config/study.toml")).unwrap();
-    let items: Vec<String> = ITEMS.iter().map(|i| format!("{i:?}")).collect();
-    let wide_cfg = study.replace(
+    // Every employee item of the instrument (tie and person items, not the citizens').
+    let ins = instrument();
+    let items: Vec<String> = (ins.dimensions().iter())
+        .chain([&ins.relevance_item])
+        .chain(ins.srm_items.iter().chain(&ins.person_items))
+        .map(|i| format!("{i:?}"))
+        .collect();
+    let study = demo_config_text(&[]);
+    let wide_cfg = demo_config_text(&[(
         "[sources.employee_responses]\nfile = \"employee_responses\"\n",
         &format!(
             "[sources.employee_responses]\nfile = \"eksport.csv\"\nseparator = \";\"\n\
@@ -388,7 +283,7 @@ fn windows_1252_wide_export_gives_the_same_clean_tables_as_the_canonical_form() 
              items = [{}]\nempty_cells = \"keep\"\nnot_asked = [\"-\"]\n",
             items.join(", ")
         ),
-    );
+    )]);
     assert_ne!(wide_cfg, study);
     let cfg_path = tmp.path().join("wide.toml");
     std::fs::write(&cfg_path, wide_cfg).unwrap();
@@ -488,6 +383,24 @@ fn run_clean(tmp: &Path, cfg: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// [`run_clean`], which must succeed; returns the output folder.
+fn clean_ok(tmp: &Path, cfg: &Path) -> PathBuf {
+    ok(&run_clean(tmp, cfg));
+    tmp.join("out")
+}
+
+/// The quarantine row of a `timely__job_consultants` cell on `line` that is not a number.
+fn timely_not_a_number(line: i64, value: &str) -> QRow {
+    let column = Some("timely__job_consultants");
+    q(
+        "employee_responses",
+        line,
+        column,
+        Some(value),
+        "not_a_number",
+    )
+}
+
 fn fails(tmp: &Path, cfg: &Path) -> String {
     let o = run_clean(tmp, cfg);
     assert!(!o.status.success(), "relcap should have failed");
@@ -527,8 +440,7 @@ fn every_bad_wide_record_gets_its_reason() {
         "separator = \";\"\nconstants = { wave = \"1\" }",
         "",
     );
-    ok(&run_clean(tmp.path(), &cfg));
-    let out = tmp.path().join("out");
+    let out = clean_ok(tmp.path(), &cfg);
     const E: &str = "employee_responses";
     assert_eq!(
         quarantine(&out, "ingest"),
@@ -606,17 +518,10 @@ fn decimal_comma_reads_3_5_and_rejects_a_point() {
                1;r1;Rødovre;U1;3,5;2\n1;r2;Rødovre;U1;3.5;2,0\n";
     let tmp = study(&[("eksport.csv", csv.as_bytes())]);
     let cfg = wide_config(tmp.path(), "eksport.csv", "decimal = \",\"", "");
-    ok(&run_clean(tmp.path(), &cfg));
-    let out = tmp.path().join("out");
+    let out = clean_ok(tmp.path(), &cfg);
     assert_eq!(
         quarantine(&out, "ingest"),
-        vec![q(
-            "employee_responses",
-            3,
-            Some("timely__job_consultants"),
-            Some("3.5"),
-            "not_a_number"
-        )]
+        vec![timely_not_a_number(3, "3.5")]
     );
     let e = read(&out, "ingest", "employee_responses");
     assert_eq!(floats(&e, "value"), vec![Some(3.5), Some(2.0), Some(2.0)]);
@@ -631,8 +536,7 @@ fn undecodable_bytes_under_a_forced_encoding_are_quarantined_by_line() {
     bytes.extend_from_slice(b"1;r2;R\xFFdovre;U1;4\n1;r3;R\xC3\xB8dovre;U1;5\n");
     let tmp = study(&[("eksport.csv", &bytes)]);
     let cfg = wide_config(tmp.path(), "eksport.csv", "encoding = \"utf-8\"", "");
-    ok(&run_clean(tmp.path(), &cfg));
-    let out = tmp.path().join("out");
+    let out = clean_ok(tmp.path(), &cfg);
     let qr = quarantine(&out, "ingest");
     assert_eq!(qr.len(), 1);
     assert_eq!((qr[0].1, qr[0].4.as_str()), (3, "encoding"));
@@ -690,8 +594,7 @@ fn one_wave_split_over_two_files_and_a_constant_municipality() {
         "more_files = [\"del2.csv\"]\nconstants = { wave = \"3\", municipality = \"Rødovre\" }",
         "",
     );
-    ok(&run_clean(tmp.path(), &cfg));
-    let out = tmp.path().join("out");
+    let out = clean_ok(tmp.path(), &cfg);
     let e = read(&out, "clean", "employee_responses");
     // Rows are in pseudonym order, which depends on the key.
     let mut sources = strs(&e, "source");
@@ -716,18 +619,11 @@ fn xlsx_named_sheet_is_read_like_a_csv() {
     let xlsx = std::fs::read(repo().join("tests/fixtures/exports/wide.xlsx")).unwrap();
     let tmp = study(&[("svar.xlsx", &xlsx)]);
     let cfg = wide_config(tmp.path(), "svar.xlsx", "sheet = \"Svar\"", "");
-    ok(&run_clean(tmp.path(), &cfg));
-    let out = tmp.path().join("out");
+    let out = clean_ok(tmp.path(), &cfg);
     // See make_wide_xlsx.py: r2's timely is the text "3,5"; its accurate is empty; row 4 blank.
     assert_eq!(
         quarantine(&out, "ingest"),
-        vec![q(
-            "employee_responses",
-            3,
-            Some("timely__job_consultants"),
-            Some("3,5"),
-            "not_a_number"
-        )]
+        vec![timely_not_a_number(3, "3,5")]
     );
     let ing = summary(&out, "ingest");
     let c = &ing["tables"]["employee_responses"];
@@ -768,14 +664,11 @@ fn tokens(s: &str) -> impl Iterator<Item = &str> {
 fn no_output_file_holds_a_raw_id_or_the_key() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let o = relcap()
-        .args(["simulate", "-q", "--seed", "5", "--municipalities", "3"])
-        .args(["--employees-per-municipality", "60"])
-        .args(["--citizens-per-municipality", "60", "--out"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    ok(&o);
+    simulate(
+        &data,
+        "--seed 5 --municipalities 3 --employees-per-municipality 60 \
+         --citizens-per-municipality 60",
+    );
     // Every raw person id of the simulated study, read from its CSV files.
     let mut raw: BTreeSet<String> = BTreeSet::new();
     for (file, cols) in [
@@ -784,18 +677,12 @@ fn no_output_file_holds_a_raw_id_or_the_key() {
         ("case_involvement.csv", vec!["case_id"]),
         ("units.csv", vec!["manager_id"]),
     ] {
-        let text = std::fs::read_to_string(data.join(file)).unwrap();
-        let mut lines = text.lines();
-        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-        let idx: Vec<usize> = cols
-            .iter()
-            .map(|c| header.iter().position(|h| h == c).unwrap())
-            .collect();
-        for l in lines {
-            let f: Vec<&str> = l.split(',').collect();
+        let csv = Csv::read(&data.join(file));
+        let idx: Vec<usize> = cols.iter().map(|c| csv.col(c)).collect();
+        for f in &csv.rows {
             for &i in &idx {
                 if !f[i].is_empty() {
-                    raw.insert(f[i].to_string());
+                    raw.insert(f[i].clone());
                 }
             }
         }
@@ -813,20 +700,8 @@ fn no_output_file_holds_a_raw_id_or_the_key() {
         .output()
         .unwrap();
     ok(&o);
-    let mut files = vec![];
-    let mut stack = vec![out.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
     let (mut parquet, mut text) = (0, 0);
-    for p in &files {
+    for p in &files(&out) {
         let bytes = std::fs::read(p).unwrap();
         let name = p.display().to_string();
         assert!(
@@ -835,9 +710,7 @@ fn no_output_file_holds_a_raw_id_or_the_key() {
         );
         if name.ends_with(".parquet") {
             parquet += 1;
-            let df = ParquetReader::new(std::fs::File::open(p).unwrap())
-                .finish()
-                .unwrap();
+            let df = relcap::io::read_parquet(p).unwrap();
             for c in df.columns() {
                 let Ok(s) = c.cast(&DataType::String) else {
                     continue;
