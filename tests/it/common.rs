@@ -380,12 +380,13 @@ pub fn quarantine(out: &Path, stage: &str) -> Vec<QRow> {
 /// `rc_gp.csv` of the published German Relational Coordination survey (816 general
 /// practitioners; data of KaiKeller/Relational-Coordination-psychometrics, DOI
 /// 10.5281/zenodo.19392497, CC BY-NC 4.0, so never copied into this repository): the path in
-/// `RELCAP_RC_GP_CSV`, else where `config/examples/rc-survey-germany.toml` reads it. None, with
-/// a note, when the file is absent: the tests that need it then pass without checking.
+/// `RELCAP_RC_GP_CSV` (CI sets it), else where `config/examples/rc-survey-germany.toml` reads it
+/// (beside its units.csv). None, with a note, when the file is absent: the tests that need it
+/// then pass without checking.
 pub fn german_survey() -> Option<PathBuf> {
     let p = match std::env::var_os("RELCAP_RC_GP_CSV") {
         Some(p) => PathBuf::from(p),
-        None => repo().join("../shared/data/rc-survey-germany/rc_gp.csv"),
+        None => repo().join("config/examples/rc-survey-germany/rc_gp.csv"),
     };
     if p.is_file() {
         Some(p)

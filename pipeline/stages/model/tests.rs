@@ -1,6 +1,6 @@
 //! Tests of the model stage on small synthetic linked tables with known effects (written here,
 //! in the link stage's layout). The numbers of the fits themselves are checked against R in
-//! `tests/model.rs`; these tests check the stage's logic: designs, skips, verdicts, accounting,
+//! `tests/it/model.rs`; these tests check the stage's logic: designs, skips, verdicts, accounting,
 //! meta-analysis and paired test by hand, determinism.
 
 use std::path::Path;

@@ -2,7 +2,7 @@
 //!
 //! The `score` stage reshapes the clean answers into one slice per tie, respondent, unit or
 //! citizen and calls these functions; the tests (including the check against the published
-//! German RC survey in `tests/rc_survey_germany.rs`) call the very same functions, so what is
+//! German RC survey in `tests/it/rc_survey_germany.rs`) call the very same functions, so what is
 //! tested is what runs.
 //!
 //! Conventions that decide the last digit (`docs/methods.md` gives the reasons):
