@@ -2,8 +2,8 @@
 //! complete cases), one-way ANOVA intraclass correlations ICC(1) and ICC(2) for unbalanced groups,
 //! and the multi-item within-group agreement index rwg(j).
 //!
-//! - alpha: rows with any missing item are dropped (complete cases, as STUDY.md says); raw alpha =
-//!   k/(k − 1) · (1 − Σ sᵢ² / s²_total), standardized alpha = k r̄ / (1 + (k − 1) r̄) from the mean
+//! - alpha: rows with any missing item are dropped (complete cases, as docs/methods.md says);
+//!   raw alpha = k/(k − 1) · (1 − Σ sᵢ² / s²_total), standardized alpha = k r̄ / (1 + (k − 1) r̄) from the mean
 //!   inter-item correlation r̄.
 //! - ICC: MSB and MSW of the one-way ANOVA, k0 = (N − Σ n_j² / N) / (J − 1),
 //!   ICC(1) = (MSB − MSW) / (MSB + (k0 − 1) MSW), ICC(2) = (MSB − MSW) / MSB, F = MSB/MSW on

@@ -249,3 +249,21 @@ fn a_lock_left_by_a_killed_run_is_taken_over() {
         "the run removes its lock file at the end"
     );
 }
+
+/// The binary is a position-independent executable (ELF type `ET_DYN`), so the operating system
+/// loads it at a random address: a tool that handles personal data keeps that defence.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_binary_is_position_independent() {
+    let bytes = std::fs::read(env!("CARGO_BIN_EXE_relcap")).unwrap();
+    assert_eq!(&bytes[..4], b"\x7fELF", "not an ELF file");
+    // e_type at offset 16, in the file's byte order (byte 5: 1 little-endian, 2 big-endian).
+    let e_type = match bytes[5] {
+        1 => u16::from_le_bytes([bytes[16], bytes[17]]),
+        _ => u16::from_be_bytes([bytes[16], bytes[17]]),
+    };
+    assert_eq!(
+        e_type, 3,
+        "ELF type {e_type}: 2 is a fixed-address executable, 3 is PIE"
+    );
+}
