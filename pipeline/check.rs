@@ -16,9 +16,9 @@ use polars::prelude::*;
 
 use crate::config::Config;
 use crate::memo::Memo;
-use crate::orchestrate::StudyPaths;
+use crate::orchestrate::{StudyPaths, STAGES};
 use crate::pseudonym::{KeySource, Pseudonymizer};
-use crate::stages::{clean, ingest, StageContext, StageSummary, TableCount, TableStore};
+use crate::stages::{StageContext, StageSummary, TableCount, TableStore};
 
 /// How many `file:line` examples the report shows per table and reason.
 pub const EXAMPLES: usize = 3;
@@ -49,7 +49,7 @@ pub struct TableCheck {
 pub enum Verdict {
     /// The data would run clean.
     Clean,
-    /// Rows would be quarantined or excluded.
+    /// Rows would be quarantined, excluded or collapsed as duplicates.
     RowsSetAside,
     /// The run would fail.
     WouldFail,
@@ -58,7 +58,9 @@ pub enum Verdict {
 impl CheckReport {
     pub fn verdict(&self) -> Verdict {
         let set_aside = |c: &TableCount| {
-            c.quarantined.values().any(|&n| n > 0) || c.excluded.values().any(|&n| n > 0)
+            c.quarantined.values().any(|&n| n > 0)
+                || c.excluded.values().any(|&n| n > 0)
+                || c.duplicates_collapsed > 0
         };
         if !self.problems.is_empty() {
             Verdict::WouldFail
@@ -103,7 +105,7 @@ impl CheckReport {
         }
         let verdict = match self.verdict() {
             Verdict::Clean => "the data would run clean",
-            Verdict::RowsSetAside => "rows would be quarantined or excluded; the run would go on",
+            Verdict::RowsSetAside => "rows would be set aside; the run would go on",
             Verdict::WouldFail => "the run would fail",
         };
         let _ = writeln!(s, "verdict: {verdict}");
@@ -158,9 +160,10 @@ pub fn check(config: &Config, data: Option<&Path>, progress: bool) -> CheckRepor
         fingerprint: None,
         store: Some(&store),
     };
-    let stages: [(&'static str, fn(&StageContext) -> Result<StageSummary>); 2] =
-        [("ingest", ingest::run), ("clean", clean::run)];
-    for (stage, run) in stages {
+    // The stages of the run up to clean, in the run's order.
+    let last = STAGES.iter().position(|s| s.name == "clean").unwrap_or(1);
+    for stage in &STAGES[..=last] {
+        let (run, stage) = (stage.run, stage.name);
         let result = run(&ctx).and_then(|summary| {
             let quarantine = ctx.read_table(stage, "quarantine")?;
             tables_of(stage, &summary, &quarantine)

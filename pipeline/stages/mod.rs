@@ -243,4 +243,36 @@ mod tests {
         assert_eq!(meta.fingerprint.as_deref(), Some("abc"));
         assert!(meta.extra.is_empty());
     }
+
+    #[test]
+    fn a_dry_run_keeps_its_tables_in_the_store_and_writes_nothing() {
+        let config = Config::from_toml("[privacy]\ndemo_key = \"k\"\n").unwrap();
+        let pseudonymizer = Pseudonymizer::from_config(&config.privacy).unwrap();
+        let memo = Memo::disabled();
+        let store = TableStore::keeping(|_, table| table != "dropped");
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = StageContext {
+            config: &config,
+            data_dir: "d".into(),
+            out_dir: tmp.path().join("out"),
+            reports_dir: "r".into(),
+            pseudonymizer: &pseudonymizer,
+            progress: false,
+            memo: &memo,
+            fingerprint: None,
+            store: Some(&store),
+        };
+        let df = polars::df!("a" => [1i64, 2]).unwrap();
+        let path = ctx
+            .write_table("ingest", "units", df.clone(), true)
+            .unwrap();
+        assert_eq!(path, ctx.table_path("ingest", "units"));
+        ctx.write_table("ingest", "dropped", df.clone(), false)
+            .unwrap();
+        assert!(!tmp.path().join("out").exists());
+        assert!(ctx.read_table("ingest", "units").unwrap().equals(&df));
+        // Handed out once; a table not kept is not there.
+        assert!(ctx.read_table("ingest", "units").is_err());
+        assert!(ctx.read_table("ingest", "dropped").is_err());
+    }
 }
