@@ -36,6 +36,10 @@ pub enum Command {
     Power(PowerArgs),
     /// Parameter recovery: bias, RMSE and interval coverage over simulated studies.
     Validate(ValidateArgs),
+    /// Read, type and validate the input as `run` would, writing nothing: the rows that would be
+    /// quarantined or excluded, with file:line examples, and every problem that would stop the
+    /// run (exit code 0: clean, 1: rows set aside, 2: the run would fail).
+    Check(CheckArgs),
     /// Say which stages are up to date and why the others are stale (exit code 1 if any is).
     Status(StatusArgs),
     /// Rerun the study a manifest describes and compare every output with the recorded one.
@@ -106,6 +110,17 @@ pub struct RunArgs {
     /// When another run holds the output folder, wait for it to end instead of failing.
     #[arg(long)]
     pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Study configuration (default: ./study.toml, else ./config/study.toml, else the built-in
+    /// defaults).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Folder with the canonical input tables (overrides study.data_dir).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -417,6 +432,7 @@ pub fn main() -> Result<ExitCode> {
             reference_scale: a.reference_scale,
             quiet: a.quiet,
         })),
+        Command::Check(args) => check(args),
         Command::Status(args) => status(args),
         Command::Verify(args) => verify(args),
         Command::Inspect(args) => inspect(args),
@@ -503,6 +519,26 @@ fn run(args: RunArgs) -> Result<ExitCode> {
 
 fn stderr_is_terminal() -> bool {
     std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
+/// `relcap check`: the report on stdout; exit 0 clean, 1 rows set aside, 2 the run would fail
+/// (a config that cannot be read or is invalid included).
+fn check(args: CheckArgs) -> Result<ExitCode> {
+    use crate::check::Verdict;
+    let (config, _) = match Config::find(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            crate::show!("problem (the run would stop): {e}\nverdict: the run would fail\n");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let report = crate::check::check(&config, args.data.as_deref(), stderr_is_terminal());
+    crate::show!("{}", report.to_text());
+    Ok(match report.verdict() {
+        Verdict::Clean => ExitCode::SUCCESS,
+        Verdict::RowsSetAside => ExitCode::from(1),
+        Verdict::WouldFail => ExitCode::from(2),
+    })
 }
 
 fn status(args: StatusArgs) -> Result<ExitCode> {

@@ -7,7 +7,8 @@
 //! (study.toml → typed settings, enums for the settings with a fixed set of values),
 //! `orchestrate` (stage order, fingerprints and caching, summaries, logs, `relcap status`),
 //! `manifest` (`OUT/manifest.json`), `memo` (results a stage reuses between runs, `OUT/.cache`),
-//! `verify` (`relcap verify`: rerun and compare), `inspect` (`relcap inspect`: a Parquet file at
+//! `verify` (`relcap verify`: rerun and compare), `check` (`relcap check`: ingest and clean
+//! as a dry run that writes nothing), `inspect` (`relcap inspect`: a Parquet file at
 //! a glance), `stages::{ingest, clean, score, link, model, report}` (one entry point each,
 //! Parquet in and out), `io` (atomic, deterministic file writes), `jobs` (independent jobs on
 //! two threads), `pseudonym` (keyed hashing of person ids), `sim` (the study simulator), `fit`
@@ -21,6 +22,7 @@
 pub use relcap_stats as stats;
 
 pub mod bench;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod console;

@@ -377,6 +377,7 @@ fn run_or_skip(
         progress: cx.log.progress(),
         memo: cx.memo,
         fingerprint: Some(fp.clone()),
+        store: None,
     };
     let (summary, seconds) = match run_stage(stage, &ctx, cx.paths, manifest, b, &fp, cx.log) {
         Ok(x) => x,

@@ -90,7 +90,6 @@ use polars::prelude::*;
 
 use super::{StageContext, StageSummary, TableCount};
 use crate::config::{InstrumentSection, ItemKind};
-use crate::io;
 use crate::schema::{
     Reason, TableSchema, CASE_INVOLVEMENT, CITIZEN_RESPONSES, EMPLOYEE_RESPONSES, INTERVENTION,
     UNITS,
@@ -196,7 +195,7 @@ struct Filed {
 
 pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let ins = &ctx.config.instrument;
-    let read = |t: &str| io::read_parquet(&ctx.table_path(READS, t));
+    let read = |t: &str| ctx.read_table(READS, t);
     let mut filed = Filed::default();
 
     // Units first: every other table refers to them.
@@ -288,9 +287,8 @@ impl Filed {
     /// Writes the tables waiting in `outputs` (in the order they were cleaned) and empties it.
     fn write_outputs(&mut self, ctx: &StageContext) -> Result<()> {
         let dir = ctx.stage_dir(STAGE);
-        for (table, mut df) in self.outputs.drain(..) {
-            let path = ctx.table_path(STAGE, table);
-            io::write_parquet(&mut df, &path, &ctx.parquet_meta(STAGE))?;
+        for (table, df) in self.outputs.drain(..) {
+            let path = ctx.write_table(STAGE, table, df, false)?;
             self.summary.add_output(&dir, &path);
         }
         Ok(())
@@ -299,13 +297,12 @@ impl Filed {
     /// Writes the quarantine rows of every table, sorted.
     fn write_quarantine(&mut self, ctx: &StageContext) -> Result<()> {
         let frames = std::mem::take(&mut self.quarantine);
-        let mut q = concat_frames(frames, quarantine_schema())?.sort(
+        let q = concat_frames(frames, quarantine_schema())?.sort(
             ["table", "source", "line", "column", "reason"],
             SortMultipleOptions::default().with_maintain_order(true),
         )?;
         let dir = ctx.stage_dir(STAGE);
-        let path = dir.join("quarantine.parquet");
-        io::write_parquet(&mut q, &path, &ctx.parquet_meta(STAGE))?;
+        let path = ctx.write_table(STAGE, "quarantine", q, false)?;
         self.summary.add_output(&dir, &path);
         Ok(())
     }
@@ -789,6 +786,7 @@ fn count_leads(summary: &mut StageSummary, kept: &DataFrame) -> Result<()> {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::io;
     use crate::pseudonym::{KeySource, Pseudonymizer};
     use crate::stages::StageContext;
 
@@ -948,6 +946,7 @@ mod tests {
             progress: false,
             memo: &crate::memo::Memo::disabled(),
             fingerprint: None,
+            store: None,
         };
         let summary = run(&ctx).unwrap();
         for (t, c) in &summary.tables {

@@ -221,7 +221,6 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let mut quarantine = QuarantineRows::default();
     for src in &sources {
         let mut t = read_and_type(ctx, src, &mut ids, &mut summary.warnings)?;
-        let path = ctx.table_path(STAGE, src.table);
         let in_order = sorted_by_source_and_line(&t.frames)?;
         let mut frame = empty_frame(schema::columns(src.table))?;
         for f in std::mem::take(&mut t.frames) {
@@ -233,18 +232,17 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
                 frame.drop_in_place("value_text")?;
             }
         }
-        if in_order {
+        let path = if in_order {
             // Already in output order (one file, or files in name order): the stable sort
             // would copy the table to change nothing. Written as that sort's one-chunk output.
-            io::write_parquet_as_one_chunk(&frame, &path, &ctx.parquet_meta(STAGE))?;
+            ctx.write_table(STAGE, src.table, frame, true)?
         } else {
-            let mut frame = frame.sort(
+            let frame = frame.sort(
                 ["source", "line"],
                 SortMultipleOptions::default().with_maintain_order(true),
             )?;
-            io::write_parquet(&mut frame, &path, &ctx.parquet_meta(STAGE))?;
-        }
-        drop(frame);
+            ctx.write_table(STAGE, src.table, frame, false)?
+        };
         summary.add_output(&dir, &path);
         if t.blank_lines > 0 {
             summary
@@ -260,7 +258,10 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
             if let Some(e) = encoding {
                 one.insert("encoding".into(), (*e).into());
             }
-            one.insert("blake3".into(), io::hash_file(&f.path)?.into());
+            // A dry run (`relcap check`) records no hash: it has read the file already.
+            if !ctx.is_dry_run() {
+                one.insert("blake3".into(), io::hash_file(&f.path)?.into());
+            }
             files.push(serde_json::Value::from(one));
         }
         match files.len() {
@@ -287,12 +288,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         }
         quarantine.append(t.quarantine);
     }
-    let path = dir.join("quarantine.parquet");
-    io::write_parquet(
-        &mut quarantine.into_frame()?,
-        &path,
-        &ctx.parquet_meta(STAGE),
-    )?;
+    let path = ctx.write_table(STAGE, "quarantine", quarantine.into_frame()?, false)?;
     summary.add_output(&dir, &path);
     let source = serde_json::to_value(ctx.pseudonymizer.source())?;
     summary.facts.insert("pseudonym_key_source".into(), source);
@@ -1061,6 +1057,7 @@ pub(crate) mod tests {
             progress: false,
             memo: &crate::memo::Memo::disabled(),
             fingerprint: None,
+            store: None,
         };
         let result = run(&ctx);
         Outcome { dir, result }

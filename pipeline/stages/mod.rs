@@ -6,11 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use anyhow::{Context, Result};
+use polars::prelude::DataFrame;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::io::ParquetMeta;
+use crate::io::{self, ParquetMeta};
 use crate::memo::Memo;
 use crate::pseudonym::Pseudonymizer;
 
@@ -44,6 +47,47 @@ pub struct StageContext<'a> {
     /// Parquet file the stage writes ([`StageContext::parquet_meta`]); None when a stage runs
     /// outside a study run (unit tests).
     pub fingerprint: Option<String>,
+    /// A dry run (`relcap check`): the stage's tables go to this store instead of Parquet files,
+    /// and earlier stages' tables are taken from it. None in a normal run.
+    pub store: Option<&'a TableStore>,
+}
+
+/// The tables of a dry run, held in memory by (stage, table) instead of written. A table is
+/// handed out once ([`StageContext::read_table`] takes it), and a table the store does not
+/// `keep` is dropped as it is written (`relcap check` keeps only what it reads afterwards).
+pub struct TableStore {
+    tables: Mutex<BTreeMap<(String, String), DataFrame>>,
+    keep: fn(&str, &str) -> bool,
+}
+
+impl TableStore {
+    /// A store keeping the tables for which `keep(stage, table)` holds.
+    pub fn keeping(keep: fn(&str, &str) -> bool) -> TableStore {
+        TableStore {
+            tables: Mutex::default(),
+            keep,
+        }
+    }
+
+    fn put(&self, stage: &str, table: &str, df: DataFrame) {
+        if (self.keep)(stage, table) {
+            let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+            tables.insert((stage.to_string(), table.to_string()), df);
+        }
+    }
+
+    /// Takes a table out of the store (None when no stage stored it).
+    pub fn take(&self, stage: &str, table: &str) -> Option<DataFrame> {
+        let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        tables.remove(&(stage.to_string(), table.to_string()))
+    }
+}
+
+impl std::fmt::Debug for TableStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        f.debug_list().entries(tables.keys()).finish()
+    }
 }
 
 impl StageContext<'_> {
@@ -52,6 +96,43 @@ impl StageContext<'_> {
     }
     pub fn table_path(&self, stage: &str, table: &str) -> PathBuf {
         self.stage_dir(stage).join(format!("{table}.parquet"))
+    }
+
+    /// Writes the running stage's table `table` to `table_path(stage, table)` (as
+    /// [`io::write_parquet`], or [`io::write_parquet_as_one_chunk`] when `one_chunk`), or in a
+    /// dry run puts it in the store. Returns the path, for [`StageSummary::add_output`].
+    pub fn write_table(
+        &self,
+        stage: &str,
+        table: &str,
+        mut df: DataFrame,
+        one_chunk: bool,
+    ) -> Result<PathBuf> {
+        let path = self.table_path(stage, table);
+        match self.store {
+            Some(store) => store.put(stage, table, df),
+            None if one_chunk => {
+                io::write_parquet_as_one_chunk(&df, &path, &self.parquet_meta(stage))?
+            }
+            None => io::write_parquet(&mut df, &path, &self.parquet_meta(stage))?,
+        }
+        Ok(path)
+    }
+
+    /// Reads table `table` of the earlier stage `stage` ([`io::read_parquet`]), or in a dry run
+    /// takes it from the store.
+    pub fn read_table(&self, stage: &str, table: &str) -> Result<DataFrame> {
+        match self.store {
+            Some(store) => store.take(stage, table).with_context(|| {
+                format!("table {table} of stage {stage} is not in the dry run's store")
+            }),
+            None => io::read_parquet(&self.table_path(stage, table)),
+        }
+    }
+
+    /// A dry run: nothing is written (see [`StageContext::store`]).
+    pub fn is_dry_run(&self) -> bool {
+        self.store.is_some()
     }
 
     /// The footer metadata of a Parquet file that `stage` (the running stage) writes: its name,
@@ -153,6 +234,7 @@ mod tests {
             progress: false,
             memo: &memo,
             fingerprint: None,
+            store: None,
         };
         let meta = ctx.parquet_meta("score");
         assert_eq!((meta.stage.as_str(), meta.fingerprint), ("score", None));
@@ -160,5 +242,37 @@ mod tests {
         let meta = ctx.parquet_meta("score");
         assert_eq!(meta.fingerprint.as_deref(), Some("abc"));
         assert!(meta.extra.is_empty());
+    }
+
+    #[test]
+    fn a_dry_run_keeps_its_tables_in_the_store_and_writes_nothing() {
+        let config = Config::from_toml("[privacy]\ndemo_key = \"k\"\n").unwrap();
+        let pseudonymizer = Pseudonymizer::from_config(&config.privacy).unwrap();
+        let memo = Memo::disabled();
+        let store = TableStore::keeping(|_, table| table != "dropped");
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = StageContext {
+            config: &config,
+            data_dir: "d".into(),
+            out_dir: tmp.path().join("out"),
+            reports_dir: "r".into(),
+            pseudonymizer: &pseudonymizer,
+            progress: false,
+            memo: &memo,
+            fingerprint: None,
+            store: Some(&store),
+        };
+        let df = polars::df!("a" => [1i64, 2]).unwrap();
+        let path = ctx
+            .write_table("ingest", "units", df.clone(), true)
+            .unwrap();
+        assert_eq!(path, ctx.table_path("ingest", "units"));
+        ctx.write_table("ingest", "dropped", df.clone(), false)
+            .unwrap();
+        assert!(!tmp.path().join("out").exists());
+        assert!(ctx.read_table("ingest", "units").unwrap().equals(&df));
+        // Handed out once; a table not kept is not there.
+        assert!(ctx.read_table("ingest", "units").is_err());
+        assert!(ctx.read_table("ingest", "dropped").is_err());
     }
 }

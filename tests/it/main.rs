@@ -8,6 +8,7 @@ mod common;
 mod anywhere;
 mod architecture;
 mod bench;
+mod check;
 mod fit_cli;
 mod ingest_clean;
 mod model;

@@ -194,6 +194,7 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
         progress: false,
         memo: &relcap::memo::Memo::disabled(),
         fingerprint: None,
+        store: None,
     };
     match ingest::run(&ctx) {
         Err(e) => {

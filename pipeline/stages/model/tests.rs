@@ -231,6 +231,7 @@ fn run_stage(out: &Path, cfg: &Config) -> Result<StageSummary> {
         progress: false,
         memo: &crate::memo::Memo::disabled(),
         fingerprint: None,
+        store: None,
     };
     super::run(&ctx)
 }
