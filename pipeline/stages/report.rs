@@ -67,6 +67,7 @@ use serde_json::Value;
 use super::{StageContext, StageSummary};
 use crate::io;
 
+pub mod audit;
 pub mod data;
 pub mod fmt;
 pub mod municipality;
@@ -166,7 +167,7 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
 
 /// A file name for a municipality: its name with path separators and control characters
 /// replaced.
-fn file_stem(name: &str) -> String {
+pub(super) fn file_stem(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c == '/' || c == '\\' || c.is_control() || c == ':' {
@@ -180,6 +181,37 @@ fn file_stem(name: &str) -> String {
 
 fn short(h: &str) -> String {
     h.chars().take(16).collect()
+}
+
+/// Runs the attacker's audit over every published table and writes
+/// `OUT/report/disclosure_audit.parquet` (schema in `report/audit.rs`); counts the hidden
+/// figures and the unprotected ones in the summary.
+fn disclosure_audit(
+    ctx: &StageContext,
+    tables: &[audit::Table],
+    min_cell: i64,
+    summary: &mut StageSummary,
+) -> Result<Vec<audit::Finding>> {
+    let width = ctx.config.privacy.protection_width;
+    let mut findings = vec![];
+    for f in super::map_on_two_threads(tables, |t| audit::audit_table(t, min_cell, width)) {
+        findings.extend(f?);
+    }
+    let path = ctx.write_table(
+        "report",
+        "disclosure_audit",
+        audit::frame(&findings)?,
+        false,
+    )?;
+    summary.add_output(&ctx.stage_dir("report"), &path);
+    summary
+        .counts
+        .insert("audit_hidden_figures".into(), findings.len() as u64);
+    summary.counts.insert(
+        "audit_unprotected".into(),
+        findings.iter().filter(|f| !f.protected).count() as u64,
+    );
+    Ok(findings)
 }
 
 /// Writes the reports; see the module documentation.
@@ -199,8 +231,13 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let means = municipality_means(&inp);
     let munis: BTreeSet<String> = inp.dyads.iter().map(|d| d.municipality.clone()).collect();
     let muni_list: Vec<&String> = munis.iter().collect();
-    let views: Vec<MuniView> =
+    let mut views: Vec<MuniView> =
         super::map_on_two_threads(&muni_list, |m| municipality_view(&inp, m, &means, min_cell));
+    let tables: Vec<audit::Table> = views
+        .iter_mut()
+        .flat_map(|v| std::mem::take(&mut v.tables))
+        .collect();
+    let _findings = disclosure_audit(ctx, &tables, min_cell, &mut summary)?;
     let (mut study, primary, secondary) = study_view(ctx, &inp, views, min_cell)?;
     study["css"] = Value::String(css.clone());
 

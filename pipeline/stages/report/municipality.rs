@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use super::audit::{self, Item, Mark, Relation, Table};
 use super::data::{Inputs, UnitRow};
 use super::network::{blind_spots, hubs, network, Network};
 use super::privacy::{self, Cell};
@@ -34,6 +35,17 @@ pub(super) struct MuniView {
     pub(super) value: Value,
     pub(super) primary: usize,
     pub(super) secondary: usize,
+    /// What the attacker's audit checks: every published table about the municipality.
+    pub(super) tables: Vec<Table>,
+}
+
+/// The files that show a municipality's heat maps, and those that show its units.
+fn pages(muni: &str) -> (Vec<String>, Vec<String>) {
+    let feedback = format!("municipalities/{}.html", super::file_stem(muni));
+    (
+        vec!["report.html".to_string(), feedback.clone()],
+        vec![feedback],
+    )
 }
 
 pub(super) fn municipality_view(
@@ -45,7 +57,14 @@ pub(super) fn municipality_view(
     let net = network(inp, muni, min_cell);
     let (spots, spots_hidden) = blind_spots(inp, muni, &net);
     let hub_rows = hubs(inp, muni, net.last_wave, min_cell);
-    let unit_waves = unit_waves(inp, muni, means, min_cell);
+    let (map_pages, unit_pages) = pages(muni);
+    let mut tables: Vec<Table> = net
+        .maps
+        .iter()
+        .filter(|m| m.kind == "wave")
+        .map(|m| audit::heat_table(muni, m, &map_pages))
+        .collect();
+    let unit_waves = unit_waves(inp, muni, means, min_cell, &unit_pages, &mut tables);
     let (improved, worsened) = largest_changes(&net);
     MuniView {
         value: serde_json::json!({
@@ -63,11 +82,70 @@ pub(super) fn municipality_view(
         }),
         primary: net.primary,
         secondary: net.secondary,
+        tables,
     }
 }
 
-/// Units with the municipality's mean as their total, per wave.
-fn unit_waves(inp: &Inputs, muni: &str, means: &Means, min_cell: i64) -> Vec<Value> {
+/// The units of one wave and their total as the audit sees them: each unit's mean and n, and
+/// the municipality's mean over all its respondents (the people of all its units).
+fn units_table(
+    muni: &str,
+    wave: i64,
+    units: &[&UnitRow],
+    cells: &[Cell],
+    total: Option<(f64, i64)>,
+    total_hidden: bool,
+    pages: &[String],
+) -> Table {
+    let items: Vec<Item> = units
+        .iter()
+        .zip(cells)
+        .map(|(u, c)| Item {
+            name: format!("unit {}", u.unit_id),
+            mark: if !c.suppressed {
+                let text = fmt::fixed(c.value, 2);
+                let (value, half) = audit::parse_shown(&text).unwrap_or((c.value, 0.0));
+                Mark::Shown {
+                    value,
+                    half,
+                    n: c.n,
+                }
+            } else if c.secondary {
+                Mark::Secondary
+            } else {
+                Mark::Primary
+            },
+        })
+        .collect();
+    let mut relations = vec![];
+    if let (Some((m, n)), false) = (total, total_hidden) {
+        let (value, half) = audit::parse_shown(&fmt::fixed(m, 2)).unwrap_or((m, 0.0));
+        relations.push(Relation::Weighted {
+            items: (0..items.len()).collect(),
+            value,
+            half,
+            n,
+        });
+    }
+    Table {
+        municipality: muni.to_string(),
+        table: format!("units wave {wave}"),
+        pages: pages.to_vec(),
+        items,
+        relations,
+    }
+}
+
+/// Units with the municipality's mean as their total, per wave; their audit tables go to
+/// `tables`.
+fn unit_waves(
+    inp: &Inputs,
+    muni: &str,
+    means: &Means,
+    min_cell: i64,
+    pages: &[String],
+    tables: &mut Vec<Table>,
+) -> Vec<Value> {
     let mut unit_waves = vec![];
     let waves: BTreeSet<i64> = inp
         .units
@@ -87,6 +165,15 @@ fn unit_waves(inp: &Inputs, muni: &str, means: &Means, min_cell: i64) -> Vec<Val
             .collect();
         let total = means.get(&(muni.to_string(), w)).copied();
         let total_hidden = privacy::suppress_line(&mut cells, total.map(|t| t.1), min_cell);
+        tables.push(units_table(
+            muni,
+            w,
+            &units,
+            &cells,
+            total,
+            total_hidden,
+            pages,
+        ));
         let rows: Vec<Value> = units
             .iter()
             .zip(&cells)

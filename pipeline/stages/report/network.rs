@@ -87,6 +87,9 @@ pub struct HeatMap {
     /// In-strength per column (wave maps).
     pub col_margin: Vec<HeatCell>,
     pub suppressed: usize,
+    /// Which cells a margin is the mean of: `defined` (every between-group cell of its line)
+    /// or `shown` (its shown cells only); empty for a change map, which has no margins.
+    pub margins_of: String,
 }
 
 /// A shown dyad value: (wave, g, h) → (value, n).
@@ -245,6 +248,7 @@ impl Groups<'_> {
             rows,
             col_margin,
             suppressed,
+            margins_of: "defined".into(),
         }
     }
 
@@ -302,6 +306,7 @@ impl Groups<'_> {
             rows,
             col_margin: vec![],
             suppressed,
+            margins_of: String::new(),
         }
     }
 }
