@@ -77,7 +77,7 @@ pub mod privacy;
 pub mod study;
 pub mod tables;
 
-use municipality::{comparison, municipality_means, municipality_view, MuniView};
+use municipality::{comparison, municipality_means, municipality_view};
 use study::study_view;
 
 /// The built-in templates, by file name.
@@ -183,35 +183,41 @@ fn short(h: &str) -> String {
     h.chars().take(16).collect()
 }
 
-/// Runs the attacker's audit over every published table and writes
-/// `OUT/report/disclosure_audit.parquet` (schema in `report/audit.rs`); counts the hidden
-/// figures and the unprotected ones in the summary.
+/// Writes the attacker's audit of every published table, `OUT/report/disclosure_audit.parquet`
+/// (schema in `report/audit.rs`), and counts it in the summary; fails, before any page is
+/// written, when a hidden figure is not protected.
 fn disclosure_audit(
     ctx: &StageContext,
-    tables: &[audit::Table],
-    min_cell: i64,
+    findings: &[audit::Finding],
     summary: &mut StageSummary,
-) -> Result<Vec<audit::Finding>> {
-    let width = ctx.config.privacy.protection_width;
-    let mut findings = vec![];
-    for f in super::map_on_two_threads(tables, |t| audit::audit_table(t, min_cell, width)) {
-        findings.extend(f?);
-    }
-    let path = ctx.write_table(
-        "report",
-        "disclosure_audit",
-        audit::frame(&findings)?,
-        false,
-    )?;
+) -> Result<()> {
+    let path = ctx.write_table("report", "disclosure_audit", audit::frame(findings)?, false)?;
     summary.add_output(&ctx.stage_dir("report"), &path);
     summary
         .counts
         .insert("audit_hidden_figures".into(), findings.len() as u64);
-    summary.counts.insert(
-        "audit_unprotected".into(),
-        findings.iter().filter(|f| !f.protected).count() as u64,
-    );
-    Ok(findings)
+    let exposed: Vec<&audit::Finding> = findings.iter().filter(|f| !f.protected).collect();
+    summary
+        .counts
+        .insert("audit_unprotected".into(), exposed.len() as u64);
+    if let Some(f) = exposed.first() {
+        anyhow::bail!(
+            "the disclosure audit rejects the reports: {} hidden figure(s) can be worked out, \
+             e.g. {} in {} of {} lies in [{:.3}, {:.3}] with n from {} to {} \
+             (privacy.protection_width = {}); see {}",
+            exposed.len(),
+            f.figure,
+            f.table,
+            f.municipality,
+            f.lo,
+            f.hi,
+            f.n_lo,
+            f.n_hi,
+            ctx.config.privacy.protection_width,
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Writes the reports; see the module documentation.
@@ -231,13 +237,27 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let means = municipality_means(&inp);
     let munis: BTreeSet<String> = inp.dyads.iter().map(|d| d.municipality.clone()).collect();
     let muni_list: Vec<&String> = munis.iter().collect();
-    let mut views: Vec<MuniView> =
-        super::map_on_two_threads(&muni_list, |m| municipality_view(&inp, m, &means, min_cell));
-    let tables: Vec<audit::Table> = views
+    let rules = municipality::ViewRules {
+        min_cell,
+        width: ctx.config.privacy.protection_width,
+        hub_relevance: ctx.config.scoring.hub_relevance,
+    };
+    let mut views = vec![];
+    for v in super::map_on_two_threads(&muni_list, |m| municipality_view(&inp, m, &means, &rules)) {
+        views.push(v?);
+    }
+    let findings: Vec<audit::Finding> = views
         .iter_mut()
-        .flat_map(|v| std::mem::take(&mut v.tables))
+        .flat_map(|v| std::mem::take(&mut v.findings))
         .collect();
-    let _findings = disclosure_audit(ctx, &tables, min_cell, &mut summary)?;
+    disclosure_audit(ctx, &findings, &mut summary)?;
+    // A municipality mean that would give away its hidden units is published nowhere.
+    let mut means = means;
+    for v in &views {
+        for k in &v.withheld {
+            means.remove(k);
+        }
+    }
     let (mut study, primary, secondary) = study_view(ctx, &inp, views, min_cell)?;
     study["css"] = Value::String(css.clone());
 

@@ -362,6 +362,10 @@ fn audit_item(table: &Table, k: usize, min_cell: i64, width: f64) -> Result<Find
                 lo = lo.min(a / v as f64);
                 hi = hi.max(b / v as f64);
             }
+            // The whole scale is reached: no other n can widen the interval.
+            if lo <= SCALE.0 + EPS && hi >= SCALE.1 - EPS {
+                break;
+            }
         }
         if lo > hi {
             bail!(
