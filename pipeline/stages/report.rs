@@ -3,9 +3,10 @@
 //! outputs (`model/results.parquet` for every estimate).
 //!
 //! Reads `OUT/model/{results,fit,variance_components,heterogeneity}.parquet` and
-//! `results.json`, `OUT/score/{dyads,network,units,respondents,reliability}.parquet`,
+//! `results.json`, `OUT/score/{dyads,network,units,respondents,reliability,ties}.parquet`,
 //! `OUT/link/h3_panel.parquet` and the `summary.json` of ingest, clean, score, link and model.
-//! Settings: `study.name`, `privacy.min_cell`, `model.alpha`, `model.h1` (the cluster column
+//! Settings: `study.name`, `privacy.min_cell`, `privacy.protection_width`,
+//! `scoring.hub_relevance`, `model.alpha`, `model.h1` (the cluster column
 //! named in the table notes), `report.stars`, `report.templates_dir`.
 //!
 //! # What it writes (under the reports folder, `reports/<study>/` by default)
@@ -16,19 +17,26 @@
 //! | `tables/<H>.md`, `.tex`, `.csv` | publications | one regression table per hypothesis (see `report/tables.rs`) |
 //! | `municipalities/<municipality>.html` | the municipality's managers | their network, what changed between the first and the last wave, blind spots, hubs, their units, and how they compare with the other municipalities, which are never named |
 //!
-//! `OUT/report/summary.json` counts the files written and the suppressed cells
-//! (`cells_suppressed_primary`, `cells_suppressed_secondary`) and lists the report files in
-//! `facts.files`.
+//! `OUT/report/disclosure_audit.parquet` is the attacker's audit of every hidden figure (schema
+//! in `report/audit.rs`). `OUT/report/summary.json` counts the files written, the suppressed
+//! cells (`cells_suppressed_primary`, `cells_suppressed_secondary`) and the audited figures
+//! (`audit_hidden_figures`, `audit_unprotected`), and lists the report files in `facts.files`.
 //!
 //! # Privacy
 //!
-//! No figure computed from fewer than `privacy.min_cell` people is shown, and the complementary
-//! cell that would reveal it by subtraction is suppressed too (rules in `report/privacy.rs`).
-//! Every figure about people is rendered with its n in a `data-n` attribute, suppressed ones
-//! with `data-suppressed`, so the rule can be checked on the rendered files. No person
-//! identifier is read: respondents are used only as counts and means by municipality and wave.
-//! Counts of rows in the sample flow are not figures about anyone and are shown as they are.
-//! Model estimates carry the number of observations they rest on.
+//! No figure computed from fewer than `privacy.min_cell` people is shown; a heat map's margins
+//! are the means of its shown cells only; secondary suppression is chosen by an attacker's audit
+//! (linear programming over every published figure and its rounding) until every hidden
+//! figure's interval is at least `privacy.protection_width` wide and no hidden n is pinned, and
+//! the stage fails, before writing any page, rather than publish what its audit rejects (rules
+//! in `report/privacy.rs`, the audit in `report/audit.rs`). Counts (hubs) include only groups
+//! whose figure could be shown; units whose figure is suppressed are not named. Every figure
+//! about people is rendered with the number of people behind it in a `data-n` attribute,
+//! suppressed ones with `data-suppressed`, so the rules can be checked on the rendered files.
+//! Person ids are read only to count distinct raters (`score/ties.parquet`); they become
+//! numbers as they are read and are neither kept nor shown. Counts of rows in the sample flow
+//! are not figures about anyone and are shown as they are. Model estimates carry the number of
+//! observations they rest on.
 //!
 //! # Config hash and fingerprint
 //!
@@ -53,7 +61,8 @@
 //! the earlier stages' outputs; `report/network.rs` builds a municipality's heat maps, blind
 //! spots and hubs; `report/municipality.rs` a municipality's view and its anonymous comparison
 //! with the others; `report/study.rs` the study report's content; `report/tables.rs` the
-//! publication tables; `report/privacy.rs` the suppression rules; `report/plots.rs` the
+//! publication tables; `report/privacy.rs` the suppression rules; `report/audit.rs` the
+//! attacker's audit; `report/plots.rs` the
 //! figures; `report/fmt.rs` how numbers are written.
 
 use std::collections::BTreeSet;

@@ -209,7 +209,7 @@ fn units_of_wave(
         .iter()
         .map(|u| Cell::new(u.rcap.unwrap_or(f64::NAN), u.n_rcap, true))
         .collect();
-    privacy::suppress_line(&mut cells, None, min_cell);
+    privacy::suppress_line(&mut cells, min_cell);
     let mut total = means
         .get(&(muni.to_string(), w))
         .copied()

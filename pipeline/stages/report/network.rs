@@ -197,7 +197,7 @@ impl Groups<'_> {
     ) -> (HeatMap, Grid) {
         let k = self.groups.len();
         let mut grid = self.grid(wave);
-        privacy::suppress_grid(&mut grid, None, None, min_cell);
+        privacy::suppress_grid(&mut grid, min_cell);
         for &(i, j) in extra {
             if let Some(c) = grid[i][j].as_mut().filter(|c| !c.suppressed) {
                 c.suppressed = true;
