@@ -514,6 +514,8 @@ fn validate_reports_bias_rmse_and_coverage_per_hypothesis() {
             "2",
             "--employees-per-municipality",
             "100",
+            "--sd-unit-wave",
+            "0.1",
         ])
         .args(tiny_design())
         .arg("--out")
@@ -548,6 +550,23 @@ fn validate_reports_bias_rmse_and_coverage_per_hypothesis() {
         }
     }
     assert_eq!(v["design"]["municipalities"], 2);
+    assert_eq!(v["design"]["cluster"]["sd_unit_wave"], 0.1);
+    // H3's models side by side: the primary and the analysis plan's formula among them.
+    let models: Vec<&str> = v["h3_models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert!(
+        models.starts_with(&["cluster_did", "diff_in_diff"]),
+        "{models:?}"
+    );
+    for m in v["h3_models"].as_array().unwrap() {
+        assert_eq!(m["n"], 3, "{m}");
+        let r = m["rejection_rate"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&r));
+    }
     let csv = std::fs::read_to_string(tmp.path().join("replications.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 3 * 3);
 }
