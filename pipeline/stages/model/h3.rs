@@ -404,7 +404,7 @@ pub(super) fn event_study_summary(o: &Outcome) -> Value {
         }));
     }
     let pre_trend = if pre_p.is_empty() {
-        json!({"tested": false, "message": "one wave before the intervention: no pre-trend test (it needs two or more)"})
+        json!({"tested": false, "message": "One wave before the intervention: no pre-trend test (it needs two or more)"})
     } else {
         let k = pre_p.len() as f64;
         let min = pre_p.iter().copied().fold(f64::INFINITY, f64::min);
