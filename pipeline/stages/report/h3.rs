@@ -216,17 +216,27 @@ fn event_study(inp: &Inputs, min_cell: i64) -> Result<Value> {
         .filter(|r| r.hypothesis == "H3" && r.scope == "pooled" && r.model == "event_study")
         .filter(|r| r.n_obs >= min_cell)
         .collect();
-    let points: Vec<EventPoint> = rows
-        .iter()
-        .filter_map(|r| {
-            Some(EventPoint {
-                event_time: crate::stages::model::term_event_time(&r.term)?,
-                estimate: r.estimate,
-                low: r.conf_low?,
-                high: r.conf_high?,
-            })
+    let points: Vec<EventPoint> = es["terms"]
+        .as_array()
+        .map(|terms| {
+            terms
+                .iter()
+                .filter_map(|t| {
+                    Some(EventPoint {
+                        event_time: t["event_time"].as_i64()?,
+                        estimate: t["estimate"].as_f64()?,
+                        low: t["conf_low"].as_f64()?,
+                        high: t["conf_high"].as_f64()?,
+                    })
+                })
+                .collect()
         })
-        .collect();
+        .unwrap_or_default();
+    // The event study's terms as results.json lists them, shown only when every row of the
+    // model is from at least min_cell people.
+    if rows.is_empty() {
+        return Ok(Value::Null);
+    }
     if points.is_empty() {
         return Ok(Value::Null);
     }
