@@ -28,8 +28,8 @@
 //! 3. `relcap power` with `--power-replications` (default 200) replications of the demo design
 //!    (140 positions per municipality, the demo preset's effects) into `power/`;
 //! 4. unless `--no-lme4`: the rows of the national H3 model sample (`link/h3_panel` without
-//!    exclusion) written to `national/h3_sample.csv`, fitted with `relcap fit` (same formula as
-//!    the model stage's pooled H3 model) and with R's `lme4::lmer` (`Rscript`, the script is
+//!    exclusion) written to `national/h3_sample.csv`, fitted with `relcap fit` (the formula of
+//!    the model stage's pooled `diff_in_diff`, the analysis plan's H3 model) and with R's `lme4::lmer` (`Rscript`, the script is
 //!    written beside the CSV), with the largest relative difference of the estimates.
 //!
 //! Results: a table on stdout and `bench.json` in `--dir` (with the machine: CPU model, cores,
@@ -47,7 +47,8 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::orchestrate::{StudyPaths, STAGES};
 
-/// The formula of the model stage's pooled H3 model (panel design).
+/// The formula of the model stage's pooled `diff_in_diff` (the analysis plan's H3 model; the
+/// primary `cluster_did` adds `intervention` and `(1 | unit_id:post)`), panel design.
 pub const H3_FORMULA: &str =
     "rcap ~ post + post:intervention + C(municipality) + (1 | respondent_id) + (1 | unit_id)";
 

@@ -190,6 +190,8 @@ pub struct SimulateArgs {
     pub sizes: SizeArgs,
     #[command(flatten)]
     pub point: PointArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// The intervention happens after this wave (must be below the number of waves).
     #[arg(long, default_value_t = 1)]
     pub after_wave: u32,
@@ -255,7 +257,36 @@ impl SizeArgs {
             effect_h2: point.effect_h2,
             effect_h3: point.effect_h3,
             no_control: self.no_control,
+            cluster: Default::default(),
         }
+    }
+}
+
+/// H3's cluster-level departures in a simulated study (`simulate`, `validate`).
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// SD of a unit x wave effect on respondent RCap (answer points; 0: none).
+    #[arg(long, default_value_t = 0.0)]
+    pub sd_unit_wave: f64,
+    /// Baseline difference of the intervention arm in every wave (answer points; 0: none).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub arm_baseline: f64,
+}
+
+impl ClusterArgs {
+    fn effects(&self) -> crate::sim::ClusterEffects {
+        crate::sim::ClusterEffects {
+            sd_unit_wave: self.sd_unit_wave,
+            arm_baseline: self.arm_baseline,
+        }
+    }
+}
+
+/// The design of `sizes` and `point` with H3's cluster-level settings.
+fn design_with(sizes: SizeArgs, point: PointArgs, cluster: &ClusterArgs) -> StudyDesign {
+    StudyDesign {
+        cluster: cluster.effects(),
+        ..sizes.design(point)
     }
 }
 
@@ -343,6 +374,8 @@ pub struct ValidateArgs {
     pub sizes: SizeArgs,
     #[command(flatten)]
     pub point: PointArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Replications of the large-sample reference design (0: no `large_sample` target).
     #[arg(long, default_value_t = 20)]
     pub reference_replications: usize,
@@ -387,7 +420,7 @@ pub fn main() -> Result<ExitCode> {
             out: a.out,
             seed: a.seed,
             preset: a.preset,
-            design: a.sizes.design(a.point),
+            design: design_with(a.sizes, a.point, &a.cluster),
             after_wave: a.after_wave,
             intervention_share: a.intervention_share,
             format: a.format,
@@ -427,7 +460,7 @@ pub fn main() -> Result<ExitCode> {
             replications: a.replications,
             seed: a.seed,
             threads: a.threads,
-            design: a.sizes.design(a.point),
+            design: design_with(a.sizes, a.point, &a.cluster),
             reference_replications: a.reference_replications,
             reference_scale: a.reference_scale,
             quiet: a.quiet,

@@ -15,7 +15,13 @@
 //!
 //! ```text
 //! R_it = mu + a_m + b_u + c_i + w_t + h3 post_t I_u + h2 (S_u − srm_mean) + e_it
+//!        [+ arm_baseline I_u + g_ut]
 //! ```
+//!
+//! The bracketed terms are zero unless `--arm-baseline` (a baseline difference of the
+//! intervention arm in every wave) or `--sd-unit-wave` (a unit × wave effect g_ut ~ N(0, sd²),
+//! drawn on a stream of its own) is set; with both zero nothing more is drawn or written, so
+//! default runs keep their bytes.
 //!
 //! Each respondent-wave rates 3..=6 partner groups (drawn by relevance; with probability 0.3 one
 //! of them is the own group, a within-group tie) on the seven RC dimensions and `relevance`.
@@ -100,7 +106,7 @@ use crate::schema;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-pub use params::{Format, Preset};
+pub use params::{ClusterEffects, Format, Preset};
 
 use design::{Design, MuniDesign};
 use generate::{
@@ -121,6 +127,8 @@ mod streams {
     pub const CITIZENS: u64 = 3 << 32;
     /// + municipality index: the Monte-Carlo part of the expected ICC (never touches the data).
     pub const EXPECTATION: u64 = 4 << 32;
+    /// + municipality index: the unit × wave effects (only drawn when their SD is not 0).
+    pub const UNIT_WAVE: u64 = 8 << 32;
 }
 
 /// A simulated study's sizes (None: the preset's) and effects (answer points per point of the
@@ -139,6 +147,8 @@ pub struct StudyDesign {
     pub effect_h3: f64,
     /// Only intervention units (the design without controls).
     pub no_control: bool,
+    /// H3's unit × wave SD and baseline arm difference (zero by default).
+    pub cluster: params::ClusterEffects,
 }
 
 /// What `relcap simulate` is asked to write.
@@ -186,6 +196,7 @@ impl SimulateOptions {
                 bail!("{name} {v} must be a finite number of answer points (at most 5 in size)");
             }
         }
+        d.cluster.check().map_err(|e| anyhow::anyhow!(e))?;
         let n_muni = d.municipalities.unwrap_or(sizes.municipalities);
         Ok(params::Params {
             seed: self.seed,
@@ -210,6 +221,7 @@ impl SimulateOptions {
             effect_h1: d.effect_h1,
             effect_h2: d.effect_h2,
             effect_h3: d.effect_h3,
+            cluster: d.cluster,
         })
     }
 }
@@ -238,6 +250,12 @@ fn command(p: &params::Params) -> String {
         c.push_str(" --no-control");
     } else {
         c.push_str(&format!(" --intervention-share {}", p.intervention_share));
+    }
+    if p.cluster.sd_unit_wave != 0.0 {
+        c.push_str(&format!(" --sd-unit-wave {}", p.cluster.sd_unit_wave));
+    }
+    if p.cluster.arm_baseline != 0.0 {
+        c.push_str(&format!(" --arm-baseline {}", p.cluster.arm_baseline));
     }
     c
 }

@@ -11,6 +11,7 @@
 //! output does not depend on the number of threads. A replication that fails is recorded with
 //! its error, never silently dropped. Progress is a bar on stderr when it is a terminal.
 
+pub mod h3_models;
 pub mod power;
 pub mod validate;
 
@@ -93,6 +94,8 @@ pub struct Replication {
     pub primaries: Vec<Primary>,
     pub truth: TruthFacts,
     pub error: Option<String>,
+    /// The pooled estimates of H3's models (`h3_models`; empty when the replication failed).
+    pub h3_models: Vec<h3_models::ModelEstimate>,
 }
 
 /// The seed of replication `r`: SplitMix64 of the base seed and the index, so neighbouring
@@ -117,12 +120,13 @@ pub fn replicate(
     lambda: bool,
 ) -> Replication {
     match replicate_inner(config, design, seed, lambda) {
-        Ok((primaries, truth)) => Replication {
+        Ok((primaries, truth, h3)) => Replication {
             index,
             seed,
             primaries,
             truth,
             error: None,
+            h3_models: h3,
         },
         Err(e) => Replication {
             index,
@@ -130,6 +134,7 @@ pub fn replicate(
             primaries: vec![],
             truth: TruthFacts::default(),
             error: Some(format!("{e:#}")),
+            h3_models: vec![],
         },
     }
 }
@@ -139,7 +144,7 @@ fn replicate_inner(
     design: &StudyDesign,
     seed: u64,
     lambda: bool,
-) -> Result<(Vec<Primary>, TruthFacts)> {
+) -> Result<(Vec<Primary>, TruthFacts, Vec<h3_models::ModelEstimate>)> {
     let dir = tempfile::Builder::new()
         .prefix("relcap-sim-")
         .tempdir()
@@ -201,7 +206,7 @@ fn replicate_inner(
             _ => None,
         };
     }
-    Ok((primaries, facts))
+    Ok((primaries, facts, h3_models::from_results(&v)))
 }
 
 /// Runs `f(0..n)` on `threads` workers (`crate::jobs::map_indexed`) and returns the results in

@@ -24,6 +24,8 @@ pub struct Unit {
     /// The manager's true SRM S_u (constant over waves).
     pub srm: f64,
     pub intervention: bool,
+    /// The unit × wave effects g_ut, indexed by wave − 1 (empty when `sd_unit_wave` is 0).
+    pub wave_effects: Vec<f64>,
 }
 
 /// One municipality's structure.
@@ -217,7 +219,17 @@ fn build_municipality(
             effect: b,
             srm: s,
             intervention: intervention[src],
+            wave_effects: Vec::new(),
         });
+    }
+    // Unit × wave effects from a stream of their own, so that the other draws do not move.
+    if p.cluster.sd_unit_wave > 0.0 {
+        let mut rng = stream_rng(p.seed, streams::UNIT_WAVE + index as u64);
+        for u in &mut units {
+            u.wave_effects = (0..p.waves)
+                .map(|_| normal(&mut rng, p.cluster.sd_unit_wave))
+                .collect();
+        }
     }
     let mut units_by_group = vec![Vec::new(); g];
     for (j, u) in units.iter().enumerate() {
@@ -317,7 +329,45 @@ mod tests {
             effect_h1: 0.5,
             effect_h2: 0.25,
             effect_h3: 0.2,
+            cluster: Default::default(),
         }
+    }
+
+    #[test]
+    fn unit_wave_effects_and_arm_baseline_leave_the_other_draws_alone() {
+        let m = Model::default();
+        let base = Design::build(&params(8, false), &m);
+        let mut p = params(8, false);
+        p.cluster.sd_unit_wave = 0.15;
+        p.cluster.arm_baseline = 0.3;
+        let d = Design::build(&p, &m);
+        let mut g = Vec::new();
+        for (a, b) in base.munis.iter().zip(&d.munis) {
+            assert_eq!(a.effect, b.effect);
+            for (u, v) in a.units.iter().zip(&b.units) {
+                assert!(u.wave_effects.is_empty());
+                assert_eq!(
+                    (u.effect, u.srm, u.intervention),
+                    (v.effect, v.srm, v.intervention)
+                );
+                assert_eq!(v.wave_effects.len(), 3);
+                g.extend(&v.wave_effects);
+                for t in 1..=3u32 {
+                    let x = super::super::generate::unit_component(&p, &m, v, t);
+                    let x0 = super::super::generate::unit_component(&params(8, false), &m, u, t);
+                    let arm = if v.intervention { 0.3 } else { 0.0 };
+                    assert!((x - x0 - arm - v.wave_effects[t as usize - 1]).abs() < 1e-12);
+                }
+            }
+        }
+        // The effects have the SD asked for (3 waves of each of 35 units: 3 municipalities of about 12).
+        let n = g.len() as f64;
+        let mean = g.iter().sum::<f64>() / n;
+        let sd = (g.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        assert!(
+            n > 100.0 && (sd - 0.15).abs() < 4.0 * 0.15 / (2.0 * n).sqrt(),
+            "{sd} of {n}"
+        );
     }
 
     #[test]

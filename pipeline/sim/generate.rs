@@ -170,14 +170,23 @@ pub fn is_post(p: &Params, wave: u32) -> bool {
     wave > p.after_wave
 }
 
-/// The unit-level part of the latent RCap in wave t: b_u + h2 (S_u − srm_mean) + h3 post I_u.
+/// The unit-level part of the latent RCap in wave t: b_u + h2 (S_u − srm_mean) + h3 post I_u
+/// (+ arm_baseline I_u + g_ut when those are set).
 pub fn unit_component(p: &Params, m: &Model, u: &super::design::Unit, wave: u32) -> f64 {
     let post = if is_post(p, wave) && u.intervention {
         1.0
     } else {
         0.0
     };
-    u.effect + p.effect_h2 * (u.srm - m.srm_mean) + p.effect_h3 * post
+    let mut x = u.effect + p.effect_h2 * (u.srm - m.srm_mean) + p.effect_h3 * post;
+    // Only added when set, so that default runs compute the same bits as before.
+    if u.intervention && p.cluster.arm_baseline != 0.0 {
+        x += p.cluster.arm_baseline;
+    }
+    if let Some(g) = u.wave_effects.get(wave as usize - 1) {
+        x += g;
+    }
+    x
 }
 
 /// The true (expected) dyad score τ(g→h, m, t): what the mean tie score of g's respondents about

@@ -84,7 +84,60 @@ pub struct Params {
     pub effect_h1: f64,
     pub effect_h2: f64,
     pub effect_h3: f64,
+    /// H3's cluster-level departures (zero by default: not written to truth.json then).
+    #[serde(flatten)]
+    pub cluster: ClusterEffects,
 }
+
+// ----- H3: unit x wave variation and a baseline arm difference -----
+
+/// Cluster-level terms of the latent RCap that threaten H3's analysis (both zero by default, so
+/// that a default run draws nothing more and writes the same bytes as before they existed):
+///
+/// - `sd_unit_wave`: SD of a unit × wave effect g_ut ~ N(0, sd²), drawn independently per unit
+///   and wave from a stream of its own (`streams::UNIT_WAVE`). Every respondent of a unit shares
+///   it in a wave, so a unit's pre–post change varies between units beyond the respondents'
+///   noise: the variation the unit × period random intercept of H3's primary model is for.
+/// - `arm_baseline`: added to the latent RCap of every respondent of an intervention unit in every
+///   wave (a baseline difference between the arms, as chance or selection gives): the arm main
+///   effect of H3's primary model absorbs it; a model without one leaks part of it into the
+///   difference in differences.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct ClusterEffects {
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sd_unit_wave: f64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub arm_baseline: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+impl ClusterEffects {
+    /// A usable setting: finite, the SD not negative, both at most 5 answer points.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("--sd-unit-wave", self.sd_unit_wave),
+            ("--arm-baseline", self.arm_baseline),
+        ] {
+            if !v.is_finite() || v.abs() > 5.0 {
+                return Err(format!(
+                    "{name} {v} must be a finite number of answer points (at most 5 in size)"
+                ));
+            }
+        }
+        if self.sd_unit_wave < 0.0 {
+            return Err(format!(
+                "--sd-unit-wave {} must not be negative",
+                self.sd_unit_wave
+            ));
+        }
+        Ok(())
+    }
+}
+
+// ----- end of H3's block -----
 
 /// Preset defaults before command-line overrides.
 pub struct PresetSizes {

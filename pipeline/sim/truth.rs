@@ -150,6 +150,10 @@ pub fn variance_components(p: &Params, m: &Model) -> BTreeMap<&'static str, f64>
     let mut v: BTreeMap<&'static str, f64> = sds.into_iter().map(|(k, sd)| (k, sq(sd))).collect();
     v.insert("srm_term_in_rcap", sq(p.effect_h2) * sq(m.sd_srm));
     v.insert("rounding_mean", ROUNDING_VARIANCE);
+    // H3's unit × wave effect, only when set (default runs keep their truth.json).
+    if p.cluster.sd_unit_wave > 0.0 {
+        v.insert("unit_wave", sq(p.cluster.sd_unit_wave));
+    }
     v
 }
 
@@ -395,6 +399,7 @@ mod tests {
             effect_h1: 0.5,
             effect_h2: 0.25,
             effect_h3: 0.2,
+            cluster: Default::default(),
         }
     }
 

@@ -508,6 +508,7 @@ mod tests {
                 .collect(),
             truth: TruthFacts::default(),
             error: None,
+            h3_models: vec![],
         };
         let mut reps = vec![
             mk(Some(true), 0.01),

@@ -164,6 +164,8 @@ struct Summary<'a> {
     reference_replications: usize,
     references: Vec<Reference>,
     hypotheses: Vec<HypothesisRecovery>,
+    /// H3's models side by side (`sim_study::h3_models`).
+    h3_models: Vec<super::h3_models::ModelRecovery>,
 }
 
 fn mean(x: &[f64]) -> f64 {
@@ -599,6 +601,7 @@ pub fn main(args: &ValidateOptions) -> Result<()> {
     let refs = references(&ref_reps);
     let level = 1.0 - config.model.alpha;
     let hyps = summarize(&reps, level, design.no_control, &refs);
+    let h3_models = super::h3_models::summarize(&reps, config.model.alpha);
     let errors: Vec<String> = reps
         .iter()
         .chain(&ref_reps)
@@ -622,6 +625,7 @@ pub fn main(args: &ValidateOptions) -> Result<()> {
         reference_replications: args.reference_replications,
         references: refs.clone(),
         hypotheses: hyps.clone(),
+        h3_models: h3_models.clone(),
     };
     crate::io::write_json(&summary, &args.out.join("validate.json"))?;
     write_replications(&args.out.join("replications.csv"), &reps, design.no_control)?;
@@ -633,6 +637,10 @@ pub fn main(args: &ValidateOptions) -> Result<()> {
             );
         }
         crate::console::err(format_args!("{}", table(&hyps, level)));
+        crate::console::err(format_args!(
+            "{}",
+            super::h3_models::table(&h3_models, config.model.alpha)
+        ));
         crate::say!(
             "[relcap] {} replications ({} failed) in {:.1} s on {} threads; written to {}",
             args.replications,
@@ -673,6 +681,7 @@ mod tests {
                 ..TruthFacts::default()
             },
             error: None,
+            h3_models: vec![],
         }
     }
 

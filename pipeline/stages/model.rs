@@ -25,9 +25,13 @@
 //! | H2 | `leave_one_out` | `rcap ~ srm_others + C(municipality) + C(wave) + (1 \| unit_id)` | as above |
 //! | H2 | `own_rating` | `rcap ~ srm + C(municipality) + C(wave) + (1 \| unit_id)` | as above |
 //! | H2 | `unit_wave_within` | `rcap ~ srm_unit + srm_wave + srm_within + C(municipality) + C(wave) + (1 \| unit_id)` | as above |
-//! | H3 | `diff_in_diff` | `rcap ~ post + post:intervention + C(municipality) + (1 \| respondent_id) + (1 \| unit_id)` | `model.h3.method` |
-//! | H3 | `pre_post` | `rcap ~ post + C(municipality) + (1 \| respondent_id) + (1 \| unit_id)` (no control units) | as above |
-//! | H3 | `paired_t` | paired t-test of `rcap` after − before, respondents in both waves (no control units) | t-test, Cohen's d_z |
+//! | H2 | `unit_wave_within_adjusted` | the primary H2 model `+ intervention + intervention_post` (sensitivity) | as above |
+//! | H3 | `cluster_did` | `rcap ~ post + intervention + post:intervention + C(municipality) + (1 \| respondent_id) + (1 \| unit_id) + (1 \| unit_id:post)` | `model.h3.method` |
+//! | H3 | `diff_in_diff` | `rcap ~ post + post:intervention + C(municipality) + (1 \| respondent_id) + (1 \| unit_id)` (the analysis plan's formula; sensitivity) | as above |
+//! | H3 | `cluster_did_both_waves` | `cluster_did` on the respondents in both waves of the window (sensitivity) | as above |
+//! | H3 | `event_study` | `rcap ~ intervention + arm_post1 + ... + C(municipality) + C(wave) + (1 \| respondent_id) + (1 \| unit_id) + (1 \| unit_id:wave)`, every wave | as above |
+//! | H3 | `pre_post` | `rcap ~ post + C(municipality) + (1 \| respondent_id) + (1 \| unit_id) + (1 \| unit_id:post)` (no control units; descriptive) | as above |
+//! | H3 | `paired_t` | paired t-test of `rcap` after − before, respondents in both waves (no control units; descriptive) | t-test, Cohen's d_z |
 //!
 //! **H2's primary term is `srm_unit` of `unit_wave_within` (a deliberate departure from the
 //! analysis plan, which names `srm_between`; set `model.h2.primary_term = "srm_between"` to
@@ -45,11 +49,28 @@
 //! the results as the analysis plan's model.
 //!
 //! H3 uses the rows `link` put in each unit's window (`after_wave` = `post` 0, `after_wave + 1` =
-//! `post` 1). With control units in the sample the design is `diff_in_diff`; with intervention
-//! units only it is `pre_post` (+ `paired_t`), and the primary term is then `post`. With
-//! `model.h3.design = "cross_section"` (anonymous waves) the `(1 | respondent_id)` term and the
-//! paired test are left out. The primary model of a hypothesis is the first of its models that
-//! has the configured `primary_term`; a term no model has is a configuration error.
+//! `post` 1). With control units in the sample the design is `cluster_did`, the cluster-
+//! randomised difference in differences: the arm main effect (`intervention`) and a unit × period
+//! random intercept `(1 | unit_id:post)`, so that the test of `post:intervention` has
+//! unit-level degrees of freedom (Satterthwaite ≈ 40 on the demo's 51 units, not ≈ 575). The
+//! analysis plan's formula stays as `diff_in_diff` (sensitivity). `cluster_did_both_waves` fits
+//! the primary model on the respondents in the sample in both waves. `event_study` uses every
+//! wave of the units in the design (the window's rows and those link left out as
+//! `wave_outside_window`): calendar-wave fixed effects, the arm main effect, one arm × event-time
+//! term per event time other than 0 (`arm_preK` / `arm_postK` = intervention × (wave −
+//! after_wave = ∓K); 0, the last wave before the intervention, is the reference) and a unit ×
+//! wave random intercept. It is refused (a `failed` fit row with the reason, and a warning) when
+//! the units differ in `after_wave`, or the table has no `after_wave`. With intervention units
+//! only the design is `pre_post` (+ `paired_t`): the primary term is `post`, which is the
+//! intervention plus any secular trend, so it is reported descriptively, takes no part in the
+//! multiplicity correction, and H3's verdict is `not_testable_without_control_units` (never
+//! `supported`). With `model.h3.design = "cross_section"` (anonymous waves) the
+//! `(1 | respondent_id)` term, the paired test and the both-waves model are left out.
+//! H2's `unit_wave_within_adjusted` adds the arm (`intervention`) and `intervention_post` =
+//! intervention × (wave > after_wave), the unit's design as the H3 table carries it, to the
+//! primary H2 model: the managers' SRM may mediate the intervention (left out with a warning
+//! when the H3 table has no design). The primary model of a hypothesis is the first of its
+//! models that has the configured `primary_term`; a term no model has is a configuration error.
 //! The same models are fitted within each municipality that has at least `model.min_clusters`
 //! clusters (H1: values of the cluster column; H2, H3: units) and in which the design's
 //! contrasts vary; the others are skipped with a warning and a `fit` row saying why.
@@ -86,11 +107,18 @@
 //! | std_estimate | f64? | standardized effect (see above); null for the intercept |
 //! | n_obs | i64 | observations used (paired test: respondents; meta: sum over municipalities) |
 //! | n_groups | i64? | OLS: clusters (or distinct lead units); LMM: units; paired: units; meta: municipalities (k) |
+//! | singular | bool? | mixed models: the fit is singular (a random-effect variance at zero); null otherwise |
 //!
 //! `results.json` is `{"alpha", "conf_level", "correction", "hypotheses": [per hypothesis:
 //! hypothesis, design, model, primary_term, direction, estimate, std_error, conf_low, conf_high,
 //! std_estimate, p_value, p_holm, p_adjusted, supported, verdict, n_obs, n_groups], "attrition":
-//! [H3 rows as below], "results": [the rows above]}`.
+//! [H3 rows as below], "meta_without_singular": [per hypothesis whose primary fit is singular in
+//! some municipality and method: hypothesis, model, term, method, singular (the municipalities
+//! left out), k, estimate, std_error, conf_low, conf_high, p_value, tau2], "h3_event_study":
+//! {fitted, formula, singular, reference_event_time, terms: [term, event_time, estimate,
+//! std_error, df, p_value, conf_low, conf_high], pre_trend: {tested, terms, method, p_value}}
+//! (null without control units), "results": [the rows above]}`. `verdict` is `supported`,
+//! `not_supported`, `not_tested` or `not_testable_without_control_units` (H3).
 //!
 //! # `fit.parquet`: one row per model attempted (hypothesis × model × scope, same order)
 //!
@@ -156,6 +184,8 @@
 
 mod fitting;
 mod frame;
+mod h3;
+mod singular;
 mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -179,6 +209,7 @@ use frame::{Table, Want};
 use tables::fin;
 
 pub use fitting::pairs as h3_pairs;
+pub use h3::{event_term, term_event_time, Attrition, NOT_TESTABLE};
 
 const STAGE: &str = "model";
 
@@ -205,6 +236,13 @@ struct Plan {
     /// `diff_in_diff`, `pre_post`, ... (H3), or the primary model's name.
     design: String,
     notes: Vec<String>,
+    /// The rows of a model fitted on other rows than `sample` (H3's sensitivity models).
+    model_rows: BTreeMap<String, Vec<usize>>,
+    /// Models not fitted in any scope, and why (H3's event study with units of different timing).
+    refused: BTreeMap<String, String>,
+    /// Whether the primary test tests the hypothesis (false: H3 without control units, whose
+    /// pre/post change is descriptive and never "supported").
+    testable: bool,
 }
 
 /// The fits of one model in every scope.
@@ -348,6 +386,9 @@ fn fixed_plan(
         primary_term: spec.primary_term.clone(),
         positive: spec.direction == Direction::Positive,
         notes,
+        model_rows: BTreeMap::new(),
+        refused: BTreeMap::new(),
+        testable: true,
     })
 }
 
@@ -380,7 +421,7 @@ fn add_unit_wave_split(table: &mut Table, sample: &[usize]) -> Result<()> {
     Ok(())
 }
 
-fn plan_h2(cfg: &ModelSection, mut table: Table) -> Result<Plan> {
+fn plan_h2(cfg: &ModelSection, mut table: Table, design: Option<h3::Design>) -> Result<Plan> {
     let h = &cfg.h2;
     let reml = h.method() == Method::Reml;
     let mut notes = vec![];
@@ -400,7 +441,7 @@ fn plan_h2(cfg: &ModelSection, mut table: Table) -> Result<Plan> {
         group: Some("unit_id".into()),
         must_vary: vec![],
     };
-    let models = vec![
+    let mut models = vec![
         model("between_within", &["srm_between", "srm_within"]),
         model("leave_one_out", &["srm_others"]),
         model("own_rating", &["srm"]),
@@ -408,113 +449,20 @@ fn plan_h2(cfg: &ModelSection, mut table: Table) -> Result<Plan> {
     ];
     let rows = sample(&table);
     add_unit_wave_split(&mut table, &rows.0)?;
+    // Sensitivity: the primary model adjusted for the intervention (after the others, so that
+    // the primary model stays the first with the primary term).
+    let primary = choose_primary(&models, &h.primary_term, "h2")?;
+    match design.filter(|d| !d.is_empty()) {
+        Some(d) => {
+            let adjusted = h3::h2_adjusted(&mut table, &d, &models[primary])?;
+            models.push(adjusted);
+        }
+        None => notes.push(
+            "no intervention design in the H3 table: the H2 model adjusted for the intervention is not fitted"
+                .to_string(),
+        ),
+    }
     fixed_plan(2, h, table, rows, models, notes)
-}
-
-/// Whether the H3 sample has control and intervention rows (in the window).
-fn h3_arms(table: &Table, rows: &[usize]) -> (bool, bool) {
-    let mut control = false;
-    let mut treated = false;
-    for &i in rows {
-        if table.num_at("post", i).is_none() {
-            continue;
-        }
-        match table.num_at("intervention", i) {
-            Some(0.0) => control = true,
-            Some(1.0) => treated = true,
-            _ => {}
-        }
-    }
-    (control, treated)
-}
-
-fn plan_h3(cfg: &ModelSection, table: Table) -> Result<Plan> {
-    let h = &cfg.h3;
-    let reml = h.method() == Method::Reml;
-    let panel = h.design() == Linkage::Panel;
-    let random: Vec<String> = if panel {
-        vec!["respondent_id".into(), "unit_id".into()]
-    } else {
-        vec!["unit_id".into()]
-    };
-    let lmm = |name: &str, x: &[&str], vary: &[&str]| ModelSpec {
-        name: name.into(),
-        kind: Kind::Lmm { reml },
-        response: "rcap".into(),
-        terms: x.iter().map(|s| s.to_string()).collect(),
-        factors: vec!["municipality".into()],
-        random: random.clone(),
-        group: Some("unit_id".into()),
-        must_vary: vary.iter().map(|s| s.to_string()).collect(),
-    };
-    let (s, excluded) = sample(&table);
-    let (control, treated) = h3_arms(&table, &s);
-    let mut notes = vec![];
-    if h.vcov.is_some() || h.cluster.is_some() {
-        notes.push(
-            "model.h3.vcov / cluster are for OLS models; the mixed models report model-based standard errors"
-                .to_string(),
-        );
-    }
-    let (design, models, primary_model, primary_term) = if control && treated {
-        let models = vec![lmm(
-            "diff_in_diff",
-            &["post", "post:intervention"],
-            &["post", "intervention"],
-        )];
-        let p = choose_primary(&models, &h.primary_term, "h3")?;
-        ("diff_in_diff", models, Some(p), h.primary_term.clone())
-    } else if treated {
-        let mut models = vec![lmm("pre_post", &["post"], &["post"])];
-        if panel {
-            models.push(ModelSpec {
-                name: "paired_t".into(),
-                kind: Kind::PairedT,
-                response: "rcap".into(),
-                terms: vec!["post".into()],
-                factors: vec![],
-                random: vec![],
-                group: Some("unit_id".into()),
-                must_vary: vec![],
-            });
-        }
-        let term = if models[0].has_term(&h.primary_term) {
-            h.primary_term.clone()
-        } else {
-            notes.push(format!(
-                "no control units in the H3 sample: the primary term is `post` (pre/post change) instead of `{}`",
-                h.primary_term
-            ));
-            "post".to_string()
-        };
-        ("pre_post", models, Some(0), term)
-    } else {
-        notes.push(if control {
-            "the H3 sample has control units only: H3 cannot be tested".to_string()
-        } else {
-            "the H3 sample is empty (no units in the intervention design, or no rows in their window): H3 cannot be tested".to_string()
-        });
-        ("not_estimable", vec![], None, h.primary_term.clone())
-    };
-    if !panel {
-        notes.push(
-            "model.h3.design = cross_section: waves are treated as repeated cross-sections (no respondent term, no paired test)"
-                .to_string(),
-        );
-    }
-    Ok(Plan {
-        id: "H3",
-        table_name: TABLES[2],
-        design: design.to_string(),
-        table,
-        sample: s,
-        link_excluded: excluded,
-        models,
-        primary_model,
-        primary_term,
-        positive: h.direction == Direction::Positive,
-        notes,
-    })
 }
 
 /// Sorted municipalities of the sample rows.
@@ -528,30 +476,54 @@ fn municipalities(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
-fn run_plan(plan: Plan, cfg: &ModelSection, level: f64, memo: &Memo) -> Result<Outcome> {
-    let munis = municipalities(&plan);
-    // The sample rows of each municipality, in sample order (one pass, not one per municipality).
+/// The sample rows of `rows` by municipality, in row order (one pass, not one per municipality).
+fn by_municipality<'a>(table: &'a Table, rows: &[usize]) -> BTreeMap<&'a str, Vec<usize>> {
     let mut by_muni: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for &i in &plan.sample {
-        if let Some(m) = plan.table.str_at("municipality", i) {
+    for &i in rows {
+        if let Some(m) = table.str_at("municipality", i) {
             by_muni.entry(m).or_default().push(i);
         }
     }
+    by_muni
+}
+
+/// A model the plan refuses to fit: the attempt says why.
+fn refused(plan: &Plan, spec: &ModelSpec, rows: &[usize], why: &str) -> Attempt {
+    Attempt {
+        spec_name: spec.name.clone(),
+        formula: fitting::formula_text(spec, &plan.table, rows),
+        rows_in: rows.len(),
+        dropped: BTreeMap::new(),
+        result: Err(Skip::Failed(why.to_string())),
+    }
+}
+
+fn run_plan(plan: Plan, cfg: &ModelSection, level: f64, memo: &Memo) -> Result<Outcome> {
+    let munis = municipalities(&plan);
     let mut runs = Vec::new();
     for (mi, spec) in plan.models.iter().enumerate() {
-        let pooled = fit(&plan.table, &plan.sample, spec, level, None, memo)?;
+        let rows: &[usize] = plan.model_rows.get(&spec.name).unwrap_or(&plan.sample);
+        let by_muni = by_municipality(&plan.table, rows);
         let local = spec.without_factor("municipality");
+        let why = plan.refused.get(&spec.name);
+        let pooled = match why {
+            Some(why) => refused(&plan, spec, rows, why),
+            None => fit(&plan.table, rows, spec, level, None, memo)?,
+        };
         let mut per = Vec::new();
         for m in &munis {
             let rows: &[usize] = by_muni.get(m.as_str()).map_or(&[], Vec::as_slice);
-            let a = fit(
-                &plan.table,
-                rows,
-                &local,
-                level,
-                Some(cfg.min_clusters as usize),
-                memo,
-            )?;
+            let a = match why {
+                Some(why) => refused(&plan, &local, rows, why),
+                None => fit(
+                    &plan.table,
+                    rows,
+                    &local,
+                    level,
+                    Some(cfg.min_clusters as usize),
+                    memo,
+                )?,
+            };
             per.push((m.clone(), a));
         }
         runs.push(ModelRun {
@@ -617,80 +589,6 @@ fn run_plan(plan: Plan, cfg: &ModelSection, level: f64, memo: &Memo) -> Result<O
     Ok(outcome)
 }
 
-/// H3 attrition between the two waves of the window, per scope and arm.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Attrition {
-    pub scope: String,
-    pub arm: String,
-    /// Respondents (unit, respondent) in the sample before (`post` = 0) and after.
-    pub before: u64,
-    pub after: u64,
-    pub in_both: u64,
-    /// before − in_both: respondents who did not answer after.
-    pub left: u64,
-    /// after − in_both: respondents new after.
-    pub joined: u64,
-    /// left / before.
-    pub attrition: Option<f64>,
-}
-
-fn attrition(plan: &Plan) -> Vec<Attrition> {
-    let t = &plan.table;
-    let mut out = Vec::new();
-    let munis = municipalities(plan);
-    let scopes: Vec<(String, Option<&str>)> = std::iter::once((POOLED.to_string(), None))
-        .chain(munis.iter().map(|m| (m.clone(), Some(m.as_str()))))
-        .collect();
-    for (scope, muni) in &scopes {
-        for (arm, code) in [
-            ("all", None),
-            ("intervention", Some(1.0)),
-            ("control", Some(0.0)),
-        ] {
-            let mut before = BTreeSet::new();
-            let mut after = BTreeSet::new();
-            for &i in &plan.sample {
-                if muni.is_some() && t.str_at("municipality", i) != *muni {
-                    continue;
-                }
-                if let Some(c) = code {
-                    if t.num_at("intervention", i) != Some(c) {
-                        continue;
-                    }
-                }
-                let (Some(u), Some(r), Some(p)) = (
-                    t.str_at("unit_id", i),
-                    t.label_at("respondent_id", i),
-                    t.num_at("post", i),
-                ) else {
-                    continue;
-                };
-                if p == 0.0 {
-                    before.insert((u, r));
-                } else if p == 1.0 {
-                    after.insert((u, r));
-                }
-            }
-            if code.is_some() && before.is_empty() && after.is_empty() {
-                continue;
-            }
-            let both = before.intersection(&after).count() as u64;
-            let (b, a) = (before.len() as u64, after.len() as u64);
-            out.push(Attrition {
-                scope: scope.clone(),
-                arm: arm.to_string(),
-                before: b,
-                after: a,
-                in_both: both,
-                left: b - both,
-                joined: a - both,
-                attrition: (b > 0).then(|| (b - both) as f64 / b as f64),
-            });
-        }
-    }
-    out
-}
-
 /// The verdict of one hypothesis, as written to results.json and summary.json.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Verdict {
@@ -727,9 +625,14 @@ fn adjust(p: &[f64], correction: Correction) -> Vec<f64> {
 }
 
 fn verdicts(outcomes: &[Outcome], cfg: &ModelSection) -> Vec<Verdict> {
+    // A primary estimate that does not test its hypothesis (H3 without control units) is
+    // descriptive: it takes no part in the multiplicity correction.
     let p: Vec<f64> = outcomes
         .iter()
-        .map(|o| o.primary_pooled().map_or(f64::NAN, |(_, c)| c.p_value))
+        .map(|o| match o.primary_pooled() {
+            Some((_, c)) if o.plan.testable => c.p_value,
+            _ => f64::NAN,
+        })
         .collect();
     let holm = p_adjust_holm(&p);
     let adjusted = adjust(&p, cfg.correction);
@@ -738,7 +641,7 @@ fn verdicts(outcomes: &[Outcome], cfg: &ModelSection) -> Vec<Verdict> {
         .enumerate()
         .map(|(k, o)| {
             let pp = o.primary_pooled();
-            let supported = pp.and_then(|(_, c)| {
+            let supported = pp.filter(|_| o.plan.testable).and_then(|(_, c)| {
                 let sign_ok = if o.plan.positive {
                     c.estimate > 0.0
                 } else {
@@ -767,6 +670,7 @@ fn verdicts(outcomes: &[Outcome], cfg: &ModelSection) -> Vec<Verdict> {
                 p_adjusted: fin(adjusted[k]),
                 supported,
                 verdict: match supported {
+                    _ if !o.plan.testable => h3::NOT_TESTABLE,
                     Some(true) => "supported",
                     Some(false) => "not_supported",
                     None => "not_tested",
@@ -902,7 +806,11 @@ fn columns(h: u8) -> Vec<(&'static str, Want)> {
         ],
         _ => &[
             RESPONDENT_COLUMNS,
-            &[("intervention", Want::Num), ("post", Want::Num)],
+            &[
+                ("intervention", Want::Num),
+                ("post", Want::Num),
+                ("after_wave", Want::Num),
+            ],
         ],
     };
     let mut cols = KEY_COLUMNS.to_vec();
@@ -955,11 +863,17 @@ fn prepare(ctx: &StageContext, cfg: &ModelSection, h: u8) -> Result<Plan, StepEr
         }
     }
     let path = ctx.table_path("link", TABLES[usize::from(h) - 1]);
-    let table = frame::read(&path, &cols, &["exclusion"]).map_err(|e| (Step::Read, h, e))?;
+    // `after_wave` (H3's event study) is optional: without it the event study is not fitted.
+    let table =
+        frame::read(&path, &cols, &["exclusion", "after_wave"]).map_err(|e| (Step::Read, h, e))?;
     match h {
         1 => plan_h1(cfg, table),
-        2 => plan_h2(cfg, table),
-        _ => plan_h3(cfg, table),
+        2 => plan_h2(
+            cfg,
+            table,
+            h3::read_design(&ctx.table_path("link", TABLES[2])),
+        ),
+        _ => h3::plan_h3(cfg, table),
     }
     .map_err(|e| (Step::Plan, h, e))
 }
@@ -997,8 +911,26 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         .iter()
         .find(|o| o.plan.id == "H3")
         .filter(|_| panel)
-        .map(|o| attrition(&o.plan))
+        .map(|o| h3::attrition(&o.plan))
         .unwrap_or_default();
+
+    let mut without_singular = Vec::new();
+    for o in &outcomes {
+        let (sing, metas) = singular::meta_without_singular(o, cfg, 1.0 - cfg.alpha);
+        if !sing.is_empty() {
+            summary.warnings.push(format!(
+                "{}: the primary model's fit is singular in {} (a random-effect variance at zero); the meta-analysis is also given without {}",
+                o.plan.id,
+                sing.join(", "),
+                if sing.len() == 1 { "it" } else { "them" }
+            ));
+        }
+        without_singular.extend(metas);
+    }
+    let event_study = outcomes
+        .iter()
+        .find(|o| o.plan.id == "H3")
+        .map_or(serde_json::Value::Null, h3::event_study_summary);
 
     let dir = ctx.stage_dir(STAGE);
     let meta = ctx.parquet_meta(STAGE);
@@ -1017,6 +949,8 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         "correction": cfg.correction,
         "hypotheses": verdicts,
         "attrition": h3_attrition,
+        "meta_without_singular": without_singular,
+        "h3_event_study": event_study,
         "results": out.results,
     });
     // Jobs 0..4 the tables, job 4 results.json; the first error in job order is reported.

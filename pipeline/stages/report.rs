@@ -79,6 +79,7 @@ use crate::io;
 pub mod audit;
 pub mod data;
 pub mod fmt;
+pub mod h3;
 pub mod municipality;
 pub mod network;
 pub mod plots;

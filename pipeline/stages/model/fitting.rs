@@ -90,8 +90,12 @@ impl ModelSpec {
         for c in self.term_columns() {
             push(&mut out, &c);
         }
-        for c in self.factors.iter().chain(&self.random) {
+        for c in &self.factors {
             push(&mut out, c);
+        }
+        // A random intercept's grouping may be an interaction (`unit_id:post`): its columns.
+        for c in self.random.iter().flat_map(|g| g.split(':')) {
+            push(&mut out, &c.to_string());
         }
         if let Kind::Ols {
             cluster: Some(c), ..

@@ -40,6 +40,8 @@ pub struct ResultRow {
     pub std_estimate: Option<f64>,
     pub n_obs: i64,
     pub n_groups: Option<i64>,
+    /// The fit is singular (a random-effect variance at zero); None for OLS, tests, meta rows.
+    pub singular: Option<bool>,
 }
 
 /// One row of `fit.parquet` (the default: a model not fitted, every statistic null).
@@ -232,6 +234,7 @@ fn push_attempt(
                     std_estimate: c.std_estimate().and_then(fin),
                     n_obs: f.n_obs as i64,
                     n_groups: f.n_groups.map(|g| g as i64),
+                    singular: f.singular,
                 });
             }
         }
@@ -283,6 +286,7 @@ pub(super) fn collect(outcomes: &[Outcome], verdicts: &[Verdict]) -> Out {
                         std_estimate: o.primary_std_factor.map(|f| m.estimate * f).and_then(fin),
                         n_obs: mr.n_obs as i64,
                         n_groups: Some(m.k as i64),
+                        singular: None,
                     });
                     out.het.push(HetRow::new(
                         o.plan.id,
@@ -356,7 +360,8 @@ pub fn results_frame(rows: &[ResultRow]) -> Result<DataFrame> {
         .f("conf_high", |r| r.conf_high)
         .f("std_estimate", |r| r.std_estimate)
         .i("n_obs", |r| Some(r.n_obs))
-        .i("n_groups", |r| r.n_groups);
+        .i("n_groups", |r| r.n_groups)
+        .b("singular", |r| r.singular);
     c.finish()
 }
 

@@ -160,6 +160,7 @@ fn write_link(out: &Path, t: Truth, seed: u64) {
         .unwrap()
         .hstack(&[
             Column::new("intervention".into(), iv),
+            Column::new("after_wave".into(), vec![Some(1i64); nr]),
             Column::new("post".into(), post),
             Column::new("exclusion".into(), ex),
         ])
@@ -171,6 +172,7 @@ fn write_link(out: &Path, t: Truth, seed: u64) {
         "respondent_id" => ["Aby-X-R0"],
         "rcap" => [Some(3.0)],
         "intervention" => [None::<i64>],
+        "after_wave" => [None::<i64>],
         "post" => [None::<i64>],
         "exclusion" => [Some("unit_not_in_design")],
     )
@@ -276,7 +278,8 @@ fn large_effects_are_supported_and_outputs_are_deterministic() {
         assert!(v["estimate"].as_f64().unwrap() > 0.0);
         assert!(v["p_holm"].as_f64().unwrap() >= v["p_value"].as_f64().unwrap());
     }
-    assert_eq!(verdict(&r, "H3")["design"], "diff_in_diff");
+    assert_eq!(verdict(&r, "H3")["design"], "cluster_did");
+    assert_eq!(verdict(&r, "H3")["model"], "cluster_did");
     assert_eq!(verdict(&r, "H2")["model"], "unit_wave_within");
     assert_eq!(verdict(&r, "H2")["primary_term"], "srm_unit");
     // Row accounting balances for every linked table.
@@ -404,7 +407,12 @@ fn without_controls_h3_is_pre_post_with_a_paired_test_checked_by_hand() {
     let v = verdict(&r, "H3");
     assert_eq!(v["design"], "pre_post");
     assert_eq!(v["primary_term"], "post");
-    assert_eq!(v["verdict"], "supported");
+    // A large pre/post change, but no control units: never "supported", no test, no Holm.
+    assert_eq!(v["verdict"], NOT_TESTABLE);
+    assert_eq!(v["supported"], serde_json::Value::Null);
+    assert_eq!(v["p_value"], serde_json::Value::Null);
+    assert_eq!(v["p_holm"], serde_json::Value::Null);
+    assert!(v["estimate"].as_f64().unwrap() > 0.0);
     assert!(s.warnings.iter().any(|w| w.contains("no control units")));
     // The paired test by hand: respondents with both waves.
     let h3 = frame::read(&dir.path().join("link/h3_panel.parquet"), &columns(3), &[]).unwrap();
@@ -481,14 +489,16 @@ fn small_municipalities_are_skipped_and_counted() {
     let s = run_stage(dir.path(), &config("[model]\nmin_clusters = 9\n")).unwrap();
     // 8 units per municipality: every per-municipality model is skipped (H1 clusters too:
     // at most 8 lead units), none is fitted outside the pooled scope.
-    assert_eq!(s.counts["models_fitted"], 7);
-    assert_eq!(s.counts["models_skipped_too_few_clusters"], 28);
+    // Pooled: H1 2, H2 5 (with the intervention-adjusted sensitivity model), H3 4
+    // (cluster_did, diff_in_diff, cluster_did_both_waves, event_study).
+    assert_eq!(s.counts["models_fitted"], 11);
+    assert_eq!(s.counts["models_skipped_too_few_clusters"], 44);
     assert!(s
         .warnings
         .iter()
         .any(|w| w.contains("meta-analysis needs at least 2")));
     let fit = crate::io::read_parquet(&dir.path().join("model/fit.parquet")).unwrap();
-    assert_eq!(fit.height(), 35);
+    assert_eq!(fit.height(), 55);
     let het = crate::io::read_parquet(&dir.path().join("model/heterogeneity.parquet")).unwrap();
     assert_eq!(het.height(), 0);
     let r = results(dir.path());

@@ -167,6 +167,7 @@ pub(super) fn study_view(
         "arms": arms.rows,
         "arms_n": arms.n,
         "pre_post_svg": arms.svg,
+        "h3": super::h3::h3_view(inp, min_cell)?,
         "municipalities": municipalities,
         "waves": waves,
         "reliability": reliability,
@@ -240,10 +241,16 @@ impl Study<'_> {
                 "p_adjusted": opt_p(pooled.p_adjusted),
                 "std_estimate": opt_num(pooled.std_estimate),
                 "supported": pooled.supported.unwrap_or(false),
+                "verdict": meta.get("verdict"),
                 "n_obs": pooled.n_obs,
                 "n_groups": pooled.n_groups,
             }));
             forests.push(self.forest(h, &primary, pooled)?);
+        }
+        for (h, note) in super::h3::singular_notes(self.inp) {
+            if let Some(f) = forests.iter_mut().find(|f| f["id"] == h.as_str()) {
+                f["singular_note"] = Value::String(note);
+            }
         }
         Ok((hypotheses, forests))
     }
