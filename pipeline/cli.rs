@@ -270,7 +270,8 @@ pub struct FitArgs {
     /// Standard errors for OLS models.
     #[arg(long, default_value = "classical", value_parser = choice::<Vcov>(Vcov::NAMES))]
     pub vcov: Vcov,
-    /// Cluster column for cluster-robust (CR1) standard errors; implies --vcov cr1.
+    /// Cluster column for cluster-robust standard errors: CR1 (clusters − 1 df) unless --vcov
+    /// cr2 (Bell-McCaffrey with Satterthwaite df, the better choice with few clusters).
     #[arg(long)]
     pub cluster: Option<String>,
     /// Estimation method for mixed models.
