@@ -11,6 +11,7 @@
 //! output does not depend on the number of threads. A replication that fails is recorded with
 //! its error, never silently dropped. Progress is a bar on stderr when it is a terminal.
 
+pub mod meta_coverage;
 pub mod power;
 pub mod validate;
 
@@ -91,6 +92,8 @@ pub struct Replication {
     pub seed: u64,
     /// H1, H2, H3 in order (empty when the replication failed).
     pub primaries: Vec<Primary>,
+    /// Each hypothesis's per-municipality primary estimates (for the meta-analysis coverage).
+    pub municipal: Vec<meta_coverage::MunicipalEstimates>,
     pub truth: TruthFacts,
     pub error: Option<String>,
 }
@@ -117,10 +120,11 @@ pub fn replicate(
     lambda: bool,
 ) -> Replication {
     match replicate_inner(config, design, seed, lambda) {
-        Ok((primaries, truth)) => Replication {
+        Ok((primaries, municipal, truth)) => Replication {
             index,
             seed,
             primaries,
+            municipal,
             truth,
             error: None,
         },
@@ -128,6 +132,7 @@ pub fn replicate(
             index,
             seed,
             primaries: vec![],
+            municipal: vec![],
             truth: TruthFacts::default(),
             error: Some(format!("{e:#}")),
         },
@@ -139,7 +144,11 @@ fn replicate_inner(
     design: &StudyDesign,
     seed: u64,
     lambda: bool,
-) -> Result<(Vec<Primary>, TruthFacts)> {
+) -> Result<(
+    Vec<Primary>,
+    Vec<meta_coverage::MunicipalEstimates>,
+    TruthFacts,
+)> {
     let dir = tempfile::Builder::new()
         .prefix("relcap-sim-")
         .tempdir()
@@ -186,6 +195,7 @@ fn replicate_inner(
     let v: serde_json::Value = serde_json::from_str(&text)?;
     let primaries: Vec<Primary> =
         serde_json::from_value(v["hypotheses"].clone()).context("results.json")?;
+    let municipal = meta_coverage::municipal_estimates(&v);
     if lambda {
         facts.h1_lambda = validate::h1_lambda(
             &out.join("link/h1_cases.parquet"),
@@ -201,7 +211,7 @@ fn replicate_inner(
             _ => None,
         };
     }
-    Ok((primaries, facts))
+    Ok((primaries, municipal, facts))
 }
 
 /// Runs `f(0..n)` on `threads` workers (`crate::jobs::map_indexed`) and returns the results in

@@ -317,6 +317,8 @@ mod tests {
             effect_h1: 0.5,
             effect_h2: 0.25,
             effect_h3: 0.2,
+            effect_sd: super::super::params::EffectSd::default(),
+            municipality_effects: vec![],
         }
     }
 

@@ -276,8 +276,10 @@ pub fn expected(p: &Params, m: &Model, design: &Design) -> Expected {
         let mut vals = Vec::new();
         for (mi, md) in design.munis.iter().enumerate() {
             for u in &md.units {
-                let x =
-                    md.effect + super::generate::unit_component(p, m, u, t) + pm.mean[mi][u.group];
+                let pi = p.in_municipality(mi);
+                let x = md.effect
+                    + super::generate::unit_component(&pi, m, u, t)
+                    + pm.mean[mi][u.group];
                 vals.push((x, f64::from(u.headcount)));
             }
         }
@@ -395,6 +397,8 @@ mod tests {
             effect_h1: 0.5,
             effect_h2: 0.25,
             effect_h3: 0.2,
+            effect_sd: super::super::params::EffectSd::default(),
+            municipality_effects: vec![],
         }
     }
 

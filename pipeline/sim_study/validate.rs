@@ -164,6 +164,8 @@ struct Summary<'a> {
     reference_replications: usize,
     references: Vec<Reference>,
     hypotheses: Vec<HypothesisRecovery>,
+    /// Coverage of the meta-analytic interval, z against HKSJ (`meta_coverage`).
+    meta_analysis: Vec<super::meta_coverage::MetaCoverage>,
 }
 
 fn mean(x: &[f64]) -> f64 {
@@ -179,7 +181,7 @@ fn sd(x: &[f64]) -> f64 {
 type Row = (f64, f64, f64, f64, bool, f64, f64);
 
 /// The two targets of hypothesis `h` in replication `r`.
-fn targets(h: &str, r: &Replication, no_control: bool) -> Option<(f64, f64)> {
+pub(super) fn targets(h: &str, r: &Replication, no_control: bool) -> Option<(f64, f64)> {
     let t = &r.truth;
     match h {
         "H1" => t.h1_lambda.map(|l| (t.h1, t.h1 * l)),
@@ -599,6 +601,7 @@ pub fn main(args: &ValidateOptions) -> Result<()> {
     let refs = references(&ref_reps);
     let level = 1.0 - config.model.alpha;
     let hyps = summarize(&reps, level, design.no_control, &refs);
+    let meta = super::meta_coverage::summarize(&reps, level, design.no_control);
     let errors: Vec<String> = reps
         .iter()
         .chain(&ref_reps)
@@ -622,6 +625,7 @@ pub fn main(args: &ValidateOptions) -> Result<()> {
         reference_replications: args.reference_replications,
         references: refs.clone(),
         hypotheses: hyps.clone(),
+        meta_analysis: meta.clone(),
     };
     crate::io::write_json(&summary, &args.out.join("validate.json"))?;
     write_replications(&args.out.join("replications.csv"), &reps, design.no_control)?;
@@ -633,6 +637,10 @@ pub fn main(args: &ValidateOptions) -> Result<()> {
             );
         }
         crate::console::err(format_args!("{}", table(&hyps, level)));
+        crate::console::err(format_args!(
+            "{}",
+            super::meta_coverage::table(&meta, level)
+        ));
         crate::say!(
             "[relcap] {} replications ({} failed) in {:.1} s on {} threads; written to {}",
             args.replications,
@@ -668,6 +676,7 @@ mod tests {
                 supported: Some(est > 0.1),
                 n_obs: Some(100),
             }],
+            municipal: vec![],
             truth: TruthFacts {
                 h3: 0.2,
                 ..TruthFacts::default()

@@ -130,19 +130,8 @@ fn ll_reml(yi: &[f64], vi: &[f64], tau2: f64) -> f64 {
     -0.5 * vi.iter().map(|v| (v + tau2).ln()).sum::<f64>() - 0.5 * s1.ln() - 0.5 * rss
 }
 
-/// Fit the meta-analysis with z tests. `level` is the confidence level (e.g. 0.95) of CI and PI.
-pub fn rma(yi: &[f64], vi: &[f64], method: TauMethod, level: f64) -> Result<MetaFit, StatsError> {
-    rma_with(yi, vi, method, level, MetaTest::Z)
-}
-
-/// Fit the meta-analysis with the given inference on the pooled effect.
-pub fn rma_with(
-    yi: &[f64],
-    vi: &[f64],
-    method: TauMethod,
-    level: f64,
-    test: MetaTest,
-) -> Result<MetaFit, StatsError> {
+/// The checks of [`rma_with`]'s arguments.
+fn check_inputs(yi: &[f64], vi: &[f64], level: f64) -> Result<(), StatsError> {
     let k = yi.len();
     if vi.len() != k {
         return Err(StatsError::DimensionMismatch(format!(
@@ -171,6 +160,24 @@ pub fn rma_with(
             "level must be in (0, 1), got {level}"
         )));
     }
+    Ok(())
+}
+
+/// Fit the meta-analysis with z tests. `level` is the confidence level (e.g. 0.95) of CI and PI.
+pub fn rma(yi: &[f64], vi: &[f64], method: TauMethod, level: f64) -> Result<MetaFit, StatsError> {
+    rma_with(yi, vi, method, level, MetaTest::Z)
+}
+
+/// Fit the meta-analysis with the given inference on the pooled effect.
+pub fn rma_with(
+    yi: &[f64],
+    vi: &[f64],
+    method: TauMethod,
+    level: f64,
+    test: MetaTest,
+) -> Result<MetaFit, StatsError> {
+    check_inputs(yi, vi, level)?;
+    let k = yi.len();
     let kf = k as f64;
     let dfq = kf - 1.0;
 

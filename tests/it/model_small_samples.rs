@@ -197,3 +197,52 @@ fn relcap_fit_vcov_cr2_matches_club_sandwich() {
         }
     }
 }
+
+#[test]
+fn simulated_heterogeneity_is_recorded_and_validate_reports_meta_coverage() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The municipalities' own effects: drawn around the mean, recorded in truth.json.
+    let data = crate::common::simulate(
+        &tmp.path().join("sim"),
+        "--municipalities 3 --employees-per-municipality 60 --citizens-per-municipality 40 \
+         --seed 3 --effect-h3 0.2 --effect-sd-h3 0.15",
+    );
+    let truth = read_json(&data.join("truth.json"));
+    let effects = truth["params"]["municipality_effects"].as_array().unwrap();
+    assert_eq!(effects.len(), 3);
+    let h3: Vec<f64> = effects.iter().map(|e| e["h3"].as_f64().unwrap()).collect();
+    assert!(h3.iter().all(|v| (v - 0.2).abs() > 1e-12), "{h3:?}");
+    assert!(effects.iter().all(|e| e["h1"] == 0.5 && e["h2"] == 0.25));
+    assert_eq!(truth["params"]["effect_sd"]["h3"], 0.15);
+
+    crate::common::relcap()
+        .current_dir(crate::common::repo())
+        .args(["validate", "-q", "--replications", "2", "--seed", "5"])
+        .args(["--reference-replications", "0"])
+        .args(["--municipalities", "3", "--citizens-per-municipality", "60"])
+        .args([
+            "--employees-per-municipality",
+            "80",
+            "--effect-sd-h3",
+            "0.1",
+        ])
+        .arg("--out")
+        .arg(tmp.path().join("v"))
+        .assert()
+        .success();
+    let v = read_json(&tmp.path().join("v/validate.json"));
+    assert_eq!(v["design"]["effect_sd"]["h3"], 0.1);
+    let rows = v["meta_analysis"].as_array().unwrap();
+    let tests: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["hypothesis"] == "H3" && r["target"] == "simulated_effect")
+        .map(|r| r["test"].as_str().unwrap())
+        .collect();
+    assert_eq!(tests, ["z", "knha", "adhoc"]);
+    for r in rows {
+        let c = r["coverage"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&c), "{r}");
+        assert!(r["mean_width"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(r["n"], 2, "{r}");
+    }
+}
