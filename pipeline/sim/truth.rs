@@ -275,8 +275,8 @@ pub fn expected(p: &Params, m: &Model, design: &Design) -> Expected {
         // Realised unit-level values of this run.
         let mut vals = Vec::new();
         for (mi, md) in design.munis.iter().enumerate() {
+            let pi = p.in_municipality(mi);
             for u in &md.units {
-                let pi = p.in_municipality(mi);
                 let x = md.effect
                     + super::generate::unit_component(&pi, m, u, t)
                     + pm.mean[mi][u.group];
