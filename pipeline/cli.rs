@@ -225,6 +225,23 @@ pub struct SizeArgs {
     /// Only intervention units (the design without controls; H3 becomes a pre/post comparison).
     #[arg(long)]
     pub no_control: bool,
+    #[command(flatten)]
+    pub effect_sd: EffectSdArgs,
+}
+
+/// Between-municipality heterogeneity of the simulated effects (`simulate`, `power`,
+/// `validate`): each municipality's effect is the effect plus this SD times a standard normal.
+#[derive(Debug, Args)]
+pub struct EffectSdArgs {
+    /// SD of the municipalities' H1 effects around --effect-h1 (answer points).
+    #[arg(long, default_value_t = 0.0)]
+    pub effect_sd_h1: f64,
+    /// SD of the municipalities' H2 effects around --effect-h2 (answer points).
+    #[arg(long, default_value_t = 0.0)]
+    pub effect_sd_h2: f64,
+    /// SD of the municipalities' H3 effects around --effect-h3 (answer points).
+    #[arg(long, default_value_t = 0.0)]
+    pub effect_sd_h3: f64,
 }
 
 /// One simulated design's size and effects (`simulate`, `validate`; `power` takes lists).
@@ -258,6 +275,11 @@ impl SizeArgs {
             effect_h3: point.effect_h3,
             no_control: self.no_control,
             cluster: Default::default(),
+            effect_sd: crate::sim::EffectSd {
+                h1: self.effect_sd.effect_sd_h1,
+                h2: self.effect_sd.effect_sd_h2,
+                h3: self.effect_sd.effect_sd_h3,
+            },
         }
     }
 }
@@ -301,7 +323,8 @@ pub struct FitArgs {
     /// Standard errors for OLS models.
     #[arg(long, default_value = "classical", value_parser = choice::<Vcov>(Vcov::NAMES))]
     pub vcov: Vcov,
-    /// Cluster column for cluster-robust (CR1) standard errors; implies --vcov cr1.
+    /// Cluster column for cluster-robust standard errors: CR1 (clusters − 1 df) unless --vcov
+    /// cr2 (Bell-McCaffrey with Satterthwaite df, the better choice with few clusters).
     #[arg(long)]
     pub cluster: Option<String>,
     /// Estimation method for mixed models.

@@ -88,8 +88,8 @@ pub(crate) use choice;
 
 mod model;
 pub use model::{
-    Correction, Direction, HypothesisSpec, Linkage, MetaMethod, MetaSpec, Method, ModelSection,
-    Vcov,
+    Correction, Direction, HypothesisSpec, Linkage, MetaMethod, MetaSpec, MetaTest, Method,
+    ModelSection, Vcov,
 };
 
 /// A study's settings. Every section has a default (the defaults of docs/methods.md), so a

@@ -27,7 +27,7 @@ pub struct FitRequest {
     pub data: PathBuf,
     /// R/lme4-style formula.
     pub formula: String,
-    /// Standard errors of OLS models (CR1 whenever `cluster` is set).
+    /// Standard errors of OLS models (CR1 when `cluster` is set and `vcov` is classical).
     pub vcov: Vcov,
     pub cluster: Option<String>,
     pub method: Method,

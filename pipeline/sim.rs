@@ -106,7 +106,7 @@ use crate::schema;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-pub use params::{ClusterEffects, Format, Preset};
+pub use params::{ClusterEffects, EffectSd, Format, Preset};
 
 use design::{Design, MuniDesign};
 use generate::{
@@ -129,6 +129,8 @@ mod streams {
     pub const EXPECTATION: u64 = 4 << 32;
     /// + municipality index: the unit × wave effects (only drawn when their SD is not 0).
     pub const UNIT_WAVE: u64 = 8 << 32;
+    /// + municipality index: the municipality's own effects (only with `effect_sd` non-zero).
+    pub const EFFECTS: u64 = 5 << 32;
 }
 
 /// A simulated study's sizes (None: the preset's) and effects (answer points per point of the
@@ -149,6 +151,8 @@ pub struct StudyDesign {
     pub no_control: bool,
     /// H3's unit × wave SD and baseline arm difference (zero by default).
     pub cluster: params::ClusterEffects,
+    /// SD of the municipalities' effects around the effects above (zero: all equal).
+    pub effect_sd: params::EffectSd,
 }
 
 /// What `relcap simulate` is asked to write.
@@ -197,12 +201,24 @@ impl SimulateOptions {
             }
         }
         d.cluster.check().map_err(|e| anyhow::anyhow!(e))?;
+        let sd = d.effect_sd;
+        for (name, v) in [
+            ("--effect-sd-h1", sd.h1),
+            ("--effect-sd-h2", sd.h2),
+            ("--effect-sd-h3", sd.h3),
+        ] {
+            if !(v.is_finite() && (0.0..=2.0).contains(&v)) {
+                bail!("{name} {v} must be between 0 and 2 answer points");
+            }
+        }
         let n_muni = d.municipalities.unwrap_or(sizes.municipalities);
+        let municipalities = params::municipalities(self.preset, n_muni);
+        let municipality_effects = municipality_effects(self.seed, &municipalities, d, sd);
         Ok(params::Params {
             seed: self.seed,
             preset: self.preset,
             format: self.format.unwrap_or(sizes.format),
-            municipalities: params::municipalities(self.preset, n_muni),
+            municipalities,
             work_groups: params::work_groups(d.work_groups.unwrap_or(sizes.work_groups)),
             employees_per_municipality: d
                 .employees_per_municipality
@@ -222,8 +238,38 @@ impl SimulateOptions {
             effect_h2: d.effect_h2,
             effect_h3: d.effect_h3,
             cluster: d.cluster,
+            effect_sd: sd,
+            municipality_effects,
         })
     }
+}
+
+/// Each municipality's own effects when `sd` is not zero (none otherwise): the mean effects of
+/// `d` plus sd × a standard normal from the municipality's `EFFECTS` stream (h1, h2, h3 in that
+/// order, always three draws).
+fn municipality_effects(
+    seed: u64,
+    municipalities: &[params::Municipality],
+    d: &StudyDesign,
+    sd: params::EffectSd,
+) -> Vec<params::MunicipalityEffects> {
+    if sd.is_zero() {
+        return vec![];
+    }
+    municipalities
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut rng = latent::stream_rng(seed, streams::EFFECTS + i as u64);
+            let mut draw = |mean: f64, s: f64| mean + latent::normal(&mut rng, s);
+            params::MunicipalityEffects {
+                municipality: m.name.clone(),
+                h1: draw(d.effect_h1, sd.h1),
+                h2: draw(d.effect_h2, sd.h2),
+                h3: draw(d.effect_h3, sd.h3),
+            }
+        })
+        .collect()
 }
 
 /// The command line that reproduces a run (all resolved sizes spelled out).
@@ -246,6 +292,13 @@ fn command(p: &params::Params) -> String {
         p.after_wave,
         p.format.extension()
     );
+    let sd = p.effect_sd;
+    if !sd.is_zero() {
+        c.push_str(&format!(
+            " --effect-sd-h1 {} --effect-sd-h2 {} --effect-sd-h3 {}",
+            sd.h1, sd.h2, sd.h3
+        ));
+    }
     if p.no_control {
         c.push_str(" --no-control");
     } else {

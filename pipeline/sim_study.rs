@@ -12,6 +12,7 @@
 //! its error, never silently dropped. Progress is a bar on stderr when it is a terminal.
 
 pub mod h3_models;
+pub mod meta_coverage;
 pub mod power;
 pub mod validate;
 
@@ -92,6 +93,8 @@ pub struct Replication {
     pub seed: u64,
     /// H1, H2, H3 in order (empty when the replication failed).
     pub primaries: Vec<Primary>,
+    /// Each hypothesis's per-municipality primary estimates (for the meta-analysis coverage).
+    pub municipal: Vec<meta_coverage::MunicipalEstimates>,
     pub truth: TruthFacts,
     pub error: Option<String>,
     /// The pooled estimates of H3's models (`h3_models`; empty when the replication failed).
@@ -120,10 +123,11 @@ pub fn replicate(
     lambda: bool,
 ) -> Replication {
     match replicate_inner(config, design, seed, lambda) {
-        Ok((primaries, truth, h3)) => Replication {
+        Ok((primaries, municipal, truth, h3)) => Replication {
             index,
             seed,
             primaries,
+            municipal,
             truth,
             error: None,
             h3_models: h3,
@@ -132,6 +136,7 @@ pub fn replicate(
             index,
             seed,
             primaries: vec![],
+            municipal: vec![],
             truth: TruthFacts::default(),
             error: Some(format!("{e:#}")),
             h3_models: vec![],
@@ -144,7 +149,12 @@ fn replicate_inner(
     design: &StudyDesign,
     seed: u64,
     lambda: bool,
-) -> Result<(Vec<Primary>, TruthFacts, Vec<h3_models::ModelEstimate>)> {
+) -> Result<(
+    Vec<Primary>,
+    Vec<meta_coverage::MunicipalEstimates>,
+    TruthFacts,
+    Vec<h3_models::ModelEstimate>,
+)> {
     let dir = tempfile::Builder::new()
         .prefix("relcap-sim-")
         .tempdir()
@@ -191,6 +201,7 @@ fn replicate_inner(
     let v: serde_json::Value = serde_json::from_str(&text)?;
     let primaries: Vec<Primary> =
         serde_json::from_value(v["hypotheses"].clone()).context("results.json")?;
+    let municipal = meta_coverage::municipal_estimates(&v);
     if lambda {
         facts.h1_lambda = validate::h1_lambda(
             &out.join("link/h1_cases.parquet"),
@@ -206,7 +217,7 @@ fn replicate_inner(
             _ => None,
         };
     }
-    Ok((primaries, facts, h3_models::from_results(&v)))
+    Ok((primaries, municipal, facts, h3_models::from_results(&v)))
 }
 
 /// Runs `f(0..n)` on `threads` workers (`crate::jobs::map_indexed`) and returns the results in

@@ -33,10 +33,10 @@ fn default_min_clusters() -> u32 {
 pub struct HypothesisSpec {
     pub primary_term: String,
     pub direction: Direction,
-    /// Standard errors for OLS models (default: `cr1` with a `cluster`, else `classical`).
+    /// Standard errors for OLS models (default: `cr2` with a `cluster`, else `classical`).
     #[serde(default)]
     pub vcov: Option<Vcov>,
-    /// Cluster column for cr1.
+    /// Cluster column for cr1 and cr2.
     #[serde(default)]
     pub cluster: Option<String>,
     /// REML or ML for mixed models (default: REML).
@@ -48,10 +48,11 @@ pub struct HypothesisSpec {
 }
 
 impl HypothesisSpec {
-    /// The standard errors: as set, else CR1 when a cluster column is set, else classical.
+    /// The standard errors: as set, else CR2 (with Satterthwaite df) when a cluster column is
+    /// set, else classical.
     pub fn vcov(&self) -> Vcov {
         self.vcov.unwrap_or(if self.cluster.is_some() {
-            Vcov::Cr1
+            Vcov::Cr2
         } else {
             Vcov::Classical
         })
@@ -94,6 +95,7 @@ choice! {
         Hc2 = "hc2",
         Hc3 = "hc3",
         Cr1 = "cr1",
+        Cr2 = "cr2",
     }
 }
 
@@ -107,6 +109,7 @@ impl From<Vcov> for crate::stats::ols::VcovType {
             Vcov::Hc2 => V::Hc2,
             Vcov::Hc3 => V::Hc3,
             Vcov::Cr1 => V::Cr1,
+            Vcov::Cr2 => V::Cr2,
         }
     }
 }
@@ -146,10 +149,40 @@ choice! {
     }
 }
 
+choice! {
+    /// `model.meta.test`: inference on the pooled effect of the random-effects meta-analysis.
+    /// `knha` is Hartung–Knapp–Sidik–Jonkman (t on k − 1 df, metafor's `test = "knha"`, not
+    /// truncated); `adhoc` the same with the scale factor truncated at 1 (metafor's `test =
+    /// "adhoc"`); `z` the normal test and intervals.
+    pub enum MetaTest {
+        Knha = "knha",
+        Adhoc = "adhoc",
+        Z = "z",
+    }
+}
+
+impl From<MetaTest> for crate::stats::meta::MetaTest {
+    fn from(t: MetaTest) -> Self {
+        use crate::stats::meta::MetaTest as T;
+        match t {
+            MetaTest::Knha => T::Knha,
+            MetaTest::Adhoc => T::Adhoc,
+            MetaTest::Z => T::Z,
+        }
+    }
+}
+
+fn default_meta_test() -> MetaTest {
+    MetaTest::Knha
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MetaSpec {
     pub methods: Vec<MetaMethod>,
+    /// Inference on the pooled effect (default `knha`).
+    #[serde(default = "default_meta_test")]
+    pub test: MetaTest,
 }
 
 impl Default for ModelSection {
@@ -166,7 +199,7 @@ impl Default for ModelSection {
             alpha: 0.05,
             correction: Correction::Holm,
             h1: HypothesisSpec {
-                vcov: Some(Vcov::Cr1),
+                vcov: Some(Vcov::Cr2),
                 cluster: Some("lead_unit_id".into()),
                 ..h("case_rcap")
             },
@@ -181,6 +214,7 @@ impl Default for ModelSection {
             },
             meta: MetaSpec {
                 methods: vec![MetaMethod::Reml, MetaMethod::Dl],
+                test: default_meta_test(),
             },
             min_clusters: default_min_clusters(),
         }
@@ -195,10 +229,10 @@ impl ModelSection {
             return Err(invalid("model.alpha", "must be in (0, 0.5)"));
         }
         for (name, h) in [("h1", &m.h1), ("h2", &m.h2), ("h3", &m.h3)] {
-            if h.vcov == Some(Vcov::Cr1) && h.cluster.is_none() {
+            if matches!(h.vcov, Some(Vcov::Cr1 | Vcov::Cr2)) && h.cluster.is_none() {
                 return Err(invalid(
                     &format!("model.{name}.cluster"),
-                    "cr1 standard errors need a cluster column",
+                    "cr1 and cr2 standard errors need a cluster column",
                 ));
             }
         }
@@ -237,7 +271,7 @@ mod tests {
             cluster: Some("lead_unit_id".into()),
             ..h1.clone()
         };
-        assert_eq!(with_cluster.vcov(), Vcov::Cr1);
+        assert_eq!(with_cluster.vcov(), Vcov::Cr2);
         // The canonical JSON (what fingerprints cover) spells the values as the TOML does.
         let json = serde_json::to_value(&c.model).unwrap();
         assert_eq!(json["correction"], "holm");

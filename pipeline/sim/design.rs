@@ -330,6 +330,8 @@ mod tests {
             effect_h2: 0.25,
             effect_h3: 0.2,
             cluster: Default::default(),
+            effect_sd: super::super::params::EffectSd::default(),
+            municipality_effects: vec![],
         }
     }
 

@@ -193,6 +193,7 @@ pub fn unit_component(p: &Params, m: &Model, u: &super::design::Unit, wave: u32)
 /// h estimates. τ = mu + a_m + w_t + ū(g, m, t) + d(g→h, m), with ū the headcount-weighted mean
 /// unit component of g's units. Indexed `[wave - 1][g][h]`.
 pub fn true_dyads(p: &Params, m: &Model, md: &MuniDesign) -> Vec<Vec<Vec<f64>>> {
+    let p = &*p.in_municipality(md.index);
     let g = md.dyad.len();
     (1..=p.waves)
         .map(|t| {
@@ -230,6 +231,7 @@ pub fn municipality(
     id_width: usize,
 ) -> MuniOutput {
     let mut out = MuniOutput::default();
+    let p = &*p.in_municipality(md.index);
     employees(p, m, design, md, id_width, &mut out);
     citizens(p, m, design, md, &mut out);
     out

@@ -87,6 +87,61 @@ pub struct Params {
     /// H3's cluster-level departures (zero by default: not written to truth.json then).
     #[serde(flatten)]
     pub cluster: ClusterEffects,
+    /// Between-municipality heterogeneity of the effects (absent from truth.json when zero).
+    #[serde(skip_serializing_if = "EffectSd::is_zero")]
+    pub effect_sd: EffectSd,
+    /// Each municipality's own (h1, h2, h3), in run order; empty when `effect_sd` is zero (every
+    /// municipality then has the mean effects).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub municipality_effects: Vec<MunicipalityEffects>,
+}
+
+// ----- between-municipality heterogeneity of the effects -----
+//
+// With `effect_sd` non-zero, municipality m's effects are h_k + sd_k · z_km, z_km standard
+// normal drawn from the municipality's own stream (`streams::EFFECTS` in `sim.rs`), so the
+// effects above are the means of the municipalities' effects, the target of a random-effects
+// meta-analysis. With the default zero nothing is drawn and nothing changes: the same seed
+// gives the same bytes as before the setting existed.
+
+/// SD of the municipalities' effects around the mean effect, per hypothesis (answer points).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]
+pub struct EffectSd {
+    pub h1: f64,
+    pub h2: f64,
+    pub h3: f64,
+}
+
+impl EffectSd {
+    pub fn is_zero(&self) -> bool {
+        self.h1 == 0.0 && self.h2 == 0.0 && self.h3 == 0.0
+    }
+}
+
+/// One municipality's own effects (written to truth.json when they differ).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MunicipalityEffects {
+    pub municipality: String,
+    pub h1: f64,
+    pub h2: f64,
+    pub h3: f64,
+}
+
+impl Params {
+    /// The parameters as municipality `index` sees them: its own effects when they vary
+    /// between municipalities, otherwise these parameters unchanged (borrowed).
+    pub fn in_municipality(&self, index: usize) -> std::borrow::Cow<'_, Params> {
+        match self.municipality_effects.get(index) {
+            None => std::borrow::Cow::Borrowed(self),
+            Some(e) => {
+                let mut p = self.clone();
+                p.effect_h1 = e.h1;
+                p.effect_h2 = e.h2;
+                p.effect_h3 = e.h3;
+                std::borrow::Cow::Owned(p)
+            }
+        }
+    }
 }
 
 // ----- H3: unit x wave variation and a baseline arm difference -----

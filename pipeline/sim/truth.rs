@@ -279,9 +279,11 @@ pub fn expected(p: &Params, m: &Model, design: &Design) -> Expected {
         // Realised unit-level values of this run.
         let mut vals = Vec::new();
         for (mi, md) in design.munis.iter().enumerate() {
+            let pi = p.in_municipality(mi);
             for u in &md.units {
-                let x =
-                    md.effect + super::generate::unit_component(p, m, u, t) + pm.mean[mi][u.group];
+                let x = md.effect
+                    + super::generate::unit_component(&pi, m, u, t)
+                    + pm.mean[mi][u.group];
                 vals.push((x, f64::from(u.headcount)));
             }
         }
@@ -400,6 +402,8 @@ mod tests {
             effect_h2: 0.25,
             effect_h3: 0.2,
             cluster: Default::default(),
+            effect_sd: super::super::params::EffectSd::default(),
+            municipality_effects: vec![],
         }
     }
 

@@ -197,6 +197,7 @@ mod tests {
             index: i,
             seed: i as u64,
             primaries: vec![],
+            municipal: vec![],
             truth: TruthFacts {
                 h3,
                 wave_trend: 0.05,

@@ -506,6 +506,7 @@ mod tests {
                     n_obs: None,
                 })
                 .collect(),
+            municipal: vec![],
             truth: TruthFacts::default(),
             error: None,
             h3_models: vec![],

@@ -166,6 +166,8 @@ struct Summary<'a> {
     hypotheses: Vec<HypothesisRecovery>,
     /// H3's models side by side (`sim_study::h3_models`).
     h3_models: Vec<super::h3_models::ModelRecovery>,
+    /// Coverage of the meta-analytic interval, z against HKSJ (`meta_coverage`).
+    meta_analysis: Vec<super::meta_coverage::MetaCoverage>,
 }
 
 fn mean(x: &[f64]) -> f64 {
@@ -181,7 +183,7 @@ fn sd(x: &[f64]) -> f64 {
 type Row = (f64, f64, f64, f64, bool, f64, f64);
 
 /// The two targets of hypothesis `h` in replication `r`.
-fn targets(h: &str, r: &Replication, no_control: bool) -> Option<(f64, f64)> {
+pub(super) fn targets(h: &str, r: &Replication, no_control: bool) -> Option<(f64, f64)> {
     let t = &r.truth;
     match h {
         "H1" => t.h1_lambda.map(|l| (t.h1, t.h1 * l)),
@@ -602,6 +604,7 @@ pub fn main(args: &ValidateOptions) -> Result<()> {
     let level = 1.0 - config.model.alpha;
     let hyps = summarize(&reps, level, design.no_control, &refs);
     let h3_models = super::h3_models::summarize(&reps, config.model.alpha);
+    let meta = super::meta_coverage::summarize(&reps, level, design.no_control);
     let errors: Vec<String> = reps
         .iter()
         .chain(&ref_reps)
@@ -626,6 +629,7 @@ pub fn main(args: &ValidateOptions) -> Result<()> {
         references: refs.clone(),
         hypotheses: hyps.clone(),
         h3_models: h3_models.clone(),
+        meta_analysis: meta.clone(),
     };
     crate::io::write_json(&summary, &args.out.join("validate.json"))?;
     write_replications(&args.out.join("replications.csv"), &reps, design.no_control)?;
@@ -640,6 +644,10 @@ pub fn main(args: &ValidateOptions) -> Result<()> {
         crate::console::err(format_args!(
             "{}",
             super::h3_models::table(&h3_models, config.model.alpha)
+        ));
+        crate::console::err(format_args!(
+            "{}",
+            super::meta_coverage::table(&meta, level)
         ));
         crate::say!(
             "[relcap] {} replications ({} failed) in {:.1} s on {} threads; written to {}",
@@ -676,6 +684,7 @@ mod tests {
                 supported: Some(est > 0.1),
                 n_obs: Some(100),
             }],
+            municipal: vec![],
             truth: TruthFacts {
                 h3: 0.2,
                 ..TruthFacts::default()

@@ -5,7 +5,7 @@
 //!
 //! Reads `OUT/link/{h1_cases,h2_respondents,h3_panel}.parquet` and uses the rows whose
 //! `exclusion` is empty (all rows when the column is absent). Every statistic comes from the
-//! engine (`relcap::stats`: OLS with cluster-robust CR1 errors, REML/ML random-intercept models
+//! engine (`relcap::stats`: OLS with cluster-robust CR2 (or CR1) errors, REML/ML random-intercept models
 //! with Satterthwaite t-tests, metafor-style meta-analysis, t-tests, Holm). Every regression
 //! is kept in the orchestrator's store and reused by a later run that fits the same model on the
 //! same values, with its intervals recomputed at that run's level (`model/fitting.rs`, "fits
@@ -19,7 +19,7 @@
 //!
 //! | hypothesis | model | formula (pooled) | estimation |
 //! | --- | --- | --- | --- |
-//! | H1 | `case_rcap` | `quality ~ case_rcap + C(municipality) + C(wave)` | OLS, `model.h1.vcov` (CR1 by `model.h1.cluster`) |
+//! | H1 | `case_rcap` | `quality ~ case_rcap + C(municipality) + C(wave)` | OLS, `model.h1.vcov` (CR2 by `model.h1.cluster`) |
 //! | H1 | `unit_rcap_mean` | `quality ~ unit_rcap_mean + C(municipality) + C(wave)` (sensitivity) | as above |
 //! | H2 | `between_within` | `rcap ~ srm_between + srm_within + C(municipality) + C(wave) + (1 \| unit_id)` | `model.h2.method` |
 //! | H2 | `leave_one_out` | `rcap ~ srm_others + C(municipality) + C(wave) + (1 \| unit_id)` | as above |
@@ -97,8 +97,8 @@
 //! | term | str | coefficient as R names it: `(Intercept)`, `case_rcap`, `C(wave)2`, `post:intervention` |
 //! | estimate | f64 | coefficient (paired test: mean after − before; meta: pooled estimate) |
 //! | std_error | f64? | standard error (OLS: `vcov` setting; LMM: model-based; meta: as metafor) |
-//! | statistic | f64? | t (z for meta rows) |
-//! | df | f64? | t degrees of freedom: OLS n − p (CR1: clusters − 1), LMM Satterthwaite, paired n − 1; null for z |
+//! | statistic | f64? | t (meta rows: t under `model.meta.test` = `knha`/`adhoc`, z under `z`) |
+//! | df | f64? | t degrees of freedom: OLS n − p (CR1: clusters − 1; CR2: the coefficient's Satterthwaite df), LMM Satterthwaite, paired n − 1, meta (HKSJ) k − 1; null for z |
 //! | p_value | f64? | two-sided p |
 //! | p_holm | f64? | Holm-adjusted p over the three pooled primary tests (pooled primary rows only) |
 //! | p_adjusted | f64? | p adjusted by `model.correction` (pooled primary rows only) |
@@ -130,12 +130,12 @@
 //! | message | str? | why it was skipped or failed |
 //! | formula | str | the formula fitted (or that would have been) |
 //! | method | str? | `ols`, `reml`, `ml`, `paired_t` |
-//! | vcov | str? | `classical`, `hc0`..`hc3`, `cr1`, `model` (LMM), `paired` |
+//! | vcov | str? | `classical`, `hc0`..`hc3`, `cr1`, `cr2`, `model` (LMM), `paired` |
 //! | rows_in | i64 | sample rows in the scope |
 //! | n_dropped | i64 | of those, rows missing a column the model uses |
 //! | n_obs | i64? | observations used |
 //! | n_groups | i64? | as in results |
-//! | n_clusters | i64? | CR1 clusters |
+//! | n_clusters | i64? | CR1/CR2 clusters |
 //! | r_squared, adj_r_squared | f64? | OLS |
 //! | sigma | f64? | residual SD (paired: SD of the differences) |
 //! | df_residual | f64? | OLS n − rank; paired n − 1 |
@@ -163,12 +163,16 @@
 //! | hypothesis, model, term | str | the primary model and term combined |
 //! | method | str | `reml`, `dl`, `fe` |
 //! | k | i64 | municipalities with an estimate |
-//! | estimate, std_error, conf_low, conf_high | f64? | pooled effect (z-based) |
+//! | test | str | `knha`, `adhoc` or `z` (`model.meta.test`) |
+//! | estimate, std_error, conf_low, conf_high | f64? | pooled effect; SE and interval under `test` |
+//! | df | f64? | t df of the interval and test (k − 1); null for z |
+//! | s2w | f64? | HKSJ scale factor of the variance (1 for z) |
 //! | tau2, se_tau2, tau | f64? | between-municipality variance, its SE, its square root |
 //! | q, q_df, q_p | f64? | Cochran's Q, k − 1, p |
 //! | i2 | f64? | I² in percent |
 //! | h2 | f64? | H² |
-//! | pi_low, pi_high | f64? | 1 − alpha prediction interval |
+//! | pi_low, pi_high | f64? | 1 − alpha prediction interval: t on k − 2 df (`pi_df`) with the adjusted SE under `knha`/`adhoc`, normal under `z` |
+//! | pi_df | f64? | t df of the prediction interval; null for z |
 //! | converged | bool | REML iterations converged |
 //! | iterations | i64? | REML Fisher-scoring iterations |
 //!
@@ -202,7 +206,7 @@ use crate::io::{write_json, write_parquet};
 use crate::jobs::{map_on_two_threads, map_owned_on_two_threads};
 use crate::memo::Memo;
 use crate::stats::htest::p_adjust_holm;
-use crate::stats::meta::{rma, MetaFit, TauMethod};
+use crate::stats::meta::{rma_with, MetaFit, TauMethod};
 use crate::stats::ols::VcovType;
 use fitting::{fit, Attempt, Kind, ModelSpec, Skip};
 use frame::{Table, Want};
@@ -328,13 +332,13 @@ fn choose_primary(models: &[ModelSpec], term: &str, key: &str) -> Result<usize> 
 fn plan_h1(cfg: &ModelSection, table: Table) -> Result<Plan> {
     let h = &cfg.h1;
     let vcov = VcovType::from(h.vcov());
-    let cluster = if vcov == VcovType::Cr1 {
+    let cluster = if vcov.is_clustered() {
         match &h.cluster {
             Some(c) => Some(c.clone()),
             None => {
                 return Err(config_error(
                     "model.h1.cluster",
-                    "cr1 standard errors need a cluster column".into(),
+                    "cr1 and cr2 standard errors need a cluster column".into(),
                 ))
             }
         }
@@ -566,7 +570,7 @@ fn run_plan(plan: Plan, cfg: &ModelSection, level: f64, memo: &Memo) -> Result<O
                 MetaMethod::Dl => TauMethod::Dl,
                 MetaMethod::Fe => TauMethod::Fixed,
             };
-            match rma(&yi, &vi, tm, level) {
+            match rma_with(&yi, &vi, tm, level, cfg.meta.test.into()) {
                 Ok(fit) => meta.push(MetaRun {
                     method: method.as_str().to_string(),
                     fit,
@@ -764,10 +768,10 @@ fn account(outcomes: &[Outcome], summary: &mut StageSummary) {
     for o in outcomes {
         if let Some((f, _)) = o.primary_pooled() {
             if o.plan.id == "H1" {
-                if let Some(g) = f.n_clusters {
+                if let (Some(g), "cr1") = (f.n_clusters, f.vcov.as_str()) {
                     if g < 20 {
                         summary.warnings.push(format!(
-                            "H1: {g} clusters for the pooled cluster-robust standard errors; CR1 can be too small with fewer than about 20"
+                            "H1: {g} clusters for the pooled cluster-robust standard errors; CR1 can be too small with fewer than about 20 (model.h1.vcov = \"cr2\" corrects for few clusters)"
                         ));
                     }
                 }

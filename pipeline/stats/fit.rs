@@ -35,9 +35,9 @@ pub enum Method {
 /// Options for [`fit_formula`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitOptions {
-    /// Standard errors for OLS. `Cr1` needs `cluster`.
+    /// Standard errors for OLS. `Cr1` and `Cr2` need `cluster`.
     pub vcov: VcovType,
-    /// Column whose values define clusters (OLS with `Cr1`).
+    /// Column whose values define clusters (OLS with `Cr1` or `Cr2`).
     pub cluster: Option<String>,
     /// REML or ML for mixed models.
     pub method: Method,
@@ -161,8 +161,8 @@ pub struct FitReport {
 /// The estimator of [`fit_parsed`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Estimator {
-    /// OLS with the given standard errors; `cluster` names the cluster column (for CR1), whose
-    /// missing rows are dropped with the others.
+    /// OLS with the given standard errors; `cluster` names the cluster column (for CR1 and
+    /// CR2), whose missing rows are dropped with the others.
     Ols {
         vcov: VcovType,
         cluster: Option<String>,
@@ -298,11 +298,12 @@ fn estimator_of(f: &Formula, opts: &FitOptions) -> Result<Estimator, StatsError>
         });
     }
     match (&opts.cluster, opts.vcov) {
-        (None, VcovType::Cr1) => Err(StatsError::InvalidArgument(
-            "cluster-robust (CR1) standard errors need a cluster column".into(),
-        )),
-        (Some(c), v) if v != VcovType::Cr1 => Err(StatsError::InvalidArgument(format!(
-            "a cluster column (`{c}`) was given but the standard errors are {}; use CR1",
+        (None, v) if v.is_clustered() => Err(StatsError::InvalidArgument(format!(
+            "cluster-robust ({}) standard errors need a cluster column",
+            v.as_str()
+        ))),
+        (Some(c), v) if !v.is_clustered() => Err(StatsError::InvalidArgument(format!(
+            "a cluster column (`{c}`) was given but the standard errors are {}; use CR1 or CR2",
             v.as_str()
         ))),
         _ => Ok(Estimator::Ols {
@@ -375,6 +376,11 @@ fn ols_report(fit: &OlsFit, cluster: Option<&str>, mut warnings: Vec<String>) ->
         VcovType::Classical => "classical standard errors".to_string(),
         VcovType::Cr1 => format!(
             "cluster-robust (CR1) standard errors, {} clusters of `{}`",
+            fit.n_clusters.unwrap_or(0),
+            cluster.unwrap_or("?")
+        ),
+        VcovType::Cr2 => format!(
+            "cluster-robust (CR2, Bell-McCaffrey) standard errors with Satterthwaite df, {} clusters of `{}`",
             fit.n_clusters.unwrap_or(0),
             cluster.unwrap_or("?")
         ),

@@ -1,6 +1,6 @@
 //! Fixed- and random-effects meta-analysis of k estimates yᵢ with sampling variances vᵢ, as
-//! metafor's `rma(yi, vi, method = "FE" | "DL" | "REML")` (intercept-only model, z tests) and
-//! `predict()` for the prediction interval.
+//! metafor's `rma(yi, vi, method = "FE" | "DL" | "REML", test = "z" | "knha" | "adhoc")`
+//! (intercept-only model) and `predict()` for the prediction interval.
 //!
 //! - τ²: DerSimonian–Laird, or REML by metafor's Fisher scoring: start at the Hedges (HE)
 //!   estimate truncated at 0, step adj = (Y'PPY − tr P) / tr PP, halve a step that would make τ²
@@ -12,9 +12,25 @@
 //!   for FE from Q, for DL/REML from τ² and the "typical" variance (k − 1)/tr P_FE.
 //! - Prediction interval μ̂ ± z √(SE² + τ²) (metafor's default `test = "z"`); equals the CI for FE.
 //!
+//! Inference on μ ([`MetaTest`], [`rma_with`]; [`rma`] is z):
+//!
+//! - `Z`: SE = 1/√Σwᵢ with wᵢ = 1/(vᵢ + τ²), z test, normal interval (metafor `test = "z"`).
+//! - `Knha`: Hartung–Knapp–Sidik–Jonkman. SE² = s² / Σwᵢ with s² = Σwᵢ(yᵢ − μ̂)² / (k − 1); t
+//!   test and interval on k − 1 df. No truncation: when s² < 1 the adjusted SE is *smaller* than
+//!   the z SE (the t quantile still widens the interval, but not always enough to make it wider
+//!   than the z interval). This is metafor's `test = "knha"` exactly, including its rule that
+//!   s² = 0 when Σwᵢ(yᵢ − μ̂)² ≤ machine epsilon.
+//! - `Adhoc`: the same with s² replaced by max(1, s²) (Knapp & Hartung's ad hoc variance
+//!   correction), so the SE is never below the z SE: metafor's `test = "adhoc"`.
+//!
+//! With `Knha` and `Adhoc` the prediction interval is μ̂ ± t_{k−2} √(SE² + τ²), with the
+//! adjusted SE and k − 2 df (Higgins, Thompson & Spiegelhalter 2009; df set to 1 when k − 2 < 1,
+//! as metafor): metafor's `predict(fit, pi.type = "riley")` on the adjusted fit. For the fixed
+//! effect model (τ² not estimated) its df are k − 1.
+//!
 //! Limits: intercept-only (no moderators); needs k ≥ 2 and positive finite vᵢ.
 
-use crate::dist::{chi2_sf, normal_quantile, normal_sf};
+use crate::dist::{chi2_sf, normal_quantile, normal_sf, t_quantile, t_two_sided_p};
 use crate::types::StatsError;
 use serde::Serialize;
 
@@ -29,14 +45,45 @@ pub enum TauMethod {
     Reml,
 }
 
-/// Result of [`rma`].
+/// How the pooled effect is tested and its intervals formed (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub enum MetaTest {
+    /// Normal (z) test and intervals.
+    #[default]
+    Z,
+    /// Hartung–Knapp–Sidik–Jonkman: scaled SE, t on k − 1 df (metafor `test = "knha"`).
+    Knha,
+    /// HKSJ with the scale factor truncated at 1 (metafor `test = "adhoc"`).
+    Adhoc,
+}
+
+impl MetaTest {
+    /// metafor's name of the test.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MetaTest::Z => "z",
+            MetaTest::Knha => "knha",
+            MetaTest::Adhoc => "adhoc",
+        }
+    }
+}
+
+/// Result of [`rma`] and [`rma_with`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetaFit {
     pub method: TauMethod,
+    pub test: MetaTest,
     pub k: usize,
     pub estimate: f64,
     pub se: f64,
+    /// The test statistic: z, or t for `Knha` and `Adhoc`.
     pub z: f64,
+    /// Degrees of freedom of the t test and CI (k − 1); None for z.
+    pub df: Option<f64>,
+    /// HKSJ scale factor s² applied to the variance (1 for z).
+    pub s2w: f64,
+    /// Degrees of freedom of the prediction interval; None when it is normal.
+    pub pi_df: Option<f64>,
     pub p_value: f64,
     pub conf_low: f64,
     pub conf_high: f64,
@@ -83,8 +130,8 @@ fn ll_reml(yi: &[f64], vi: &[f64], tau2: f64) -> f64 {
     -0.5 * vi.iter().map(|v| (v + tau2).ln()).sum::<f64>() - 0.5 * s1.ln() - 0.5 * rss
 }
 
-/// Fit the meta-analysis. `level` is the confidence level (e.g. 0.95) of CI and PI.
-pub fn rma(yi: &[f64], vi: &[f64], method: TauMethod, level: f64) -> Result<MetaFit, StatsError> {
+/// The checks of [`rma_with`]'s arguments.
+fn check_inputs(yi: &[f64], vi: &[f64], level: f64) -> Result<(), StatsError> {
     let k = yi.len();
     if vi.len() != k {
         return Err(StatsError::DimensionMismatch(format!(
@@ -113,6 +160,24 @@ pub fn rma(yi: &[f64], vi: &[f64], method: TauMethod, level: f64) -> Result<Meta
             "level must be in (0, 1), got {level}"
         )));
     }
+    Ok(())
+}
+
+/// Fit the meta-analysis with z tests. `level` is the confidence level (e.g. 0.95) of CI and PI.
+pub fn rma(yi: &[f64], vi: &[f64], method: TauMethod, level: f64) -> Result<MetaFit, StatsError> {
+    rma_with(yi, vi, method, level, MetaTest::Z)
+}
+
+/// Fit the meta-analysis with the given inference on the pooled effect.
+pub fn rma_with(
+    yi: &[f64],
+    vi: &[f64],
+    method: TauMethod,
+    level: f64,
+    test: MetaTest,
+) -> Result<MetaFit, StatsError> {
+    check_inputs(yi, vi, level)?;
+    let k = yi.len();
     let kf = k as f64;
     let dfq = kf - 1.0;
 
@@ -188,10 +253,11 @@ pub fn rma(yi: &[f64], vi: &[f64], method: TauMethod, level: f64) -> Result<Meta
 
     let w: Vec<f64> = vi.iter().map(|v| 1.0 / (v + tau2)).collect();
     let (sw, _, _, mu) = sums(yi, &w);
-    let se = 1.0 / sw.sqrt();
+    let inf = Inference::new(yi, &w, sw, mu, test, method, level);
+    let se = inf.se;
     let z = mu / se;
-    let zq = normal_quantile(0.5 + 0.5 * level);
-    let p_value = (2.0 * normal_sf(z.abs())).min(1.0);
+    let zq = inf.crit;
+    let p_value = inf.p_value(z);
     let (i2, h2) = match method {
         TauMethod::Fixed => (
             if q > 0.0 {
@@ -207,15 +273,18 @@ pub fn rma(yi: &[f64], vi: &[f64], method: TauMethod, level: f64) -> Result<Meta
         }
     };
     let pi_se = (se * se + tau2).sqrt();
-    let around_mu = |s: f64| (mu - zq * s, mu + zq * s);
-    let (conf_low, conf_high) = around_mu(se);
-    let (pi_low, pi_high) = around_mu(pi_se);
+    let (conf_low, conf_high) = (mu - zq * se, mu + zq * se);
+    let (pi_low, pi_high) = (mu - inf.pi_crit * pi_se, mu + inf.pi_crit * pi_se);
     Ok(MetaFit {
         method,
+        test,
         k,
         estimate: mu,
         se,
         z,
+        df: inf.df,
+        s2w: inf.s2w,
+        pi_df: inf.pi_df,
         p_value,
         conf_low,
         conf_high,
@@ -232,6 +301,75 @@ pub fn rma(yi: &[f64], vi: &[f64], method: TauMethod, level: f64) -> Result<Meta
         converged,
         level,
     })
+}
+
+/// The SE of μ̂, the quantiles of its CI and PI and their df, under `test`.
+struct Inference {
+    se: f64,
+    s2w: f64,
+    df: Option<f64>,
+    crit: f64,
+    pi_df: Option<f64>,
+    pi_crit: f64,
+}
+
+impl Inference {
+    fn new(
+        yi: &[f64],
+        w: &[f64],
+        sw: f64,
+        mu: f64,
+        test: MetaTest,
+        method: TauMethod,
+        level: f64,
+    ) -> Self {
+        let k = yi.len() as f64;
+        let q = 0.5 + 0.5 * level;
+        if test == MetaTest::Z {
+            let crit = normal_quantile(q);
+            return Inference {
+                se: 1.0 / sw.sqrt(),
+                s2w: 1.0,
+                df: None,
+                crit,
+                pi_df: None,
+                pi_crit: crit,
+            };
+        }
+        // metafor: RSS of the weighted fit; s² = 0 at (numerically) zero RSS.
+        let rss: f64 = w.iter().zip(yi).map(|(a, y)| a * (y - mu) * (y - mu)).sum();
+        let mut s2w = if rss <= f64::EPSILON {
+            0.0
+        } else {
+            rss / (k - 1.0)
+        };
+        if test == MetaTest::Adhoc && s2w < 1.0 {
+            s2w = 1.0;
+        }
+        let df = k - 1.0;
+        // predict(pi.type = "riley"): df − (parameters) + (coefficients): k − 2 when τ² is
+        // estimated, k − 1 for the fixed-effect model; at least 1.
+        let pi_df = match method {
+            TauMethod::Fixed => df,
+            _ => df - 1.0,
+        }
+        .max(1.0);
+        Inference {
+            se: (s2w / sw).sqrt(),
+            s2w,
+            df: Some(df),
+            crit: t_quantile(q, df),
+            pi_df: Some(pi_df),
+            pi_crit: t_quantile(q, pi_df),
+        }
+    }
+
+    fn p_value(&self, stat: f64) -> f64 {
+        match self.df {
+            None => (2.0 * normal_sf(stat.abs())).min(1.0),
+            Some(df) => t_two_sided_p(stat, df),
+        }
+    }
 }
 
 #[cfg(test)]

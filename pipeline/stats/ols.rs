@@ -1,5 +1,5 @@
 //! Ordinary least squares by column-pivoted QR, with the summary R's `lm` gives and classical,
-//! HC0–HC3 or cluster-robust (CR1) standard errors.
+//! HC0–HC3 or cluster-robust (CR1, CR2) standard errors.
 //!
 //! Method: columns are scaled by powers of two to unit-ish norm (exact, changes nothing but the
 //! pivoting and the rank decision), factored with faer's column-pivoted Householder QR, and the
@@ -18,8 +18,9 @@
 //! with one, R² is centred and the F test excludes it, without one R² is uncentred (Σy²). The F
 //! test is the classical overall F for `Classical`, and the Wald F (β' V⁻¹ β / q, with the robust
 //! V) for HC and CR1, as `lmtest::waldtest(fit, vcov = ...)` and statsmodels report it; its
-//! denominator df is n − rank, except CR1 where it is G − 1 (Stata's convention, also used for the
-//! CR1 t tests and intervals). Log-likelihood, AIC and BIC are those of R's `logLik.lm` with
+//! denominator df is n − rank, except CR1 and CR2 where it is G − 1 (Stata's convention, also used
+//! for the CR1 t tests and intervals; for CR2 it is clubSandwich's `Wald_test(test = "Naive-F")`).
+//! CR2's t tests and intervals use each coefficient's Satterthwaite df (`cr2`). Log-likelihood, AIC and BIC are those of R's `logLik.lm` with
 //! df = rank + 1.
 //!
 //! Limits: no weights, no offsets; a design with zero residual degrees of freedom gets NaN
@@ -28,6 +29,7 @@
 // `!(x > 0.0)` is deliberate: it is also true for NaN; index loops mirror the matrix formulas.
 #![allow(clippy::neg_cmp_op_on_partial_ord, clippy::needless_range_loop)]
 
+use crate::cr2::vcov_cr2_by;
 use crate::dist::{f_sf, t_quantile, t_two_sided_p};
 pub use crate::robust::VcovType;
 use crate::robust::{vcov_cr1_by, vcov_hc};
@@ -45,7 +47,7 @@ use refine::{inverse_columns, Factor};
 #[derive(Debug, Clone, Copy)]
 pub struct OlsOptions<'a> {
     pub vcov: VcovType,
-    /// Cluster id per observation; required for `Cr1`, ignored otherwise.
+    /// Cluster id per observation; required for `Cr1` and `Cr2`, ignored otherwise.
     pub cluster: Option<&'a [u32]>,
     /// Confidence level of the coefficient intervals, in (0, 1).
     pub conf_level: f64,
@@ -169,12 +171,14 @@ pub fn ols(
 
     let fitted: Vec<f64> = y.iter().zip(&residuals).map(|(a, b)| a - b).collect();
     let gof = Goodness::new(x, y, &residuals, &kept, rank);
-    let (vcov, n_clusters) = covariance(x, &fac, &kept, &residuals, &bread, gof.sigma2, opts)?;
+    let cov = covariance(x, &fac, &kept, &residuals, &bread, gof.sigma2, opts)?;
+    let (vcov, n_clusters) = (cov.vcov, cov.n_clusters);
     let df_inf = match n_clusters {
         Some(g) => g as f64 - 1.0,
         None => gof.df_res,
     };
-    let coefficients = coefficient_rows(names, &kept, &beta, &vcov, df_inf, opts.conf_level);
+    let dfs = cov.df.unwrap_or_else(|| vec![df_inf; rank]);
+    let coefficients = coefficient_rows(names, &kept, &beta, &vcov, &dfs, opts.conf_level);
     let (f_statistic, f_df, f_p_value) = f_test(&gof, &beta, &vcov, df_inf, opts.vcov);
 
     let nf = n as f64;
@@ -253,12 +257,13 @@ fn check_inputs(
             }
         }
     }
-    if opts.vcov == VcovType::Cr1 {
+    if opts.vcov.is_clustered() {
         match opts.cluster {
             None => {
-                return Err(StatsError::InvalidArgument(
-                    "CR1 covariance needs cluster ids".into(),
-                ))
+                return Err(StatsError::InvalidArgument(format!(
+                    "{} covariance needs cluster ids",
+                    opts.vcov.as_str()
+                )))
             }
             Some(c) if c.len() != n => {
                 return Err(StatsError::DimensionMismatch(format!(
@@ -447,8 +452,15 @@ impl Goodness {
     }
 }
 
-/// The covariance of the kept coefficients of the requested type, and the number of clusters
-/// for CR1.
+/// A covariance of the kept coefficients: the matrix, the number of clusters (CR1, CR2) and
+/// the degrees of freedom of each coefficient when they differ (CR2's Satterthwaite df).
+struct Covariance {
+    vcov: Vec<Vec<f64>>,
+    n_clusters: Option<usize>,
+    df: Option<Vec<f64>>,
+}
+
+/// The covariance of the kept coefficients of the requested type.
 fn covariance(
     x: MatRef<'_, f64>,
     fac: &Factor,
@@ -457,10 +469,15 @@ fn covariance(
     bread: &[Vec<f64>],
     sigma2: f64,
     opts: &OlsOptions,
-) -> Result<(Vec<Vec<f64>>, Option<usize>), StatsError> {
+) -> Result<Covariance, StatsError> {
     let n = x.nrows();
+    let plain = |vcov, n_clusters| Covariance {
+        vcov,
+        n_clusters,
+        df: None,
+    };
     Ok(match opts.vcov {
-        VcovType::Classical => (
+        VcovType::Classical => plain(
             bread
                 .iter()
                 .map(|r| r.iter().map(|v| v * sigma2).collect())
@@ -470,7 +487,16 @@ fn covariance(
         VcovType::Cr1 => {
             let cl = opts.cluster.unwrap_or(&[]);
             let (v, g) = vcov_cr1_by(n, |i, a| x[(i, kept[a])], residuals, cl, bread)?;
-            (v, Some(g))
+            plain(v, Some(g))
+        }
+        VcovType::Cr2 => {
+            let cl = opts.cluster.unwrap_or(&[]);
+            let r = vcov_cr2_by(n, |i, a| x[(i, kept[a])], residuals, cl, bread)?;
+            Covariance {
+                vcov: r.vcov,
+                n_clusters: Some(r.n_clusters),
+                df: Some(r.df),
+            }
         }
         kind => {
             // Rows of the kept design (original scale), for the sandwich estimators.
@@ -481,25 +507,34 @@ fn covariance(
             let lev: Vec<f64> = (0..n)
                 .map(|i| fac.q.iter().map(|qc| qc[i] * qc[i]).sum())
                 .collect();
-            (vcov_hc(kind, &rows, residuals, &lev, bread)?, None)
+            plain(vcov_hc(kind, &rows, residuals, &lev, bread)?, None)
         }
     })
 }
 
-/// The coefficient rows of the kept columns, with t tests and intervals on `df_inf` degrees of
-/// freedom.
+/// The coefficient rows of the kept columns, with t tests and intervals on `dfs[k]` degrees of
+/// freedom (one value for all but CR2's).
 fn coefficient_rows(
     names: &[String],
     kept: &[usize],
     beta: &[f64],
     vcov: &[Vec<f64>],
-    df_inf: f64,
+    dfs: &[f64],
     conf_level: f64,
 ) -> Vec<Coefficient> {
-    let tq = interval_quantile(df_inf, conf_level);
+    let mut last: Option<(u64, f64)> = None;
     kept.iter()
         .enumerate()
         .map(|(k, &j)| {
+            let df_inf = dfs[k];
+            let tq = match last {
+                Some((bits, q)) if bits == df_inf.to_bits() => q,
+                _ => {
+                    let q = interval_quantile(df_inf, conf_level);
+                    last = Some((df_inf.to_bits(), q));
+                    q
+                }
+            };
             let se = vcov[k][k].sqrt();
             let t = beta[k] / se;
             Coefficient {

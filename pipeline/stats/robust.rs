@@ -1,4 +1,4 @@
-//! Heteroskedasticity-consistent (HC0–HC3) and cluster-robust (CR1) covariance matrices for least
+//! Heteroskedasticity-consistent (HC0–HC3) and cluster-robust (CR1; CR2 is in `cr2`) covariance matrices for least
 //! squares, as R's `sandwich` computes them, given the bread (X'X)⁻¹, the design, the residuals
 //! and (for HC2/HC3) the leverages.
 //!
@@ -31,6 +31,9 @@ pub enum VcovType {
     Hc3,
     /// Cluster-robust with the Stata / `vcovCL(type = "HC1")` small-sample factor.
     Cr1,
+    /// Bias-reduced cluster-robust (Bell–McCaffrey) with Satterthwaite degrees of freedom per
+    /// coefficient (clubSandwich's CR2; see `cr2`).
+    Cr2,
 }
 
 impl VcovType {
@@ -43,7 +46,13 @@ impl VcovType {
             VcovType::Hc2 => "HC2",
             VcovType::Hc3 => "HC3",
             VcovType::Cr1 => "CR1",
+            VcovType::Cr2 => "CR2",
         }
+    }
+
+    /// Whether the covariance is cluster-robust (needs cluster ids).
+    pub fn is_clustered(&self) -> bool {
+        matches!(self, VcovType::Cr1 | VcovType::Cr2)
     }
 }
 

@@ -13,6 +13,7 @@ mod disclosure;
 mod fit_cli;
 mod ingest_clean;
 mod model;
+mod model_small_samples;
 mod rc_survey_germany;
 mod real_exports;
 mod real_exports_fuzz;

@@ -5,7 +5,9 @@
 //!   written as Parquet into a fresh output folder, `relcap run --only model` fits them, and every
 //!   coefficient, SE, df, p, interval, standardized effect, variance component and meta-analysis
 //!   is compared with R: 1e-8 relative for OLS, 1e-6 for mixed-model estimates and SEs (the
-//!   engine's tolerances), 1e-4 for Satterthwaite df and what depends on them.
+//!   engine's tolerances), 1e-4 for Satterthwaite df and what depends on them. `check.R` fits H1
+//!   with CR1 and the meta-analyses with z tests, so this run sets `model.h1.vcov = "cr1"` and
+//!   `model.meta.test = "z"`; the defaults (CR2, HKSJ) are checked by `model_small_samples`.
 //!
 //! When the demo study or the stages before `model` change, the CSV files are written again by
 //! `scripts/write_r_inputs.sh` (the demo through `link`, then `examples/link_csv.rs`), and R
@@ -20,7 +22,7 @@ use serde_json::Value;
 
 use crate::common::{read_json, relcap, repo, simulate};
 
-fn fixture_dir() -> PathBuf {
+pub(crate) fn fixture_dir() -> PathBuf {
     repo().join("tests/fixtures/model_r")
 }
 
@@ -81,9 +83,9 @@ fn read_csv(path: &Path) -> DataFrame {
 }
 
 /// results.json rows by (hypothesis, scope, model, term): their numeric fields.
-type Rows = BTreeMap<(String, String, String, String), BTreeMap<String, Option<f64>>>;
+pub(crate) type Rows = BTreeMap<(String, String, String, String), BTreeMap<String, Option<f64>>>;
 
-fn results_by_key(out: &Path) -> Rows {
+pub(crate) fn results_by_key(out: &Path) -> Rows {
     let v = read_json(&out.join("model/results.json"));
     let mut map = BTreeMap::new();
     for r in v["results"].as_array().unwrap() {
@@ -105,7 +107,7 @@ fn results_by_key(out: &Path) -> Rows {
     map
 }
 
-fn num(v: &Value) -> f64 {
+pub(crate) fn num(v: &Value) -> f64 {
     match v {
         Value::Number(n) => n.as_f64().unwrap(),
         Value::String(s) if s == "Inf" => f64::INFINITY,
@@ -113,15 +115,23 @@ fn num(v: &Value) -> f64 {
     }
 }
 
-#[test]
-fn matches_r_on_the_demo_linked_tables() {
-    let fx = fixture_dir();
-    if !fx.join("expected.json").is_file() {
-        panic!(
-            "{} is missing: run check.R (see its header)",
-            fx.join("expected.json").display()
-        );
+/// The demo study's config with `edits` (each `(from, to)` must occur once), written to `dir`.
+pub(crate) fn demo_config_with(dir: &Path, edits: &[(&str, &str)]) -> PathBuf {
+    let mut text = std::fs::read_to_string(repo().join("config/study.toml")).unwrap();
+    for (from, to) in edits {
+        assert_eq!(text.matches(from).count(), 1, "{from} in config/study.toml");
+        text = text.replace(from, to);
     }
+    let path = dir.join("study.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The demo study's linked tables (the committed CSV files) written as Parquet into a fresh
+/// output folder, and `relcap run --only model` on them with `config` (the demo's when None).
+/// Returns the temporary folder and the output folder in it.
+pub(crate) fn model_on_demo_tables(config: Option<&Path>) -> (tempfile::TempDir, PathBuf) {
+    let fx = fixture_dir();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     for t in LINK_TABLES {
@@ -133,14 +143,37 @@ fn matches_r_on_the_demo_linked_tables() {
         )
         .unwrap();
     }
-    relcap()
-        .current_dir(repo())
+    let mut cmd = relcap();
+    cmd.current_dir(repo())
         .args(["run", "--only", "model", "-q", "--out"])
         .arg(&out)
         .arg("--data")
-        .arg(tmp.path())
-        .assert()
-        .success();
+        .arg(tmp.path());
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.assert().success();
+    (tmp, out)
+}
+
+#[test]
+fn matches_r_on_the_demo_linked_tables() {
+    let fx = fixture_dir();
+    if !fx.join("expected.json").is_file() {
+        panic!(
+            "{} is missing: run check.R (see its header)",
+            fx.join("expected.json").display()
+        );
+    }
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let config = demo_config_with(
+        cfg_dir.path(),
+        &[
+            ("vcov = \"cr2\"", "vcov = \"cr1\""),
+            ("\ntest = \"knha\"", "\ntest = \"z\""),
+        ],
+    );
+    let (_tmp, out) = model_on_demo_tables(Some(&config));
     let ours = results_by_key(&out);
     let expected: Value = read_json(&fx.join("expected.json"));
 

@@ -377,7 +377,7 @@ fn sd(x: impl Iterator<Item = f64> + Clone) -> Option<f64> {
 
 /// Bump whenever this file or the statistics engine changes what a regression returns: kept
 /// fits of another version are then never found.
-const FIT_CACHE_VERSION: u32 = 2;
+const FIT_CACHE_VERSION: u32 = 3;
 /// The store's namespace (the stage's name).
 const MEMO_STAGE: &str = "model";
 
@@ -642,6 +642,7 @@ fn vcov_name(v: VcovType) -> &'static str {
         VcovType::Hc2 => "hc2",
         VcovType::Hc3 => "hc3",
         VcovType::Cr1 => "cr1",
+        VcovType::Cr2 => "cr2",
     }
 }
 

@@ -96,11 +96,14 @@ pub struct HetRow {
     pub model: String,
     pub term: String,
     pub method: String,
+    pub test: String,
     pub k: i64,
     pub estimate: Option<f64>,
     pub std_error: Option<f64>,
     pub conf_low: Option<f64>,
     pub conf_high: Option<f64>,
+    pub df: Option<f64>,
+    pub s2w: Option<f64>,
     pub tau2: Option<f64>,
     pub se_tau2: Option<f64>,
     pub tau: Option<f64>,
@@ -111,6 +114,7 @@ pub struct HetRow {
     pub h2: Option<f64>,
     pub pi_low: Option<f64>,
     pub pi_high: Option<f64>,
+    pub pi_df: Option<f64>,
     pub converged: bool,
     pub iterations: Option<i64>,
 }
@@ -128,11 +132,14 @@ impl HetRow {
             model: model.into(),
             term: term.into(),
             method: method.into(),
+            test: m.test.as_str().into(),
             k: m.k as i64,
             estimate: fin(m.estimate),
             std_error: fin(m.se),
             conf_low: fin(m.conf_low),
             conf_high: fin(m.conf_high),
+            df: ofin(m.df),
+            s2w: fin(m.s2w),
             tau2: fin(m.tau2),
             se_tau2: ofin(m.se_tau2),
             tau: fin(m.tau2.max(0.0).sqrt()),
@@ -143,6 +150,7 @@ impl HetRow {
             h2: fin(m.h2),
             pi_low: fin(m.pi_low),
             pi_high: fin(m.pi_high),
+            pi_df: ofin(m.pi_df),
             converged: m.converged,
             iterations: m.iterations.map(|i| i as i64),
         }
@@ -276,7 +284,7 @@ pub(super) fn collect(outcomes: &[Outcome], verdicts: &[Verdict]) -> Out {
                         estimate: fin(m.estimate),
                         std_error: fin(m.se),
                         statistic: fin(m.z),
-                        df: None,
+                        df: ofin(m.df),
                         p_value: fin(m.p_value),
                         p_holm: None,
                         p_adjusted: None,
@@ -416,11 +424,14 @@ pub fn het_frame(rows: &[HetRow]) -> Result<DataFrame> {
         .s("model", |r| &r.model)
         .s("term", |r| &r.term)
         .s("method", |r| &r.method)
+        .s("test", |r| &r.test)
         .i("k", |r| Some(r.k))
         .f("estimate", |r| r.estimate)
         .f("std_error", |r| r.std_error)
         .f("conf_low", |r| r.conf_low)
         .f("conf_high", |r| r.conf_high)
+        .f("df", |r| r.df)
+        .f("s2w", |r| r.s2w)
         .f("tau2", |r| r.tau2)
         .f("se_tau2", |r| r.se_tau2)
         .f("tau", |r| r.tau)
@@ -431,6 +442,7 @@ pub fn het_frame(rows: &[HetRow]) -> Result<DataFrame> {
         .f("h2", |r| r.h2)
         .f("pi_low", |r| r.pi_low)
         .f("pi_high", |r| r.pi_high)
+        .f("pi_df", |r| r.pi_df)
         .b("converged", |r| Some(r.converged))
         .i("iterations", |r| r.iterations);
     c.finish()

@@ -377,13 +377,24 @@ fn meta_analysis_matches_a_hand_computed_dersimonian_laird() {
     let tau2 = ((q - 3.0) / (sw - sw2 / sw)).max(0.0);
     let ws: Vec<f64> = per.iter().map(|(_, s)| 1.0 / (s * s + tau2)).collect();
     let mu = per.iter().zip(&ws).map(|((y, _), w)| w * y).sum::<f64>() / ws.iter().sum::<f64>();
-    let se = (1.0 / ws.iter().sum::<f64>()).sqrt();
+    // Hartung–Knapp–Sidik–Jonkman (the default `model.meta.test`): the variance scaled by
+    // s² = Σ w*(y − μ)² / (k − 1), t on k − 1 = 3 df.
+    let s2 = per
+        .iter()
+        .zip(&ws)
+        .map(|((y, _), w)| w * (y - mu).powi(2))
+        .sum::<f64>()
+        / 3.0;
+    let se = (s2 / ws.iter().sum::<f64>()).sqrt();
     let dl = rows
         .iter()
         .find(|x| x["hypothesis"] == "H2" && x["scope"] == "meta_dl")
         .unwrap();
     assert!((dl["estimate"].as_f64().unwrap() - mu).abs() < 1e-12);
     assert!((dl["std_error"].as_f64().unwrap() - se).abs() < 1e-12);
+    assert_eq!(dl["df"], 3.0);
+    let t = mu / se;
+    assert!((dl["statistic"].as_f64().unwrap() - t).abs() < 1e-9 * t.abs());
     assert_eq!(dl["n_groups"], 4);
     let het = crate::io::read_parquet(&dir.path().join("model/heterogeneity.parquet")).unwrap();
     assert_eq!(het.height(), 6);

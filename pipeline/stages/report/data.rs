@@ -66,6 +66,8 @@ pub struct VarianceRow {
 pub struct HeterogeneityRow {
     pub hypothesis: String,
     pub method: String,
+    /// `knha`, `adhoc` or `z` (None in tables written before the column existed: z).
+    pub test: Option<String>,
     pub k: i64,
     pub estimate: Option<f64>,
     pub conf_low: Option<f64>,
@@ -346,6 +348,7 @@ fn heterogeneity(path: &Path) -> Result<Vec<HeterogeneityRow>> {
     let specs = [
         req("hypothesis", STR),
         req("method", STR),
+        opt("test", STR),
         req("k", I64),
         opt("estimate", F64),
         opt("conf_low", F64),
@@ -357,6 +360,7 @@ fn heterogeneity(path: &Path) -> Result<Vec<HeterogeneityRow>> {
     let df = read(path, &specs)?;
     let h: Vec<_> = strs(&df, "hypothesis")?.map(s).collect();
     let me: Vec<_> = strs(&df, "method")?.map(s).collect();
+    let te: Vec<Option<String>> = strs(&df, "test")?.map(|v| v.map(String::from)).collect();
     let k: Vec<_> = i64s(&df, "k")?.collect();
     let e: Vec<_> = f64s(&df, "estimate")?.collect();
     let lo: Vec<_> = f64s(&df, "conf_low")?.collect();
@@ -368,6 +372,7 @@ fn heterogeneity(path: &Path) -> Result<Vec<HeterogeneityRow>> {
         .map(|i| HeterogeneityRow {
             hypothesis: h[i].clone(),
             method: me[i].clone(),
+            test: te[i].clone(),
             k: k[i].unwrap_or(0),
             estimate: e[i],
             conf_low: lo[i],

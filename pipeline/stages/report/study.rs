@@ -174,6 +174,10 @@ pub(super) fn study_view(
         "flow": flow,
         "fits": fits,
         "meta_methods": meta_methods,
+        "meta_test": inp
+            .heterogeneity
+            .first()
+            .map(|x| meta_test_words(x.test.as_deref(), x.k)),
         "n_municipalities": n_municipalities,
         "counts": score_counts,
         "fits_total": fits_total,
@@ -182,6 +186,28 @@ pub(super) fn study_view(
         "not_converged": not_converged,
     });
     Ok((value, primary_n, secondary_n))
+}
+
+/// The meta-analysis's inference in a forest row's label: `HKSJ`, `HKSJ ad hoc` or `z`.
+fn meta_test_short(test: Option<&str>) -> &'static str {
+    match test {
+        Some("knha") => "HKSJ",
+        Some("adhoc") => "HKSJ ad hoc",
+        _ => "z",
+    }
+}
+
+/// The meta-analysis's inference in words, for the notes and the methods paragraph.
+fn meta_test_words(test: Option<&str>, k: i64) -> String {
+    match test {
+        Some(t @ ("knha" | "adhoc")) => format!(
+            "Hartung-Knapp-Sidik-Jonkman{} standard error, t test and interval on {} df, prediction interval on t with {} df",
+            if t == "adhoc" { " (never below the z standard error)" } else { "" },
+            k - 1,
+            (k - 2).max(1)
+        ),
+        _ => "normal (z) test and intervals".to_string(),
+    }
 }
 
 /// The config hash: of every stage's config section (see the module documentation).
@@ -292,8 +318,9 @@ impl Study<'_> {
                 (
                     plots::RowKind::Meta,
                     format!(
-                        "Meta-analysis ({})",
-                        r.scope.trim_start_matches("meta_").to_uppercase()
+                        "Meta-analysis ({}, {})",
+                        r.scope.trim_start_matches("meta_").to_uppercase(),
+                        meta_test_short(het.and_then(|x| x.test.as_deref()))
                     ),
                 )
             } else {
@@ -325,6 +352,7 @@ impl Study<'_> {
             "n": if min_n == i64::MAX { 0 } else { min_n },
             "rows": table,
             "method": het.map(|x| x.method.to_uppercase()),
+            "test": het.map(|x| meta_test_words(x.test.as_deref(), x.k)),
             "k": het.map(|x| x.k),
             "i2": het.and_then(|x| x.i2).map(|v| fmt::fixed(v, 1)),
             "tau2": het.and_then(|x| x.tau2).map(fmt::num),

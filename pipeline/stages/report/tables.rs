@@ -52,6 +52,10 @@ fn vcov_words(vcov: &str, cluster: Option<&str>) -> String {
             "cluster-robust (CR1) standard errors, clustered by {}",
             cluster.unwrap_or("cluster")
         ),
+        "cr2" => format!(
+            "bias-reduced cluster-robust (CR2) standard errors with Satterthwaite degrees of freedom, clustered by {}",
+            cluster.unwrap_or("cluster")
+        ),
         "classical" => "classical OLS standard errors".to_string(),
         "model" => "model-based standard errors of the mixed model (REML), Satterthwaite degrees of freedom".to_string(),
         "paired" => "standard error of the paired mean difference".to_string(),
