@@ -85,7 +85,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use polars::prelude::*;
 
 use super::{StageContext, StageSummary, TableCount};
@@ -209,57 +209,69 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let units = filed.clean(read("units")?, &UNITS, no_rules, &[], &UNITS.names())?;
     let units = units.context("the clean units are kept in every run")?;
     let refs = References::of(&units)?;
-    let rules = |lf| Ok((refs.with_unit(lf), vec![unknown_unit()]));
+    let rules = |lf| Ok((refs.with_unit(lf)?, vec![unknown_unit()]));
     let names = INTERVENTION.names();
     filed.clean(read("intervention")?, &INTERVENTION, rules, &[], &names)?;
 
     let items = item_table(ins)?;
-    let rules = |lf| employee_rules(refs.with_group(refs.with_unit(lf)), &items, ins);
-    let derived = [("work_group", "__unit_work_group"), SCORED[0], SCORED[1]];
-    let table = with_value_text(read(EMPLOYEE_RESPONSES.name)?)?;
-    let employee = filed.clean(
-        table,
-        &EMPLOYEE_RESPONSES,
-        rules,
-        &derived,
-        &EMPLOYEE_OUTPUT,
-    )?;
-    if let Some(employee) = employee {
-        count_missing(&mut filed.summary, EMPLOYEE_RESPONSES.name, &employee)?;
+    // The answer tables, each written before the next is read (not held while the others are
+    // cleaned); a dry run takes them in the order ingest makes them (`super::table_order`).
+    for table in super::table_order(filed.dry) {
+        match table {
+            t if t == EMPLOYEE_RESPONSES.name => filed.employee(ctx, &refs, &items)?,
+            t if t == CITIZEN_RESPONSES.name => filed.citizen(ctx, &refs, &items)?,
+            t if t == CASE_INVOLVEMENT.name => filed.involvement(ctx, &refs)?,
+            _ => continue,
+        }
+        filed.write_outputs(ctx)?;
     }
-    // Written now, not held while the other tables are cleaned.
-    filed.write_outputs(ctx)?;
-
-    let rules = |lf| citizen_rules(refs.with_municipality(lf), &items, ins);
-    let table = with_value_text(read(CITIZEN_RESPONSES.name)?)?;
-    let citizen = filed.clean(table, &CITIZEN_RESPONSES, rules, &SCORED, &CITIZEN_OUTPUT)?;
-    if let Some(citizen) = citizen {
-        count_missing(&mut filed.summary, CITIZEN_RESPONSES.name, &citizen)?;
-    }
-    filed.write_outputs(ctx)?;
-
-    let rules = |lf| Ok((refs.with_unit(lf), vec![unknown_unit()]));
-    let derived = [
-        ("municipality", "__unit_municipality"),
-        ("work_group", "__unit_work_group"),
-    ];
-    let table = read(CASE_INVOLVEMENT.name)?;
-    let involvement = filed.clean(
-        table,
-        &CASE_INVOLVEMENT,
-        rules,
-        &derived,
-        &INVOLVEMENT_OUTPUT,
-    )?;
-    if let Some(involvement) = involvement {
-        count_leads(&mut filed.summary, &involvement)?;
-    }
-    filed.write_outputs(ctx)?;
     filed.write_quarantine(ctx)?;
     Ok(filed.summary)
 }
 
 impl Filed {
+    /// Cleans the employee answers.
+    fn employee(&mut self, ctx: &StageContext, refs: &References, items: &DataFrame) -> Result<()> {
+        let ins = &ctx.config.instrument;
+        let rules = |lf| employee_rules(refs.with_group(refs.with_unit(lf)?)?, items, ins);
+        let derived = [("work_group", "__unit_work_group"), SCORED[0], SCORED[1]];
+        let table = with_value_text(ctx.read_table(READS, EMPLOYEE_RESPONSES.name)?)?;
+        let output = &EMPLOYEE_OUTPUT;
+        let employee = self.clean(table, &EMPLOYEE_RESPONSES, rules, &derived, output)?;
+        if let Some(employee) = employee {
+            count_missing(&mut self.summary, EMPLOYEE_RESPONSES.name, &employee)?;
+        }
+        Ok(())
+    }
+
+    /// Cleans the citizen answers.
+    fn citizen(&mut self, ctx: &StageContext, refs: &References, items: &DataFrame) -> Result<()> {
+        let ins = &ctx.config.instrument;
+        let rules = |lf| citizen_rules(refs.with_municipality(lf)?, items, ins);
+        let table = with_value_text(ctx.read_table(READS, CITIZEN_RESPONSES.name)?)?;
+        let citizen = self.clean(table, &CITIZEN_RESPONSES, rules, &SCORED, &CITIZEN_OUTPUT)?;
+        if let Some(citizen) = citizen {
+            count_missing(&mut self.summary, CITIZEN_RESPONSES.name, &citizen)?;
+        }
+        Ok(())
+    }
+
+    /// Cleans the case involvement.
+    fn involvement(&mut self, ctx: &StageContext, refs: &References) -> Result<()> {
+        let rules = |lf| Ok((refs.with_unit(lf)?, vec![unknown_unit()]));
+        let derived = [
+            ("municipality", "__unit_municipality"),
+            ("work_group", "__unit_work_group"),
+        ];
+        let table = ctx.read_table(READS, CASE_INVOLVEMENT.name)?;
+        let output = &INVOLVEMENT_OUTPUT;
+        let involvement = self.clean(table, &CASE_INVOLVEMENT, rules, &derived, output)?;
+        if let Some(involvement) = involvement {
+            count_leads(&mut self.summary, &involvement)?;
+        }
+        Ok(())
+    }
+
     /// Cleans one table ([`clean_table`]: `prepare` adds the joins and the rules beyond
     /// duplicates), adds the `derived` columns (output name, helper column), selects the
     /// `output` columns and files the table and its accounting. Returns the output table; in a
@@ -372,24 +384,63 @@ impl References {
     }
 
     /// Adds `__municipality_known` (the municipality is some clean unit's).
-    fn with_municipality(&self, lf: LazyFrame) -> LazyFrame {
-        let municipalities = self.municipalities.clone().lazy();
-        let on = [col("municipality")];
-        lf.join(municipalities, on.clone(), on, left_join())
+    fn with_municipality(&self, lf: LazyFrame) -> Result<LazyFrame> {
+        Ok(look_up(lf.collect()?, "municipality", &self.municipalities)?.lazy())
     }
 
     /// Adds the unit's `__unit_municipality`, `__unit_work_group`, `__unit_known`.
-    fn with_unit(&self, lf: LazyFrame) -> LazyFrame {
-        let units = self.units.clone().lazy();
-        lf.join(units, [col("unit_id")], [col("unit_id")], left_join())
+    fn with_unit(&self, lf: LazyFrame) -> Result<LazyFrame> {
+        Ok(look_up(lf.collect()?, "unit_id", &self.units)?.lazy())
     }
 
     /// Adds `__group_known` (the target group is some unit's work group).
-    fn with_group(&self, lf: LazyFrame) -> LazyFrame {
-        let groups = self.groups.clone().lazy();
-        let on = [col("target_group")];
-        lf.join(groups, on.clone(), on, left_join())
+    fn with_group(&self, lf: LazyFrame) -> Result<LazyFrame> {
+        Ok(look_up(lf.collect()?, "target_group", &self.groups)?.lazy())
     }
+}
+
+/// `df` with the columns of `right` but `key` added: per row, those of the row of `right`
+/// whose text `key` equals the row's, null where none does (or the row's key is null). A left
+/// join on a key unique in `right` (a repeated key is an error), in `df`'s row order, without
+/// copying the columns of `df`.
+fn look_up(mut df: DataFrame, key: &str, right: &DataFrame) -> Result<DataFrame> {
+    let values = right.drop(key)?;
+    if right.height() == 0 {
+        let n = df.height();
+        for c in values.columns() {
+            df.with_column(Column::full_null(c.name().clone(), n, c.dtype()))?;
+        }
+        return Ok(df);
+    }
+    let keys = right.column(key)?.str()?;
+    let mut at: PlHashMap<&str, IdxSize> = PlHashMap::with_capacity(keys.len());
+    for (i, k) in keys.iter().enumerate() {
+        if let Some(k) = k {
+            if at.insert(k, i as IdxSize).is_some() {
+                bail!("{key} {k:?} appears more than once in a reference table");
+            }
+        }
+    }
+    let rows = df.column(key)?.str()?.clone();
+    // Long tables repeat a key over consecutive rows: reuse the last lookup.
+    let mut last: Option<(&str, Option<IdxSize>)> = None;
+    let idx: IdxCa = rows
+        .iter()
+        .map(|k| {
+            let k = k?;
+            match last {
+                Some((p, i)) if p == k => i,
+                _ => {
+                    let i = at.get(k).copied();
+                    last = Some((k, i));
+                    i
+                }
+            }
+        })
+        .collect();
+    let found = values.take(&idx)?;
+    df.hstack_mut(found.columns())?;
+    Ok(df)
 }
 
 /// A row naming a unit that is not among the clean units.
@@ -764,14 +815,6 @@ fn with_value_text(mut df: DataFrame) -> Result<DataFrame> {
     Ok(df)
 }
 
-/// A left join that keeps the left frame's row order (the output order).
-fn left_join() -> JoinArgs {
-    JoinArgs {
-        maintain_order: MaintainOrderJoin::Left,
-        ..JoinArgs::new(JoinType::Left)
-    }
-}
-
 /// The quarantine's columns, for an empty frame.
 fn quarantine_schema() -> Vec<(&'static str, DataType)> {
     vec![
@@ -824,9 +867,7 @@ fn item_table(ins: &InstrumentSection) -> Result<DataFrame> {
 /// Adds each row's `item_kind` (from `items`, the [`item_table`]) and `__value`,
 /// `__missing_reason` and `__out_of_range` (see [`instrument`]).
 fn with_instrument(lf: LazyFrame, items: &DataFrame, ins: &InstrumentSection) -> Result<LazyFrame> {
-    let on = [col("item")];
-    let lf = lf.join(items.clone().lazy(), on.clone(), on, left_join());
-    let mut df = lf.collect()?;
+    let mut df = look_up(lf.collect()?, "item", items)?;
     let scored = instrument::apply(ins, df.column("item")?.str()?, df.column("value")?.f64()?);
     df.with_column(scored.value.into_column())?;
     df.with_column(scored.missing_reason.into_column())?;

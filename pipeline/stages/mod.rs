@@ -28,6 +28,19 @@ pub mod score;
 /// Independent jobs on two threads (the one way stages share work between threads).
 pub use crate::jobs::map_on_two_threads;
 
+/// The order in which ingest makes the input tables and clean takes them: the schema's, but
+/// in a dry run (`relcap check`, where the two run at once) the employee answers, usually the
+/// largest table, last: while ingest reads them, clean works on the others, and when clean
+/// works on them no other table is held.
+pub fn table_order(dry_run: bool) -> [&'static str; 5] {
+    let mut order = crate::schema::TABLES;
+    if dry_run {
+        let big = crate::schema::EMPLOYEE_RESPONSES.name;
+        order.sort_by_key(|t| *t == big);
+    }
+    order
+}
+
 /// What a stage gets: the validated config, where the study's input lives, where outputs go.
 #[derive(Debug)]
 pub struct StageContext<'a> {
