@@ -149,40 +149,31 @@ pub fn check(config: &Config, data: Option<&Path>, progress: bool) -> CheckRepor
     // Ingest's tables are read by clean; of clean's, only the quarantine is read here.
     let store = TableStore::keeping(|stage, table| stage == "ingest" || table == "quarantine");
     let memo = Memo::disabled();
-    // The stages of the run up to clean, each on its own thread: clean takes each table of
-    // ingest as soon as ingest has it, so the two overlap and ingest's tables are not all held.
+    // The stages of the run up to clean, on two threads (`crate::jobs`): clean takes each table
+    // of ingest as soon as ingest has it, so the two overlap and ingest's tables are not all
+    // held.
     let last = STAGES.iter().position(|s| s.name == "clean").unwrap_or(1);
     let stages = &STAGES[..=last];
     for stage in stages {
         store.running(stage.name);
     }
-    let results: Vec<Result<Vec<TableCheck>>> = std::thread::scope(|s| {
-        let threads: Vec<_> = stages
-            .iter()
-            .enumerate()
-            .map(|(i, stage)| {
-                let ctx = StageContext {
-                    config,
-                    data_dir: paths.data_dir.clone(),
-                    out_dir: paths.out_dir.clone(),
-                    reports_dir: paths.reports_dir.clone(),
-                    pseudonymizer: &pseudonymizer,
-                    // One progress bar at a time: the first stage's.
-                    progress: progress && i == 0,
-                    memo: &memo,
-                    fingerprint: None,
-                    store: Some(&store),
-                };
-                s.spawn(move || run_stage(&ctx, stage.run, stage.name))
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| {
-                t.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the stage stopped unexpectedly")))
-            })
-            .collect()
+    // Jobs are handed out in order, and each waits only for tables of the stages before it,
+    // which are already running: the two threads never wait for each other in a circle.
+    let results: Vec<Result<Vec<TableCheck>>> = crate::jobs::map_on_two_threads(stages, |stage| {
+        let first = std::ptr::eq(stage, &stages[0]);
+        let ctx = StageContext {
+            config,
+            data_dir: paths.data_dir.clone(),
+            out_dir: paths.out_dir.clone(),
+            reports_dir: paths.reports_dir.clone(),
+            pseudonymizer: &pseudonymizer,
+            // One progress bar at a time: the first stage's.
+            progress: progress && first,
+            memo: &memo,
+            fingerprint: None,
+            store: Some(&store),
+        };
+        run_stage(&ctx, stage.run, stage.name)
     });
     // In the run's order; a stage after a failed one is not reported (it had no input).
     for (stage, result) in stages.iter().zip(results) {
