@@ -23,8 +23,9 @@
 //!    when it runs);
 //! 2. for the national study, then the demo study (`study.data_dir` of `--config`, run once first
 //!    so that the binary and the files are warm): the end-to-end run into `<study>/out/`, the
-//!    per-stage runs, and the rerun after a model setting changed (`model.alpha` changed in a copy
-//!    of the config, `<study>/config_model_change.toml`; only `model` and `report` rerun);
+//!    per-stage runs, the rerun after a model setting changed (`model.alpha` changed in a copy
+//!    of the config, `<study>/config_model_change.toml`; only `model` and `report` rerun), and
+//!    `relcap check` of the study (compared with the ingest and clean runs);
 //! 3. `relcap power` with `--power-replications` (default 200) replications of the demo design
 //!    (140 positions per municipality, the demo preset's effects) into `power/`;
 //! 4. unless `--no-lme4`: the rows of the national H3 model sample (`link/h3_panel` without
@@ -92,6 +93,10 @@ pub struct StudyBench {
     pub rerun_after_model_change: Measure,
     /// Rerun wall time as a share of the end-to-end wall time.
     pub rerun_share: f64,
+    /// `relcap check` on the study (exit 0 or 1: the data would run).
+    pub check: Measure,
+    /// Check's wall time as a share of the per-stage ingest and clean runs' together.
+    pub check_share: f64,
     /// Input and output sizes.
     pub input_bytes: u64,
     pub output_bytes: u64,
@@ -261,7 +266,12 @@ impl Bench {
         self.measure(step, cmd)
     }
 
-    fn measure(&self, step: &str, mut cmd: Command) -> Result<Measure> {
+    fn measure(&self, step: &str, cmd: Command) -> Result<Measure> {
+        self.measure_accepting(step, cmd, &[0])
+    }
+
+    /// [`Bench::measure`], the child's exit codes in `accept` counting as success.
+    fn measure_accepting(&self, step: &str, mut cmd: Command, accept: &[i32]) -> Result<Measure> {
         let out = self.logs.join(format!("{step}.out"));
         let err = self.logs.join(format!("{step}.err"));
         cmd.stdin(Stdio::null())
@@ -269,8 +279,8 @@ impl Bench {
             .stderr(
                 File::create(&err).with_context(|| format!("cannot create {}", err.display()))?,
             );
-        let (m, ok) = measure_child(step, cmd)?;
-        if !ok {
+        let (m, code) = measure_child(step, cmd)?;
+        if !code.is_some_and(|c| accept.contains(&c)) {
             let tail = std::fs::read_to_string(&err).unwrap_or_default();
             let tail: Vec<&str> = tail.lines().rev().take(10).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
@@ -332,6 +342,16 @@ impl Bench {
         a.extend(base);
         a.push("-q");
         let rerun = self.run(&format!("{name}_rerun_model_change"), &a)?;
+        let a = ["check", "--config", &cfg, "--data", &data_s];
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(a);
+        // Exit 1 (rows would be set aside) is a check that ran; 2 (the run would fail) is not.
+        let check = self.measure_accepting(&format!("{name}_check"), cmd, &[0, 1])?;
+        let ingest_clean: f64 = stages
+            .iter()
+            .filter(|m| m.step.ends_with("_ingest") || m.step.ends_with("_clean"))
+            .map(|m| m.wall_s)
+            .sum();
         let manifest = crate::manifest::Manifest::load_from_out(&out)?
             .ok_or_else(|| anyhow!("no manifest in {}", out.display()))?;
         let ran: Vec<&str> = manifest.ran.iter().map(String::as_str).collect();
@@ -342,6 +362,8 @@ impl Bench {
             study: name.to_string(),
             data_dir: data_s.clone(),
             rerun_share: rerun.wall_s / end_to_end.wall_s,
+            check_share: check.wall_s / ingest_clean,
+            check,
             end_to_end,
             stages,
             rerun_after_model_change: rerun,
@@ -406,8 +428,9 @@ impl Bench {
     }
 }
 
-/// Spawns `cmd` and waits for it with `wait4`, which gives the child's CPU time and peak RSS.
-fn measure_child(step: &str, mut cmd: Command) -> Result<(Measure, bool)> {
+/// Spawns `cmd` and waits for it with `wait4`, which gives the child's CPU time and peak RSS;
+/// returns them with the child's exit code (None when a signal ended it).
+fn measure_child(step: &str, mut cmd: Command) -> Result<(Measure, Option<i32>)> {
     let start = Instant::now();
     let child = cmd
         .spawn()
@@ -431,7 +454,7 @@ fn measure_child(step: &str, mut cmd: Command) -> Result<(Measure, bool)> {
     drop(child);
     let wall_s = start.elapsed().as_secs_f64();
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
     Ok((
         Measure {
             step: step.to_string(),
@@ -439,7 +462,7 @@ fn measure_child(step: &str, mut cmd: Command) -> Result<(Measure, bool)> {
             cpu_s: tv(ru.ru_utime) + tv(ru.ru_stime),
             peak_rss_mib: ru.ru_maxrss as f64 / 1024.0,
         },
-        ok,
+        code,
     ))
 }
 
@@ -576,6 +599,11 @@ fn to_text(r: &BenchReport) -> String {
                 100.0 * st.rerun_share
             ),
             &st.rerun_after_model_change,
+        );
+        row(
+            &mut s,
+            &format!("check ({:.0}% of ingest + clean)", 100.0 * st.check_share),
+            &st.check,
         );
     }
     if let Some(p) = &r.power {
@@ -719,13 +747,13 @@ mod tests {
             "-c",
             "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo ${#x} >/dev/null",
         ]);
-        let (m, ok) = measure_child("t", cmd).unwrap();
-        assert!(ok);
+        let (m, code) = measure_child("t", cmd).unwrap();
+        assert_eq!(code, Some(0));
         assert!(m.peak_rss_mib >= 64.0, "peak {}", m.peak_rss_mib);
         assert!(m.wall_s > 0.0 && m.cpu_s > 0.0);
         let mut fail = Command::new("sh");
         fail.args(["-c", "exit 3"]);
-        assert!(!measure_child("f", fail).unwrap().1);
+        assert_eq!(measure_child("f", fail).unwrap().1, Some(3));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use polars::prelude::*;
 
 use crate::config::Config;
@@ -149,34 +149,64 @@ pub fn check(config: &Config, data: Option<&Path>, progress: bool) -> CheckRepor
     // Ingest's tables are read by clean; of clean's, only the quarantine is read here.
     let store = TableStore::keeping(|stage, table| stage == "ingest" || table == "quarantine");
     let memo = Memo::disabled();
-    let ctx = StageContext {
-        config,
-        data_dir: paths.data_dir.clone(),
-        out_dir: paths.out_dir.clone(),
-        reports_dir: paths.reports_dir.clone(),
-        pseudonymizer: &pseudonymizer,
-        progress,
-        memo: &memo,
-        fingerprint: None,
-        store: Some(&store),
-    };
-    // The stages of the run up to clean, in the run's order.
+    // The stages of the run up to clean, on two threads (`crate::jobs`): clean takes each table
+    // of ingest as soon as ingest has it, so the two overlap and ingest's tables are not all
+    // held.
     let last = STAGES.iter().position(|s| s.name == "clean").unwrap_or(1);
-    for stage in &STAGES[..=last] {
-        let (run, stage) = (stage.run, stage.name);
-        let result = run(&ctx).and_then(|summary| {
-            let quarantine = ctx.read_table(stage, "quarantine")?;
-            tables_of(stage, &summary, &quarantine)
-        });
+    let stages = &STAGES[..=last];
+    for stage in stages {
+        store.running(stage.name);
+    }
+    // Jobs are handed out in order, and each waits only for tables of the stages before it,
+    // which are already running: the two threads never wait for each other in a circle.
+    let results: Vec<Result<Vec<TableCheck>>> = crate::jobs::map_on_two_threads(stages, |stage| {
+        let first = std::ptr::eq(stage, &stages[0]);
+        let ctx = StageContext {
+            config,
+            data_dir: paths.data_dir.clone(),
+            out_dir: paths.out_dir.clone(),
+            reports_dir: paths.reports_dir.clone(),
+            pseudonymizer: &pseudonymizer,
+            // One progress bar at a time: the first stage's.
+            progress: progress && first,
+            memo: &memo,
+            fingerprint: None,
+            store: Some(&store),
+        };
+        run_stage(&ctx, stage.run, stage.name)
+    });
+    // In the run's order; a stage after a failed one is not reported (it had no input).
+    for (stage, result) in stages.iter().zip(results) {
         match result {
             Ok(tables) => report.tables.extend(tables),
             Err(e) => {
-                report.problems.push(format!("stage {stage}: {e:#}"));
+                report.problems.push(format!("stage {}: {e:#}", stage.name));
                 break;
             }
         }
     }
     report
+}
+
+/// Runs one stage in the dry run of `ctx` and returns its tables with their quarantine
+/// examples; the stage is marked finished in the store however it ends, so that a later stage
+/// waiting for its tables goes on.
+fn run_stage(
+    ctx: &StageContext,
+    run: fn(&StageContext) -> Result<StageSummary>,
+    stage: &'static str,
+) -> Result<Vec<TableCheck>> {
+    struct Finished<'a>(&'a TableStore, &'static str);
+    impl Drop for Finished<'_> {
+        fn drop(&mut self) {
+            self.0.finished(self.1);
+        }
+    }
+    let store = ctx.store.context("a check is a dry run")?;
+    let _finished = Finished(store, stage);
+    let summary = run(ctx)?;
+    let quarantine = ctx.read_table(stage, "quarantine")?;
+    tables_of(stage, &summary, &quarantine)
 }
 
 /// The tables of one stage's summary, each with its first quarantine examples by reason.

@@ -85,7 +85,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use polars::prelude::*;
 
 use super::{StageContext, StageSummary, TableCount};
@@ -138,7 +138,8 @@ fn cell_rule(reason: Reason, column: &'static str, broken: Expr) -> Rule {
 /// One table after cleaning: the rows kept (all columns, helper columns included), the
 /// quarantine rows, and the accounting.
 struct Cleaned {
-    kept: DataFrame,
+    /// None in a dry run, unless asked for ([`Mode::kept`]).
+    kept: Option<DataFrame>,
     quarantine: DataFrame,
     count: TableCount,
 }
@@ -188,6 +189,8 @@ const SCORED: [(&str, &str); 2] = [("value", "__value"), ("missing_reason", "__m
 /// they were cleaned) and the quarantine rows.
 #[derive(Default)]
 struct Filed {
+    /// A dry run (`relcap check`, [`StageContext::is_dry_run`]): see [`Mode`].
+    dry: bool,
     summary: StageSummary,
     outputs: Vec<(&'static str, DataFrame)>,
     quarantine: Vec<DataFrame>,
@@ -196,63 +199,83 @@ struct Filed {
 pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let ins = &ctx.config.instrument;
     let read = |t: &str| ctx.read_table(READS, t);
-    let mut filed = Filed::default();
+    let mut filed = Filed {
+        dry: ctx.is_dry_run(),
+        ..Filed::default()
+    };
 
     // Units first: every other table refers to them.
     let no_rules = |lf| Ok((lf, vec![]));
     let units = filed.clean(read("units")?, &UNITS, no_rules, &[], &UNITS.names())?;
+    let units = units.context("the clean units are kept in every run")?;
     let refs = References::of(&units)?;
-    let rules = |lf| Ok((refs.with_unit(lf), vec![unknown_unit()]));
+    let rules = |lf| Ok((refs.with_unit(lf)?, vec![unknown_unit()]));
     let names = INTERVENTION.names();
     filed.clean(read("intervention")?, &INTERVENTION, rules, &[], &names)?;
 
     let items = item_table(ins)?;
-    let rules = |lf| employee_rules(refs.with_group(refs.with_unit(lf)), &items, ins);
-    let derived = [("work_group", "__unit_work_group"), SCORED[0], SCORED[1]];
-    let table = with_value_text(read(EMPLOYEE_RESPONSES.name)?)?;
-    let employee = filed.clean(
-        table,
-        &EMPLOYEE_RESPONSES,
-        rules,
-        &derived,
-        &EMPLOYEE_OUTPUT,
-    )?;
-    count_missing(&mut filed.summary, EMPLOYEE_RESPONSES.name, &employee)?;
-    drop(employee);
-    // Written now, not held while the other tables are cleaned.
-    filed.write_outputs(ctx)?;
-
-    let rules = |lf| citizen_rules(refs.with_municipality(lf), &items, ins);
-    let table = with_value_text(read(CITIZEN_RESPONSES.name)?)?;
-    let citizen = filed.clean(table, &CITIZEN_RESPONSES, rules, &SCORED, &CITIZEN_OUTPUT)?;
-    count_missing(&mut filed.summary, CITIZEN_RESPONSES.name, &citizen)?;
-    drop(citizen);
-    filed.write_outputs(ctx)?;
-
-    let rules = |lf| Ok((refs.with_unit(lf), vec![unknown_unit()]));
-    let derived = [
-        ("municipality", "__unit_municipality"),
-        ("work_group", "__unit_work_group"),
-    ];
-    let table = read(CASE_INVOLVEMENT.name)?;
-    let involvement = filed.clean(
-        table,
-        &CASE_INVOLVEMENT,
-        rules,
-        &derived,
-        &INVOLVEMENT_OUTPUT,
-    )?;
-    count_leads(&mut filed.summary, &involvement)?;
-    drop(involvement);
-    filed.write_outputs(ctx)?;
+    // The answer tables, each written before the next is read (not held while the others are
+    // cleaned); a dry run takes them in the order ingest makes them (`super::table_order`).
+    for table in super::table_order(filed.dry) {
+        match table {
+            t if t == EMPLOYEE_RESPONSES.name => filed.employee(ctx, &refs, &items)?,
+            t if t == CITIZEN_RESPONSES.name => filed.citizen(ctx, &refs, &items)?,
+            t if t == CASE_INVOLVEMENT.name => filed.involvement(ctx, &refs)?,
+            _ => continue,
+        }
+        filed.write_outputs(ctx)?;
+    }
     filed.write_quarantine(ctx)?;
     Ok(filed.summary)
 }
 
 impl Filed {
+    /// Cleans the employee answers.
+    fn employee(&mut self, ctx: &StageContext, refs: &References, items: &DataFrame) -> Result<()> {
+        let ins = &ctx.config.instrument;
+        let rules = |lf| employee_rules(refs.with_group(refs.with_unit(lf)?)?, items, ins);
+        let derived = [("work_group", "__unit_work_group"), SCORED[0], SCORED[1]];
+        let table = with_value_text(ctx.read_table(READS, EMPLOYEE_RESPONSES.name)?)?;
+        let output = &EMPLOYEE_OUTPUT;
+        let employee = self.clean(table, &EMPLOYEE_RESPONSES, rules, &derived, output)?;
+        if let Some(employee) = employee {
+            count_missing(&mut self.summary, EMPLOYEE_RESPONSES.name, &employee)?;
+        }
+        Ok(())
+    }
+
+    /// Cleans the citizen answers.
+    fn citizen(&mut self, ctx: &StageContext, refs: &References, items: &DataFrame) -> Result<()> {
+        let ins = &ctx.config.instrument;
+        let rules = |lf| citizen_rules(refs.with_municipality(lf)?, items, ins);
+        let table = with_value_text(ctx.read_table(READS, CITIZEN_RESPONSES.name)?)?;
+        let citizen = self.clean(table, &CITIZEN_RESPONSES, rules, &SCORED, &CITIZEN_OUTPUT)?;
+        if let Some(citizen) = citizen {
+            count_missing(&mut self.summary, CITIZEN_RESPONSES.name, &citizen)?;
+        }
+        Ok(())
+    }
+
+    /// Cleans the case involvement.
+    fn involvement(&mut self, ctx: &StageContext, refs: &References) -> Result<()> {
+        let rules = |lf| Ok((refs.with_unit(lf)?, vec![unknown_unit()]));
+        let derived = [
+            ("municipality", "__unit_municipality"),
+            ("work_group", "__unit_work_group"),
+        ];
+        let table = ctx.read_table(READS, CASE_INVOLVEMENT.name)?;
+        let output = &INVOLVEMENT_OUTPUT;
+        let involvement = self.clean(table, &CASE_INVOLVEMENT, rules, &derived, output)?;
+        if let Some(involvement) = involvement {
+            count_leads(&mut self.summary, &involvement)?;
+        }
+        Ok(())
+    }
+
     /// Cleans one table ([`clean_table`]: `prepare` adds the joins and the rules beyond
     /// duplicates), adds the `derived` columns (output name, helper column), selects the
-    /// `output` columns and files the table and its accounting. Returns the output table.
+    /// `output` columns and files the table and its accounting. Returns the output table; in a
+    /// dry run only the units' (the references of every other table), else None.
     fn clean<F>(
         &mut self,
         df: DataFrame,
@@ -260,12 +283,27 @@ impl Filed {
         prepare: F,
         derived: &[(&str, &str)],
         output: &[&str],
-    ) -> Result<DataFrame>
+    ) -> Result<Option<DataFrame>>
     where
         F: FnOnce(LazyFrame) -> Result<(LazyFrame, Vec<Rule>)>,
     {
-        let cleaned = clean_table(df, table, prepare)?;
-        let mut kept = cleaned.kept;
+        let mode = if self.dry {
+            Mode {
+                reorder: false,
+                kept: table.name == UNITS.name,
+                drop: rule_free_columns(table.name),
+            }
+        } else {
+            Mode::RUN
+        };
+        let cleaned = clean_table(df, table, prepare, &mode)?;
+        self.quarantine.push(cleaned.quarantine);
+        self.summary
+            .tables
+            .insert(table.name.to_string(), cleaned.count);
+        let Some(mut kept) = cleaned.kept else {
+            return Ok(None);
+        };
         if !derived.is_empty() {
             let derive = derived.iter().map(|(name, from)| col(*from).alias(*name));
             kept = kept
@@ -277,11 +315,7 @@ impl Filed {
         let df = kept.select(output.iter().copied())?;
         drop(kept);
         self.outputs.push((table.name, df.clone()));
-        self.quarantine.push(cleaned.quarantine);
-        self.summary
-            .tables
-            .insert(table.name.to_string(), cleaned.count);
-        Ok(df)
+        Ok(Some(df))
     }
 
     /// Writes the tables waiting in `outputs` (in the order they were cleaned) and empties it.
@@ -350,24 +384,63 @@ impl References {
     }
 
     /// Adds `__municipality_known` (the municipality is some clean unit's).
-    fn with_municipality(&self, lf: LazyFrame) -> LazyFrame {
-        let municipalities = self.municipalities.clone().lazy();
-        let on = [col("municipality")];
-        lf.join(municipalities, on.clone(), on, left_join())
+    fn with_municipality(&self, lf: LazyFrame) -> Result<LazyFrame> {
+        Ok(look_up(lf.collect()?, "municipality", &self.municipalities)?.lazy())
     }
 
     /// Adds the unit's `__unit_municipality`, `__unit_work_group`, `__unit_known`.
-    fn with_unit(&self, lf: LazyFrame) -> LazyFrame {
-        let units = self.units.clone().lazy();
-        lf.join(units, [col("unit_id")], [col("unit_id")], left_join())
+    fn with_unit(&self, lf: LazyFrame) -> Result<LazyFrame> {
+        Ok(look_up(lf.collect()?, "unit_id", &self.units)?.lazy())
     }
 
     /// Adds `__group_known` (the target group is some unit's work group).
-    fn with_group(&self, lf: LazyFrame) -> LazyFrame {
-        let groups = self.groups.clone().lazy();
-        let on = [col("target_group")];
-        lf.join(groups, on.clone(), on, left_join())
+    fn with_group(&self, lf: LazyFrame) -> Result<LazyFrame> {
+        Ok(look_up(lf.collect()?, "target_group", &self.groups)?.lazy())
     }
+}
+
+/// `df` with the columns of `right` but `key` added: per row, those of the row of `right`
+/// whose text `key` equals the row's, null where none does (or the row's key is null). A left
+/// join on a key unique in `right` (a repeated key is an error), in `df`'s row order, without
+/// copying the columns of `df`.
+fn look_up(mut df: DataFrame, key: &str, right: &DataFrame) -> Result<DataFrame> {
+    let values = right.drop(key)?;
+    if right.height() == 0 {
+        let n = df.height();
+        for c in values.columns() {
+            df.with_column(Column::full_null(c.name().clone(), n, c.dtype()))?;
+        }
+        return Ok(df);
+    }
+    let keys = right.column(key)?.str()?;
+    let mut at: PlHashMap<&str, IdxSize> = PlHashMap::with_capacity(keys.len());
+    for (i, k) in keys.iter().enumerate() {
+        if let Some(k) = k {
+            if at.insert(k, i as IdxSize).is_some() {
+                bail!("{key} {k:?} appears more than once in a reference table");
+            }
+        }
+    }
+    let rows = df.column(key)?.str()?.clone();
+    // Long tables repeat a key over consecutive rows: reuse the last lookup.
+    let mut last: Option<(&str, Option<IdxSize>)> = None;
+    let idx: IdxCa = rows
+        .iter()
+        .map(|k| {
+            let k = k?;
+            match last {
+                Some((p, i)) if p == k => i,
+                _ => {
+                    let i = at.get(k).copied();
+                    last = Some((k, i));
+                    i
+                }
+            }
+        })
+        .collect();
+    let found = values.take(&idx)?;
+    df.hstack_mut(found.columns())?;
+    Ok(df)
 }
 
 /// A row naming a unit that is not among the clean units.
@@ -454,40 +527,48 @@ fn citizen_rules(
     Ok((lf, rules))
 }
 
+/// How [`clean_table`] works: in a run, or in a dry run (`relcap check`), which needs the same
+/// accounting and quarantine rows but no output table.
+struct Mode {
+    /// Reorder the rows into key order (the output's order). A dry run leaves them in input
+    /// order: duplicates and conflicts are found by the same sort of row numbers, but the
+    /// columns are not gathered into that order; each quarantine part is put into it (it is
+    /// small), so the quarantine is the run's row for row.
+    reorder: bool,
+    /// Return the rows kept.
+    kept: bool,
+    /// Columns dropped once duplicates are found (no rule reads them).
+    drop: &'static [&'static str],
+}
+
+impl Mode {
+    const RUN: Mode = Mode {
+        reorder: true,
+        kept: true,
+        drop: &[],
+    };
+}
+
+/// The columns of a table that only the duplicate check compares: no rule after it reads
+/// them, so a dry run drops them before the joins.
+fn rule_free_columns(table: &str) -> &'static [&'static str] {
+    match table {
+        t if t == EMPLOYEE_RESPONSES.name => &["wave", "respondent_id"],
+        t if t == CITIZEN_RESPONSES.name => &["wave", "citizen_id", "case_id"],
+        t if t == CASE_INVOLVEMENT.name => &["wave", "case_id", "lead"],
+        _ => &[],
+    }
+}
+
 /// Collapses duplicates, quarantines conflicts and the rows that break `rules`. `prepare`
 /// adds the joins and helper columns the rules need, and returns the rules.
-fn clean_table<F>(df: DataFrame, def: &TableSchema, prepare: F) -> Result<Cleaned>
+fn clean_table<F>(df: DataFrame, def: &TableSchema, prepare: F, mode: &Mode) -> Result<Cleaned>
 where
     F: FnOnce(LazyFrame) -> Result<(LazyFrame, Vec<Rule>)>,
 {
     let rows_in = df.height() as u64;
-    // One chunk per column: a Parquet file reads as one chunk per row group, and gathering
-    // rows across many chunks is far slower than within one.
-    let mut df = df;
-    df.rechunk_mut_par();
-    // Sort by the key, then the other canonical columns, then input order (ingest wrote rows
-    // sorted by source and line, so the row number is that order). Exact copies are then
-    // adjacent with the first copy first, and the rows of one key are adjacent; everything
-    // after keeps this order, which is the order the output is written in.
     let key = def.key();
-    let mut columns: Vec<&str> = key.clone();
-    columns.extend(def.names().into_iter().filter(|c| !key.contains(c)));
-    let codes = order::dense_codes_of(&df, &columns)
-        .with_context(|| format!("cannot order the rows of {}", def.name))?;
-    let rows = order::sorted_rows(&codes, df.height());
-    let copy = order::same_as_previous(&codes, &rows, columns.len());
-    let same_key = order::same_as_previous(&codes, &rows, key.len());
-    drop(codes);
-    // Each intermediate frame is dropped as soon as the next exists (national tables have tens
-    // of millions of rows; holding every step at once multiplied the stage's peak memory).
-    let mut sorted = df.take(&IdxCa::from_vec("rows".into(), rows))?;
-    drop(df);
-    let n_key = distinct_per_key(&copy, &same_key);
-    let keep: BooleanChunked = copy.iter().map(|c| !c).collect();
-    drop((copy, same_key));
-    sorted.with_column(Column::new("__n_key".into(), n_key))?;
-    let distinct = sorted.filter(&keep)?;
-    drop((sorted, keep));
+    let distinct = distinct_rows(df, def, mode)?;
     let duplicates = rows_in - distinct.height() as u64;
     let key_names = key.join(", ");
     let conflict = Rule {
@@ -524,6 +605,7 @@ where
         .map_err(anyhow::Error::from)
         .with_context(|| format!("cannot check the rows of {}", def.name))?;
     let mut parts = Vec::with_capacity(rules.len());
+    let place = (!mode.reorder).then(|| col("__pos"));
     for (i, r) in rules.iter().enumerate() {
         let column = match r.column {
             Some(c) => lit(c),
@@ -556,9 +638,14 @@ where
                 ]
                 .into_iter()
                 .chain(pieces)
+                .chain(place.clone())
                 .collect::<Vec<_>>(),
             )
             .collect()?;
+        if !mode.reorder {
+            // In key order, as a run has it (see `Mode::reorder`).
+            part = part.sort(["__pos"], SortMultipleOptions::default())?;
+        }
         let value = join_pieces(&part, r.value.len())?;
         part = part.select(["table", "source", "line", "column"])?;
         part.with_column(value)?;
@@ -582,13 +669,86 @@ where
     for reason in checked.column("__reason")?.str()?.iter().flatten() {
         *count.quarantined.entry(reason.to_string()).or_default() += 1;
     }
-    let kept = checked.lazy().filter(col("__reason").is_null()).collect()?;
-    count.rows_out = kept.height() as u64;
+    count.rows_out = checked.column("__reason")?.null_count() as u64;
+    let kept = if mode.kept {
+        Some(checked.lazy().filter(col("__reason").is_null()).collect()?)
+    } else {
+        None
+    };
     Ok(Cleaned {
         kept,
         quarantine,
         count,
     })
+}
+
+/// The rows of `df` without exact copies (the first copy by input order kept), with
+/// `__n_key`: how many distinct rows share the row's key. In a run ([`Mode::reorder`]) the rows
+/// are in key order; in a dry run in input order, with `__pos`, the row's place in key order,
+/// and without the columns of [`Mode::drop`].
+fn distinct_rows(df: DataFrame, def: &TableSchema, mode: &Mode) -> Result<DataFrame> {
+    let mut df = df;
+    // One chunk per column: a Parquet file reads as one chunk per row group, and gathering
+    // rows across many chunks is far slower than within one. (A dry run gathers no rows.)
+    if mode.reorder {
+        df.rechunk_mut_par();
+    }
+    // Sort by the key, then the other canonical columns, then input order (ingest wrote rows
+    // sorted by source and line, so the row number is that order). Exact copies are then
+    // adjacent with the first copy first, and the rows of one key are adjacent; everything
+    // after keeps this order, which is the order the output is written in.
+    let key = def.key();
+    let mut columns: Vec<&str> = key.clone();
+    columns.extend(def.names().into_iter().filter(|c| !key.contains(c)));
+    let codes = order::dense_codes_of(&df, &columns)
+        .with_context(|| format!("cannot order the rows of {}", def.name))?;
+    let rows = order::sorted_rows(&codes, df.height());
+    let copy = order::same_as_previous(&codes, &rows, columns.len());
+    let same_key = order::same_as_previous(&codes, &rows, key.len());
+    drop(codes);
+    let n_key = distinct_per_key(&copy, &same_key);
+    drop(same_key);
+    if !mode.reorder {
+        let mut distinct = in_input_order(df, &rows, &copy, &n_key)?;
+        distinct = distinct.drop_many(mode.drop.iter().copied());
+        distinct.rechunk_mut_par();
+        return Ok(distinct);
+    }
+    // Each intermediate frame is dropped as soon as the next exists (national tables have tens
+    // of millions of rows; holding every step at once multiplied the stage's peak memory).
+    let mut sorted = df.take(&IdxCa::from_vec("rows".into(), rows))?;
+    drop(df);
+    let keep: BooleanChunked = copy.iter().map(|c| !c).collect();
+    drop(copy);
+    sorted.with_column(Column::new("__n_key".into(), n_key))?;
+    let distinct = sorted.filter(&keep)?;
+    drop((sorted, keep));
+    Ok(distinct)
+}
+
+/// `df` (in input order) with `__n_key` and `__pos` from the key order `rows` (row numbers in
+/// key order, with `copy` and `n_key` per place in it), the exact copies filtered out.
+fn in_input_order(
+    mut df: DataFrame,
+    rows: &[u32],
+    copy: &[bool],
+    n_key: &[u32],
+) -> Result<DataFrame> {
+    let n = rows.len();
+    let (mut keep, mut n_key_in, mut pos) = (vec![true; n], vec![0u32; n], vec![0u32; n]);
+    for (p, &r) in rows.iter().enumerate() {
+        let r = r as usize;
+        keep[r] = !copy[p];
+        n_key_in[r] = n_key[p];
+        pos[r] = p as u32;
+    }
+    df.with_column(Column::new("__n_key".into(), n_key_in))?;
+    df.with_column(Column::new("__pos".into(), pos))?;
+    if keep.iter().all(|&k| k) {
+        return Ok(df);
+    }
+    let keep: BooleanChunked = keep.into_iter().collect();
+    Ok(df.filter(&keep)?)
 }
 
 /// The `value` column of quarantine rows from the `__v0..` piece columns of `part`.
@@ -655,14 +815,6 @@ fn with_value_text(mut df: DataFrame) -> Result<DataFrame> {
     Ok(df)
 }
 
-/// A left join that keeps the left frame's row order (the output order).
-fn left_join() -> JoinArgs {
-    JoinArgs {
-        maintain_order: MaintainOrderJoin::Left,
-        ..JoinArgs::new(JoinType::Left)
-    }
-}
-
 /// The quarantine's columns, for an empty frame.
 fn quarantine_schema() -> Vec<(&'static str, DataType)> {
     vec![
@@ -715,9 +867,7 @@ fn item_table(ins: &InstrumentSection) -> Result<DataFrame> {
 /// Adds each row's `item_kind` (from `items`, the [`item_table`]) and `__value`,
 /// `__missing_reason` and `__out_of_range` (see [`instrument`]).
 fn with_instrument(lf: LazyFrame, items: &DataFrame, ins: &InstrumentSection) -> Result<LazyFrame> {
-    let on = [col("item")];
-    let lf = lf.join(items.clone().lazy(), on.clone(), on, left_join());
-    let mut df = lf.collect()?;
+    let mut df = look_up(lf.collect()?, "item", items)?;
     let scored = instrument::apply(ins, df.column("item")?.str()?, df.column("value")?.f64()?);
     df.with_column(scored.value.into_column())?;
     df.with_column(scored.missing_reason.into_column())?;
@@ -816,6 +966,9 @@ mod tests {
         employee: Vec<Answer>,
         citizen: Vec<CitizenAnswer>,
         involvement: Vec<(i64, &'static str, &'static str, bool)>,
+        /// Every employee answer from one record at line 2, as the rows melted from one
+        /// record of a wide export share its line.
+        one_record: bool,
     }
 
     fn base() -> Inputs {
@@ -829,6 +982,7 @@ mod tests {
             employee: vec![],
             citizen: vec![],
             involvement: vec![],
+            one_record: false,
         }
     }
 
@@ -886,6 +1040,10 @@ mod tests {
         ];
         for (table, cols) in tables {
             let mut df = frame(cols, &format!("{}.csv", table.name));
+            if x.one_record && table.name == EMPLOYEE_RESPONSES.name {
+                let lines = vec![2i64; df.height()];
+                df.with_column(Column::new("line".into(), lines)).unwrap();
+            }
             let path = dir.join(format!("{}.parquet", table.name));
             io::write_parquet(&mut df, &path, &io::ParquetMeta::stage("ingest")).unwrap();
         }
@@ -952,10 +1110,42 @@ mod tests {
         for (t, c) in &summary.tables {
             assert!(c.balanced(), "{t}: {c:?}");
         }
+        dry_run_agrees(&ctx, &summary);
         Outcome {
             _dir: dir,
             out,
             summary,
+        }
+    }
+
+    /// The dry run of `relcap check` (the inputs from the store, not from files) on the same
+    /// inputs as the run `ctx` just made: the same accounting and the same quarantine, row for
+    /// row, and no output table but the units (the other tables' references).
+    fn dry_run_agrees(ctx: &StageContext, summary: &StageSummary) {
+        let store = crate::stages::TableStore::keeping(|_, _| true);
+        for t in crate::schema::TABLES {
+            let df = io::read_parquet(&ctx.table_path(READS, t)).unwrap();
+            store.put(READS, t, df);
+        }
+        let dry = StageContext {
+            config: ctx.config,
+            data_dir: ctx.data_dir.clone(),
+            out_dir: ctx.out_dir.clone(),
+            reports_dir: ctx.reports_dir.clone(),
+            pseudonymizer: ctx.pseudonymizer,
+            progress: false,
+            memo: ctx.memo,
+            fingerprint: None,
+            store: Some(&store),
+        };
+        let dry_summary = run(&dry).unwrap();
+        assert_eq!(dry_summary.tables, summary.tables);
+        let q = store.take(STAGE, "quarantine").unwrap();
+        let written = io::read_parquet(&ctx.table_path(STAGE, "quarantine")).unwrap();
+        assert!(q.equals_missing(&written), "{q}\n{written}");
+        for t in crate::schema::TABLES {
+            let written = store.take(STAGE, t).is_some();
+            assert_eq!(written, t == UNITS.name, "{t}");
         }
     }
 
@@ -1065,6 +1255,26 @@ mod tests {
             .map(|(_, _, _, v, _)| v)
             .collect();
         let expect = ["6", "0", "2.5"].map(|v| Some(v.to_string()));
+        assert_eq!(values, expect);
+    }
+
+    #[test]
+    fn quarantine_rows_of_one_line_are_in_key_order_in_a_run_and_in_a_dry_run() {
+        // One record's answers, in the file's column order, not in key (item) order.
+        let mut x = base();
+        x.employee = vec![
+            answer("r1", "timely", Some(0.0)),
+            answer("r1", "frequent", Some(3.0)),
+            answer("r1", "accurate", Some(6.0)),
+        ];
+        x.one_record = true;
+        // `clean` also checks that the dry run's quarantine is the run's, row for row.
+        let o = clean(&x, &config(""));
+        let values: Vec<_> = crate::stages::ingest::tests::quarantine_rows(&o.table("quarantine"))
+            .into_iter()
+            .map(|(_, line, _, v, _)| (line, v))
+            .collect();
+        let expect = [(2, "6"), (2, "0")].map(|(l, v)| (l, Some(v.to_string())));
         assert_eq!(values, expect);
     }
 

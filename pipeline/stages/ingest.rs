@@ -219,6 +219,8 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let mut ids = PseudonymCache::new(ctx.pseudonymizer);
     let dir = ctx.stage_dir(STAGE);
     let mut quarantine = QuarantineRows::default();
+    let order = super::table_order(ctx.is_dry_run());
+    sources.sort_by_key(|s| order.iter().position(|t| *t == s.table));
     for src in &sources {
         let mut t = read_and_type(ctx, src, &mut ids, &mut summary.warnings)?;
         let in_order = sorted_by_source_and_line(&t.frames)?;

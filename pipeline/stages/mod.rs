@@ -28,6 +28,19 @@ pub mod score;
 /// Independent jobs on two threads (the one way stages share work between threads).
 pub use crate::jobs::map_on_two_threads;
 
+/// The order in which ingest makes the input tables and clean takes them: the schema's, but
+/// in a dry run (`relcap check`, where the two run at once) the employee answers, usually the
+/// largest table, last: while ingest reads them, clean works on the others, and when clean
+/// works on them no other table is held.
+pub fn table_order(dry_run: bool) -> [&'static str; 5] {
+    let mut order = crate::schema::TABLES;
+    if dry_run {
+        let big = crate::schema::EMPLOYEE_RESPONSES.name;
+        order.sort_by_key(|t| *t == big);
+    }
+    order
+}
+
 /// What a stage gets: the validated config, where the study's input lives, where outputs go.
 #[derive(Debug)]
 pub struct StageContext<'a> {
@@ -55,38 +68,76 @@ pub struct StageContext<'a> {
 /// The tables of a dry run, held in memory by (stage, table) instead of written. A table is
 /// handed out once ([`StageContext::read_table`] takes it), and a table the store does not
 /// `keep` is dropped as it is written (`relcap check` keeps only what it reads afterwards).
+///
+/// Stages may run at once on threads, each taking its inputs as the stage before puts them:
+/// while a stage is marked [`TableStore::running`], taking one of its tables waits until the
+/// stage puts it or is marked [`TableStore::finished`].
 pub struct TableStore {
-    tables: Mutex<BTreeMap<(String, String), DataFrame>>,
+    shelf: Mutex<Shelf>,
+    /// Signalled when a table is put or a stage finishes.
+    changed: std::sync::Condvar,
     keep: fn(&str, &str) -> bool,
+}
+
+#[derive(Default)]
+struct Shelf {
+    tables: BTreeMap<(String, String), DataFrame>,
+    running: std::collections::BTreeSet<String>,
 }
 
 impl TableStore {
     /// A store keeping the tables for which `keep(stage, table)` holds.
     pub fn keeping(keep: fn(&str, &str) -> bool) -> TableStore {
         TableStore {
-            tables: Mutex::default(),
+            shelf: Mutex::default(),
+            changed: std::sync::Condvar::new(),
             keep,
         }
     }
 
+    fn shelf(&self) -> std::sync::MutexGuard<'_, Shelf> {
+        self.shelf.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn put(&self, stage: &str, table: &str, df: DataFrame) {
         if (self.keep)(stage, table) {
-            let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-            tables.insert((stage.to_string(), table.to_string()), df);
+            let key = (stage.to_string(), table.to_string());
+            self.shelf().tables.insert(key, df);
+            self.changed.notify_all();
         }
     }
 
-    /// Takes a table out of the store (None when no stage stored it).
+    /// Marks `stage` as running: its tables are waited for (see above).
+    pub fn running(&self, stage: &str) {
+        self.shelf().running.insert(stage.to_string());
+    }
+
+    /// Marks `stage` as finished, whether it succeeded or not: no more tables of it will come.
+    pub fn finished(&self, stage: &str) {
+        self.shelf().running.remove(stage);
+        self.changed.notify_all();
+    }
+
+    /// Takes a table out of the store (None when no stage stored it); while `stage` is
+    /// running, waits for it.
     pub fn take(&self, stage: &str, table: &str) -> Option<DataFrame> {
-        let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        tables.remove(&(stage.to_string(), table.to_string()))
+        let key = (stage.to_string(), table.to_string());
+        let mut shelf = self.shelf();
+        loop {
+            if let Some(df) = shelf.tables.remove(&key) {
+                return Some(df);
+            }
+            if !shelf.running.contains(stage) {
+                return None;
+            }
+            shelf = self.changed.wait(shelf).unwrap_or_else(|e| e.into_inner());
+        }
     }
 }
 
 impl std::fmt::Debug for TableStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        f.debug_list().entries(tables.keys()).finish()
+        f.debug_list().entries(self.shelf().tables.keys()).finish()
     }
 }
 
@@ -274,5 +325,28 @@ mod tests {
         // Handed out once; a table not kept is not there.
         assert!(ctx.read_table("ingest", "units").is_err());
         assert!(ctx.read_table("ingest", "dropped").is_err());
+    }
+
+    #[test]
+    fn taking_a_table_of_a_running_stage_waits_for_it_or_for_the_stage_to_finish() {
+        let store = TableStore::keeping(|_, _| true);
+        store.running("ingest");
+        let df = polars::df!("a" => [1i64, 2]).unwrap();
+        std::thread::scope(|s| {
+            let taker = s.spawn(|| {
+                let units = store.take("ingest", "units");
+                let missing = store.take("ingest", "intervention");
+                (units, missing)
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            store.put("ingest", "units", df.clone());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            store.finished("ingest");
+            let (units, missing) = taker.join().unwrap();
+            assert!(units.unwrap().equals(&df));
+            assert!(missing.is_none());
+        });
+        // A stage never marked running is not waited for.
+        assert!(store.take("clean", "units").is_none());
     }
 }

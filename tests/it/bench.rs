@@ -64,5 +64,10 @@ fn bench_measures_every_stage_of_the_demo() {
     let manifest = read_json(&tmp.path().join("demo/out/manifest.json"));
     assert_eq!(manifest["ran"], serde_json::json!(["model", "report"]));
     assert!(demo["input_bytes"].as_u64().unwrap() > 1_000_000);
+    // relcap check of the study, measured and compared with ingest and clean.
+    assert_eq!(demo["check"]["step"], "demo_check");
+    assert!(demo["check"]["wall_s"].as_f64().unwrap() > 0.0);
+    assert!(demo["check_share"].as_f64().unwrap() > 0.0);
+    assert!(text.contains("| check ("), "{text}");
     assert!(report["power"].is_null() && report["h3_lmm"].is_null());
 }
