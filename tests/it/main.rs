@@ -21,3 +21,4 @@ mod reproducible;
 mod safety;
 mod score_link;
 mod simulate;
+mod surveyxact;
