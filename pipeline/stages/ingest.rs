@@ -27,6 +27,14 @@
 //! skipped cells + records rejected whole (one each); `summary.tables["<table>.wide_records"]`
 //! accounts for the records: read = melted + rejected (by reason).
 //!
+//! **SurveyXact exports** (`sources.<table>.format = "surveyxact"`): each file is an export
+//! folder or workbook read by [`surveyxact`] and melted through the wide mapping; its `source`
+//! is `<folder>/dataset.csv` or the workbook's name, its line the dataset's. Its labels decide
+//! missing answers (a missing label's code becomes the instrument's missing code for the reason,
+//! or is excluded under the reason when the instrument has none) and codes no label names are
+//! quarantined (`unlabelled_code`); a respondent twice in one export is quarantined on each of
+//! its lines (`duplicate_respondent`).
+//!
 //! A row with any cell that cannot be typed goes to the quarantine, one quarantine row per bad
 //! cell (a bad cell shared by all rows of a wide record is one quarantine row); in
 //! [`TableCount::quarantined`] each row is counted once, under the reason of its first bad
@@ -66,16 +74,20 @@
 //!   then shows the number in its shortest form, which is the text.
 //! - `case_involvement.parquet`: `wave` i64, `case_id` str (pseudonym), `unit_id` str, `lead`
 //!   bool, `source`, `line`.
+//! - `codebook.parquet`: every source variable of the two answer tables (its schema is in
+//!   [`codebook`]).
 //! - `quarantine.parquet`: `table` str, `source` str, `line` i64, `column` str (canonical name,
 //!   or for a wide value cell the column in the file; null for a whole-record problem), `value`
 //!   str (the cell as written; the pseudonym for person id columns; null for an empty cell),
 //!   `reason` str (`missing_required`, `not_an_integer`, `not_a_number`, `not_a_boolean`,
-//!   `invalid_value`, `wave_mismatch`, `ragged_row`, `encoding`). Sorted by (table, source,
+//!   `invalid_value`, `wave_mismatch`, `ragged_row`, `encoding`, `unlabelled_code`,
+//!   `duplicate_respondent`). Sorted by (table, source,
 //!   line, column, reason).
 //!
 //! No raw person id is written: respondent, citizen, case and manager ids are replaced by
 //! their pseudonyms as they are typed, in the tables and in the quarantine alike.
 
+pub mod codebook;
 pub mod csv;
 pub mod source;
 pub mod surveyxact;
@@ -124,6 +136,8 @@ struct Typed {
     blank_lines: u64,
     /// Per file: (name, format, encoding).
     facts: Vec<(String, &'static str, Option<&'static str>)>,
+    /// The answer tables' source variables (`codebook.parquet`).
+    codebook: Vec<codebook::Entry>,
 }
 
 /// Quarantine rows gathered column-wise; an identical row is kept once (a bad id cell of a
@@ -222,6 +236,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let mut ids = PseudonymCache::new(ctx.pseudonymizer);
     let dir = ctx.stage_dir(STAGE);
     let mut quarantine = QuarantineRows::default();
+    let mut entries: Vec<codebook::Entry> = vec![];
     for src in &sources {
         let mut t = read_and_type(ctx, src, &mut ids, &mut summary.warnings)?;
         let in_order = sorted_by_source_and_line(&t.frames)?;
@@ -290,7 +305,12 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
                 .insert(format!("{}.wide_records", src.table), w);
         }
         quarantine.append(t.quarantine);
+        entries.append(&mut t.codebook);
     }
+    let min_cell = u64::from(ctx.config.privacy.min_cell);
+    let book = codebook::frame(&entries, min_cell)?;
+    let path = ctx.write_table(STAGE, "codebook", book, false)?;
+    summary.add_output(&dir, &path);
     let path = ctx.write_table(STAGE, "quarantine", quarantine.into_frame()?, false)?;
     summary.add_output(&dir, &path);
     let source = serde_json::to_value(ctx.pseudonymizer.source())?;
@@ -664,9 +684,21 @@ fn read_file(
     };
     // Quarantine rows of this file: identical rows are one problem within a file.
     let mut quarantine = QuarantineRows::default();
+    let first_frame = out.frames.len();
     if let Some(ex) = export {
         out.facts
             .push((file.name.clone(), "surveyxact", ex.encoding));
+        let background: Vec<(String, &str)> = columns
+            .iter()
+            .zip(&col_sources)
+            .filter_map(|(c, s)| match s {
+                ColumnSource::File(f) => Some((f.clone(), c.name)),
+                _ => None,
+            })
+            .collect();
+        let missing = spec.missing_labels();
+        let book = codebook::export_entries(table, &file.name, &ex, &background, &mapped, &missing);
+        out.codebook.extend(book);
         let (tt, notes) = export_texts(ctx, &plan, ex, &wanted)?;
         type_records(&plan, tt, ids, out, &mut quarantine, Some(&notes))?;
     } else if file.kind == FileKind::Parquet {
@@ -684,6 +716,12 @@ fn read_file(
         let (tt, encoding) = source::read(&file.path, file.kind, &opts, &wanted)?;
         out.facts.push((file.name.clone(), format, encoding));
         type_records(&plan, tt, ids, out, &mut quarantine, None)?;
+    }
+    if !file.export && matches!(table, "employee_responses" | "citizen_responses") {
+        let frames = &out.frames[first_frame..];
+        let codes = &ctx.config.instrument.missing_codes;
+        let book = codebook::table_entries(table, &file.name, frames, codes)?;
+        out.codebook.extend(book);
     }
     out.quarantine.append(quarantine);
     Ok(())

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use crate::common::{quarantine, read, repo, simulate, summary, Csv, QRow};
+use crate::common::{quarantine, read, repo, simulate, strs, summary, Csv, QRow};
 
 const KEY: &str = "surveyxact-test-key-0123456789";
 
@@ -518,6 +518,46 @@ fn an_export_gives_the_same_tables_scores_and_results_as_the_canonical_tables() 
             "{t}"
         );
     }
+    // The codebook: question texts decoded (Windows-1252 and UTF-16), the wave's own missing
+    // code named with its label and reason, background and answer variables told apart.
+    let book = read(&b, "ingest", "codebook");
+    let find = |src: &str, var: &str| -> usize {
+        let (s, v) = (strs(&book, "source"), strs(&book, "variable"));
+        (0..book.height())
+            .find(|&i| s[i].as_deref() == Some(src) && v[i].as_deref() == Some(var))
+            .unwrap_or_else(|| panic!("{src} {var} not in the codebook"))
+    };
+    let (q, m, k) = (
+        strs(&book, "question"),
+        strs(&book, "missing_codes"),
+        strs(&book, "kind"),
+    );
+    let i = find("employees_wave1/dataset.csv", "srm_1");
+    assert_eq!(
+        q[i].as_deref(),
+        Some("Spørgsmål om din arbejdsplads (srm_1); æ ø å")
+    );
+    assert!(
+        m[i].as_deref()
+            .unwrap()
+            .starts_with("9 = Ved ikke (dont_know): "),
+        "{:?}",
+        m[i]
+    );
+    let i = find("employees_wave2/dataset.csv", "srm_1");
+    assert!(
+        m[i].as_deref()
+            .unwrap()
+            .starts_with("6 = Ved ikke (dont_know): "),
+        "{:?}",
+        m[i]
+    );
+    assert!(q[i].as_deref().unwrap().contains("æ ø å"));
+    let i = find("citizens_wave2.xlsx", "cq_5");
+    assert_eq!(k[i].as_deref(), Some("item"));
+    let i = find("employees_wave2/dataset.csv", "respondent");
+    assert_eq!(k[i].as_deref(), Some("background"));
+    assert_eq!(strs(&book, "distribution")[i], None);
     let tables = [
         ("clean", "employee_responses"),
         ("clean", "citizen_responses"),
