@@ -32,6 +32,8 @@ pub struct CheckReport {
     pub problems: Vec<String>,
     /// Per stage and table: the row accounting and the quarantine examples.
     pub tables: Vec<TableCheck>,
+    /// Item statistics of clean's answers (`crate::codebook::items`); flagged items are shown.
+    pub items: Vec<crate::codebook::items::ItemStat>,
 }
 
 /// One table of one stage.
@@ -100,6 +102,7 @@ impl CheckReport {
                 let _ = writeln!(s, "  excluded {reason}: {n}");
             }
         }
+        s += &crate::codebook::items::to_text(&self.items);
         for p in &self.problems {
             let _ = writeln!(s, "problem (the run would stop): {p}");
         }
@@ -146,8 +149,11 @@ pub fn check(config: &Config, data: Option<&Path>, progress: bool) -> CheckRepor
             }
         }
     };
-    // Ingest's tables are read by clean; of clean's, only the quarantine is read here.
-    let store = TableStore::keeping(|stage, table| stage == "ingest" || table == "quarantine");
+    // Ingest's tables are read by clean; of clean's, the quarantine and the answers (for the
+    // item statistics) are read here.
+    let store = TableStore::keeping(|stage, table| {
+        stage == "ingest" || table == "quarantine" || table.ends_with("_responses")
+    });
     let memo = Memo::disabled();
     // The stages of the run up to clean, on two threads (`crate::jobs`): clean takes each table
     // of ingest as soon as ingest has it, so the two overlap and ingest's tables are not all
@@ -183,6 +189,21 @@ pub fn check(config: &Config, data: Option<&Path>, progress: bool) -> CheckRepor
                 report.problems.push(format!("stage {}: {e:#}", stage.name));
                 break;
             }
+        }
+    }
+    if report.problems.is_empty() {
+        let answers = |t: &str| {
+            store
+                .take("clean", t)
+                .with_context(|| format!("clean kept no {t} for the item statistics"))
+        };
+        let items = answers("employee_responses").and_then(|e| {
+            let c = answers("citizen_responses")?;
+            crate::codebook::items::item_statistics(&config.instrument, &e, &c)
+        });
+        match items {
+            Ok(items) => report.items = items,
+            Err(e) => report.problems.push(format!("item statistics: {e:#}")),
         }
     }
     report

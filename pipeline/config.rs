@@ -87,9 +87,13 @@ macro_rules! choice {
 pub(crate) use choice;
 
 mod model;
+mod sources;
 pub use model::{
     Correction, Direction, HypothesisSpec, Linkage, MetaMethod, MetaSpec, MetaTest, Method,
     ModelSection, Vcov,
+};
+pub use sources::{
+    default_missing_labels, label_key, FrequencyScale, MissingLabel, SourceFormat, FREQUENCY_ITEM,
 };
 
 /// A study's settings. Every section has a default (the defaults of docs/methods.md), so a
@@ -228,6 +232,14 @@ pub struct SourceSpec {
     /// group) melted into the canonical long table as it is read.
     #[serde(default)]
     pub wide: Option<WideSpec>,
+    /// `surveyxact`: each file is a SurveyXact export (a folder or a workbook, one survey and
+    /// wave each), read through `wide`; None (the default): a table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<SourceFormat>,
+    /// Value labels that mean a missing answer (with the reason); None: the defaults
+    /// ([`default_missing_labels`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_labels: Option<Vec<MissingLabel>>,
 }
 
 /// How the columns of a wide export map to `item` and `target_group`.
@@ -256,8 +268,9 @@ pub struct WideSpec {
     /// pseudonymised like any id). Only sound for a single-wave file.
     #[serde(default)]
     pub respondent_from_line: bool,
-    /// An empty answer cell: `skip` (no long row, counted as excluded `empty_cell`) or `keep`
-    /// (a long row with an empty value, i.e. an item not answered).
+    /// An empty answer cell: `skip` (no long row, counted as excluded `empty_cell`), `keep`
+    /// (a long row with an empty value, i.e. an item not answered) or `keep_answered` (kept
+    /// within a partner group the record answered about, see [`EmptyCells`]).
     #[serde(default)]
     pub empty_cells: EmptyCells,
     /// Cell texts meaning "not asked" (no long row, counted as excluded `not_asked`).
@@ -282,6 +295,10 @@ choice! {
         #[default]
         Skip = "skip",
         Keep = "keep",
+        /// Kept (an item not answered) when the record answered another item about the same
+        /// partner group (person items: another person item); skipped as `empty_cell` when the
+        /// whole block is blank (a partner group not asked about).
+        KeepAnswered = "keep_answered",
     }
 }
 
@@ -304,6 +321,8 @@ impl SourceSpec {
             sheet: None,
             allow_empty: false,
             wide: None,
+            format: None,
+            missing_labels: None,
         }
     }
 
@@ -417,6 +436,10 @@ pub struct InstrumentSection {
     pub citizen_items: Vec<String>,
     /// item -> (answer code as written, e.g. "1") -> score.
     pub value_maps: BTreeMap<String, BTreeMap<String, f64>>,
+    /// The scale the frequency item was fielded with; None: `sufficiency` (see
+    /// [`FrequencyScale`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frequency_scale: Option<FrequencyScale>,
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -446,6 +469,7 @@ impl Default for InstrumentSection {
             person_items: strings(&["wellbeing", "manager_satisfaction"]),
             citizen_items: strings(&["cq_1", "cq_2", "cq_3", "cq_4", "cq_5"]),
             value_maps,
+            frequency_scale: None,
         }
     }
 }
@@ -631,6 +655,7 @@ fn validate_source(t: &str, spec: &SourceSpec) -> Result<(), ConfigError> {
             return Err(invalid(&key("file"), "must not be empty"));
         }
     }
+    sources::validate_export(t, spec)?;
     check_csv_options(
         &format!("sources.{t}"),
         spec.separator.as_ref(),
@@ -796,7 +821,7 @@ impl Config {
 
     /// Parses and validates config text (paths left as written).
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| {
             // A value of the wrong kind (an unknown `method`, text for a number) names its key.
             match e.span().and_then(|span| key_at(text, span.start)) {
                 Some(key) => invalid(&key, e.message()),
@@ -806,6 +831,7 @@ impl Config {
                 },
             }
         })?;
+        cfg.instrument.resolve_frequency_scale()?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -1049,10 +1075,14 @@ impl Config {
     pub fn section_for_stage(&self, stage: &str) -> serde_json::Value {
         let v = |x: &dyn erased::Ser| x.to_json();
         match stage {
+            // The instrument: a survey export's labels are checked against its scale and its
+            // missing labels become its missing codes; min_cell: the codebook's counts.
             "ingest" => serde_json::json!({
                 "sources": v(&self.sources),
                 "csv": v(&self.csv),
                 "privacy.key_env": self.privacy.key_env,
+                "privacy.min_cell": self.privacy.min_cell,
+                "instrument": v(&self.instrument),
             }),
             "clean" => serde_json::json!({ "instrument": v(&self.instrument) }),
             "score" => serde_json::json!({

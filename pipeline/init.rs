@@ -90,6 +90,9 @@ pub fn study_toml(name: &str) -> String {
         }
         out.push_str(replaced.as_deref().unwrap_or(line));
         out.push('\n');
+        if line.trim() == "[instrument]" {
+            out.push_str(FREQUENCY_SCALE);
+        }
     }
     out.push_str(
         "\n[report]\n# p-value thresholds for significance stars, strictly decreasing (e.g. \
@@ -98,6 +101,21 @@ pub fn study_toml(name: &str) -> String {
     );
     out
 }
+
+/// The frequency item's scale, written out so that a study chooses it (the demo config leaves
+/// it at its default, which is the same choice).
+const FREQUENCY_SCALE: &str = "\
+# The scale the frequency item (`frequent`) was fielded with; relcap cannot tell from the
+# answers alone, so check your questionnaire:
+#   \"sufficiency\": not nearly enough (1), not enough, just the right amount, too often, much
+#     too often (5) as printed on the form, scored through value_maps.frequent below (just
+#     right scores highest: 1, 3, 5, 4, 2). The default: the RC survey's published form.
+#   \"frequency\": never (1) ... constantly (5), scored as answered; the value map below is
+#     then dropped (leave it as it is, or delete it).
+# A wrong choice shows in `relcap check` and the codebook: the item's corrected item-total
+# correlation falls to about 0 and it is flagged.
+frequency_scale = \"sufficiency\"
+";
 
 /// `s` as a TOML basic string.
 fn toml_str(s: &str) -> String {
@@ -115,6 +133,9 @@ mod tests {
         let c = Config::from_toml(&text).unwrap();
         let mut expected = Config::default();
         expected.study.name = "my \"study\"".to_string();
+        // Written out, so that a study chooses it; the same as the default.
+        expected.instrument.frequency_scale = Some(crate::config::FrequencyScale::Sufficiency);
+        assert!(text.contains("\"frequency\": never (1)"), "{text}");
         assert_eq!(c, expected);
         assert!(!text.contains("demo"), "{text}");
         assert!(text.contains("data_dir = \"data\"\n"));

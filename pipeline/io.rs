@@ -273,9 +273,34 @@ pub fn hash_file(path: &Path) -> Result<String> {
     hash_file_with(path, |_| {}).map(|(h, _)| h)
 }
 
+/// Blake3 hash of a folder (a survey export): each file's name, length and content hash, in
+/// name order; and the files' total length.
+fn hash_folder(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<(String, u64)> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(path)
+        .with_context(|| format!("cannot read folder {}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    names.sort();
+    let mut hasher = blake3::Hasher::new();
+    let mut total = 0;
+    for p in names {
+        let (h, n) = hash_file_with(&p, &mut *progress)?;
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        hasher.update(name.unwrap_or_default().as_bytes());
+        hasher.update(&n.to_le_bytes());
+        hasher.update(h.as_bytes());
+        total += n;
+    }
+    Ok((hasher.finalize().to_hex().to_string(), total))
+}
+
 /// Blake3 hash of a file's content (lowercase hex) and its length in bytes, calling `progress`
 /// with the number of bytes read after each block (for a progress bar on large inputs).
 pub fn hash_file_with(path: &Path, mut progress: impl FnMut(u64)) -> Result<(String, u64)> {
+    if path.is_dir() {
+        return hash_folder(path, &mut progress);
+    }
     let mut hasher = blake3::Hasher::new();
     let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     // Large blocks let blake3 hash several chunks at once with SIMD.

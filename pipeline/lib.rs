@@ -15,7 +15,8 @@
 //! (`relcap fit` on any table), `bench` (`relcap bench`: timings and peak memory of the whole
 //! pipeline), and the statistics engine `stats` (the `relcap-stats` crate: no polars, no
 //! files). `console` holds the only way to write to stdout and stderr (a closed pipe is
-//! ignored), and `init` writes a new study folder (`relcap init`).
+//! ignored), `init` writes a new study folder (`relcap init`), and `codebook` describes the
+//! source variables and checks the items of each scale.
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
@@ -24,6 +25,7 @@ pub use relcap_stats as stats;
 pub mod bench;
 pub mod check;
 pub mod cli;
+pub mod codebook;
 pub mod config;
 pub mod console;
 pub mod fit;

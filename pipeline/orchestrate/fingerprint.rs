@@ -164,7 +164,13 @@ fn source_inputs(config: &Config, data_dir: &Path, log: &Log) -> Result<Vec<Inpu
             } else {
                 format!("{table}#{}", i + 1)
             };
-            found.push((name, io::find_table(data_dir, stem)));
+            let path = if spec.is_surveyxact() {
+                // A folder export is hashed as its files (`io::hash_file_with`).
+                crate::stages::ingest::surveyxact::find(data_dir, stem)
+            } else {
+                io::find_table(data_dir, stem)
+            };
+            found.push((name, path));
         }
     }
     let total: u64 = found

@@ -23,6 +23,11 @@ pub enum Reason {
     RaggedRow,
     /// Bytes the file's encoding cannot decode.
     Encoding,
+    // Quarantine, ingest: survey exports.
+    /// A code of a closed variable that its value labels do not name.
+    UnlabelledCode,
+    /// A respondent with more than one record in one survey export (one wave).
+    DuplicateRespondent,
     // Quarantine, clean.
     /// Rows that share a key but differ elsewhere.
     DuplicateConflict,
@@ -63,7 +68,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in declaration order.
-    pub const ALL: [Reason; 31] = [
+    pub const ALL: [Reason; 33] = [
         Reason::MissingRequired,
         Reason::NotAnInteger,
         Reason::NotANumber,
@@ -72,6 +77,8 @@ impl Reason {
         Reason::WaveMismatch,
         Reason::RaggedRow,
         Reason::Encoding,
+        Reason::UnlabelledCode,
+        Reason::DuplicateRespondent,
         Reason::DuplicateConflict,
         Reason::UnknownItem,
         Reason::UnexpectedTargetGroup,
@@ -114,6 +121,8 @@ impl Reason {
             Reason::WaveMismatch => "wave_mismatch",
             Reason::RaggedRow => "ragged_row",
             Reason::Encoding => "encoding",
+            Reason::UnlabelledCode => "unlabelled_code",
+            Reason::DuplicateRespondent => "duplicate_respondent",
             Reason::DuplicateConflict => "duplicate_conflict",
             Reason::UnknownItem => "unknown_item",
             Reason::UnexpectedTargetGroup => "unexpected_target_group",

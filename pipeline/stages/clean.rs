@@ -287,15 +287,22 @@ impl Filed {
     where
         F: FnOnce(LazyFrame) -> Result<(LazyFrame, Vec<Rule>)>,
     {
+        // The answer tables of a dry run keep the columns of the item statistics that
+        // `relcap check` shows (`crate::codebook::items`), and only those.
+        let items = self.dry.then(|| item_columns(table.name)).flatten();
         let mode = if self.dry {
             Mode {
                 reorder: false,
-                kept: table.name == UNITS.name,
-                drop: rule_free_columns(table.name),
+                kept: table.name == UNITS.name || items.is_some(),
+                drop: match items {
+                    Some(_) => &[],
+                    None => rule_free_columns(table.name),
+                },
             }
         } else {
             Mode::RUN
         };
+        let output = items.unwrap_or(output);
         let cleaned = clean_table(df, table, prepare, &mode)?;
         self.quarantine.push(cleaned.quarantine);
         self.summary
@@ -547,6 +554,21 @@ impl Mode {
         kept: true,
         drop: &[],
     };
+}
+
+/// The columns of an answer table that the item statistics read (`crate::codebook::items`).
+fn item_columns(table: &str) -> Option<&'static [&'static str]> {
+    match table {
+        t if t == EMPLOYEE_RESPONSES.name => Some(&[
+            "wave",
+            "respondent_id",
+            "target_group",
+            "item",
+            "value",
+        ]),
+        t if t == CITIZEN_RESPONSES.name => Some(&["wave", "citizen_id", "item", "value"]),
+        _ => None,
+    }
 }
 
 /// The columns of a table that only the duplicate check compares: no rule after it reads

@@ -27,6 +27,14 @@
 //! skipped cells + records rejected whole (one each); `summary.tables["<table>.wide_records"]`
 //! accounts for the records: read = melted + rejected (by reason).
 //!
+//! **SurveyXact exports** (`sources.<table>.format = "surveyxact"`): each file is an export
+//! folder or workbook read by [`surveyxact`] and melted through the wide mapping; its `source`
+//! is `<folder>/dataset.csv` or the workbook's name, its line the dataset's. Its labels decide
+//! missing answers (a missing label's code becomes the instrument's missing code for the reason,
+//! or is excluded under the reason when the instrument has none) and codes no label names are
+//! quarantined (`unlabelled_code`); a respondent twice in one export is quarantined on each of
+//! its lines (`duplicate_respondent`).
+//!
 //! A row with any cell that cannot be typed goes to the quarantine, one quarantine row per bad
 //! cell (a bad cell shared by all rows of a wide record is one quarantine row); in
 //! [`TableCount::quarantined`] each row is counted once, under the reason of its first bad
@@ -66,18 +74,23 @@
 //!   then shows the number in its shortest form, which is the text.
 //! - `case_involvement.parquet`: `wave` i64, `case_id` str (pseudonym), `unit_id` str, `lead`
 //!   bool, `source`, `line`.
+//! - `codebook.parquet`: every source variable of the two answer tables (its schema is in
+//!   [`codebook`]).
 //! - `quarantine.parquet`: `table` str, `source` str, `line` i64, `column` str (canonical name,
 //!   or for a wide value cell the column in the file; null for a whole-record problem), `value`
 //!   str (the cell as written; the pseudonym for person id columns; null for an empty cell),
 //!   `reason` str (`missing_required`, `not_an_integer`, `not_a_number`, `not_a_boolean`,
-//!   `invalid_value`, `wave_mismatch`, `ragged_row`, `encoding`). Sorted by (table, source,
+//!   `invalid_value`, `wave_mismatch`, `ragged_row`, `encoding`, `unlabelled_code`,
+//!   `duplicate_respondent`). Sorted by (table, source,
 //!   line, column, reason).
 //!
 //! No raw person id is written: respondent, citizen, case and manager ids are replaced by
 //! their pseudonyms as they are typed, in the tables and in the quarantine alike.
 
+pub mod codebook;
 pub mod csv;
 pub mod source;
+pub mod surveyxact;
 pub mod typing;
 pub mod wide;
 
@@ -108,6 +121,8 @@ struct SourceFile {
     /// File name without folder: the `source` column.
     name: String,
     kind: FileKind,
+    /// A SurveyXact export (folder or workbook; `kind` unused).
+    export: bool,
 }
 
 /// The typed result of one table (all its files).
@@ -121,6 +136,8 @@ struct Typed {
     blank_lines: u64,
     /// Per file: (name, format, encoding).
     facts: Vec<(String, &'static str, Option<&'static str>)>,
+    /// The answer tables' source variables (`codebook.parquet`).
+    codebook: Vec<codebook::Entry>,
 }
 
 /// Quarantine rows gathered column-wise; an identical row is kept once (a bad id cell of a
@@ -221,6 +238,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let mut quarantine = QuarantineRows::default();
     let order = super::table_order(ctx.is_dry_run());
     sources.sort_by_key(|s| order.iter().position(|t| *t == s.table));
+    let mut entries: Vec<codebook::Entry> = vec![];
     for src in &sources {
         let mut t = read_and_type(ctx, src, &mut ids, &mut summary.warnings)?;
         let in_order = sorted_by_source_and_line(&t.frames)?;
@@ -289,7 +307,12 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
                 .insert(format!("{}.wide_records", src.table), w);
         }
         quarantine.append(t.quarantine);
+        entries.append(&mut t.codebook);
     }
+    let min_cell = u64::from(ctx.config.privacy.min_cell);
+    let book = codebook::frame(&entries, min_cell)?;
+    let path = ctx.write_table(STAGE, "codebook", book, false)?;
+    summary.add_output(&dir, &path);
     let path = ctx.write_table(STAGE, "quarantine", quarantine.into_frame()?, false)?;
     summary.add_output(&dir, &path);
     let source = serde_json::to_value(ctx.pseudonymizer.source())?;
@@ -332,7 +355,12 @@ fn locate(
         } else {
             format!("sources.{table}.more_files")
         };
-        let Some(path) = io::find_table(&ctx.data_dir, stem) else {
+        let found = if spec.is_surveyxact() {
+            surveyxact::find(&ctx.data_dir, stem)
+        } else {
+            io::find_table(&ctx.data_dir, stem)
+        };
+        let Some(path) = found else {
             if spec.required || i > 0 {
                 let which = if spec.required { "required " } else { "" };
                 bail!(
@@ -347,6 +375,10 @@ fn locate(
                 files: vec![],
             });
         };
+        if spec.is_surveyxact() {
+            files.extend(locate_export(table, spec, &opts, path, warnings)?);
+            continue;
+        }
         let kind = io::file_kind(&path)?;
         let name = path
             .file_name()
@@ -394,9 +426,60 @@ fn locate(
                 unused.join(", ")
             ));
         }
-        files.push(SourceFile { path, name, kind });
+        files.push(SourceFile {
+            path,
+            name,
+            kind,
+            export: false,
+        });
     }
     Ok(Source { table, files })
+}
+
+/// A SurveyXact export of `table`, read and checked (structure, columns, wide mapping); None
+/// when it has no records and the table may be empty.
+fn locate_export(
+    table: &'static str,
+    spec: &SourceSpec,
+    opts: &source::ReadOptions,
+    path: PathBuf,
+    warnings: &mut Vec<String>,
+) -> Result<Option<SourceFile>> {
+    let ex = surveyxact::open(&path, opts)?;
+    let name = surveyxact::source_name(&path);
+    warnings.extend(ex.warnings);
+    let header = &ex.dataset.header;
+    let used = check_columns(&path, table, spec, header)?;
+    if ex.dataset.lines.is_empty() && ex.dataset.rejected.is_empty() {
+        if spec.required && !spec.allow_empty {
+            bail!(
+                "{}: the export has no respondents, but table {table} is required (set \
+                 sources.{table}.allow_empty = true to read it as an empty table)",
+                path.display()
+            );
+        }
+        warnings.push(format!(
+            "{name}: no respondents; table {table} gets no rows from it"
+        ));
+        return Ok(None);
+    }
+    let unused: Vec<&str> = header
+        .iter()
+        .filter(|h| !used.contains(*h))
+        .map(String::as_str)
+        .collect();
+    if !unused.is_empty() {
+        warnings.push(format!(
+            "{name}: variables that map to nothing in table {table} (not read): {}",
+            unused.join(", ")
+        ));
+    }
+    Ok(Some(SourceFile {
+        path,
+        name,
+        kind: FileKind::Csv,
+        export: true,
+    }))
 }
 
 /// Where each canonical column of a file comes from.
@@ -554,7 +637,14 @@ fn read_file(
         .unwrap_or(ctx.config.csv.decimal.as_str());
     let decimal_comma = decimal == ",";
     let columns = schema::columns(table);
-    let (header, _) = source::header(&file.path, file.kind, &opts)?;
+    let export = match file.export {
+        true => Some(surveyxact::open(&file.path, &opts)?),
+        false => None,
+    };
+    let (header, _) = match &export {
+        Some(ex) => (ex.dataset.header.clone(), true),
+        None => source::header(&file.path, file.kind, &opts)?,
+    };
     let col_sources = column_sources(&file.path, table, spec, &header)?;
     let mut wanted: Vec<String> = col_sources
         .iter()
@@ -596,7 +686,24 @@ fn read_file(
     };
     // Quarantine rows of this file: identical rows are one problem within a file.
     let mut quarantine = QuarantineRows::default();
-    if file.kind == FileKind::Parquet {
+    let first_frame = out.frames.len();
+    if let Some(ex) = export {
+        out.facts
+            .push((file.name.clone(), "surveyxact", ex.encoding));
+        let background: Vec<(String, &str)> = columns
+            .iter()
+            .zip(&col_sources)
+            .filter_map(|(c, s)| match s {
+                ColumnSource::File(f) => Some((f.clone(), c.name)),
+                _ => None,
+            })
+            .collect();
+        let missing = spec.missing_labels();
+        let book = codebook::export_entries(table, &file.name, &ex, &background, &mapped, &missing);
+        out.codebook.extend(book);
+        let (tt, notes) = export_texts(ctx, &plan, ex, &wanted)?;
+        type_records(&plan, tt, ids, out, &mut quarantine, Some(&notes))?;
+    } else if file.kind == FileKind::Parquet {
         // Read and typed a slice at a time, so that only one slice is ever held as text.
         out.facts.push((file.name.clone(), format, None));
         let rows = source::parquet_rows(&file.path)?;
@@ -604,16 +711,78 @@ fn read_file(
         while offset < rows {
             let len = source::PARQUET_SLICE_ROWS.min(rows - offset);
             let tt = source::read_parquet_slice(&file.path, &wanted, offset, len)?;
-            type_records(&plan, tt, ids, out, &mut quarantine)?;
+            type_records(&plan, tt, ids, out, &mut quarantine, None)?;
             offset += len;
         }
     } else {
         let (tt, encoding) = source::read(&file.path, file.kind, &opts, &wanted)?;
         out.facts.push((file.name.clone(), format, encoding));
-        type_records(&plan, tt, ids, out, &mut quarantine)?;
+        type_records(&plan, tt, ids, out, &mut quarantine, None)?;
+    }
+    if !file.export && matches!(table, "employee_responses" | "citizen_responses") {
+        let frames = &out.frames[first_frame..];
+        let codes = &ctx.config.instrument.missing_codes;
+        let book = codebook::table_entries(table, &file.name, frames, codes)?;
+        out.codebook.extend(book);
     }
     out.quarantine.append(quarantine);
     Ok(())
+}
+
+/// The wanted columns of an export's dataset, without the records of respondents that appear
+/// twice, and the value cells after its labels ([`surveyxact::label_cells`]).
+fn export_texts(
+    ctx: &StageContext,
+    plan: &FilePlan,
+    ex: surveyxact::Export,
+    wanted: &[String],
+) -> Result<(csv::TextTable, surveyxact::CellNotes)> {
+    let d = &ex.dataset;
+    let columns = wanted
+        .iter()
+        .map(|w| {
+            let i = d.header.iter().position(|h| h == w).with_context(|| {
+                format!("{}: column `{w}` is not in the dataset", plan.file.name)
+            })?;
+            Ok(d.columns[i].clone())
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let tt = csv::TextTable {
+        header: d.header.clone(),
+        columns,
+        lines: d.lines.clone(),
+        rejected: d.rejected.clone(),
+        blank_lines: d.blank_lines,
+    };
+    let person = if plan.table == "citizen_responses" {
+        "citizen_id"
+    } else {
+        "respondent_id"
+    };
+    let at = |canonical: &str| wanted.iter().position(|w| w == plan.spec.column(canonical));
+    let mut tt = match at(person) {
+        Some(id) => surveyxact::reject_duplicates(tt, id, at("wave"))?,
+        None => tt,
+    };
+    let value_columns: Vec<(usize, String, String)> = plan
+        .mapped
+        .iter()
+        .enumerate()
+        .map(|(k, m)| (plan.n_fixed + k, m.column.clone(), m.item.clone()))
+        .collect();
+    let missing = plan.spec.missing_labels();
+    let rules = surveyxact::LabelRules {
+        instrument: &ctx.config.instrument,
+        missing: &missing,
+    };
+    let notes = surveyxact::label_cells(
+        &ex,
+        &plan.file.path.display().to_string(),
+        &mut tt.columns,
+        &value_columns,
+        &rules,
+    )?;
+    Ok((tt, notes))
 }
 
 /// What typing the records of one file needs to know about it.
@@ -644,18 +813,24 @@ fn type_records(
     ids: &mut PseudonymCache,
     out: &mut Typed,
     quarantine: &mut QuarantineRows,
+    notes: Option<&surveyxact::CellNotes>,
 ) -> Result<()> {
     out.blank_lines += tt.blank_lines;
+    let notes = notes.filter(|n| !n.is_empty());
     let file_cols: Vec<StringChunked> = tt
         .columns
         .into_iter()
         .map(|c| blank_na(c, &plan.spec.na_values))
         .collect();
     let mut count = TableCount::default();
+    let unlabelled = match notes {
+        Some(n) => quarantine_unlabelled(plan, n, &tt.lines, quarantine, &mut count),
+        None => 0,
+    };
     let mut texts = match &plan.spec.wide {
         None => long_texts(plan, &file_cols, tt.lines),
         Some(w) => {
-            let texts = melt(plan, w, &file_cols, &tt.lines, &mut count);
+            let texts = melt(plan, w, &file_cols, &tt.lines, notes, &mut count);
             let records = wide_records(tt.lines.len(), &tt.rejected);
             add_count(out.wide.get_or_insert_with(TableCount::default), &records);
             texts
@@ -668,7 +843,7 @@ fn type_records(
     let lines = std::mem::take(&mut texts.lines);
     let first_reason = quarantine_cells(plan, &errors, &lines, &texts.value_column, quarantine);
     let excluded: u64 = count.excluded.values().sum();
-    count.rows_in = n as u64 + excluded + tt.rejected.len() as u64;
+    count.rows_in = n as u64 + excluded + unlabelled + tt.rejected.len() as u64;
     for r in first_reason.iter().flatten() {
         r.add_to(&mut count.quarantined, 1);
     }
@@ -702,6 +877,34 @@ fn type_records(
     add_count(&mut out.count, &count);
     out.frames.push(frame);
     Ok(())
+}
+
+/// Quarantines the value cells of an export whose code no label names (they are not melted);
+/// returns how many.
+fn quarantine_unlabelled(
+    plan: &FilePlan,
+    notes: &surveyxact::CellNotes,
+    lines: &[i64],
+    quarantine: &mut QuarantineRows,
+    count: &mut TableCount,
+) -> u64 {
+    let mut cells: Vec<_> = notes.unlabelled.iter().collect();
+    cells.sort();
+    for ((r, j), raw) in &cells {
+        let column = plan.mapped[j - plan.n_fixed].column.clone();
+        let (name, line) = (&plan.file.name, lines[*r]);
+        let raw = Some(raw.to_string());
+        quarantine.push(
+            plan.table,
+            name,
+            line,
+            Some(column),
+            raw,
+            Reason::UnlabelledCode,
+        );
+        Reason::UnlabelledCode.add_to(&mut count.quarantined, 1);
+    }
+    cells.len() as u64
 }
 
 /// The canonical columns of a long file: its own columns and the constants, one row per record.
@@ -747,6 +950,7 @@ fn melt(
     w: &WideSpec,
     file_cols: &[StringChunked],
     record_lines: &[i64],
+    notes: Option<&surveyxact::CellNotes>,
     count: &mut TableCount,
 ) -> Texts {
     let FilePlan {
@@ -758,6 +962,8 @@ fn melt(
     } = *plan;
     let n_records = record_lines.len();
     let keep_empty = w.empty_cells == crate::config::EmptyCells::Keep;
+    let keep_answered = w.empty_cells == crate::config::EmptyCells::KeepAnswered;
+    let mut answered: Vec<Option<&str>> = Vec::new();
     let mut builders: Vec<StringChunkedBuilder> = columns
         .iter()
         .map(|c| StringChunkedBuilder::new(PlSmallStr::from_str(c.name), n_records))
@@ -775,6 +981,9 @@ fn melt(
     }
     let mut line_id = String::new();
     for (r, &line) in record_lines.iter().enumerate() {
+        if keep_answered {
+            answered = answered_blocks(mapped, &file_cols[n_fixed..], r, &w.not_asked);
+        }
         for (m_idx, m) in mapped.iter().enumerate() {
             let cell = file_cols[n_fixed + m_idx].get(r).unwrap_or("");
             let t = cell.trim();
@@ -782,9 +991,20 @@ fn melt(
                 Reason::NotAsked.add_to(&mut count.excluded, 1);
                 continue;
             }
-            if t.is_empty() && !keep_empty {
+            let keep = keep_empty || (keep_answered && answered.contains(&m.target.as_deref()));
+            if t.is_empty() && !keep {
                 Reason::EmptyCell.add_to(&mut count.excluded, 1);
                 continue;
+            }
+            if let Some(n) = notes {
+                let at = (r, n_fixed + m_idx);
+                if let Some(reason) = n.excluded.get(&at) {
+                    *count.excluded.entry(reason.clone()).or_default() += 1;
+                    continue;
+                }
+                if n.unlabelled.contains_key(&at) {
+                    continue;
+                }
             }
             for (i, (c, s)) in columns.iter().zip(col_sources).enumerate() {
                 let b = &mut builders[i];
@@ -823,6 +1043,25 @@ fn melt(
         lines,
         value_column,
     }
+}
+
+/// The partner groups (None: the person items) about which record `r` has a non-empty,
+/// asked cell among the mapped columns `values`.
+fn answered_blocks<'a>(
+    mapped: &'a [wide::Mapped],
+    values: &[StringChunked],
+    r: usize,
+    not_asked: &[String],
+) -> Vec<Option<&'a str>> {
+    let mut out: Vec<Option<&str>> = Vec::new();
+    for (m, col) in mapped.iter().zip(values) {
+        let t = col.get(r).unwrap_or("").trim();
+        let target = m.target.as_deref();
+        if !t.is_empty() && !not_asked.iter().any(|x| x == t) && !out.contains(&target) {
+            out.push(target);
+        }
+    }
+    out
 }
 
 /// Types each canonical column of `n` rows from its text (a null column where there is none);

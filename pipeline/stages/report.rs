@@ -353,6 +353,11 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     for names in done {
         files.extend(names?);
     }
+    // The codebook (crate::codebook), beside the report.
+    let (page, warnings) = crate::codebook::page(ctx, &css)?;
+    write_text(&dir.join("codebook.html"), &page)?;
+    files.push("codebook.html".to_string());
+    summary.warnings.extend(warnings);
 
     files.sort();
     summary

@@ -17,6 +17,9 @@
 //!   convention: more disagreement than the null means no agreement, and the formula would
 //!   otherwise give values above 1 or negative denominators).
 //!
+//! - corrected item-total correlation (`r.drop` of `psych::alpha`): each item against the sum of
+//!   the other items, Pearson's r on complete cases.
+//!
 //! Limits: inputs must be finite; no confidence intervals for the ICCs.
 
 // `!(x > 0.0)` is deliberate: it is also true for NaN; index loops mirror the matrix formulas.
@@ -62,6 +65,92 @@ fn mean(x: &[f64]) -> f64 {
     let n = x.len() as f64;
     let m = x.iter().sum::<f64>() / n;
     m + x.iter().map(|v| v - m).sum::<f64>() / n
+}
+
+/// Corrected item-total correlations of a scale, on complete cases.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemTotal {
+    /// Per item, Pearson's r between the item and the sum of the other items (`psych::alpha`'s
+    /// `r.drop`); None when the item or the sum of the others has no variance.
+    pub r_drop: Vec<Option<f64>>,
+    pub n_complete: usize,
+}
+
+/// Corrected item-total correlations (`r.drop` of `psych::alpha`) on the rows with every item
+/// present: cov(xⱼ, T − xⱼ) / √(var xⱼ · var(T − xⱼ)), T the sum of the items. An item that
+/// correlates negatively with the rest of its scale is typically reverse-coded or mis-mapped.
+pub fn corrected_item_total(rows: &[Vec<Option<f64>>]) -> Result<ItemTotal, StatsError> {
+    let (n, cov) = complete_covariance(rows, "corrected item-total correlation")?;
+    let k = cov.len();
+    let total: f64 = cov.iter().flatten().sum();
+    let r_drop = (0..k)
+        .map(|j| {
+            let row: f64 = cov[j].iter().sum();
+            let c = row - cov[j][j];
+            let var_rest = total - 2.0 * row + cov[j][j];
+            (cov[j][j] > 0.0 && var_rest > 0.0).then(|| c / (cov[j][j] * var_rest).sqrt())
+        })
+        .collect();
+    Ok(ItemTotal {
+        r_drop,
+        n_complete: n,
+    })
+}
+
+/// The number of complete rows and the items' covariance matrix (n − 1 denominator) over them.
+fn complete_covariance(
+    rows: &[Vec<Option<f64>>],
+    what: &'static str,
+) -> Result<(usize, Vec<Vec<f64>>), StatsError> {
+    let k = rows.first().map(|r| r.len()).unwrap_or(0);
+    if rows.iter().any(|r| r.len() != k) {
+        return Err(StatsError::DimensionMismatch(format!(
+            "{what}: rows have different numbers of items"
+        )));
+    }
+    if k < 2 {
+        return Err(StatsError::TooFewObservations {
+            what,
+            needed: 2,
+            got: k,
+        });
+    }
+    let complete: Vec<Vec<f64>> = rows
+        .iter()
+        .filter(|r| r.iter().all(|v| v.is_some()))
+        .map(|r| r.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        .collect();
+    if complete.iter().flatten().any(|v| !v.is_finite()) {
+        return Err(StatsError::NonFinite(format!("{what}: item values")));
+    }
+    let n = complete.len();
+    if n < 3 {
+        return Err(StatsError::TooFewObservations {
+            what,
+            needed: 3,
+            got: n,
+        });
+    }
+    let means: Vec<f64> = (0..k)
+        .map(|j| mean(&complete.iter().map(|r| r[j]).collect::<Vec<_>>()))
+        .collect();
+    let mut cov = vec![vec![0.0; k]; k];
+    for r in &complete {
+        for a in 0..k {
+            let da = r[a] - means[a];
+            for b in 0..=a {
+                cov[a][b] += da * (r[b] - means[b]);
+            }
+        }
+    }
+    let nm1 = (n - 1) as f64;
+    for a in 0..k {
+        for b in 0..=a {
+            cov[a][b] /= nm1;
+            cov[b][a] = cov[a][b];
+        }
+    }
+    Ok((n, cov))
 }
 
 /// Cronbach's alpha on complete cases. `rows[i][j]` is item j of respondent i.

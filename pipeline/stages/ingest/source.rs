@@ -254,8 +254,15 @@ fn parquet_header(path: &Path) -> Result<(Vec<String>, bool)> {
     Ok((names, rows > 0))
 }
 
+/// The worksheet names of a workbook, in workbook order.
+pub fn sheet_names(path: &Path) -> Result<Vec<String>> {
+    let wb = open_workbook_auto(path)
+        .with_context(|| format!("{}: not a readable workbook", path.display()))?;
+    Ok(wb.sheet_names())
+}
+
 /// Every row of the chosen worksheet as text, with its 1-based worksheet row number.
-fn xlsx_rows(path: &Path, sheet: Option<&str>) -> Result<Vec<(i64, Vec<String>)>> {
+pub fn xlsx_rows(path: &Path, sheet: Option<&str>) -> Result<Vec<(i64, Vec<String>)>> {
     let mut wb = open_workbook_auto(path)
         .with_context(|| format!("{}: not a readable workbook", path.display()))?;
     let names = wb.sheet_names();

@@ -17,6 +17,34 @@ fn read_csv(name: &str) -> Vec<Vec<Option<f64>>> {
 }
 
 #[test]
+fn corrected_item_total_matches_psych_r_drop() {
+    let fx = load_json("item_total.json");
+    let mut items = read_csv("reliability_items.csv");
+    let got = corrected_item_total(&items).unwrap();
+    assert_eq!(got.n_complete as f64, num(&fx["n_complete"]));
+    for (g, w) in got.r_drop.iter().zip(nums(&fx["r_drop"])) {
+        let g = g.unwrap();
+        assert!(rel_err(g, w) < REL_CLOSED_FORM, "{g} vs {w}");
+    }
+    // Item 3 reversed: its r.drop turns negative, the others fall.
+    for r in items.iter_mut() {
+        r[2] = r[2].map(|v| 6.0 - v);
+    }
+    let got = corrected_item_total(&items).unwrap();
+    for (g, w) in got.r_drop.iter().zip(nums(&fx["r_drop_i3_reversed"])) {
+        let g = g.unwrap();
+        assert!(rel_err(g, w) < REL_CLOSED_FORM, "{g} vs {w}");
+    }
+    assert!(got.r_drop[2].unwrap() < 0.0);
+    // A constant item has no correlation; too few complete rows is an error.
+    let flat: Vec<Vec<Option<f64>>> = (0..5)
+        .map(|i| vec![Some(3.0), Some(i as f64), Some((i * i) as f64)])
+        .collect();
+    assert_eq!(corrected_item_total(&flat).unwrap().r_drop[0], None);
+    assert!(corrected_item_total(&flat[..2]).is_err());
+}
+
+#[test]
 fn alpha_icc_rwg_match_r() {
     let fx = load_json("reliability.json");
     let items = read_csv("reliability_items.csv");
