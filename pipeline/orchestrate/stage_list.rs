@@ -60,7 +60,8 @@ pub const STAGES: &[Stage] = &[
     Stage {
         name: "model",
         version: 1,
-        reads: &[Input::Stage("link")],
+        // score: `dyad_errors`, for H1 corrected for measurement error.
+        reads: &[Input::Stage("link"), Input::Stage("score")],
         writes_reports: false,
         run: stages::model::run,
     },

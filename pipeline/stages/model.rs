@@ -3,7 +3,8 @@
 //! per-municipality estimates of each primary term by random-effects meta-analysis; adjusts the
 //! three primary p-values for multiplicity; says whether the data support each hypothesis.
 //!
-//! Reads `OUT/link/{h1_cases,h2_respondents,h3_panel}.parquet` and uses the rows whose
+//! Reads `OUT/link/{h1_cases,h2_respondents,h3_panel}.parquet` (and `OUT/score/dyad_errors.parquet`
+//! for H1 corrected for measurement error) and uses the rows whose
 //! `exclusion` is empty (all rows when the column is absent). Every statistic comes from the
 //! engine (`relcap::stats`: OLS with cluster-robust CR1 errors, REML/ML random-intercept models
 //! with Satterthwaite t-tests, metafor-style meta-analysis, t-tests, Holm). Every regression
@@ -21,6 +22,7 @@
 //! | --- | --- | --- | --- |
 //! | H1 | `case_rcap` | `quality ~ case_rcap + C(municipality) + C(wave)` | OLS, `model.h1.vcov` (CR1 by `model.h1.cluster`) |
 //! | H1 | `unit_rcap_mean` | `quality ~ unit_rcap_mean + C(municipality) + C(wave)` (sensitivity) | as above |
+//! | H1 | `h1_corrected` | the `case_rcap` slope corrected for the sampling error of case RCap (not primary) | regression calibration, lead-unit cluster bootstrap (`model/h1_correction.rs`) |
 //! | H2 | `between_within` | `rcap ~ srm_between + srm_within + C(municipality) + C(wave) + (1 \| unit_id)` | `model.h2.method` |
 //! | H2 | `leave_one_out` | `rcap ~ srm_others + C(municipality) + C(wave) + (1 \| unit_id)` | as above |
 //! | H2 | `own_rating` | `rcap ~ srm + C(municipality) + C(wave) + (1 \| unit_id)` | as above |
@@ -144,6 +146,11 @@
 //! | converged | bool | REML iterations converged |
 //! | iterations | i64? | REML Fisher-scoring iterations |
 //!
+//! # `h1_reliability.parquet`: one row per scope of H1 corrected for measurement error
+//!
+//! The reliability λ of case RCap, the naive and corrected slopes and the bootstrap; its schema
+//! is in `model/h1_correction.rs`, next to the code that computes it.
+//!
 //! # `summary.json`
 //!
 //! `tables.<link table>`: rows_in, rows_out = rows used by the pooled primary model, excluded by
@@ -156,6 +163,7 @@
 
 mod fitting;
 mod frame;
+pub mod h1_correction;
 mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -872,6 +880,55 @@ fn account(outcomes: &[Outcome], summary: &mut StageSummary) {
     }
 }
 
+/// H1 corrected for measurement error (`model/h1_correction.rs`): its `results` and `fit` rows
+/// after H1's others, its warnings, and the `h1_reliability` frame.
+fn add_h1_correction(
+    outcomes: &[Outcome],
+    cfg: &ModelSection,
+    dyads: &h1_correction::DyadTable,
+    out: &mut tables::Out,
+    summary: &mut StageSummary,
+) -> Result<polars::prelude::DataFrame> {
+    let rows = outcomes
+        .iter()
+        .find(|o| o.plan.id == "H1")
+        .map(|o| h1_correction::run(dyads, &o.plan.table, &o.plan.sample, cfg))
+        .unwrap_or_default();
+    let at = (out.results.iter())
+        .rposition(|r| r.hypothesis == "H1")
+        .map_or(0, |p| p + 1);
+    out.results
+        .splice(at..at, h1_correction::result_rows(&rows));
+    let at = (out.fits.iter())
+        .rposition(|r| r.hypothesis == "H1")
+        .map_or(0, |p| p + 1);
+    out.fits.splice(at..at, h1_correction::fit_rows(&rows));
+    for r in &rows {
+        if let Some(reason) = r.reason.as_ref().filter(|_| r.status != "corrected") {
+            summary.warnings.push(format!(
+                "H1 {} ({}): not corrected for measurement error ({reason}); the naive estimate only",
+                h1_correction::MODEL,
+                r.scope
+            ));
+        }
+    }
+    summary.facts.insert(
+        "h1_corrected".into(),
+        json!(rows
+            .iter()
+            .map(|r| json!({
+                "scope": r.scope,
+                "status": r.status,
+                "reason": r.reason,
+                "lambda": r.cal.as_ref().map(|c| c.lambda).and_then(fin),
+                "naive": r.cal.as_ref().map(|c| c.naive).and_then(fin),
+                "corrected": r.corrected().and_then(fin),
+            }))
+            .collect::<Vec<_>>()),
+    );
+    h1_correction::reliability_frame(&rows)
+}
+
 /// The columns every linked table has that the model stage reads (besides its own).
 const KEY_COLUMNS: &[(&str, Want)] = &[("wave", Want::Num), ("municipality", Want::Str)];
 /// The columns of a table of respondents (H2, H3) that the model stage reads.
@@ -887,9 +944,11 @@ fn columns(h: u8) -> Vec<(&'static str, Want)> {
     let own: &[&[(&str, Want)]] = match h {
         1 => &[&[
             ("lead_unit_id", Want::Str),
+            ("work_groups", Want::Str),
             ("quality", Want::Num),
             ("case_rcap", Want::Num),
             ("unit_rcap_mean", Want::Num),
+            ("case_rcap_error_var", Want::Num),
         ]],
         2 => &[
             RESPONDENT_COLUMNS,
@@ -955,7 +1014,8 @@ fn prepare(ctx: &StageContext, cfg: &ModelSection, h: u8) -> Result<Plan, StepEr
         }
     }
     let path = ctx.table_path("link", TABLES[usize::from(h) - 1]);
-    let table = frame::read(&path, &cols, &["exclusion"]).map_err(|e| (Step::Read, h, e))?;
+    let table = frame::read(&path, &cols, &["exclusion", "case_rcap_error_var"])
+        .map_err(|e| (Step::Read, h, e))?;
     match h {
         1 => plan_h1(cfg, table),
         2 => plan_h2(cfg, table),
@@ -990,8 +1050,10 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let mut summary = StageSummary::default();
     let outcomes = analyse(ctx, cfg)?;
     let verdicts = verdicts(&outcomes, cfg);
-    let out = tables::collect(&outcomes, &verdicts);
+    let mut out = tables::collect(&outcomes, &verdicts);
     account(&outcomes, &mut summary);
+    let dyads = h1_correction::DyadTable::read(&ctx.table_path("score", "dyad_errors"))?;
+    let h1_corrected = add_h1_correction(&outcomes, cfg, &dyads, &mut out, &mut summary)?;
     let panel = cfg.h3.design() == Linkage::Panel;
     let h3_attrition = outcomes
         .iter()
@@ -1010,6 +1072,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
             tables::var_comp_frame(&out.var_comps)?,
         ),
         ("heterogeneity", tables::het_frame(&out.het)?),
+        ("h1_reliability", h1_corrected),
     ];
     let results_json = json!({
         "alpha": cfg.alpha,

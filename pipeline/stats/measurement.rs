@@ -17,12 +17,17 @@
 //! - **Case error variance** ([`case_error_variance`]): the variance of the mean of k dyad means,
 //!   (Σ var + 2 Σ cov) / k².
 //! - **Regression calibration** ([`calibrate`]): for y = β T + fixed effects + e and the
-//!   observed x = T + u with known Var(u_c) = σ²_c, independent of T and e: with M the
-//!   residual maker of the fixed effects and h_c the leverage of row c, E[x'Mx] = T'MT +
-//!   Σ (1 − h_c) σ²_c, so λ = 1 − Σ (1 − h_c) σ²_c / x'Mx is the share of the variance of x net
-//!   of the fixed effects that is not sampling error, the naive slope x'My / x'Mx estimates β λ
-//!   and the corrected slope x'My / (x'Mx − Σ (1 − h_c) σ²_c) = naive / λ estimates β. The fixed
-//!   effects are categorical, so every sum is taken over cells (rows with the same levels).
+//!   observed x = T + u with known error covariance Σ_u, independent of T and e: with M = I − P
+//!   the residual maker of the fixed effects, E[x'Mx] = T'MT + tr(MΣ_u), so
+//!   λ = 1 − tr(MΣ_u) / x'Mx is the share of the variance of x net of the fixed effects that is
+//!   not sampling error, the naive slope x'My / x'Mx estimates β λ and the corrected slope
+//!   x'My / (x'Mx − tr(MΣ_u)) = naive / λ estimates β. The fixed effects are categorical, so P
+//!   is constant within a cell of rows with the same levels (P_cc' = h_ab for c in cell a, c' in
+//!   cell b) and tr(MΣ_u) = Σ_c σ²_c − Σ_a h_aa Var(Σ_{c∈a} u_c) when errors of different cells
+//!   are independent: a cell's rows may share errors (case RCaps built from the same dyads), and
+//!   the fixed effects then absorb part of them. Every sum is taken over cells.
+//! - **Quadratic forms** ([`quadratic_form`]): Var(Σ w_d D_d) from the dyad variances and
+//!   covariances, for a cell's error sum.
 //! - **Cluster bootstrap** ([`cluster_bootstrap`]): whole clusters resampled with replacement
 //!   within strata, from a seeded generator (xoshiro256**, seeded by SplitMix64): the same seed
 //!   gives the same draws on every machine.
@@ -274,6 +279,19 @@ pub fn case_error_variance(
     Some(s / (k * k))
 }
 
+/// Var(Σ w_d D_d) = Σ w_d² var_d + 2 Σ w_a w_b cov_ab, `covs` listing each pair (a, b) once by
+/// index into `var` and `w`.
+pub fn quadratic_form(var: &[f64], covs: &[(usize, usize, f64)], w: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for (d, v) in var.iter().enumerate() {
+        s += w[d] * w[d] * v;
+    }
+    for &(a, b, c) in covs {
+        s += 2.0 * w[a] * w[b] * c;
+    }
+    s
+}
+
 /// Sums of one cell of rows that share their fixed-effect levels.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Cell {
@@ -286,6 +304,10 @@ pub struct Cell {
     pub sxy: f64,
     /// Σ σ²_c, the sampling variances of x.
     pub se: f64,
+    /// Var(Σ u_c) over the cell's rows: `se` plus the covariances of their errors (rows whose
+    /// x share dyads share errors). [`Cell::add`] adds σ²_c (errors independent); a caller
+    /// that knows the covariances sets it.
+    pub sum_var: f64,
 }
 
 impl Cell {
@@ -297,9 +319,10 @@ impl Cell {
         self.sxx += x * x;
         self.sxy += x * y;
         self.se += error_var;
+        self.sum_var += error_var;
     }
 
-    /// Adds another cell's sums.
+    /// Adds another cell's sums (`sum_var` as if the two were independent).
     pub fn merge(&mut self, o: &Cell) {
         self.n += o.n;
         self.sx += o.sx;
@@ -307,6 +330,7 @@ impl Cell {
         self.sxx += o.sxx;
         self.sxy += o.sxy;
         self.se += o.se;
+        self.sum_var += o.sum_var;
     }
 }
 
@@ -316,7 +340,7 @@ pub struct Calibration {
     pub n: f64,
     /// Columns of the fixed effects (intercept and dummies), aliased ones left out.
     pub p: usize,
-    /// x'Mx, x'My and Σ (1 − h_c) σ²_c.
+    /// x'Mx, x'My and the error part of x'Mx, E[u'Mu] = Σ σ²_c − Σ_cells h_cell Var(Σ_cell u_c).
     pub sxx: f64,
     pub sxy: f64,
     pub error: f64,
@@ -402,7 +426,7 @@ pub fn calibrate(cells: &[Cell]) -> Result<Calibration, StatsError> {
     let mut error = 0.0;
     for c in &cells {
         let z = row(c);
-        error += c.se * (1.0 - dot(&z, &chol.solve(&z)));
+        error += c.se - c.sum_var * dot(&z, &chol.solve(&z));
     }
     if !(sxx_m > 0.0) {
         return Err(StatsError::InvalidArgument(
@@ -762,6 +786,28 @@ mod tests {
         assert!((c1.naive - 0.5).abs() < 1e-12);
         assert_eq!(c1.lambda, 1.0);
         assert!(calibrate(&[cell(&[0], &[(1.0, 1.0, 0.0), (1.0, 2.0, 0.0)])]).is_err());
+    }
+
+    /// Correlated errors within a cell: the fixed effects absorb their shared part. The cells of
+    /// `calibration_by_hand`, with Var(Σ u) of level 0 set to 0.6 (its three errors have
+    /// variance 0.1 and pairwise covariance 0.05: 0.3 + 6 · 0.05) and of level 1 to 0.3 (two
+    /// errors, covariance 0.05: 0.2 + 2 · 0.05).
+    /// tr(MΣ) = 0.5 − (0.6/3 + 0.3/2) = 0.15; λ = 1 − 0.15/4 = 0.9625; corrected = 3 / 3.85.
+    /// By the quadratic form: level 0's sum is Σ u over three rows, w = (1, 1, 1), 0.6.
+    #[test]
+    fn shared_errors_within_a_cell_by_hand() {
+        let mut cells = [
+            cell(&[0], &[(1.0, 1.0, 0.1), (2.0, 3.0, 0.1), (3.0, 2.0, 0.1)]),
+            cell(&[1], &[(2.0, 5.0, 0.1), (4.0, 7.0, 0.1)]),
+        ];
+        let covs = [(0, 1, 0.05), (0, 2, 0.05), (1, 2, 0.05)];
+        cells[0].sum_var = quadratic_form(&[0.1, 0.1, 0.1], &covs, &[1.0, 1.0, 1.0]);
+        assert!((cells[0].sum_var - 0.6).abs() < 1e-15);
+        cells[1].sum_var = 0.3;
+        let c = calibrate(&cells).unwrap();
+        assert!((c.error - 0.15).abs() < 1e-12);
+        assert!((c.lambda - 0.9625).abs() < 1e-12);
+        assert!((c.corrected.unwrap() - 3.0 / 3.85).abs() < 1e-12);
     }
 
     /// Two additive factors whose dummies are aliased (every row of level 1 of the first factor
