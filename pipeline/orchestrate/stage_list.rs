@@ -60,8 +60,7 @@ pub const STAGES: &[Stage] = &[
     Stage {
         name: "model",
         version: 1,
-        // score: `dyad_errors`, for H1 corrected for measurement error.
-        reads: &[Input::Stage("link"), Input::Stage("score")],
+        reads: &[Input::Stage("link")],
         writes_reports: false,
         run: stages::model::run,
     },

@@ -37,6 +37,12 @@
 //! | n_units_rcap | i64 | involved units with a unit RCap in the wave |
 //! | exclusion | str? | `not_in_case_involvement`, `no_lead_unit`, `several_lead_units`, `fewer_than_two_groups`, `no_defined_dyad`, `no_citizen_quality` |
 //!
+//! # `h1_dyad_errors.parquet`
+//!
+//! `score/dyad_errors.parquet` as it is (its schema is in `score/dyad_error.rs`): the dyad
+//! variances and shared-rater covariances behind `case_rcap_error_var`, which the model stage
+//! needs for H1 corrected for measurement error.
+//!
 //! # `h2_respondents.parquet`: one row per respondent × wave (from `score/respondents`)
 //!
 //! Sorted by (wave, municipality, unit_id, respondent_id).
@@ -158,6 +164,10 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     };
     let h1 = h1_cases(ctx, &mut summary)?;
     write("h1_cases", h1, &mut summary)?;
+    // The dyad variances behind `case_rcap_error_var`, for the model stage (which reads link's
+    // tables only): score's `dyad_errors`, row for row.
+    let errors = crate::io::read_parquet(&ctx.table_path("score", "dyad_errors"))?;
+    write("h1_dyad_errors", errors, &mut summary)?;
     let respondents = read_respondents(ctx)?;
     let h2 = h2_respondents(&respondents, &mut summary)?;
     write("h2_respondents", h2, &mut summary)?;

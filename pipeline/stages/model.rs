@@ -3,8 +3,8 @@
 //! per-municipality estimates of each primary term by random-effects meta-analysis; adjusts the
 //! three primary p-values for multiplicity; says whether the data support each hypothesis.
 //!
-//! Reads `OUT/link/{h1_cases,h2_respondents,h3_panel}.parquet` (and `OUT/score/dyad_errors.parquet`
-//! for H1 corrected for measurement error) and uses the rows whose
+//! Reads `OUT/link/{h1_cases,h2_respondents,h3_panel}.parquet` (and `h1_dyad_errors.parquet`
+//! for H1 corrected for measurement error, when it is there) and uses the rows whose
 //! `exclusion` is empty (all rows when the column is absent). Every statistic comes from the
 //! engine (`relcap::stats`: OLS with cluster-robust CR1 errors, REML/ML random-intercept models
 //! with Satterthwaite t-tests, metafor-style meta-analysis, t-tests, Holm). Every regression
@@ -89,7 +89,8 @@
 //! | n_obs | i64 | observations used (paired test: respondents; meta: sum over municipalities) |
 //! | n_groups | i64? | OLS: clusters (or distinct lead units); LMM: units; paired: units; meta: municipalities (k) |
 //!
-//! `results.json` is `{"alpha", "conf_level", "correction", "hypotheses": [per hypothesis:
+//! `results.json` is `{"alpha", "conf_level", "correction", "h1_corrected": [per scope: scope,
+//! status, reason, lambda, naive, corrected], "hypotheses": [per hypothesis:
 //! hypothesis, design, model, primary_term, direction, estimate, std_error, conf_low, conf_high,
 //! std_estimate, p_value, p_holm, p_adjusted, supported, verdict, n_obs, n_groups], "attrition":
 //! [H3 rows as below], "results": [the rows above]}`.
@@ -888,7 +889,7 @@ fn add_h1_correction(
     dyads: &h1_correction::DyadTable,
     out: &mut tables::Out,
     summary: &mut StageSummary,
-) -> Result<polars::prelude::DataFrame> {
+) -> Result<(polars::prelude::DataFrame, serde_json::Value)> {
     let rows = outcomes
         .iter()
         .find(|o| o.plan.id == "H1")
@@ -912,21 +913,19 @@ fn add_h1_correction(
             ));
         }
     }
-    summary.facts.insert(
-        "h1_corrected".into(),
-        json!(rows
-            .iter()
-            .map(|r| json!({
-                "scope": r.scope,
-                "status": r.status,
-                "reason": r.reason,
-                "lambda": r.cal.as_ref().map(|c| c.lambda).and_then(fin),
-                "naive": r.cal.as_ref().map(|c| c.naive).and_then(fin),
-                "corrected": r.corrected().and_then(fin),
-            }))
-            .collect::<Vec<_>>()),
-    );
-    h1_correction::reliability_frame(&rows)
+    let facts = json!(rows
+        .iter()
+        .map(|r| json!({
+            "scope": r.scope,
+            "status": r.status,
+            "reason": r.reason,
+            "lambda": r.cal.as_ref().map(|c| c.lambda).and_then(fin),
+            "naive": r.cal.as_ref().map(|c| c.naive).and_then(fin),
+            "corrected": r.corrected().and_then(fin),
+        }))
+        .collect::<Vec<_>>());
+    summary.facts.insert("h1_corrected".into(), facts.clone());
+    Ok((h1_correction::reliability_frame(&rows)?, facts))
 }
 
 /// The columns every linked table has that the model stage reads (besides its own).
@@ -1052,8 +1051,9 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let verdicts = verdicts(&outcomes, cfg);
     let mut out = tables::collect(&outcomes, &verdicts);
     account(&outcomes, &mut summary);
-    let dyads = h1_correction::DyadTable::read(&ctx.table_path("score", "dyad_errors"))?;
-    let h1_corrected = add_h1_correction(&outcomes, cfg, &dyads, &mut out, &mut summary)?;
+    let dyads = h1_correction::DyadTable::read(&ctx.table_path("link", "h1_dyad_errors"))?;
+    let (h1_corrected, h1_corrected_json) =
+        add_h1_correction(&outcomes, cfg, &dyads, &mut out, &mut summary)?;
     let panel = cfg.h3.design() == Linkage::Panel;
     let h3_attrition = outcomes
         .iter()
@@ -1081,6 +1081,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         "hypotheses": verdicts,
         "attrition": h3_attrition,
         "results": out.results,
+        "h1_corrected": h1_corrected_json,
     });
     // Jobs 0..4 the tables, job 4 results.json; the first error in job order is reported.
     let jobs: Vec<usize> = (0..=frames.len()).collect();

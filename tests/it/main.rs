@@ -10,6 +10,7 @@ mod architecture;
 mod bench;
 mod check;
 mod fit_cli;
+mod h1_corrected;
 mod ingest_clean;
 mod model;
 mod rc_survey_germany;

@@ -10,7 +10,7 @@
 //! case RCaps' errors. Cases of one municipality and wave share dyads (and dyads of one rating
 //! group share raters), so their errors correlate and the fixed effects absorb part of them:
 //! tr(MΣ_u) = Σ_c σ²_c − Σ_cells h_cell Var(Σ_{c∈cell} u_c), each cell's error sum from the
-//! dyad variances and covariances of `score/dyad_errors.parquet` (a quadratic form in the
+//! dyad variances and covariances of `link/h1_dyad_errors.parquet` (a quadratic form in the
 //! weights the cell's cases give each dyad); errors of different waves are taken as
 //! independent (the same employees answering in several waves make them correlate a little).
 //! Its standard error comes from a cluster bootstrap over lead units (the H1
@@ -103,7 +103,7 @@ impl ScopeRow {
     }
 }
 
-/// The dyad variances and covariances of `score/dyad_errors.parquet`, per municipality and
+/// The dyad variances and covariances of `link/h1_dyad_errors.parquet`, per municipality and
 /// wave (by their labels), each dyad indexed within its municipality and wave.
 #[derive(Debug, Default)]
 pub struct DyadTable {
@@ -119,7 +119,12 @@ struct DyadCell {
 }
 
 impl DyadTable {
+    /// The table at `path`; an empty one when there is no file (every scope is then not
+    /// corrected: its cases have no dyads).
     pub fn read(path: &Path) -> Result<DyadTable> {
+        if !path.exists() {
+            return Ok(DyadTable::default());
+        }
         let df = crate::io::read_parquet(path)?;
         let s = |c: &str| -> Result<Vec<Option<String>>> {
             let col = df.column(c)?.cast(&DataType::String)?;
@@ -372,7 +377,7 @@ fn scope(
     let g = row.n_clusters;
     row.reason = if missing > 0 {
         Some(format!(
-            "too few raters: {missing} case(s) have no sampling variance of case RCap (a dyad with too few raters and no pooled variance)"
+            "too few raters: {missing} case(s) have no sampling variance of case RCap (a dyad with too few raters and no pooled variance, or no link/h1_dyad_errors.parquet)"
         ))
     } else if min_clusters.is_some_and(|need| g < need) || g <= row.n_strata {
         Some(format!(
