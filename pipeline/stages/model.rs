@@ -1013,8 +1013,12 @@ fn prepare(ctx: &StageContext, cfg: &ModelSection, h: u8) -> Result<Plan, StepEr
         }
     }
     let path = ctx.table_path("link", TABLES[usize::from(h) - 1]);
-    let table = frame::read(&path, &cols, &["exclusion", "case_rcap_error_var"])
-        .map_err(|e| (Step::Read, h, e))?;
+    let table = frame::read(
+        &path,
+        &cols,
+        &["exclusion", "case_rcap_error_var", "work_groups"],
+    )
+    .map_err(|e| (Step::Read, h, e))?;
     match h {
         1 => plan_h1(cfg, table),
         2 => plan_h2(cfg, table),

@@ -71,7 +71,13 @@ use crate::stats::dist::{t_quantile, t_two_sided_p};
 use crate::stats::measurement::{calibrate, cluster_bootstrap, quadratic_form, Calibration, Cell};
 
 pub const MODEL: &str = "h1_corrected";
-const FORMULA: &str = "quality ~ case_rcap + C(municipality) + C(wave); case_rcap corrected by regression calibration with case_rcap_error_var";
+/// The formula of the fit rows (a municipality's scope has no municipality term).
+fn formula(scope: &str) -> String {
+    format!(
+        "quality ~ case_rcap + {}C(wave); case_rcap corrected by regression calibration with case_rcap_error_var",
+        if scope == POOLED { "C(municipality) + " } else { "" }
+    )
+}
 
 /// One scope's correction.
 #[derive(Debug, Clone, Default)]
@@ -375,9 +381,11 @@ fn scope(
         }
     }
     let g = row.n_clusters;
-    row.reason = if missing > 0 {
+    row.reason = if dyads.cells.is_empty() {
+        Some("no link/h1_dyad_errors.parquet: rerun the link stage".into())
+    } else if missing > 0 {
         Some(format!(
-            "too few raters: {missing} case(s) have no sampling variance of case RCap (a dyad with too few raters and no pooled variance, or no link/h1_dyad_errors.parquet)"
+            "too few raters: {missing} case(s) have no sampling variance of case RCap (a dyad with too few raters and no pooled variance)"
         ))
     } else if min_clusters.is_some_and(|need| g < need) || g <= row.n_strata {
         Some(format!(
@@ -491,7 +499,7 @@ pub fn fit_rows(rows: &[ScopeRow]) -> Vec<FitRow> {
                 "not_corrected".into()
             },
             message: r.reason.clone(),
-            formula: FORMULA.into(),
+            formula: formula(&r.scope),
             method: Some("regression_calibration".into()),
             vcov: Some("cluster_bootstrap".into()),
             rows_in: r.rows_in as i64,
