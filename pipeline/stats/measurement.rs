@@ -428,7 +428,7 @@ pub fn calibrate(cells: &[Cell]) -> Result<Calibration, StatsError> {
         let z = row(c);
         error += c.se - c.sum_var * dot(&z, &chol.solve(&z));
     }
-    if !(sxx_m > 0.0) {
+    if sxx_m.is_nan() || sxx_m <= 0.0 {
         return Err(StatsError::InvalidArgument(
             "x does not vary net of the fixed effects".into(),
         ));
