@@ -538,6 +538,9 @@ pub struct ScoringSection {
     pub blind_spot_low: f64,
     pub hub_relevance: f64,
     pub rwg_null_variance: f64,
+    /// A dyad with fewer raters takes the pooled within-dyad variance for its sampling variance
+    /// (`score/dyad_errors.parquet`).
+    pub dyad_min_raters: usize,
 }
 
 impl Default for ScoringSection {
@@ -551,6 +554,7 @@ impl Default for ScoringSection {
             blind_spot_low: 3.0,
             hub_relevance: 4.0,
             rwg_null_variance: 2.0,
+            dyad_min_raters: 3,
         }
     }
 }

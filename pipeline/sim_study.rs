@@ -84,6 +84,10 @@ pub struct TruthFacts {
     pub h2_estimand: Option<f64>,
     /// The configured H2 primary term (`model.h2.primary_term`) that `h2_estimand` is for.
     pub h2_primary_term: String,
+    /// H1 corrected for measurement error: b, the slope of the observed case RCap on the true
+    /// one (with the model's municipality and wave effects) over the H1 model's rows; the
+    /// corrected slope estimates h1 / b (see `validate::h1_lambda_and_scale`).
+    pub h1_scale: Option<f64>,
 }
 
 /// One replication's outcome.
@@ -91,7 +95,7 @@ pub struct TruthFacts {
 pub struct Replication {
     pub index: usize,
     pub seed: u64,
-    /// H1, H2, H3 in order (empty when the replication failed).
+    /// H1, H2, H3 in order, then H1_corrected (empty when the replication failed).
     pub primaries: Vec<Primary>,
     /// Each hypothesis's per-municipality primary estimates (for the meta-analysis coverage).
     pub municipal: Vec<meta_coverage::MunicipalEstimates>,
@@ -179,6 +183,7 @@ fn replicate_inner(
         h1_lambda: None,
         h2_estimand: None,
         h2_primary_term: config.model.h2.primary_term.clone(),
+        h1_scale: None,
     };
     let mut cfg = config.clone();
     if cfg.privacy.demo_key.is_none() {
@@ -199,11 +204,12 @@ fn replicate_inner(
     let text = std::fs::read_to_string(out.join("model/results.json"))
         .context("the model stage wrote no results.json")?;
     let v: serde_json::Value = serde_json::from_str(&text)?;
-    let primaries: Vec<Primary> =
+    let mut primaries: Vec<Primary> =
         serde_json::from_value(v["hypotheses"].clone()).context("results.json")?;
     let municipal = meta_coverage::municipal_estimates(&v);
+    primaries.push(validate::h1_corrected_primary(&v, config.model.alpha));
     if lambda {
-        facts.h1_lambda = validate::h1_lambda(
+        (facts.h1_lambda, facts.h1_scale) = validate::h1_lambda_and_scale(
             &out.join("link/h1_cases.parquet"),
             &data.join("truth_dyads.csv"),
         )?;

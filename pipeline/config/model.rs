@@ -19,10 +19,32 @@ pub struct ModelSection {
     /// its cluster column; H2, H3: units); otherwise it is skipped with a warning.
     #[serde(default = "default_min_clusters")]
     pub min_clusters: u32,
+    /// H1 corrected for measurement error (model `h1_corrected`): not corrected in a scope
+    /// whose reliability λ of case RCap is below this floor (the naive estimate only).
+    #[serde(default = "default_h1_reliability_floor")]
+    pub h1_reliability_floor: f64,
+    /// Replications of the lead-unit cluster bootstrap of the corrected H1 estimate.
+    #[serde(default = "default_h1_bootstrap")]
+    pub h1_bootstrap: u32,
+    /// Seed of that bootstrap (the same seed gives the same bytes).
+    #[serde(default = "default_h1_bootstrap_seed")]
+    pub h1_bootstrap_seed: u64,
 }
 
 fn default_min_clusters() -> u32 {
     5
+}
+
+fn default_h1_reliability_floor() -> f64 {
+    0.3
+}
+
+fn default_h1_bootstrap() -> u32 {
+    999
+}
+
+fn default_h1_bootstrap_seed() -> u64 {
+    20261123
 }
 
 // The model settings left out of a hypothesis are `None` (so that the section's canonical JSON,
@@ -217,6 +239,9 @@ impl Default for ModelSection {
                 test: default_meta_test(),
             },
             min_clusters: default_min_clusters(),
+            h1_reliability_floor: default_h1_reliability_floor(),
+            h1_bootstrap: default_h1_bootstrap(),
+            h1_bootstrap_seed: default_h1_bootstrap_seed(),
         }
     }
 }
@@ -235,6 +260,15 @@ impl ModelSection {
                     "cr1 and cr2 standard errors need a cluster column",
                 ));
             }
+        }
+        if !(m.h1_reliability_floor > 0.0 && m.h1_reliability_floor <= 1.0) {
+            return Err(invalid("model.h1_reliability_floor", "must be in (0, 1]"));
+        }
+        if m.h1_bootstrap < 2 {
+            return Err(invalid(
+                "model.h1_bootstrap",
+                "needs at least 2 bootstrap replications",
+            ));
         }
         if m.min_clusters < 2 {
             return Err(invalid(

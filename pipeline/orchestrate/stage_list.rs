@@ -31,7 +31,7 @@ pub struct Stage {
 pub const STAGES: &[Stage] = &[
     Stage {
         name: "ingest",
-        version: 1,
+        version: 2,
         reads: &[Input::Sources],
         writes_reports: false,
         run: stages::ingest::run,
@@ -45,21 +45,21 @@ pub const STAGES: &[Stage] = &[
     },
     Stage {
         name: "score",
-        version: 1,
+        version: 2,
         reads: &[Input::Stage("clean")],
         writes_reports: false,
         run: stages::score::run,
     },
     Stage {
         name: "link",
-        version: 1,
+        version: 2,
         reads: &[Input::Stage("clean"), Input::Stage("score")],
         writes_reports: false,
         run: stages::link::run,
     },
     Stage {
         name: "model",
-        version: 1,
+        version: 2,
         reads: &[Input::Stage("link")],
         writes_reports: false,
         run: stages::model::run,

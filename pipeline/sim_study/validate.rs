@@ -23,6 +23,15 @@
 //!     it against `large_sample`).
 //!   - H3: the difference in differences is unbiased for h3 (with no controls the pre/post change
 //!     also holds the wave trend: h3 + wave_trend).
+//!   - H1_corrected (the `h1_corrected` row of the pooled scope, H1 corrected for measurement
+//!     error; not among the Holm-adjusted tests, so "supported" is p < alpha with a positive
+//!     estimate): regression calibration removes the sampling error of case RCap, so it
+//!     estimates the slope on the expected observed case RCap, h1 / b, b the slope of the
+//!     observed case RCap on the true one given municipality and wave over the model's rows
+//!     (per replication, from `truth_dyads.csv`). b < 1 because answers are bounded by the scale
+//!     (the simulator clamps them), which compresses the observed scale; no correction for
+//!     sampling error removes that. A replication whose pooled scope was not corrected has no
+//!     H1_corrected estimate.
 //!
 //! With `--reference-replications K`, a fourth target, `large_sample`, is the estimator's
 //! pseudo-true value for this design: the mean estimate over K replications of the same design
@@ -49,7 +58,8 @@ use polars::prelude::{CsvReadOptions, DataType, SerReader};
 use serde::Serialize;
 
 use super::{
-    check_design, progress_bar, replicate, replication_seed, run_indexed, threads, Replication,
+    check_design, progress_bar, replicate, replication_seed, run_indexed, threads, Primary,
+    Replication,
 };
 use crate::config::Config;
 use crate::sim::StudyDesign;
@@ -92,7 +102,7 @@ pub struct Reference {
 
 /// Mean estimate per hypothesis over the reference replications.
 pub fn references(reps: &[Replication]) -> Vec<Reference> {
-    ["H1", "H2", "H3"]
+    HYPOTHESES
         .iter()
         .filter_map(|h| {
             let est: Vec<(f64, f64)> = reps
@@ -113,6 +123,33 @@ pub fn references(reps: &[Replication]) -> Vec<Reference> {
             })
         })
         .collect()
+}
+
+/// The hypotheses' lines, in order.
+const HYPOTHESES: [&str; 4] = ["H1", "H2", "H3", "H1_corrected"];
+
+/// The pooled `h1_corrected` row of results.json as the `H1_corrected` line (estimates empty
+/// when the pooled scope was not corrected).
+pub fn h1_corrected_primary(results: &serde_json::Value, alpha: f64) -> Primary {
+    let row = results["results"].as_array().and_then(|rows| {
+        rows.iter().find(|r| {
+            r["model"] == crate::stages::model::h1_correction::MODEL
+                && r["scope"] == crate::stages::model::POOLED
+        })
+    });
+    let num = |k: &str| row.and_then(|r| r[k].as_f64());
+    let (estimate, p_value) = (num("estimate"), num("p_value"));
+    Primary {
+        hypothesis: "H1_corrected".into(),
+        estimate,
+        std_error: num("std_error"),
+        conf_low: num("conf_low"),
+        conf_high: num("conf_high"),
+        p_value,
+        p_adjusted: None,
+        supported: estimate.zip(p_value).map(|(e, p)| p < alpha && e > 0.0),
+        n_obs: row.and_then(|r| r["n_obs"].as_i64()),
+    }
 }
 
 /// XOR-ed into the seed of the reference replications.
@@ -187,6 +224,7 @@ pub(super) fn targets(h: &str, r: &Replication, no_control: bool) -> Option<(f64
     let t = &r.truth;
     match h {
         "H1" => t.h1_lambda.map(|l| (t.h1, t.h1 * l)),
+        "H1_corrected" => t.h1_scale.map(|b| (t.h1, t.h1 / b)),
         "H2" => t.h2_estimand.map(|e| (t.h2, e)),
         _ => Some(if no_control {
             (t.h3, t.h3 + t.wave_trend)
@@ -225,7 +263,7 @@ pub fn summarize(
     references: &[Reference],
 ) -> Vec<HypothesisRecovery> {
     let mut out = Vec::new();
-    for h in ["H1", "H2", "H3"] {
+    for h in HYPOTHESES {
         let rows: Vec<Row> = reps
             .iter()
             .filter_map(|r| {
@@ -269,6 +307,7 @@ pub fn summarize(
             },
             model_estimand: match h {
                 "H1" => "h1 x lambda (slope of true on observed case RCap given municipality and wave, per replication)",
+                "H1_corrected" => "h1 / b (b the slope of observed on true case RCap given municipality and wave, per replication: the scale's compression by its bounds, which a correction for sampling error does not remove)",
                 "H2" if h2_is_unit(reps) => "h2 x lambda2 (slope of the managers' true SRM on srm_unit given municipality and wave over the H2 model's rows, per replication; ignores the 1/N share of same-source variance left in a unit's mean over all waves)",
                 "H2" => "truth.json expected.h2_between_slope_approx (reliability attenuation + same-source share between units; ignores the wave-to-wave same-source part the hybrid model mixes in: check against large_sample)",
                 _ if no_control => "h3 + wave_trend (pre/post change without controls)",
@@ -401,8 +440,27 @@ pub fn h2_lambda(h2_respondents: &Path, truth_units: &Path) -> Result<Option<f64
 
 /// H1's λ for one replication: slope of the true case RCap (mean of the simulator's true dyad
 /// scores over the ordered pairs of the case's distinct groups) on the observed `case_rcap`,
-/// with municipality and wave effects, over the rows the H1 model uses. None without rows.
-pub fn h1_lambda(h1_cases: &Path, truth_dyads: &Path) -> Result<Option<f64>> {
+/// with municipality and wave effects, over the rows the H1 model uses; and b, the slope of the
+/// observed on the true case RCap on the same rows. None without rows.
+pub fn h1_lambda_and_scale(
+    h1_cases: &Path,
+    truth_dyads: &Path,
+) -> Result<(Option<f64>, Option<f64>)> {
+    let (y, x, mm, ww) = h1_true_and_observed(h1_cases, truth_dyads)?;
+    let lambda = slope_given_fixed_effects(y.clone(), x.clone(), mm.clone(), ww.clone())?;
+    let scale = slope_given_fixed_effects(x, y, mm, ww)?;
+    Ok((lambda, scale))
+}
+
+/// (true case RCap, observed case RCap, municipality, wave) over the H1 model's rows.
+type TrueObserved = (
+    Vec<Option<f64>>,
+    Vec<Option<f64>>,
+    Vec<Option<String>>,
+    Vec<Option<f64>>,
+);
+
+fn h1_true_and_observed(h1_cases: &Path, truth_dyads: &Path) -> Result<TrueObserved> {
     let df = crate::io::read_parquet(h1_cases)?;
     let td = read_truth_csv(truth_dyads)?;
     let (s, f) = (str_col, num_col);
@@ -461,7 +519,7 @@ pub fn h1_lambda(h1_cases: &Path, truth_dyads: &Path) -> Result<Option<f64>> {
         mm.push(Some(m.clone()));
         ww.push(Some(w));
     }
-    slope_given_fixed_effects(y, x, mm, ww)
+    Ok((y, x, mm, ww))
 }
 
 fn csv_num(x: Option<f64>) -> String {
@@ -666,7 +724,7 @@ pub fn main(args: &ValidateOptions) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Primary, TruthFacts};
+    use super::super::TruthFacts;
     use super::*;
 
     fn rep(i: usize, est: f64, se: f64) -> Replication {

@@ -1,7 +1,7 @@
 //! The `link` stage: the analysis tables of the three hypotheses, one row per unit of analysis,
 //! built from the scores and the clean case and intervention tables.
 //!
-//! Reads `OUT/score/{dyads,units,citizens,respondents}.parquet` and
+//! Reads `OUT/score/{dyads,dyad_errors,units,citizens,respondents}.parquet` and
 //! `OUT/clean/{case_involvement,intervention}.parquet` (a missing intervention file is a study
 //! without an H3 design: every H3 row is excluded, with a warning). Writes under `OUT/link/`.
 //!
@@ -32,9 +32,16 @@
 //! | case_rcap | f64? | mean of D(g→h) over the ordered pairs of distinct involved groups whose dyad is defined in the lead's municipality and the wave |
 //! | n_pairs | i64 | ordered pairs of distinct involved groups, G(G − 1) |
 //! | n_pairs_defined | i64 | of those, pairs with a defined dyad (the n of `case_rcap`) |
+//! | case_rcap_error_var | f64? | the sampling variance of `case_rcap` from its raters: (Σ var + 2 Σ cov) / k² over its k defined dyads, with the dyad variances and shared-rater covariances of `score/dyad_errors.parquet`; empty when one of them cannot be estimated |
 //! | unit_rcap_mean | f64? | sensitivity measure: mean unit RCap of the involved units that have one |
 //! | n_units_rcap | i64 | involved units with a unit RCap in the wave |
 //! | exclusion | str? | `not_in_case_involvement`, `no_lead_unit`, `several_lead_units`, `fewer_than_two_groups`, `no_defined_dyad`, `no_citizen_quality` |
+//!
+//! # `h1_dyad_errors.parquet`
+//!
+//! `score/dyad_errors.parquet` as it is (its schema is in `score/dyad_error.rs`): the dyad
+//! variances and shared-rater covariances behind `case_rcap_error_var`, which the model stage
+//! needs for H1 corrected for measurement error.
 //!
 //! # `h2_respondents.parquet`: one row per respondent × wave (from `score/respondents`)
 //!
@@ -157,6 +164,10 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     };
     let h1 = h1_cases(ctx, &mut summary)?;
     write("h1_cases", h1, &mut summary)?;
+    // The dyad variances behind `case_rcap_error_var`, for the model stage (which reads link's
+    // tables only): score's `dyad_errors`, row for row.
+    let errors = crate::io::read_parquet(&ctx.table_path("score", "dyad_errors"))?;
+    write("h1_dyad_errors", errors, &mut summary)?;
     let respondents = read_respondents(ctx)?;
     let h2 = h2_respondents(&respondents, &mut summary)?;
     write("h2_respondents", h2, &mut summary)?;
@@ -203,6 +214,82 @@ struct Case {
 struct H1Scores {
     dyads: HashMap<(i64, u32, u32, u32), f64>,
     unit_rcap: HashMap<(i64, u32), f64>,
+    errors: DyadErrors,
+}
+
+/// The sampling variances of the dyad means, by (wave, municipality, g, h), and the covariances
+/// of two dyad means of one rating group, by (wave, municipality, g, h, h') with h < h' as ids;
+/// a variance or covariance that could not be estimated is None (`score/dyad_errors.parquet`).
+#[derive(Default)]
+struct DyadErrors {
+    var: HashMap<(i64, u32, u32, u32), Option<f64>>,
+    cov: HashMap<(i64, u32, u32, u32, u32), Option<f64>>,
+}
+
+impl DyadErrors {
+    fn read(ctx: &StageContext, ids: &mut Ids) -> Result<DyadErrors> {
+        let path = ctx.table_path("score", "dyad_errors");
+        let df = frame::read(
+            &path,
+            &[
+                req("wave", Kind::I64),
+                req("municipality", Kind::Str),
+                req("work_group", Kind::Str),
+                req("target_group", Kind::Str),
+                opt("other_group", Kind::Str),
+                opt("variance", Kind::F64),
+            ],
+        )?;
+        let mut e = DyadErrors::default();
+        for (((((w, m), g), h), o), v) in i64s(&df, "wave")?
+            .zip(strs(&df, "municipality")?)
+            .zip(strs(&df, "work_group")?)
+            .zip(strs(&df, "target_group")?)
+            .zip(strs(&df, "other_group")?)
+            .zip(f64s(&df, "variance")?)
+        {
+            let (Some(w), Some(m), Some(g), Some(h)) = (w, m, g, h) else {
+                continue;
+            };
+            let (m, g, h) = (ids.id(m), ids.id(g), ids.id(h));
+            match o {
+                None => {
+                    e.var.insert((w, m, g, h), v);
+                }
+                Some(o) => {
+                    let o = ids.id(o);
+                    e.cov.insert((w, m, g, h.min(o), h.max(o)), v);
+                }
+            }
+        }
+        Ok(e)
+    }
+
+    /// The sampling variance of the mean of the defined dyads among the ordered pairs of
+    /// `groups` (as `case_rcap` takes them), in municipality `m` and `wave`.
+    fn case_variance(&self, wave: i64, m: u32, groups: &[u32], scores: &H1Scores) -> Option<f64> {
+        let mut pairs = Vec::new();
+        for &g in groups {
+            for &h in groups {
+                if g != h && scores.dyads.contains_key(&(wave, m, g, h)) {
+                    pairs.push((g, h));
+                }
+            }
+        }
+        crate::stats::measurement::case_error_variance(
+            &pairs,
+            |g, h| self.var.get(&(wave, m, g, h)).copied().flatten(),
+            |a, b| {
+                if a.0 != b.0 {
+                    return Some(0.0);
+                }
+                match self.cov.get(&(wave, m, a.0, a.1.min(b.1), a.1.max(b.1))) {
+                    Some(v) => *v,
+                    None => Some(0.0),
+                }
+            },
+        )
+    }
 }
 
 impl H1Scores {
@@ -247,7 +334,12 @@ impl H1Scores {
                 unit_rcap.insert((w, ids.id(u)), r);
             }
         }
-        Ok(H1Scores { dyads, unit_rcap })
+        let errors = DyadErrors::read(ctx, ids)?;
+        Ok(H1Scores {
+            dyads,
+            unit_rcap,
+            errors,
+        })
     }
 }
 
@@ -374,6 +466,7 @@ struct H1Rows {
     quality: Vec<Option<f64>>,
     n_citizens: Vec<i64>,
     case_rcap: Vec<Option<f64>>,
+    case_rcap_error_var: Vec<Option<f64>>,
     n_pairs: Vec<i64>,
     n_pairs_defined: Vec<i64>,
     unit_rcap_mean: Vec<Option<f64>>,
@@ -456,6 +549,8 @@ impl H1Rows {
         self.quality.push(quality);
         self.n_citizens.push(n(case.qualities.len()));
         self.case_rcap.push(rcap.value);
+        self.case_rcap_error_var
+            .push(municipality.and_then(|m| scores.errors.case_variance(wave, m, &groups, scores)));
         self.n_pairs.push(n(rcap.n_pairs));
         self.n_pairs_defined.push(n(rcap.n_pairs_defined));
         self.unit_rcap_mean.push(mean(&unit_rcaps));
@@ -479,6 +574,7 @@ impl H1Rows {
             .f64("case_rcap", self.case_rcap)
             .i64("n_pairs", self.n_pairs)
             .i64("n_pairs_defined", self.n_pairs_defined)
+            .f64("case_rcap_error_var", self.case_rcap_error_var)
             .f64("unit_rcap_mean", self.unit_rcap_mean)
             .i64("n_units_rcap", self.n_units_rcap)
             .opt_str("exclusion", self.exclusion);

@@ -3,7 +3,8 @@
 //! per-municipality estimates of each primary term by random-effects meta-analysis; adjusts the
 //! three primary p-values for multiplicity; says whether the data support each hypothesis.
 //!
-//! Reads `OUT/link/{h1_cases,h2_respondents,h3_panel}.parquet` and uses the rows whose
+//! Reads `OUT/link/{h1_cases,h2_respondents,h3_panel}.parquet` (and `h1_dyad_errors.parquet`
+//! for H1 corrected for measurement error, when it is there) and uses the rows whose
 //! `exclusion` is empty (all rows when the column is absent). Every statistic comes from the
 //! engine (`relcap::stats`: OLS with cluster-robust CR2 (or CR1) errors, REML/ML random-intercept models
 //! with Satterthwaite t-tests, metafor-style meta-analysis, t-tests, Holm). Every regression
@@ -21,6 +22,7 @@
 //! | --- | --- | --- | --- |
 //! | H1 | `case_rcap` | `quality ~ case_rcap + C(municipality) + C(wave)` | OLS, `model.h1.vcov` (CR2 by `model.h1.cluster`) |
 //! | H1 | `unit_rcap_mean` | `quality ~ unit_rcap_mean + C(municipality) + C(wave)` (sensitivity) | as above |
+//! | H1 | `h1_corrected` | the `case_rcap` slope corrected for the sampling error of case RCap (not primary) | regression calibration, lead-unit cluster bootstrap (`model/h1_correction.rs`) |
 //! | H2 | `between_within` | `rcap ~ srm_between + srm_within + C(municipality) + C(wave) + (1 \| unit_id)` | `model.h2.method` |
 //! | H2 | `leave_one_out` | `rcap ~ srm_others + C(municipality) + C(wave) + (1 \| unit_id)` | as above |
 //! | H2 | `own_rating` | `rcap ~ srm + C(municipality) + C(wave) + (1 \| unit_id)` | as above |
@@ -109,7 +111,8 @@
 //! | n_groups | i64? | OLS: clusters (or distinct lead units); LMM: units; paired: units; meta: municipalities (k) |
 //! | singular | bool? | mixed models: the fit is singular (a random-effect variance at zero); null otherwise |
 //!
-//! `results.json` is `{"alpha", "conf_level", "correction", "hypotheses": [per hypothesis:
+//! `results.json` is `{"alpha", "conf_level", "correction", "h1_corrected": [per scope: scope,
+//! status, reason, lambda, naive, corrected], "hypotheses": [per hypothesis:
 //! hypothesis, design, model, primary_term, direction, estimate, std_error, conf_low, conf_high,
 //! std_estimate, p_value, p_holm, p_adjusted, supported, verdict, n_obs, n_groups], "attrition":
 //! [H3 rows as below], "meta_without_singular": [per hypothesis whose primary fit is singular in
@@ -176,6 +179,11 @@
 //! | converged | bool | REML iterations converged |
 //! | iterations | i64? | REML Fisher-scoring iterations |
 //!
+//! # `h1_reliability.parquet`: one row per scope of H1 corrected for measurement error
+//!
+//! The reliability λ of case RCap, the naive and corrected slopes and the bootstrap; its schema
+//! is in `model/h1_correction.rs`, next to the code that computes it.
+//!
 //! # `summary.json`
 //!
 //! `tables.<link table>`: rows_in, rows_out = rows used by the pooled primary model, excluded by
@@ -190,6 +198,7 @@ mod fitting;
 mod frame;
 mod h3;
 mod singular;
+pub mod h1_correction;
 mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -780,6 +789,53 @@ fn account(outcomes: &[Outcome], summary: &mut StageSummary) {
     }
 }
 
+/// H1 corrected for measurement error (`model/h1_correction.rs`): its `results` and `fit` rows
+/// after H1's others, its warnings, and the `h1_reliability` frame.
+fn add_h1_correction(
+    outcomes: &[Outcome],
+    cfg: &ModelSection,
+    dyads: &h1_correction::DyadTable,
+    out: &mut tables::Out,
+    summary: &mut StageSummary,
+) -> Result<(polars::prelude::DataFrame, serde_json::Value)> {
+    let rows = outcomes
+        .iter()
+        .find(|o| o.plan.id == "H1")
+        .map(|o| h1_correction::run(dyads, &o.plan.table, &o.plan.sample, cfg))
+        .unwrap_or_default();
+    let at = (out.results.iter())
+        .rposition(|r| r.hypothesis == "H1")
+        .map_or(0, |p| p + 1);
+    out.results
+        .splice(at..at, h1_correction::result_rows(&rows));
+    let at = (out.fits.iter())
+        .rposition(|r| r.hypothesis == "H1")
+        .map_or(0, |p| p + 1);
+    out.fits.splice(at..at, h1_correction::fit_rows(&rows));
+    for r in &rows {
+        if let Some(reason) = r.reason.as_ref().filter(|_| r.status != "corrected") {
+            summary.warnings.push(format!(
+                "H1 {} ({}): not corrected for measurement error ({reason}); the naive estimate only",
+                h1_correction::MODEL,
+                r.scope
+            ));
+        }
+    }
+    let facts = json!(rows
+        .iter()
+        .map(|r| json!({
+            "scope": r.scope,
+            "status": r.status,
+            "reason": r.reason,
+            "lambda": r.cal.as_ref().map(|c| c.lambda).and_then(fin),
+            "naive": r.cal.as_ref().map(|c| c.naive).and_then(fin),
+            "corrected": r.corrected().and_then(fin),
+        }))
+        .collect::<Vec<_>>());
+    summary.facts.insert("h1_corrected".into(), facts.clone());
+    Ok((h1_correction::reliability_frame(&rows)?, facts))
+}
+
 /// The columns every linked table has that the model stage reads (besides its own).
 const KEY_COLUMNS: &[(&str, Want)] = &[("wave", Want::Num), ("municipality", Want::Str)];
 /// The columns of a table of respondents (H2, H3) that the model stage reads.
@@ -795,9 +851,11 @@ fn columns(h: u8) -> Vec<(&'static str, Want)> {
     let own: &[&[(&str, Want)]] = match h {
         1 => &[&[
             ("lead_unit_id", Want::Str),
+            ("work_groups", Want::Str),
             ("quality", Want::Num),
             ("case_rcap", Want::Num),
             ("unit_rcap_mean", Want::Num),
+            ("case_rcap_error_var", Want::Num),
         ]],
         2 => &[
             RESPONDENT_COLUMNS,
@@ -867,9 +925,14 @@ fn prepare(ctx: &StageContext, cfg: &ModelSection, h: u8) -> Result<Plan, StepEr
         }
     }
     let path = ctx.table_path("link", TABLES[usize::from(h) - 1]);
-    // `after_wave` (H3's event study) is optional: without it the event study is not fitted.
-    let table =
-        frame::read(&path, &cols, &["exclusion", "after_wave"]).map_err(|e| (Step::Read, h, e))?;
+    // `after_wave` (H3's event study) and `case_rcap_error_var`/`work_groups` (H1 corrected for
+    // measurement error) are optional: without them those models are not fitted.
+    let table = frame::read(
+        &path,
+        &cols,
+        &["exclusion", "after_wave", "case_rcap_error_var", "work_groups"],
+    )
+    .map_err(|e| (Step::Read, h, e))?;
     match h {
         1 => plan_h1(cfg, table),
         2 => plan_h2(
@@ -908,8 +971,11 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let mut summary = StageSummary::default();
     let outcomes = analyse(ctx, cfg)?;
     let verdicts = verdicts(&outcomes, cfg);
-    let out = tables::collect(&outcomes, &verdicts);
+    let mut out = tables::collect(&outcomes, &verdicts);
     account(&outcomes, &mut summary);
+    let dyads = h1_correction::DyadTable::read(&ctx.table_path("link", "h1_dyad_errors"))?;
+    let (h1_corrected, h1_corrected_json) =
+        add_h1_correction(&outcomes, cfg, &dyads, &mut out, &mut summary)?;
     let panel = cfg.h3.design() == Linkage::Panel;
     let h3_attrition = outcomes
         .iter()
@@ -946,6 +1012,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
             tables::var_comp_frame(&out.var_comps)?,
         ),
         ("heterogeneity", tables::het_frame(&out.het)?),
+        ("h1_reliability", h1_corrected),
     ];
     let results_json = json!({
         "alpha": cfg.alpha,
@@ -956,6 +1023,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         "meta_without_singular": without_singular,
         "h3_event_study": event_study,
         "results": out.results,
+        "h1_corrected": h1_corrected_json,
     });
     // Jobs 0..4 the tables, job 4 results.json; the first error in job order is reported.
     let jobs: Vec<usize> = (0..=frames.len()).collect();

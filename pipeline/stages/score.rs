@@ -13,7 +13,7 @@
 //! Reads `OUT/clean/{employee_responses,citizen_responses,units}.parquet`; writes under
 //! `OUT/score/`. Settings: `instrument` (which items form which scale) and `scoring`
 //! (`tie_min_items`, `subscale_min_items`, `srm_min_items`, `citizen_min_items`,
-//! `blind_spot_high`, `blind_spot_low`, `hub_relevance`, `rwg_null_variance`).
+//! `blind_spot_high`, `blind_spot_low`, `hub_relevance`, `rwg_null_variance`, `dyad_min_raters`).
 //!
 //! # Rules (the details the method leaves open)
 //!
@@ -124,6 +124,9 @@
 //! | n_groups | i64? | units (ICC) |
 //! | k | i64? | items (alpha, rwg_j) |
 //!
+//! `dyad_errors.parquet`: the sampling variance of each between-group dyad mean and the
+//! covariance of the dyad means that share raters; its schema is in `score/dyad_error.rs`.
+//!
 //! `network.parquet` (long; `kind` = `group` or `pair`), between-group dyads only, sorted by
 //! (wave, municipality, kind, work_group, partner_group):
 //!
@@ -155,6 +158,7 @@
 //! and what was found (`ties`, `respondents`, `blind_spots`, ...).
 
 pub mod compute;
+mod dyad_error;
 mod frames;
 mod long;
 mod network;
@@ -168,6 +172,7 @@ use anyhow::{bail, Result};
 use polars::prelude::*;
 
 use self::compute::{DyadInput, NetworkRule, Scored, TieRule, TieScore};
+use self::dyad_error::{build_dyad_errors, dyad_errors_frame};
 use self::frames::{citizens_frame, dyads_frame, respondents_frame, ties_frame, units_frame};
 use self::long::Interned;
 use self::network::{build_dyads, build_network, Dyad, DyadKey, NetworkRows};
@@ -498,6 +503,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     write("citizens", &|| citizens_frame(&[], &items))?;
     write("network", &|| NetworkRows::default().finish())?;
     write("reliability", &|| reliability_frame(&[]))?;
+    write("dyad_errors", &|| dyad_errors_frame(&[]))?;
     Ok(summary)
 }
 
@@ -550,6 +556,8 @@ fn score_employee_wave(
     out.push("ties", ties_frame(&ties, items)?)?;
     out.push("respondents", respondents_frame(&respondents, items)?)?;
     out.push("dyads", dyads_frame(&dyads, items)?)?;
+    let errors = build_dyad_errors(&ties, config.scoring.dyad_min_raters)?;
+    out.push("dyad_errors", dyad_errors_frame(&errors)?)?;
     out.push("units", units_frame(&respondents, headcount)?)?;
     Ok(())
 }

@@ -9,7 +9,8 @@
 //! (CR2 with Satterthwaite df),
 //! `fit` (the one front-end: formula + data → OLS or LMM fit, its coefficient rows and report;
 //! used by `relcap fit` and the model stage), `lmm` (REML/ML linear mixed models with random
-//! intercepts), `htest` (t-tests, effect sizes, multiplicity), `meta` (fixed and random-effects meta-analysis), `reliability` (alpha, ICC, rwg),
+//! intercepts), `htest` (t-tests, effect sizes, multiplicity), `meta` (fixed and random-effects meta-analysis), `measurement` (dyad error variances,
+//! regression calibration, the cluster bootstrap), `reliability` (alpha, ICC, rwg),
 //! `prec` (named tolerances), `types` (shared result types and errors).
 
 pub mod cr2;
@@ -19,6 +20,7 @@ pub mod fit;
 pub mod formula;
 pub mod htest;
 pub mod lmm;
+pub mod measurement;
 pub mod meta;
 pub mod ols;
 pub mod prec;

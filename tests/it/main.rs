@@ -12,6 +12,7 @@ mod check;
 mod codebook;
 mod disclosure;
 mod fit_cli;
+mod h1_corrected;
 mod ingest_clean;
 mod model;
 mod model_small_samples;

@@ -590,7 +590,11 @@ fn validate_reports_bias_rmse_and_coverage_per_hypothesis() {
     let v: Value = read_json(&tmp.path().join("validate.json"));
     assert_eq!(v["failed"], 0, "{v}");
     let hyps = v["hypotheses"].as_array().unwrap();
-    assert_eq!(hyps.len(), 3);
+    let ids: Vec<&str> = hyps
+        .iter()
+        .map(|h| h["hypothesis"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["H1", "H2", "H3", "H1_corrected"]);
     for h in hyps {
         assert_eq!(h["n"], 3);
         let targets: Vec<&str> = h["targets"]
@@ -633,5 +637,6 @@ fn validate_reports_bias_rmse_and_coverage_per_hypothesis() {
         assert!((0.0..=1.0).contains(&r));
     }
     let csv = std::fs::read_to_string(tmp.path().join("replications.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 3 * 3);
+    // H1, H2, H3 and H1_corrected per replication.
+    assert_eq!(csv.lines().count(), 1 + 3 * 4);
 }

@@ -178,6 +178,7 @@ pub(super) fn study_view(
             .heterogeneity
             .first()
             .map(|x| meta_test_words(x.test.as_deref(), x.k)),
+        "h1_corrected": h1_corrected_text(rj),
         "n_municipalities": n_municipalities,
         "counts": score_counts,
         "fits_total": fits_total,
@@ -222,6 +223,42 @@ fn config_hash(ctx: &StageContext) -> String {
         })
         .collect();
     crate::manifest::hash_json(&Value::Object(sections))
+}
+
+/// The report's sentence on H1 corrected for measurement error (results.json `h1_corrected`):
+/// what it corrects, what it assumes, the pooled figures and the scopes not corrected.
+fn h1_corrected_text(rj: &Value) -> Option<String> {
+    let rows = rj.get("h1_corrected")?.as_array()?;
+    let num = |r: &Value, k: &str| r.get(k).and_then(Value::as_f64);
+    let pooled = rows.iter().find(|r| r["scope"] == "pooled")?;
+    let mut s = "H1 was also estimated corrected for the sampling error of case RCap (model h1_corrected, not a primary test): regression calibration with the error variance of each case RCap from its dyads' raters, a cluster bootstrap over lead units for its standard error. It removes the attenuation of the slope by that error, assuming the errors are independent of citizen quality and the raters of a dyad exchangeable.".to_string();
+    match (num(pooled, "lambda"), num(pooled, "corrected")) {
+        (Some(l), Some(c)) if pooled["status"] == "corrected" => s.push_str(&format!(
+            " Pooled, the reliability of case RCap is λ = {} and the corrected estimate {} (naive {}).",
+            fmt::fixed(l, 3),
+            fmt::fixed(c, 3),
+            num(pooled, "naive").map_or("–".into(), |v| fmt::fixed(v, 3))
+        )),
+        _ => s.push_str(&format!(
+            " Pooled it was not corrected ({}); the naive estimate stands alone.",
+            pooled["reason"].as_str().unwrap_or("no reason given")
+        )),
+    }
+    let not: Vec<String> = rows
+        .iter()
+        .filter(|r| r["scope"] != "pooled" && r["status"] != "corrected")
+        .map(|r| {
+            format!(
+                "{} ({})",
+                r["scope"].as_str().unwrap_or(""),
+                r["reason"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    if !not.is_empty() {
+        s.push_str(&format!(" Not corrected: {}.", not.join("; ")));
+    }
+    Some(s)
 }
 
 impl Study<'_> {

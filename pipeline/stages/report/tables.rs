@@ -59,6 +59,7 @@ fn vcov_words(vcov: &str, cluster: Option<&str>) -> String {
         "classical" => "classical OLS standard errors".to_string(),
         "model" => "model-based standard errors of the mixed model (REML), Satterthwaite degrees of freedom".to_string(),
         "paired" => "standard error of the paired mean difference".to_string(),
+        "cluster_bootstrap" => "h1_corrected: corrected for the sampling error of case RCap by regression calibration, standard error from a cluster bootstrap over lead units".to_string(),
         other => format!("{} heteroskedasticity-consistent standard errors", other.to_uppercase()),
     }
 }
