@@ -556,7 +556,8 @@ impl Mode {
     };
 }
 
-/// The columns of an answer table that the item statistics read (`crate::codebook::items`).
+/// The columns of an answer table that the item statistics read (`crate::codebook::items`),
+/// and the missing reasons that the stage counts.
 fn item_columns(table: &str) -> Option<&'static [&'static str]> {
     match table {
         t if t == EMPLOYEE_RESPONSES.name => Some(&[
@@ -565,8 +566,11 @@ fn item_columns(table: &str) -> Option<&'static [&'static str]> {
             "target_group",
             "item",
             "value",
+            "missing_reason",
         ]),
-        t if t == CITIZEN_RESPONSES.name => Some(&["wave", "citizen_id", "item", "value"]),
+        t if t == CITIZEN_RESPONSES.name => {
+            Some(&["wave", "citizen_id", "item", "value", "missing_reason"])
+        }
         _ => None,
     }
 }
@@ -1142,7 +1146,8 @@ mod tests {
 
     /// The dry run of `relcap check` (the inputs from the store, not from files) on the same
     /// inputs as the run `ctx` just made: the same accounting and the same quarantine, row for
-    /// row, and no output table but the units (the other tables' references).
+    /// row, and no output table but the units (the other tables' references) and the answer
+    /// tables' item-statistics columns.
     fn dry_run_agrees(ctx: &StageContext, summary: &StageSummary) {
         let store = crate::stages::TableStore::keeping(|_, _| true);
         for t in crate::schema::TABLES {
@@ -1166,8 +1171,16 @@ mod tests {
         let written = io::read_parquet(&ctx.table_path(STAGE, "quarantine")).unwrap();
         assert!(q.equals_missing(&written), "{q}\n{written}");
         for t in crate::schema::TABLES {
-            let written = store.take(STAGE, t).is_some();
-            assert_eq!(written, t == UNITS.name, "{t}");
+            let kept = store.take(STAGE, t);
+            let expected = item_columns(t).map(|c| c.to_vec());
+            let columns = kept.as_ref().map(|df| {
+                let names = df.get_column_names();
+                names.iter().map(|n| n.as_str()).collect::<Vec<_>>()
+            });
+            match t == UNITS.name {
+                true => assert!(kept.is_some(), "{t}"),
+                false => assert_eq!(columns, expected, "{t}"),
+            }
         }
     }
 

@@ -126,7 +126,7 @@ fn cr2_h1_and_hksj_meta_match_r_end_to_end() {
         let model = match h {
             "H1" => "case_rcap",
             "H2" => "unit_wave_within",
-            _ => "diff_in_diff",
+            _ => "cluster_did",
         };
         let term = het.column("term").unwrap().str().unwrap().get(i).unwrap();
         let row = &ours[&(h.into(), format!("meta_{meth}"), model.into(), term.into())];
