@@ -86,7 +86,10 @@ macro_rules! choice {
 }
 pub(crate) use choice;
 
+mod labels;
 mod model;
+
+pub use labels::{LabelsSection, ReportLanguage};
 pub use model::{
     Correction, Direction, HypothesisSpec, Linkage, MetaMethod, MetaSpec, Method, ModelSection,
     Vcov,
@@ -114,6 +117,8 @@ pub struct Config {
     pub model: ModelSection,
     #[serde(default)]
     pub report: ReportSection,
+    #[serde(default, skip_serializing_if = "LabelsSection::is_empty")]
+    pub labels: LabelsSection,
 }
 
 /// `[study]`: the study's name and folders (relative paths are relative to the config file's
@@ -549,6 +554,14 @@ pub struct ReportSection {
     /// (`study.html.j2`, `municipality.html.j2`, `macros.html.j2`, `style.css`); files not found there keep the
     /// built-in version. None (the default): the built-in templates.
     pub templates_dir: Option<PathBuf>,
+    /// The language of the study report and of the feedback reports.
+    pub language: ReportLanguage,
+    /// Print each feedback report to PDF with headless Chromium as well (`relcap run --pdf`);
+    /// without Chromium the run says so and writes the HTML only.
+    pub pdf: bool,
+    /// A date printed on the reports (`2026-05-12`, shown as `12. maj 2026` on a Danish page).
+    /// None (the default): no date, so a report is the same bytes whatever day it is made.
+    pub date: Option<String>,
 }
 
 /// The template file names the report stage knows (the built-in ones and their overrides).
@@ -574,7 +587,19 @@ impl ReportSection {
                 templates.insert(name.to_string(), serde_json::Value::String(hash));
             }
         }
-        serde_json::json!({ "stars": self.stars, "templates": templates })
+        let mut v = serde_json::json!({ "stars": self.stars, "templates": templates });
+        // Settings at their defaults are left out, so a config that does not use them keeps
+        // its config hash and fingerprints.
+        if self.language != ReportLanguage::default() {
+            v["language"] = serde_json::to_value(&self.language).unwrap_or_default();
+        }
+        if self.pdf {
+            v["pdf"] = serde_json::Value::Bool(true);
+        }
+        if let Some(d) = &self.date {
+            v["date"] = serde_json::Value::String(d.clone());
+        }
+        v
     }
 }
 
@@ -816,6 +841,13 @@ impl Config {
                 ),
             ));
         }
+        self.report.language.validate()?;
+        self.labels.validate()?;
+        if let Some(d) = &self.report.date {
+            crate::stages::report::fmt::NumberFormat::default()
+                .date(d)
+                .map_err(|e| invalid("report.date", e))?;
+        }
         if self.privacy.min_cell < 3 {
             return Err(invalid(
                 "privacy.min_cell",
@@ -1045,7 +1077,16 @@ impl Config {
                 "model.alpha": self.model.alpha,
                 "model.h1": v(&self.model.h1),
                 "report": self.report.fingerprint_json(),
-            }),
+            })
+            .as_object()
+            .cloned()
+            .map(|mut m| {
+                if !self.labels.is_empty() {
+                    m.insert("labels".into(), v(&self.labels));
+                }
+                serde_json::Value::Object(m)
+            })
+            .unwrap_or_default(),
             _ => serde_json::Value::Null,
         }
     }

@@ -69,8 +69,10 @@ use crate::io;
 
 pub mod data;
 pub mod fmt;
+pub mod i18n;
 pub mod municipality;
 pub mod network;
+pub mod pdf;
 pub mod plots;
 pub mod privacy;
 pub mod study;
@@ -128,8 +130,15 @@ impl Fig {
     }
 }
 
-fn template_env(dir: Option<&Path>) -> Result<Environment<'static>> {
+/// The templates with one language's catalogue (`t`) and the display names of `[labels]`.
+fn template_env(
+    dir: Option<&Path>,
+    t: &i18n::Catalogue,
+    labels: &crate::config::LabelsSection,
+) -> Result<Environment<'static>> {
     let mut env = Environment::new();
+    env.add_global("t", minijinja::Value::from_serialize(&t.value));
+    i18n::install(&mut env, t, labels);
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".css") {
             AutoEscape::None
@@ -185,8 +194,25 @@ fn short(h: &str) -> String {
 /// Writes the reports; see the module documentation.
 pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let min_cell = i64::from(ctx.config.privacy.min_cell);
+    let rc = &ctx.config.report;
+    let templates_dir = rc.templates_dir.as_deref();
+    let load = |key: &str, lang: &str| {
+        i18n::load(lang, templates_dir).with_context(|| format!("report.language.{key}"))
+    };
+    let (study_t, feedback_t) = (
+        load("study", &rc.language.study)?,
+        load("feedback", &rc.language.feedback)?,
+    );
     let inp = data::load(ctx)?;
-    let env = template_env(ctx.config.report.templates_dir.as_deref())?;
+    let env = template_env(templates_dir, &study_t, &ctx.config.labels)?;
+    let feedback_env = template_env(templates_dir, &feedback_t, &ctx.config.labels)?;
+    let date_in = |t: &i18n::Catalogue| -> Result<Value> {
+        Ok(match &rc.date {
+            Some(d) => Value::String(t.numbers.date(d).map_err(|e| anyhow!("report.date: {e}"))?),
+            None => Value::Null,
+        })
+    };
+    let (study_date, feedback_date) = (date_in(&study_t)?, date_in(&feedback_t)?);
     let css = env
         .get_template("style.css")
         .map_err(|e| anyhow!("template style.css: {e:#}"))?
@@ -201,8 +227,9 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let muni_list: Vec<&String> = munis.iter().collect();
     let views: Vec<MuniView> =
         super::map_on_two_threads(&muni_list, |m| municipality_view(&inp, m, &means, min_cell));
-    let (mut study, primary, secondary) = study_view(ctx, &inp, views, min_cell)?;
+    let (mut study, primary, secondary) = study_view(ctx, &inp, views, min_cell, &study_t)?;
     study["css"] = Value::String(css.clone());
+    study["date"] = study_date;
 
     // The study report with the tables, and each municipality's feedback report, are
     // independent files: two threads take them one at a time, and each is the same text
@@ -223,11 +250,14 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
             "m": view,
             "comparison": comparison(m, &means, min_cell),
             "n_municipalities": munis.len(),
+            "date": feedback_date,
+            "communication_items": ctx.config.instrument.communication_items,
+            "relationship_items": ctx.config.instrument.relationship_items,
         });
         let name = format!("municipalities/{}.html", file_stem(m));
         write_text(
             &dir.join(&name),
-            &render(&env, "municipality.html.j2", &ctx_value)?,
+            &render(&feedback_env, "municipality.html.j2", &ctx_value)?,
         )?;
         Ok(vec![name])
     };
@@ -286,6 +316,14 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     for names in done {
         files.extend(names?);
     }
+    if rc.pdf {
+        let pages: Vec<String> = files
+            .iter()
+            .filter(|f| f.starts_with("municipalities/") && f.ends_with(".html"))
+            .cloned()
+            .collect();
+        files.extend(print_pdfs(&dir, &pages, rc.date.as_deref(), &mut summary));
+    }
 
     files.sort();
     summary
@@ -307,13 +345,56 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     Ok(summary)
 }
 
+/// Prints each feedback page to PDF beside it; returns the PDFs written. Without Chromium, or
+/// when it fails, the run goes on with the HTML alone and says so in a warning.
+fn print_pdfs(
+    dir: &Path,
+    pages: &[String],
+    date: Option<&str>,
+    summary: &mut StageSummary,
+) -> Vec<String> {
+    let Some(chromium) = pdf::find_chromium() else {
+        summary.warnings.push(
+            "report.pdf: Chromium is not installed (no chromium, chromium-browser or              google-chrome on the PATH); the feedback reports are written as HTML only"
+                .to_string(),
+        );
+        summary
+            .facts
+            .insert("pdf".into(), Value::from("chromium not found"));
+        return vec![];
+    };
+    let mut written = vec![];
+    for page in pages {
+        let name = format!("{}.pdf", page.trim_end_matches(".html"));
+        match pdf::print(&chromium, &dir.join(page), &dir.join(&name), date) {
+            Ok(()) => written.push(name),
+            Err(e) => summary
+                .warnings
+                .push(format!("report.pdf: {page} was not printed: {e:#}")),
+        }
+    }
+    summary.facts.insert(
+        "pdf".into(),
+        Value::from(if written.len() == pages.len() {
+            "written"
+        } else {
+            "incomplete"
+        }),
+    );
+    summary
+        .counts
+        .insert("pdf_written".into(), written.len() as u64);
+    written
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn built_in_templates_parse() {
-        let env = template_env(None).unwrap();
+        let t = i18n::load("en", None).unwrap();
+        let env = template_env(None, &t, &Default::default()).unwrap();
         for name in crate::config::REPORT_TEMPLATES {
             assert!(env.get_template(name).is_ok(), "{name}");
         }
@@ -323,7 +404,8 @@ mod tests {
     fn an_override_replaces_only_its_template() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("style.css"), "body { color: red; }").unwrap();
-        let env = template_env(Some(dir.path())).unwrap();
+        let t = i18n::load("en", None).unwrap();
+        let env = template_env(Some(dir.path()), &t, &Default::default()).unwrap();
         assert_eq!(
             env.get_template("style.css").unwrap().source(),
             "body { color: red; }"
@@ -332,6 +414,6 @@ mod tests {
             .get_template("study.html.j2")
             .unwrap()
             .source()
-            .contains("at a glance"));
+            .contains("glance_heading"));
     }
 }

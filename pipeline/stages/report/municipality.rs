@@ -197,6 +197,7 @@ pub(super) fn comparison(muni: &str, means: &Means, min_cell: i64) -> Vec<Value>
             "others_low": Fig { text: fmt::fixed(lo, 2), n: others_n, suppressed: others.is_empty() },
             "others_high": Fig { text: fmt::fixed(hi, 2), n: others_n, suppressed: others.is_empty() },
             "rank": ordinal(rank),
+            "rank_n": rank,
             "of": shown.len(),
         }));
     }
