@@ -586,6 +586,19 @@ impl ReportSection {
                 };
                 templates.insert(name.to_string(), serde_json::Value::String(hash));
             }
+            // Catalogues of the report languages (lang/<language>.toml) found there.
+            let mut langs: Vec<PathBuf> = std::fs::read_dir(dir.join("lang"))
+                .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            langs.retain(|p| p.extension().is_some_and(|x| x == "toml"));
+            langs.sort();
+            for p in langs {
+                let hash = std::fs::read(&p)
+                    .map(|b| blake3::hash(&b).to_hex().to_string())
+                    .unwrap_or_default();
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                templates.insert(format!("lang/{name}"), serde_json::Value::String(hash));
+            }
         }
         let mut v = serde_json::json!({ "stars": self.stars, "templates": templates });
         // Settings at their defaults are left out, so a config that does not use them keeps
@@ -1172,11 +1185,15 @@ mod tests {
         let mut c = Config::load(&path).unwrap();
         assert!(c.study.data_dir.ends_with("data/demo"));
         // Every setting of the demo config is the built-in default, apart from the study's
-        // name and folders and the public demo key.
+        // name and folders, the public demo key and the display names of its groups and
+        // municipalities.
         assert_eq!(
             c.privacy.demo_key.take().as_deref(),
             Some("relcap-demo-study-public-key")
         );
+        assert_eq!(c.labels.work_groups["job_consultants"], "Jobkonsulenter");
+        assert_eq!(c.labels.municipality("Rødovre"), "Rødovre Kommune");
+        c.labels = LabelsSection::default();
         c.study = StudySection::default();
         assert_eq!(c, Config::default());
     }
