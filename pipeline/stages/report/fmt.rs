@@ -99,7 +99,7 @@ impl NumberFormat {
         }
         let mut out = String::new();
         for (k, d) in int.chars().enumerate() {
-            if k > 0 && (int.len() - k) % 3 == 0 {
+            if k > 0 && (int.len() - k).is_multiple_of(3) {
                 out.push_str(&self.thousands);
             }
             out.push(d);
@@ -119,7 +119,8 @@ impl NumberFormat {
             m.parse().map_err(|_| bad())?,
             d.parse().map_err(|_| bad())?,
         );
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let leap =
+            (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400);
         let days = [
             31,
             if leap { 29 } else { 28 },
