@@ -6,7 +6,9 @@
 //! `results.json`, `OUT/score/{dyads,network,units,respondents,reliability}.parquet`,
 //! `OUT/link/h3_panel.parquet` and the `summary.json` of ingest, clean, score, link and model.
 //! Settings: `study.name`, `privacy.min_cell`, `model.alpha`, `model.h1` (the cluster column
-//! named in the table notes), `report.stars`, `report.templates_dir`.
+//! named in the table notes), `report.stars`, `report.templates_dir`, `report.language`,
+//! `report.pdf`, `report.date`, `labels`, `instrument.{communication,relationship}_items` (the
+//! items the feedback report names).
 //!
 //! # What it writes (under the reports folder, `reports/<study>/` by default)
 //!
@@ -15,10 +17,12 @@
 //! | `report.html` | the research team | one self-contained page (inline SVG and CSS, no network): the three hypotheses at a glance (estimate, CI, p, Holm p, supported or not in plain words); a forest plot per hypothesis (municipalities, pooled, meta-analytic diamond, I²); the H3 means before and after by arm with CIs; each municipality's collaboration network as a group × group heat map per wave and for the change from the first to the last wave, with in- and out-strength margins; blind spots and hubs; reliability and aggregation; sample flow (rows per stage, quarantined by reason, exclusions); a methods paragraph; software version, config hash and the report's fingerprint |
 //! | `tables/<H>.md`, `.tex`, `.csv` | publications | one regression table per hypothesis (see `report/tables.rs`) |
 //! | `municipalities/<municipality>.html` | the municipality's managers | their network, what changed between the first and the last wave, blind spots, hubs, their units, and how they compare with the other municipalities, which are never named |
+//! | `municipalities/<municipality>.pdf` | the same, printable | with `report.pdf`, when Chromium is installed: the page printed to A4 |
 //!
 //! `OUT/report/summary.json` counts the files written and the suppressed cells
 //! (`cells_suppressed_primary`, `cells_suppressed_secondary`) and lists the report files in
-//! `facts.files`.
+//! `facts.files`; with `report.pdf`, `counts.pdf_written` and `facts.pdf` (`written`,
+//! `incomplete` or `chromium not found`, with a warning for each page not printed).
 //!
 //! # Privacy
 //!
@@ -43,9 +47,14 @@
 //!
 //! The pages come from minijinja templates embedded from `pipeline/stages/report/templates/`
 //! (`study.html.j2`, `municipality.html.j2`, `macros.html.j2`, `style.css`); a file of the same
-//! name in `report.templates_dir` replaces the built-in one, so the wording can change without
-//! Rust. Every figure is formatted here (`report/fmt.rs`) and handed to the templates as text
-//! with its n.
+//! name in `report.templates_dir` replaces the built-in one, so the layout can change without
+//! Rust. Every word comes from the catalogue of the page's language (`report/i18n.rs`,
+//! `templates/lang/<language>.toml`; `report.language.study`, default `en`, and
+//! `report.language.feedback`, default `da`), every display name from `[labels]`. Every figure
+//! is formatted here (`report/fmt.rs`) and handed to the templates as text with its n; a page
+//! writes it in its language's number format (filter `num`), the tables in `tables/` keep the
+//! publication format. With `report.pdf` each feedback page is printed to PDF beside it
+//! (`report/pdf.rs`).
 //!
 //! # Where each part is
 //!

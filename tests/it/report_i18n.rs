@@ -443,7 +443,7 @@ fn randers_prints_to_an_a4_pdf_with_every_table_whole() {
         "Samarbejde på tværs af faggrupper i Randers Kommune",
         "Randers Kommune i alt",
         "Jobkonsulenter",
-        "Ingen kan genkendes i rapporten",
+        "Ingen enkeltpersoner kan genkendes i rapporten",
     ] {
         assert!(all.contains(&squeeze(needle)), "the PDF lacks {needle:?}");
     }
