@@ -158,6 +158,17 @@ pub struct PrivacySection {
     pub demo_key: Option<String>,
     #[serde(default = "default_min_cell")]
     pub min_cell: u32,
+    /// The narrowest interval (on the 1–5 response scale) that an attacker holding every
+    /// published figure may derive for a hidden figure (the report's disclosure audit).
+    #[serde(default = "default_protection_width")]
+    pub protection_width: f64,
+}
+
+/// The width of the 1–5 response scale: no interval can be wider.
+const SCALE_WIDTH: f64 = 4.0;
+
+fn default_protection_width() -> f64 {
+    1.0
 }
 
 fn default_key_env() -> String {
@@ -173,6 +184,7 @@ impl Default for PrivacySection {
             key_env: default_key_env(),
             demo_key: None,
             min_cell: default_min_cell(),
+            protection_width: default_protection_width(),
         }
     }
 }
@@ -870,6 +882,16 @@ impl Config {
                 ),
             ));
         }
+        let width = self.privacy.protection_width;
+        if !(width > 0.0 && width <= SCALE_WIDTH) {
+            return Err(invalid(
+                "privacy.protection_width",
+                format!(
+                    "is {width}, but must be above 0 and at most {SCALE_WIDTH} (the width of the \
+                     1–5 response scale)"
+                ),
+            ));
+        }
         if self.privacy.key_env.trim().is_empty() {
             return Err(invalid(
                 "privacy.key_env",
@@ -1087,6 +1109,7 @@ impl Config {
             "report" => serde_json::json!({
                 "study.name": self.study.name,
                 "privacy.min_cell": self.privacy.min_cell,
+                "privacy.protection_width": self.privacy.protection_width,
                 "model.alpha": self.model.alpha,
                 "model.h1": v(&self.model.h1),
                 "report": self.report.fingerprint_json(),

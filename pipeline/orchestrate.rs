@@ -495,16 +495,21 @@ fn run_stage(
         let mut outputs = scan_outputs(&paths.out_dir, stage.name, Root::Out, None)?;
         if stage.writes_reports {
             // The report folder may be the stage's own (`OUT/report/`, the default): each file
-            // is recorded once, the summary under OUT and the report files as reports.
+            // is recorded once, the summary and the stage's tables (its declared outputs)
+            // under OUT and the report files as reports.
+            let stage_dir = ctx.stage_dir(stage.name);
+            let of_stage = |file: &Path| {
+                *file == summary_file || summary.outputs.iter().any(|p| stage_dir.join(p) == file)
+            };
             outputs.retain(|o| {
                 let file = paths.out_dir.join(&o.path);
-                file == summary_file || !file.starts_with(&paths.reports_dir)
+                of_stage(&file) || !file.starts_with(&paths.reports_dir)
             });
             let reports = scan_outputs(&paths.reports_dir, "", Root::Reports, Some(&before))?;
             outputs.extend(
                 reports
                     .into_iter()
-                    .filter(|o| paths.reports_dir.join(&o.path) != summary_file),
+                    .filter(|o| !of_stage(&paths.reports_dir.join(&o.path))),
             );
         }
         Ok((summary, outputs))

@@ -3,9 +3,10 @@
 //! outputs (`model/results.parquet` for every estimate).
 //!
 //! Reads `OUT/model/{results,fit,variance_components,heterogeneity}.parquet` and
-//! `results.json`, `OUT/score/{dyads,network,units,respondents,reliability}.parquet`,
+//! `results.json`, `OUT/score/{dyads,network,units,respondents,reliability,ties}.parquet`,
 //! `OUT/link/h3_panel.parquet` and the `summary.json` of ingest, clean, score, link and model.
-//! Settings: `study.name`, `privacy.min_cell`, `model.alpha`, `model.h1` (the cluster column
+//! Settings: `study.name`, `privacy.min_cell`, `privacy.protection_width`,
+//! `scoring.hub_relevance`, `model.alpha`, `model.h1` (the cluster column
 //! named in the table notes), `report.stars`, `report.templates_dir`, `report.language`,
 //! `report.pdf`, `report.date`, `labels`, `instrument.{communication,relationship}_items` (the
 //! items the feedback report names).
@@ -19,20 +20,28 @@
 //! | `municipalities/<municipality>.html` | the municipality's managers | their network, what changed between the first and the last wave, blind spots, hubs, their units, and how they compare with the other municipalities, which are never named |
 //! | `municipalities/<municipality>.pdf` | the same, printable | with `report.pdf`, when Chromium is installed: the page printed to A4 |
 //!
-//! `OUT/report/summary.json` counts the files written and the suppressed cells
-//! (`cells_suppressed_primary`, `cells_suppressed_secondary`) and lists the report files in
-//! `facts.files`; with `report.pdf`, `counts.pdf_written` and `facts.pdf` (`written`,
-//! `incomplete` or `chromium not found`, with a warning for each page not printed).
+//! `OUT/report/disclosure_audit.parquet` is the attacker's audit of every hidden figure (schema
+//! in `report/audit.rs`). `OUT/report/summary.json` counts the files written, the suppressed
+//! cells (`cells_suppressed_primary`, `cells_suppressed_secondary`) and the audited figures
+//! (`audit_hidden_figures`, `audit_unprotected`), and lists the report files in `facts.files`;
+//! with `report.pdf`, `counts.pdf_written` and `facts.pdf` (`written`, `incomplete` or
+//! `chromium not found`, with a warning for each page not printed).
 //!
 //! # Privacy
 //!
-//! No figure computed from fewer than `privacy.min_cell` people is shown, and the complementary
-//! cell that would reveal it by subtraction is suppressed too (rules in `report/privacy.rs`).
-//! Every figure about people is rendered with its n in a `data-n` attribute, suppressed ones
-//! with `data-suppressed`, so the rule can be checked on the rendered files. No person
-//! identifier is read: respondents are used only as counts and means by municipality and wave.
-//! Counts of rows in the sample flow are not figures about anyone and are shown as they are.
-//! Model estimates carry the number of observations they rest on.
+//! No figure computed from fewer than `privacy.min_cell` people is shown; a heat map's margins
+//! are the means of its shown cells only; secondary suppression is chosen by an attacker's audit
+//! (linear programming over every published figure and its rounding) until every hidden
+//! figure's interval is at least `privacy.protection_width` wide and no hidden n is pinned, and
+//! the stage fails, before writing any page, rather than publish what its audit rejects (rules
+//! in `report/privacy.rs`, the audit in `report/audit.rs`). Counts (hubs) include only groups
+//! whose figure could be shown; units whose figure is suppressed are not named. Every figure
+//! about people is rendered with the number of people behind it in a `data-n` attribute,
+//! suppressed ones with `data-suppressed`, so the rules can be checked on the rendered files.
+//! Person ids are read only to count distinct raters (`score/ties.parquet`); they become
+//! numbers as they are read and are neither kept nor shown. Counts of rows in the sample flow
+//! are not figures about anyone and are shown as they are. Model estimates carry the number of
+//! observations they rest on.
 //!
 //! # Config hash and fingerprint
 //!
@@ -62,7 +71,8 @@
 //! the earlier stages' outputs; `report/network.rs` builds a municipality's heat maps, blind
 //! spots and hubs; `report/municipality.rs` a municipality's view and its anonymous comparison
 //! with the others; `report/study.rs` the study report's content; `report/tables.rs` the
-//! publication tables; `report/privacy.rs` the suppression rules; `report/plots.rs` the
+//! publication tables; `report/privacy.rs` the suppression rules; `report/audit.rs` the
+//! attacker's audit; `report/plots.rs` the
 //! figures; `report/fmt.rs` how numbers are written.
 
 use std::collections::BTreeSet;
@@ -76,6 +86,7 @@ use serde_json::Value;
 use super::{StageContext, StageSummary};
 use crate::io;
 
+pub mod audit;
 pub mod data;
 pub mod fmt;
 pub mod i18n;
@@ -87,7 +98,7 @@ pub mod privacy;
 pub mod study;
 pub mod tables;
 
-use municipality::{comparison, municipality_means, municipality_view, MuniView};
+use municipality::{comparison, municipality_means, municipality_view};
 use study::study_view;
 
 /// The built-in templates, by file name.
@@ -184,7 +195,7 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
 
 /// A file name for a municipality: its name with path separators and control characters
 /// replaced.
-fn file_stem(name: &str) -> String {
+pub(super) fn file_stem(name: &str) -> String {
     name.chars()
         .map(|c| {
             if c == '/' || c == '\\' || c.is_control() || c == ':' {
@@ -198,6 +209,43 @@ fn file_stem(name: &str) -> String {
 
 fn short(h: &str) -> String {
     h.chars().take(16).collect()
+}
+
+/// Writes the attacker's audit of every published table, `OUT/report/disclosure_audit.parquet`
+/// (schema in `report/audit.rs`), and counts it in the summary; fails, before any page is
+/// written, when a hidden figure is not protected.
+fn disclosure_audit(
+    ctx: &StageContext,
+    findings: &[audit::Finding],
+    summary: &mut StageSummary,
+) -> Result<()> {
+    let path = ctx.write_table("report", "disclosure_audit", audit::frame(findings)?, false)?;
+    summary.add_output(&ctx.stage_dir("report"), &path);
+    summary
+        .counts
+        .insert("audit_hidden_figures".into(), findings.len() as u64);
+    let exposed: Vec<&audit::Finding> = findings.iter().filter(|f| !f.protected).collect();
+    summary
+        .counts
+        .insert("audit_unprotected".into(), exposed.len() as u64);
+    if let Some(f) = exposed.first() {
+        anyhow::bail!(
+            "the disclosure audit rejects the reports: {} hidden figure(s) can be worked out, \
+             e.g. {} in {} of {} lies in [{:.3}, {:.3}] with n from {} to {} \
+             (privacy.protection_width = {}); see {}",
+            exposed.len(),
+            f.figure,
+            f.table,
+            f.municipality,
+            f.lo,
+            f.hi,
+            f.n_lo,
+            f.n_hi,
+            ctx.config.privacy.protection_width,
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Writes the reports; see the module documentation.
@@ -234,8 +282,27 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     let means = municipality_means(&inp);
     let munis: BTreeSet<String> = inp.dyads.iter().map(|d| d.municipality.clone()).collect();
     let muni_list: Vec<&String> = munis.iter().collect();
-    let views: Vec<MuniView> =
-        super::map_on_two_threads(&muni_list, |m| municipality_view(&inp, m, &means, min_cell));
+    let rules = municipality::ViewRules {
+        min_cell,
+        width: ctx.config.privacy.protection_width,
+        hub_relevance: ctx.config.scoring.hub_relevance,
+    };
+    let mut views = vec![];
+    for v in super::map_on_two_threads(&muni_list, |m| municipality_view(&inp, m, &means, &rules)) {
+        views.push(v?);
+    }
+    let findings: Vec<audit::Finding> = views
+        .iter_mut()
+        .flat_map(|v| std::mem::take(&mut v.findings))
+        .collect();
+    disclosure_audit(ctx, &findings, &mut summary)?;
+    // A municipality mean that would give away its hidden units is published nowhere.
+    let mut means = means;
+    for v in &views {
+        for k in &v.withheld {
+            means.remove(k);
+        }
+    }
     let (mut study, primary, secondary) = study_view(ctx, &inp, views, min_cell, &study_t)?;
     study["css"] = Value::String(css.clone());
     study["date"] = study_date;

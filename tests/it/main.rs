@@ -9,6 +9,7 @@ mod anywhere;
 mod architecture;
 mod bench;
 mod check;
+mod disclosure;
 mod fit_cli;
 mod ingest_clean;
 mod model;

@@ -2,6 +2,7 @@
 //! stages into plain rows. Nothing is computed here; a missing file or column is an error naming
 //! the file and the column (through `frame::read`).
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -86,7 +87,15 @@ pub struct Dyad {
     pub mean: Option<f64>,
     /// Raters with a relevance answer about the target group.
     pub relevance_n: i64,
+    /// Their mean relevance rating of the target group.
+    pub relevance: Option<f64>,
 }
+
+/// The raters behind each dyad with a tie score (within-group dyads included), by (municipality, wave, rater group, rated
+/// group): each rater as a number that stands for one person across the dyads and waves of
+/// a municipality (pseudonyms are turned into these numbers as they are read and not kept),
+/// sorted. What the report counts people with when a figure rests on several dyads.
+pub type Raters = BTreeMap<(String, i64, String, String), Vec<u32>>;
 
 /// A `group` row of `score/network.parquet`.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +180,7 @@ pub struct Inputs {
     pub respondents: Vec<Respondent>,
     pub reliability: Vec<Reliability>,
     pub h3: Vec<H3Row>,
+    pub raters: Raters,
     /// `summary.json` of each earlier stage, in pipeline order (stage name, content).
     pub summaries: Vec<(String, Value)>,
 }
@@ -379,6 +389,7 @@ fn dyads(path: &Path) -> Result<Vec<Dyad>> {
         req("n_raters", I64),
         opt("mean", F64),
         req("relevance_n", I64),
+        opt("relevance_mean", F64),
     ];
     let df = read(path, &specs)?;
     let w: Vec<_> = i64s(&df, "wave")?.collect();
@@ -389,6 +400,7 @@ fn dyads(path: &Path) -> Result<Vec<Dyad>> {
     let n: Vec<_> = i64s(&df, "n_raters")?.collect();
     let m: Vec<_> = f64s(&df, "mean")?.collect();
     let rn: Vec<_> = i64s(&df, "relevance_n")?.collect();
+    let rm: Vec<_> = f64s(&df, "relevance_mean")?.collect();
     Ok((0..df.height())
         .map(|i| Dyad {
             wave: w[i].unwrap_or(0),
@@ -399,8 +411,52 @@ fn dyads(path: &Path) -> Result<Vec<Dyad>> {
             n_raters: n[i].unwrap_or(0),
             mean: m[i],
             relevance_n: rn[i].unwrap_or(0),
+            relevance: rm[i],
         })
         .collect())
+}
+
+/// `score/ties.parquet`: who stands behind each dyad (within-group ones included) with a tie
+/// score.
+fn raters(path: &Path) -> Result<Raters> {
+    let specs = [
+        req("wave", I64),
+        req("municipality", STR),
+        req("work_group", STR),
+        req("respondent_id", STR),
+        req("target_group", STR),
+        req("within_group", BOOL),
+        opt("rc", F64),
+    ];
+    let df = read(path, &specs)?;
+    let w: Vec<_> = i64s(&df, "wave")?.collect();
+    let mu: Vec<_> = strs(&df, "municipality")?.collect();
+    let g: Vec<_> = strs(&df, "work_group")?.collect();
+    let id: Vec<_> = strs(&df, "respondent_id")?.collect();
+    let h: Vec<_> = strs(&df, "target_group")?.collect();
+    let wi: Vec<_> = bools(&df, "within_group")?.collect();
+    let rc: Vec<_> = f64s(&df, "rc")?.collect();
+    let mut numbers: HashMap<&str, u32> = HashMap::new();
+    let mut out: Raters = BTreeMap::new();
+    for i in 0..df.height() {
+        let (Some(m), Some(g), Some(id), Some(h), Some(w)) = (mu[i], g[i], id[i], h[i], w[i])
+        else {
+            continue;
+        };
+        if wi[i].is_none() || rc[i].is_none() {
+            continue;
+        }
+        let next = numbers.len() as u32;
+        let k = *numbers.entry(id).or_insert(next);
+        out.entry((m.to_string(), w, g.to_string(), h.to_string()))
+            .or_default()
+            .push(k);
+    }
+    for v in out.values_mut() {
+        v.sort_unstable();
+        v.dedup();
+    }
+    Ok(out)
 }
 
 fn network(path: &Path) -> Result<(Vec<NetGroup>, Vec<NetPair>)> {
@@ -591,10 +647,11 @@ enum File {
     Respondents,
     Reliability,
     H3,
+    Ties,
 }
 
 /// The files in the order their errors are reported.
-const FILES: [File; 16] = [
+const FILES: [File; 17] = [
     File::Network,
     File::Summary("ingest"),
     File::Summary("clean"),
@@ -611,6 +668,7 @@ const FILES: [File; 16] = [
     File::Respondents,
     File::Reliability,
     File::H3,
+    File::Ties,
 ];
 
 /// What one file holds.
@@ -627,6 +685,7 @@ enum Read {
     Respondents(Vec<Respondent>),
     Reliability(Vec<Reliability>),
     H3(Vec<H3Row>),
+    Ties(Raters),
 }
 
 fn read_file(ctx: &StageContext, file: File) -> Result<Read> {
@@ -650,6 +709,7 @@ fn read_file(ctx: &StageContext, file: File) -> Result<Read> {
         File::Respondents => Read::Respondents(respondents(&score("respondents"))?),
         File::Reliability => Read::Reliability(reliability(&score("reliability"))?),
         File::H3 => Read::H3(h3(&ctx.table_path("link", "h3_panel"))?),
+        File::Ties => Read::Ties(raters(&score("ties"))?),
     })
 }
 
@@ -672,6 +732,7 @@ pub fn load(ctx: &StageContext) -> Result<Inputs> {
             Read::Respondents(x) => inp.respondents = x,
             Read::Reliability(x) => inp.reliability = x,
             Read::H3(x) => inp.h3 = x,
+            Read::Ties(x) => inp.raters = x,
         }
     }
     Ok(inp)

@@ -4,10 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use anyhow::{bail, Result};
 use serde_json::Value;
 
+use super::audit::{self, Finding, Item, Mark, Relation, Table};
 use super::data::{Inputs, UnitRow};
-use super::network::{blind_spots, hubs, network, Network};
+use super::network::{blind_spots, hubs, network, people, Network, Rules};
 use super::privacy::{self, Cell};
 use super::{fmt, Fig};
 
@@ -34,25 +36,75 @@ pub(super) struct MuniView {
     pub(super) value: Value,
     pub(super) primary: usize,
     pub(super) secondary: usize,
+    /// What the attacker's audit found about every hidden figure published about it.
+    pub(super) findings: Vec<Finding>,
+    /// The waves whose municipality mean may not be published anywhere (its hidden units
+    /// could otherwise be worked out from it).
+    pub(super) withheld: Vec<(String, i64)>,
+}
+
+/// How the views are published and audited.
+pub(super) struct ViewRules {
+    pub(super) min_cell: i64,
+    /// `privacy.protection_width`.
+    pub(super) width: f64,
+    /// `scoring.hub_relevance`.
+    pub(super) hub_relevance: f64,
+}
+
+/// The files that show a municipality's heat maps, and those that show its units.
+fn pages(muni: &str) -> (Vec<String>, Vec<String>) {
+    let feedback = format!("municipalities/{}.html", super::file_stem(muni));
+    (
+        vec!["report.html".to_string(), feedback.clone()],
+        vec![feedback],
+    )
 }
 
 pub(super) fn municipality_view(
     inp: &Inputs,
     muni: &str,
     means: &Means,
-    min_cell: i64,
-) -> MuniView {
-    let net = network(inp, muni, min_cell);
-    let (spots, spots_hidden) = blind_spots(inp, muni, &net);
-    let hub_rows = hubs(inp, muni, net.last_wave, min_cell);
-    let unit_waves = unit_waves(inp, muni, means, min_cell);
-    let (improved, worsened) = largest_changes(&net);
-    MuniView {
+    rules: &ViewRules,
+) -> Result<MuniView> {
+    let (map_pages, unit_pages) = pages(muni);
+    let net_rules = Rules {
+        min_cell: rules.min_cell,
+        width: rules.width,
+        pages: map_pages,
+    };
+    let mut net = network(inp, muni, &net_rules)?;
+    let spots = blind_spots(inp, muni, &net);
+    let hub_rows = hubs(
+        inp,
+        muni,
+        net.last_wave,
+        rules.min_cell,
+        rules.hub_relevance,
+    );
+    let units_rules = Rules {
+        pages: unit_pages,
+        ..net_rules
+    };
+    let mut findings = std::mem::take(&mut net.findings);
+    let mut withheld = vec![];
+    let mut unit_waves = vec![];
+    let mut unit_secondary = 0;
+    for w in unit_wave_numbers(inp, muni) {
+        let u = units_of_wave(inp, muni, w, means, &units_rules)?;
+        findings.extend(u.findings);
+        if u.total_withheld {
+            withheld.push((muni.to_string(), w));
+        }
+        unit_secondary += u.secondary;
+        unit_waves.push(u.value);
+    }
+    let (improved, worsened) = largest_changes(inp, muni, &net);
+    Ok(MuniView {
         value: serde_json::json!({
             "name": muni,
             "maps": net.maps,
             "blind_spots": spots,
-            "blind_spots_hidden": spots_hidden,
             "hubs": hub_rows,
             "hub_wave": net.last_wave,
             "units": unit_waves,
@@ -62,68 +114,172 @@ pub(super) fn municipality_view(
             "last_wave": net.last_wave,
         }),
         primary: net.primary,
-        secondary: net.secondary,
+        secondary: net.secondary + unit_secondary,
+        findings,
+        withheld,
+    })
+}
+
+/// The units of one wave and their total as the audit sees them: each unit's mean and n, and
+/// the municipality's mean over all its respondents (the people of all its units), which the
+/// feedback report shows twice (its units' total and "how you compare"). An attacker is taken
+/// to know every unit of the municipality, listed or not.
+fn units_table(
+    muni: &str,
+    wave: i64,
+    units: &[&UnitRow],
+    cells: &[Cell],
+    total: Option<(f64, i64)>,
+    pages: &[String],
+) -> Table {
+    let items: Vec<Item> = units
+        .iter()
+        .zip(cells)
+        .map(|(u, c)| Item {
+            name: format!("unit {}", u.unit_id),
+            mark: if !c.suppressed {
+                let text = fmt::fixed(c.value, 2);
+                let (value, half) = audit::parse_shown(&text).unwrap_or((c.value, 0.0));
+                Mark::Shown {
+                    value,
+                    half,
+                    n: c.n,
+                }
+            } else if c.secondary {
+                Mark::Secondary
+            } else {
+                Mark::Primary
+            },
+        })
+        .collect();
+    let mut relations = vec![];
+    if let Some((m, n)) = total {
+        let (value, half) = audit::parse_shown(&fmt::fixed(m, 2)).unwrap_or((m, 0.0));
+        relations.push(Relation::Weighted {
+            items: (0..items.len()).collect(),
+            value,
+            half,
+            n,
+        });
+    }
+    Table {
+        municipality: muni.to_string(),
+        table: format!("units wave {wave}"),
+        pages: pages.to_vec(),
+        items,
+        relations,
     }
 }
 
-/// Units with the municipality's mean as their total, per wave.
-fn unit_waves(inp: &Inputs, muni: &str, means: &Means, min_cell: i64) -> Vec<Value> {
-    let mut unit_waves = vec![];
-    let waves: BTreeSet<i64> = inp
-        .units
+fn unit_wave_numbers(inp: &Inputs, muni: &str) -> BTreeSet<i64> {
+    inp.units
         .iter()
         .filter(|u| u.municipality == muni)
         .map(|u| u.wave)
+        .collect()
+}
+
+/// One wave of a municipality's units as published.
+struct UnitWave {
+    value: Value,
+    findings: Vec<Finding>,
+    secondary: usize,
+    total_withheld: bool,
+}
+
+/// The units of wave `w` with the municipality's mean as their total. Primary suppression,
+/// then secondary suppression chosen by the audit: while a hidden unit can be narrowed below
+/// the protection width (or its n pinned), the shown unit with the fewest people is hidden too
+/// (ties: the first in order); with no unit left to hide, the total is withheld (here and in
+/// every comparison). Only shown units are listed (a suppressed unit is not named).
+fn units_of_wave(
+    inp: &Inputs,
+    muni: &str,
+    w: i64,
+    means: &Means,
+    rules: &Rules,
+) -> Result<UnitWave> {
+    let min_cell = rules.min_cell;
+    let units: Vec<&UnitRow> = inp
+        .units
+        .iter()
+        .filter(|u| u.municipality == muni && u.wave == w && u.rcap.is_some())
         .collect();
-    for &w in &waves {
-        let units: Vec<&UnitRow> = inp
-            .units
-            .iter()
-            .filter(|u| u.municipality == muni && u.wave == w && u.rcap.is_some())
-            .collect();
-        let mut cells: Vec<Cell> = units
-            .iter()
-            .map(|u| Cell::new(u.rcap.unwrap_or(f64::NAN), u.n_rcap, true))
-            .collect();
-        let total = means.get(&(muni.to_string(), w)).copied();
-        let total_hidden = privacy::suppress_line(&mut cells, total.map(|t| t.1), min_cell);
-        let rows: Vec<Value> = units
-            .iter()
-            .zip(&cells)
-            .map(|(u, c)| {
-                let fig = if c.suppressed {
-                    Fig::hidden(c.n)
-                } else {
-                    Fig::shown(fmt::fixed(c.value, 2), c.n, min_cell)
-                };
-                serde_json::json!({
-                    "unit_id": u.unit_id,
-                    "work_group": fmt::group(&u.work_group),
-                    "rcap": fig,
-                    "secondary": c.secondary,
-                })
+    let mut cells: Vec<Cell> = units
+        .iter()
+        .map(|u| Cell::new(u.rcap.unwrap_or(f64::NAN), u.n_rcap, true))
+        .collect();
+    privacy::suppress_line(&mut cells, min_cell);
+    let mut total = means
+        .get(&(muni.to_string(), w))
+        .copied()
+        .filter(|t| t.1 >= min_cell);
+    let mut total_withheld = false;
+    let findings = loop {
+        let table = units_table(muni, w, &units, &cells, total, &rules.pages);
+        let findings = audit::audit_table(&table, min_cell, rules.width)?;
+        if findings.iter().all(|f| f.protected) {
+            break findings;
+        }
+        let next = (0..cells.len())
+            .filter(|&i| !cells[i].suppressed)
+            .min_by_key(|&i| (cells[i].n, i));
+        match (next, total) {
+            (Some(i), _) => (cells[i].suppressed, cells[i].secondary) = (true, true),
+            (None, Some(_)) => (total, total_withheld) = (None, true),
+            (None, None) => bail!(
+                "the disclosure audit rejects the wave {w} units of {muni} with every unit hidden"
+            ),
+        }
+    };
+    let rows: Vec<Value> = units
+        .iter()
+        .zip(&cells)
+        .filter(|(_, c)| !c.suppressed)
+        .map(|(u, c)| {
+            serde_json::json!({
+                "unit_id": u.unit_id,
+                "work_group": fmt::group(&u.work_group),
+                "rcap": Fig::shown(fmt::fixed(c.value, 2), c.n, min_cell),
             })
-            .collect();
-        let total_fig = match total {
-            Some((m, n)) if !total_hidden => Fig::shown(fmt::fixed(m, 2), n, min_cell),
-            Some((_, n)) => Fig::hidden(n),
-            None => Fig::hidden(0),
-        };
-        unit_waves.push(serde_json::json!({ "wave": w, "units": rows, "total": total_fig }));
-    }
-    unit_waves
+        })
+        .collect();
+    let total_fig = match total {
+        Some((m, n)) => Fig::shown(fmt::fixed(m, 2), n, min_cell),
+        None => Fig::hidden(0),
+    };
+    Ok(UnitWave {
+        value: serde_json::json!({
+            "wave": w,
+            "units": rows,
+            "any_hidden": cells.iter().any(|c| c.suppressed),
+            "total": total_fig,
+        }),
+        findings,
+        secondary: cells.iter().filter(|c| c.secondary).count(),
+        total_withheld,
+    })
 }
 
 /// What changed most from the first to the last wave, among the shown dyads: the five largest
-/// improvements and the five largest falls.
-fn largest_changes(net: &Network) -> (Vec<Value>, Vec<Value>) {
+/// improvements and the five largest falls; a change's n is the people who rated the dyad in
+/// either wave.
+fn largest_changes(inp: &Inputs, muni: &str, net: &Network) -> (Vec<Value>, Vec<Value>) {
     let mut changes: Vec<(f64, String, String, f64, f64, i64)> = vec![];
-    for ((w, g, h), &(vb, nb)) in &net.shown {
+    for ((w, g, h), &(vb, _)) in &net.shown {
         if *w != net.last_wave || g == h || net.first_wave == net.last_wave {
             continue;
         }
-        if let Some(&(va, na)) = net.shown.get(&(net.first_wave, g.clone(), h.clone())) {
-            changes.push((vb - va, g.clone(), h.clone(), va, vb, na.min(nb)));
+        if let Some(&(va, _)) = net.shown.get(&(net.first_wave, g.clone(), h.clone())) {
+            let n = people(
+                inp,
+                muni,
+                &[
+                    (net.first_wave, g.as_str(), h.as_str()),
+                    (*w, g.as_str(), h.as_str()),
+                ],
+            );
+            changes.push((vb - va, g.clone(), h.clone(), va, vb, n));
         }
     }
     changes.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
@@ -163,7 +319,8 @@ fn ordinal(k: usize) -> String {
 }
 
 /// The comparison of one municipality with the others (never named): per wave its mean RCap,
-/// the others' range and its rank among the municipalities whose mean may be shown.
+/// the others' range (each end with the n of the municipality it is) and its rank among the
+/// municipalities whose mean may be shown (`means` holds only those that may be published).
 pub(super) fn comparison(muni: &str, means: &Means, min_cell: i64) -> Vec<Value> {
     let waves: BTreeSet<i64> = means.keys().map(|k| k.1).collect();
     let mut out = vec![];
@@ -176,26 +333,29 @@ pub(super) fn comparison(muni: &str, means: &Means, min_cell: i64) -> Vec<Value>
         let Some(&(_, own, own_n)) = shown.iter().find(|(m, _, _)| m.as_str() == muni) else {
             continue;
         };
-        let others: Vec<f64> = shown
+        let others: Vec<(f64, i64)> = shown
             .iter()
             .filter(|(m, _, _)| m.as_str() != muni)
-            .map(|x| x.1)
+            .map(|x| (x.1, x.2))
             .collect();
-        let others_n: i64 = shown
-            .iter()
-            .filter(|(m, _, _)| m.as_str() != muni)
-            .map(|x| x.2)
-            .min()
-            .unwrap_or(0);
-        let rank = 1 + others.iter().filter(|&&v| v > own).count();
-        let lo = others.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = others.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let rank = 1 + others.iter().filter(|o| o.0 > own).count();
+        // The lowest and the highest of the others, each with its own n.
+        let lo = others.iter().copied().min_by(|a, b| a.0.total_cmp(&b.0));
+        let hi = others.iter().copied().max_by(|a, b| a.0.total_cmp(&b.0));
+        let end = |x: Option<(f64, i64)>| match x {
+            Some((v, n)) => Fig {
+                text: fmt::fixed(v, 2),
+                n,
+                suppressed: false,
+            },
+            None => Fig::hidden(0),
+        };
         out.push(serde_json::json!({
             "wave": w,
             "own": Fig { text: fmt::fixed(own, 2), n: own_n, suppressed: false },
             "n_others": others.len(),
-            "others_low": Fig { text: fmt::fixed(lo, 2), n: others_n, suppressed: others.is_empty() },
-            "others_high": Fig { text: fmt::fixed(hi, 2), n: others_n, suppressed: others.is_empty() },
+            "others_low": end(lo),
+            "others_high": end(hi),
             "rank": ordinal(rank),
             "rank_n": rank,
             "of": shown.len(),
