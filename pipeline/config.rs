@@ -1110,6 +1110,7 @@ impl Config {
                 "study.name": self.study.name,
                 "privacy.min_cell": self.privacy.min_cell,
                 "privacy.protection_width": self.privacy.protection_width,
+                "scoring.hub_relevance": self.scoring.hub_relevance,
                 "model.alpha": self.model.alpha,
                 "model.h1": v(&self.model.h1),
                 "report": self.report.fingerprint_json(),

@@ -66,7 +66,8 @@ pub const STAGES: &[Stage] = &[
     },
     Stage {
         name: "report",
-        version: 2,
+        // 3: audited disclosure control (margins over shown cells, disclosure_audit).
+        version: 3,
         // Every earlier stage: the sample flow reads each stage's summary.json.
         reads: &[
             Input::Stage("ingest"),

@@ -404,3 +404,28 @@ fn the_attacker_finds_nothing_narrower_than_1_in_the_demo_or_a_study_of_small_gr
     assert!(exposed.is_empty(), "small groups: {exposed:#?}");
     assert_all_protected(&audit_rows(&out), "small groups");
 }
+
+#[test]
+fn a_protection_width_off_the_scale_is_an_error_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    for bad in ["0.0", "4.5"] {
+        let config = crate::common::write_demo_config(
+            tmp.path(),
+            "study.toml",
+            &[(
+                "min_cell = 5",
+                &format!("min_cell = 5\nprotection_width = {bad}"),
+            )],
+        );
+        let out = relcap()
+            .args(["run", "-q", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(tmp.path().join("out"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("privacy.protection_width"), "{err}");
+    }
+}

@@ -182,7 +182,10 @@ pub fn heat_table(municipality: &str, map: &HeatMap, pages: &[String]) -> Table 
             value,
             half,
         });
-        relations.push(if sum_n {
+        // Over all defined cells, an in-strength's n is the total of its cells' n (different
+        // rater groups); over the shown cells it involves no hidden one, and each cell's
+        // people are among the margin's in any case.
+        relations.push(if sum_n && !shown_only {
             Relation::NSum { items: members, n }
         } else {
             Relation::NMax { items: members, n }

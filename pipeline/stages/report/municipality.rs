@@ -405,4 +405,71 @@ mod tests {
         assert_eq!(c[0]["rank"], "2nd");
         assert_eq!(c[0]["of"], 3);
     }
+
+    /// Municipality M in wave 1: units (id, n, mean) and respondents to match.
+    fn units_inputs(units: &[(&str, i64, f64)]) -> Inputs {
+        let mut inp = Inputs::default();
+        for &(id, n, mean) in units {
+            inp.units.push(UnitRow {
+                wave: 1,
+                municipality: "M".into(),
+                unit_id: id.into(),
+                work_group: "g".into(),
+                rcap: Some(mean),
+                n_rcap: n,
+                srm: None,
+                n_srm: 0,
+            });
+            for _ in 0..n {
+                inp.respondents.push(Respondent {
+                    wave: 1,
+                    municipality: "M".into(),
+                    rcap: Some(mean),
+                });
+            }
+        }
+        inp
+    }
+
+    fn rules() -> ViewRules {
+        ViewRules {
+            min_cell: 5,
+            width: 1.0,
+            hub_relevance: 4.0,
+        }
+    }
+
+    #[test]
+    fn small_units_take_others_along_until_every_hidden_one_is_protected() {
+        // A has 3 people: hidden; the total (53 people, 3.51) and B, C would pin it, so B (the
+        // smallest shown, 20) is hidden too. Then A is free, but B is not: its n is 19 to 22
+        // and s_A + s_B = 53·3.51 − 30·4.00 (± rounding) with s_A at most 5·n_A, which by hand
+        // leaves B about [2.42, 3.26], under 1.0 wide; so C goes too, and with all three
+        // hidden every one is protected and the total stays.
+        let inp = units_inputs(&[("A", 3, 2.0), ("B", 20, 3.0), ("C", 30, 4.0)]);
+        let means = municipality_means(&inp);
+        let v = municipality_view(&inp, "M", &means, &rules()).unwrap();
+        assert!(v.value["units"][0]["units"].as_array().unwrap().is_empty());
+        assert_eq!(v.value["units"][0]["any_hidden"], true);
+        assert_eq!(v.value["units"][0]["total"]["n"], 53);
+        assert_eq!(v.secondary, 2);
+        assert!(v.withheld.is_empty());
+        assert_eq!(v.findings.len(), 3);
+        assert!(v.findings.iter().all(|f| f.protected), "{:?}", v.findings);
+    }
+
+    #[test]
+    fn a_total_that_gives_hidden_units_away_is_withheld() {
+        // Two small units whose every member answered 1: the mean 1.00 over 7 people tells
+        // both; with no unit left to hide, the municipality's mean is withheld.
+        let inp = units_inputs(&[("A", 3, 1.0), ("B", 4, 1.0)]);
+        let mut means = municipality_means(&inp);
+        let v = municipality_view(&inp, "M", &means, &rules()).unwrap();
+        assert_eq!(v.withheld, vec![("M".to_string(), 1)]);
+        assert_eq!(v.value["units"][0]["total"]["suppressed"], true);
+        assert!(v.findings.iter().all(|f| f.protected && f.hi - f.lo >= 1.0));
+        // Withheld in the comparison too (the report stage removes it from the means).
+        means.remove(&("M".to_string(), 1));
+        assert!(comparison("M", &means, 5).is_empty());
+    }
 }
