@@ -248,9 +248,18 @@ fn disclosure_audit(
     Ok(())
 }
 
-/// Writes the reports; see the module documentation.
-pub fn run(ctx: &StageContext) -> Result<StageSummary> {
-    let min_cell = i64::from(ctx.config.privacy.min_cell);
+/// The two kinds of page in their languages: the study report's and the feedback reports'
+/// catalogue, templates and date, and the style sheet they share.
+struct Pages {
+    study_t: i18n::Catalogue,
+    env: Environment<'static>,
+    feedback_env: Environment<'static>,
+    study_date: Value,
+    feedback_date: Value,
+    css: String,
+}
+
+fn pages(ctx: &StageContext) -> Result<Pages> {
     let rc = &ctx.config.report;
     let templates_dir = rc.templates_dir.as_deref();
     let load = |key: &str, lang: &str| {
@@ -260,7 +269,6 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         load("study", &rc.language.study)?,
         load("feedback", &rc.language.feedback)?,
     );
-    let inp = data::load(ctx)?;
     let env = template_env(templates_dir, &study_t, &ctx.config.labels)?;
     let feedback_env = template_env(templates_dir, &feedback_t, &ctx.config.labels)?;
     let date_in = |t: &i18n::Catalogue| -> Result<Value> {
@@ -275,6 +283,29 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         .map_err(|e| anyhow!("template style.css: {e:#}"))?
         .source()
         .to_string();
+    Ok(Pages {
+        study_t,
+        env,
+        feedback_env,
+        study_date,
+        feedback_date,
+        css,
+    })
+}
+
+/// Writes the reports; see the module documentation.
+pub fn run(ctx: &StageContext) -> Result<StageSummary> {
+    let min_cell = i64::from(ctx.config.privacy.min_cell);
+    let rc = &ctx.config.report;
+    let Pages {
+        study_t,
+        env,
+        feedback_env,
+        study_date,
+        feedback_date,
+        css,
+    } = pages(ctx)?;
+    let inp = data::load(ctx)?;
     let dir: PathBuf = ctx.reports_dir.clone();
     let mut summary = StageSummary::default();
 
@@ -431,7 +462,8 @@ fn print_pdfs(
 ) -> Vec<String> {
     let Some(chromium) = pdf::find_chromium() else {
         summary.warnings.push(
-            "report.pdf: Chromium is not installed (no chromium, chromium-browser or              google-chrome on the PATH); the feedback reports are written as HTML only"
+            "report.pdf: Chromium is not installed (no chromium, chromium-browser or google-chrome on \
+             the PATH); the feedback reports are written as HTML only"
                 .to_string(),
         );
         summary
