@@ -85,3 +85,55 @@ impl ReportLanguage {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn err(extra: &str) -> String {
+        Config::from_toml(extra).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn languages_labels_and_dates_are_checked_and_named() {
+        let c = Config::from_toml(
+            "[report.language]\nstudy = \"da\"\n[labels.work_groups]\njob_consultants = \"Jobkonsulenter\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.report.language.study.as_str(),
+                c.report.language.feedback.as_str()
+            ),
+            ("da", "da")
+        );
+        assert_eq!(c.labels.work_groups["job_consultants"], "Jobkonsulenter");
+        assert!(
+            err("[report.language]\nfeedback = \"Dansk\"\n").contains("report.language.feedback")
+        );
+        assert!(err("[report.language]\nstudy = \"\"\n").contains("report.language.study"));
+        assert!(err("[labels.items]\nfrequent = \" \"\n").contains("labels.items.frequent"));
+        assert!(err("[labels]\ngroups = {}\n").contains("groups"));
+        assert!(err("[report]\ndate = \"12. maj 2026\"\n").contains("report.date"));
+        assert!(err("[report]\ndate = \"2026-02-30\"\n").contains("report.date"));
+        assert!(Config::from_toml("[report]\ndate = \"2026-05-12\"\n").is_ok());
+    }
+
+    #[test]
+    fn defaults_leave_the_report_fingerprint_as_it_was() {
+        let plain = Config::default().section_for_stage("report");
+        assert!(plain.get("labels").is_none());
+        assert!(plain["report"].get("language").is_none());
+        let mut c = Config::default();
+        c.labels
+            .municipalities
+            .insert("Randers".into(), "Randers Kommune".into());
+        c.report.language.feedback = "en".into();
+        let set = c.section_for_stage("report");
+        assert_eq!(
+            set["labels"]["municipalities"]["Randers"],
+            "Randers Kommune"
+        );
+        assert_eq!(set["report"]["language"]["feedback"], "en");
+    }
+}

@@ -468,8 +468,17 @@ fn randers_prints_to_an_a4_pdf_with_every_table_whole() {
 
 #[test]
 fn without_chromium_the_run_says_so_and_writes_the_html() {
+    // The study report in Danish too, dated: its figures with decimal commas, the publication
+    // tables in their own format.
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = config(tmp.path(), &[("pdf = false", "pdf = true")]);
+    let cfg = config(
+        tmp.path(),
+        &[
+            ("pdf = false", "pdf = true"),
+            ("study = \"en\"", "study = \"da\""),
+            ("# date = \"2026-05-12\"", "date = \"2026-05-12\""),
+        ],
+    );
     let empty = tempfile::tempdir().unwrap();
     let out = relcap()
         .args(["run", "--config"])
@@ -490,4 +499,25 @@ fn without_chromium_the_run_says_so_and_writes_the_html() {
     }
     let summary = read_json(&tmp.path().join("out/report/summary.json"));
     assert_eq!(summary["facts"]["pdf"], "chromium not found");
+    let study = std::fs::read_to_string(tmp.path().join("reports/report.html")).unwrap();
+    assert!(study.contains("<html lang=\"da\">"));
+    assert!(study.contains("<h2>De tre hypoteser i overblik</h2>"));
+    assert!(study.contains("Dato: 12. maj 2026"), "the date in Danish");
+    let randers = page(tmp.path(), "Randers");
+    assert!(randers.contains("Dato: 12. maj 2026"));
+    // The H1 estimate: a comma in the report, a point in the publication table.
+    let results = read_json(&tmp.path().join("out/model/results.json"));
+    let h1 = format!(
+        "{:.3}",
+        results["hypotheses"][0]["estimate"].as_f64().unwrap()
+    );
+    assert!(
+        study.contains(&format!(">{}</span>", h1.replace('.', ","))),
+        "{h1}"
+    );
+    let table = std::fs::read_to_string(tmp.path().join("reports/tables/H1.md")).unwrap();
+    assert!(
+        table.contains(&h1) && !table.contains(&h1.replace('.', ",")),
+        "{table}"
+    );
 }
