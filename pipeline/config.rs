@@ -1114,16 +1114,11 @@ impl Config {
                 "model.alpha": self.model.alpha,
                 "model.h1": v(&self.model.h1),
                 "report": self.report.fingerprint_json(),
-            })
-            .as_object()
-            .cloned()
-            .map(|mut m| {
-                if !self.labels.is_empty() {
-                    m.insert("labels".into(), v(&self.labels));
-                }
-                serde_json::Value::Object(m)
-            })
-            .unwrap_or_default(),
+                "labels": v(&self.labels),
+                // The feedback report names the relational-coordination items.
+                "instrument.communication_items": self.instrument.communication_items,
+                "instrument.relationship_items": self.instrument.relationship_items,
+            }),
             _ => serde_json::Value::Null,
         }
     }

@@ -120,9 +120,10 @@ mod tests {
     }
 
     #[test]
-    fn defaults_leave_the_report_fingerprint_as_it_was() {
+    fn labels_and_languages_are_in_the_report_fingerprint() {
+        // Languages at their defaults are left out of it (as are `pdf` and `date`).
         let plain = Config::default().section_for_stage("report");
-        assert!(plain.get("labels").is_none());
+        assert_eq!(plain["labels"]["work_groups"], serde_json::json!({}));
         assert!(plain["report"].get("language").is_none());
         let mut c = Config::default();
         c.labels
