@@ -28,6 +28,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the study: ingest, clean, score, link, model, report (the demo study by default).
     Run(RunArgs),
+    /// Write the reports again from the stage outputs (`run --only report`); with --pdf each
+    /// feedback report is printed to PDF as well, when Chromium is installed.
+    Report(ReportArgs),
     /// Write a simulated study in canonical form, with its true effects in truth.json.
     Simulate(SimulateArgs),
     /// Fit a regression or mixed model on any Parquet or CSV table.
@@ -107,6 +110,32 @@ pub struct RunArgs {
     /// Per-table counts and every reason a stage runs in the log.
     #[arg(long, short)]
     pub verbose: bool,
+    /// When another run holds the output folder, wait for it to end instead of failing.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print each feedback report to PDF too (as report.pdf = true), with headless Chromium
+    /// when installed; without it the run says so and writes the HTML only.
+    #[arg(long)]
+    pub pdf: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub study: StudyArgs,
+    /// Folder for reports (as for `run`).
+    #[arg(long)]
+    pub reports: Option<PathBuf>,
+    /// Print each feedback report to PDF too (as report.pdf = true), with headless Chromium
+    /// when installed; without it the run says so and writes the HTML only.
+    #[arg(long)]
+    pub pdf: bool,
+    /// Write the reports even when they are up to date.
+    #[arg(long)]
+    pub force: bool,
+    /// No log on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
     /// When another run holds the output folder, wait for it to end instead of failing.
     #[arg(long)]
     pub wait: bool,
@@ -439,6 +468,18 @@ pub fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Report(a) => run(RunArgs {
+            study: a.study,
+            reports: a.reports,
+            from: None,
+            until: None,
+            only: Some("report".to_string()),
+            force: a.force,
+            quiet: a.quiet,
+            verbose: false,
+            wait: a.wait,
+            pdf: a.pdf,
+        }),
         Command::Simulate(a) => done(crate::sim::main(&SimulateOptions {
             out: a.out,
             seed: a.seed,
@@ -540,7 +581,8 @@ fn study_config(study: &StudyArgs) -> Result<(Config, Option<PathBuf>)> {
 }
 
 fn run(args: RunArgs) -> Result<ExitCode> {
-    let (config, config_path) = study_config(&args.study)?;
+    let (mut config, config_path) = study_config(&args.study)?;
+    config.report.pdf |= args.pdf;
     let opts = RunOptions {
         data_dir: args.study.data,
         out_dir: args.study.out,

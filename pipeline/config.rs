@@ -86,8 +86,11 @@ macro_rules! choice {
 }
 pub(crate) use choice;
 
+mod labels;
 mod model;
 mod sources;
+
+pub use labels::{LabelsSection, ReportLanguage};
 pub use model::{
     Correction, Direction, HypothesisSpec, Linkage, MetaMethod, MetaSpec, MetaTest, Method,
     ModelSection, Vcov,
@@ -118,6 +121,8 @@ pub struct Config {
     pub model: ModelSection,
     #[serde(default)]
     pub report: ReportSection,
+    #[serde(default, skip_serializing_if = "LabelsSection::is_empty")]
+    pub labels: LabelsSection,
 }
 
 /// `[study]`: the study's name and folders (relative paths are relative to the config file's
@@ -589,6 +594,14 @@ pub struct ReportSection {
     /// (`study.html.j2`, `municipality.html.j2`, `macros.html.j2`, `style.css`); files not found there keep the
     /// built-in version. None (the default): the built-in templates.
     pub templates_dir: Option<PathBuf>,
+    /// The language of the study report and of the feedback reports.
+    pub language: ReportLanguage,
+    /// Print each feedback report to PDF with headless Chromium as well (`relcap run --pdf`);
+    /// without Chromium the run says so and writes the HTML only.
+    pub pdf: bool,
+    /// A date printed on the reports (`2026-05-12`, shown as `12. maj 2026` on a Danish page).
+    /// None (the default): no date, so a report is the same bytes whatever day it is made.
+    pub date: Option<String>,
 }
 
 /// The template file names the report stage knows (the built-in ones and their overrides).
@@ -613,8 +626,33 @@ impl ReportSection {
                 };
                 templates.insert(name.to_string(), serde_json::Value::String(hash));
             }
+            // Catalogues of the report languages (lang/<language>.toml) found there.
+            let mut langs: Vec<PathBuf> = std::fs::read_dir(dir.join("lang"))
+                .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            langs.retain(|p| p.extension().is_some_and(|x| x == "toml"));
+            langs.sort();
+            for p in langs {
+                let hash = std::fs::read(&p)
+                    .map(|b| blake3::hash(&b).to_hex().to_string())
+                    .unwrap_or_default();
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                templates.insert(format!("lang/{name}"), serde_json::Value::String(hash));
+            }
         }
-        serde_json::json!({ "stars": self.stars, "templates": templates })
+        let mut v = serde_json::json!({ "stars": self.stars, "templates": templates });
+        // Settings at their defaults are left out, so a config that does not use them keeps
+        // its config hash and fingerprints.
+        if self.language != ReportLanguage::default() {
+            v["language"] = serde_json::to_value(&self.language).unwrap_or_default();
+        }
+        if self.pdf {
+            v["pdf"] = serde_json::Value::Bool(true);
+        }
+        if let Some(d) = &self.date {
+            v["date"] = serde_json::Value::String(d.clone());
+        }
+        v
     }
 }
 
@@ -857,6 +895,13 @@ impl Config {
                     "is {stars:?}, but must be p-value thresholds in (0, 1), strictly decreasing"
                 ),
             ));
+        }
+        self.report.language.validate()?;
+        self.labels.validate()?;
+        if let Some(d) = &self.report.date {
+            crate::stages::report::fmt::NumberFormat::default()
+                .date(d)
+                .map_err(|e| invalid("report.date", e))?;
         }
         if self.privacy.min_cell < 3 {
             return Err(invalid(
@@ -1103,6 +1148,10 @@ impl Config {
                 "model.alpha": self.model.alpha,
                 "model.h1": v(&self.model.h1),
                 "report": self.report.fingerprint_json(),
+                "labels": v(&self.labels),
+                // The feedback report names the relational-coordination items.
+                "instrument.communication_items": self.instrument.communication_items,
+                "instrument.relationship_items": self.instrument.relationship_items,
             }),
             _ => serde_json::Value::Null,
         }
@@ -1189,11 +1238,15 @@ mod tests {
         let mut c = Config::load(&path).unwrap();
         assert!(c.study.data_dir.ends_with("data/demo"));
         // Every setting of the demo config is the built-in default, apart from the study's
-        // name and folders and the public demo key.
+        // name and folders, the public demo key and the display names of its groups and
+        // municipalities.
         assert_eq!(
             c.privacy.demo_key.take().as_deref(),
             Some("relcap-demo-study-public-key")
         );
+        assert_eq!(c.labels.work_groups["job_consultants"], "Jobkonsulenter");
+        assert_eq!(c.labels.municipality("Rødovre"), "Rødovre Kommune");
+        c.labels = LabelsSection::default();
         c.study = StudySection::default();
         assert_eq!(c, Config::default());
     }

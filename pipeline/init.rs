@@ -57,9 +57,14 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
 /// The study.toml of a new study named `name`: the demo config's settings and comments, with
 /// the study's own name and folders and without the demo key.
 pub fn study_toml(name: &str) -> String {
-    let body = &DEMO_CONFIG[DEMO_CONFIG
+    // From [study] to the demo's display names, which a new study does not share.
+    let start = DEMO_CONFIG
         .find("[study]")
-        .expect("the demo config has [study]")..];
+        .expect("the demo config has [study]");
+    let end = DEMO_CONFIG
+        .find("\n# Display names")
+        .unwrap_or(DEMO_CONFIG.len());
+    let body = &DEMO_CONFIG[start..end];
     let mut out = String::from(
         "# relcap study configuration, made by `relcap init`: every setting at its built-in \
          default.\n# Change what your study needs; a setting left out keeps its default. The \
@@ -95,9 +100,9 @@ pub fn study_toml(name: &str) -> String {
         }
     }
     out.push_str(
-        "\n[report]\n# p-value thresholds for significance stars, strictly decreasing (e.g. \
-         [0.05, 0.01, 0.001]);\n# none by default. `templates_dir` may name a folder of \
-         templates replacing the built-in ones.\nstars = []\n",
+        "\n# Display names for the ids of your data, e.g.:\n# [labels.work_groups]\n\
+         # job_consultants = \"Jobkonsulenter\"\n# [labels.municipalities]\n\
+         # Randers = \"Randers Kommune\"\n",
     );
     out
 }

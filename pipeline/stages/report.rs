@@ -7,7 +7,9 @@
 //! `OUT/link/h3_panel.parquet` and the `summary.json` of ingest, clean, score, link and model.
 //! Settings: `study.name`, `privacy.min_cell`, `privacy.protection_width`,
 //! `scoring.hub_relevance`, `model.alpha`, `model.h1` (the cluster column
-//! named in the table notes), `report.stars`, `report.templates_dir`.
+//! named in the table notes), `report.stars`, `report.templates_dir`, `report.language`,
+//! `report.pdf`, `report.date`, `labels`, `instrument.{communication,relationship}_items` (the
+//! items the feedback report names).
 //!
 //! # What it writes (under the reports folder, `reports/<study>/` by default)
 //!
@@ -16,11 +18,14 @@
 //! | `report.html` | the research team | one self-contained page (inline SVG and CSS, no network): the three hypotheses at a glance (estimate, CI, p, Holm p, supported or not in plain words); a forest plot per hypothesis (municipalities, pooled, meta-analytic diamond, I²); the H3 means before and after by arm with CIs; each municipality's collaboration network as a group × group heat map per wave and for the change from the first to the last wave, with in- and out-strength margins; blind spots and hubs; reliability and aggregation; sample flow (rows per stage, quarantined by reason, exclusions); a methods paragraph; software version, config hash and the report's fingerprint |
 //! | `tables/<H>.md`, `.tex`, `.csv` | publications | one regression table per hypothesis (see `report/tables.rs`) |
 //! | `municipalities/<municipality>.html` | the municipality's managers | their network, what changed between the first and the last wave, blind spots, hubs, their units, and how they compare with the other municipalities, which are never named |
+//! | `municipalities/<municipality>.pdf` | the same, printable | with `report.pdf`, when Chromium is installed: the page printed to A4 |
 //!
 //! `OUT/report/disclosure_audit.parquet` is the attacker's audit of every hidden figure (schema
 //! in `report/audit.rs`). `OUT/report/summary.json` counts the files written, the suppressed
 //! cells (`cells_suppressed_primary`, `cells_suppressed_secondary`) and the audited figures
-//! (`audit_hidden_figures`, `audit_unprotected`), and lists the report files in `facts.files`.
+//! (`audit_hidden_figures`, `audit_unprotected`), and lists the report files in `facts.files`;
+//! with `report.pdf`, `counts.pdf_written` and `facts.pdf` (`written`, `incomplete` or
+//! `chromium not found`, with a warning for each page not printed).
 //!
 //! # Privacy
 //!
@@ -51,9 +56,14 @@
 //!
 //! The pages come from minijinja templates embedded from `pipeline/stages/report/templates/`
 //! (`study.html.j2`, `municipality.html.j2`, `macros.html.j2`, `style.css`); a file of the same
-//! name in `report.templates_dir` replaces the built-in one, so the wording can change without
-//! Rust. Every figure is formatted here (`report/fmt.rs`) and handed to the templates as text
-//! with its n.
+//! name in `report.templates_dir` replaces the built-in one, so the layout can change without
+//! Rust. Every word comes from the catalogue of the page's language (`report/i18n.rs`,
+//! `templates/lang/<language>.toml`; `report.language.study`, default `en`, and
+//! `report.language.feedback`, default `da`), every display name from `[labels]`. Every figure
+//! is formatted here (`report/fmt.rs`) and handed to the templates as text with its n; a page
+//! writes it in its language's number format (filter `num`), the tables in `tables/` keep the
+//! publication format. With `report.pdf` each feedback page is printed to PDF beside it
+//! (`report/pdf.rs`).
 //!
 //! # Where each part is
 //!
@@ -80,8 +90,10 @@ pub mod audit;
 pub mod data;
 pub mod fmt;
 pub mod h3;
+pub mod i18n;
 pub mod municipality;
 pub mod network;
+pub mod pdf;
 pub mod plots;
 pub mod privacy;
 pub mod study;
@@ -139,8 +151,15 @@ impl Fig {
     }
 }
 
-fn template_env(dir: Option<&Path>) -> Result<Environment<'static>> {
+/// The templates with one language's catalogue (`t`) and the display names of `[labels]`.
+fn template_env(
+    dir: Option<&Path>,
+    t: &i18n::Catalogue,
+    labels: &crate::config::LabelsSection,
+) -> Result<Environment<'static>> {
     let mut env = Environment::new();
+    env.add_global("t", minijinja::Value::from_serialize(&t.value));
+    i18n::install(&mut env, t, labels);
     env.set_auto_escape_callback(|name| {
         if name.ends_with(".css") {
             AutoEscape::None
@@ -230,16 +249,64 @@ fn disclosure_audit(
     Ok(())
 }
 
-/// Writes the reports; see the module documentation.
-pub fn run(ctx: &StageContext) -> Result<StageSummary> {
-    let min_cell = i64::from(ctx.config.privacy.min_cell);
-    let inp = data::load(ctx)?;
-    let env = template_env(ctx.config.report.templates_dir.as_deref())?;
+/// The two kinds of page in their languages: the study report's and the feedback reports'
+/// catalogue, templates and date, and the style sheet they share.
+struct Pages {
+    study_t: i18n::Catalogue,
+    env: Environment<'static>,
+    feedback_env: Environment<'static>,
+    study_date: Value,
+    feedback_date: Value,
+    css: String,
+}
+
+fn pages(ctx: &StageContext) -> Result<Pages> {
+    let rc = &ctx.config.report;
+    let templates_dir = rc.templates_dir.as_deref();
+    let load = |key: &str, lang: &str| {
+        i18n::load(lang, templates_dir).with_context(|| format!("report.language.{key}"))
+    };
+    let (study_t, feedback_t) = (
+        load("study", &rc.language.study)?,
+        load("feedback", &rc.language.feedback)?,
+    );
+    let env = template_env(templates_dir, &study_t, &ctx.config.labels)?;
+    let feedback_env = template_env(templates_dir, &feedback_t, &ctx.config.labels)?;
+    let date_in = |t: &i18n::Catalogue| -> Result<Value> {
+        Ok(match &rc.date {
+            Some(d) => Value::String(t.numbers.date(d).map_err(|e| anyhow!("report.date: {e}"))?),
+            None => Value::Null,
+        })
+    };
+    let (study_date, feedback_date) = (date_in(&study_t)?, date_in(&feedback_t)?);
     let css = env
         .get_template("style.css")
         .map_err(|e| anyhow!("template style.css: {e:#}"))?
         .source()
         .to_string();
+    Ok(Pages {
+        study_t,
+        env,
+        feedback_env,
+        study_date,
+        feedback_date,
+        css,
+    })
+}
+
+/// Writes the reports; see the module documentation.
+pub fn run(ctx: &StageContext) -> Result<StageSummary> {
+    let min_cell = i64::from(ctx.config.privacy.min_cell);
+    let rc = &ctx.config.report;
+    let Pages {
+        study_t,
+        env,
+        feedback_env,
+        study_date,
+        feedback_date,
+        css,
+    } = pages(ctx)?;
+    let inp = data::load(ctx)?;
     let dir: PathBuf = ctx.reports_dir.clone();
     let mut summary = StageSummary::default();
 
@@ -268,8 +335,9 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
             means.remove(k);
         }
     }
-    let (mut study, primary, secondary) = study_view(ctx, &inp, views, min_cell)?;
+    let (mut study, primary, secondary) = study_view(ctx, &inp, views, min_cell, &study_t)?;
     study["css"] = Value::String(css.clone());
+    study["date"] = study_date;
 
     // The study report with the tables, and each municipality's feedback report, are
     // independent files: two threads take them one at a time, and each is the same text
@@ -290,11 +358,14 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
             "m": view,
             "comparison": comparison(m, &means, min_cell),
             "n_municipalities": munis.len(),
+            "date": feedback_date,
+            "communication_items": ctx.config.instrument.communication_items,
+            "relationship_items": ctx.config.instrument.relationship_items,
         });
         let name = format!("municipalities/{}.html", file_stem(m));
         write_text(
             &dir.join(&name),
-            &render(&env, "municipality.html.j2", &ctx_value)?,
+            &render(&feedback_env, "municipality.html.j2", &ctx_value)?,
         )?;
         Ok(vec![name])
     };
@@ -358,6 +429,14 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     write_text(&dir.join("codebook.html"), &page)?;
     files.push("codebook.html".to_string());
     summary.warnings.extend(warnings);
+    if rc.pdf {
+        let pages: Vec<String> = files
+            .iter()
+            .filter(|f| f.starts_with("municipalities/") && f.ends_with(".html"))
+            .cloned()
+            .collect();
+        files.extend(print_pdfs(&dir, &pages, rc.date.as_deref(), &mut summary));
+    }
 
     files.sort();
     summary
@@ -379,13 +458,61 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     Ok(summary)
 }
 
+/// Prints each feedback page to PDF beside it; returns the PDFs written. Without Chromium, or
+/// when it fails, the run goes on with the HTML alone and says so in a warning.
+fn print_pdfs(
+    dir: &Path,
+    pages: &[String],
+    date: Option<&str>,
+    summary: &mut StageSummary,
+) -> Vec<String> {
+    let Some(chromium) = pdf::find_chromium() else {
+        summary.warnings.push(
+            "report.pdf: Chromium is not installed (no chromium, chromium-browser or google-chrome on \
+             the PATH); the feedback reports are written as HTML only"
+                .to_string(),
+        );
+        summary
+            .facts
+            .insert("pdf".into(), Value::from("chromium not found"));
+        return vec![];
+    };
+    // Two Chromiums at a time; the results in the pages' order.
+    let printed = super::map_on_two_threads(pages, |page| {
+        let name = format!("{}.pdf", page.trim_end_matches(".html"));
+        pdf::print(&chromium, &dir.join(page), &dir.join(&name), date).map(|()| name)
+    });
+    let mut written = vec![];
+    for (page, r) in pages.iter().zip(printed) {
+        match r {
+            Ok(name) => written.push(name),
+            Err(e) => summary
+                .warnings
+                .push(format!("report.pdf: {page} was not printed: {e:#}")),
+        }
+    }
+    summary.facts.insert(
+        "pdf".into(),
+        Value::from(if written.len() == pages.len() {
+            "written"
+        } else {
+            "incomplete"
+        }),
+    );
+    summary
+        .counts
+        .insert("pdf_written".into(), written.len() as u64);
+    written
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn built_in_templates_parse() {
-        let env = template_env(None).unwrap();
+        let t = i18n::load("en", None).unwrap();
+        let env = template_env(None, &t, &Default::default()).unwrap();
         for name in crate::config::REPORT_TEMPLATES {
             assert!(env.get_template(name).is_ok(), "{name}");
         }
@@ -395,7 +522,8 @@ mod tests {
     fn an_override_replaces_only_its_template() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("style.css"), "body { color: red; }").unwrap();
-        let env = template_env(Some(dir.path())).unwrap();
+        let t = i18n::load("en", None).unwrap();
+        let env = template_env(Some(dir.path()), &t, &Default::default()).unwrap();
         assert_eq!(
             env.get_template("style.css").unwrap().source(),
             "body { color: red; }"
@@ -404,6 +532,6 @@ mod tests {
             .get_template("study.html.j2")
             .unwrap()
             .source()
-            .contains("at a glance"));
+            .contains("glance_heading"));
     }
 }

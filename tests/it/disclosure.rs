@@ -173,7 +173,9 @@ fn tds(row: &str) -> Vec<(Seen, bool)> {
                 primary: s != "secondary",
             }
         } else {
-            let t = text.trim_start_matches('+');
+            // A Danish page writes a decimal comma (lang/da.toml).
+            let t = text.trim_start_matches('+').replace(',', ".");
+            let t = t.as_str();
             let decimals = t.split_once('.').map_or(0, |(_, d)| d.len());
             Seen::Shown {
                 v: t.parse().unwrap(),
@@ -195,7 +197,8 @@ fn seen_maps(html: &str) -> Vec<SeenMap> {
         let fig = &part[..part.find("</figure>").unwrap()];
         let title =
             &fig[fig.find("<figcaption>").unwrap() + 12..fig.find("</figcaption>").unwrap()];
-        if !title.starts_with("Wave") {
+        // The wave maps of English and Danish pages (lang/*.toml, common.wave_map).
+        if !title.starts_with("Wave") && !title.starts_with("Måling") {
             continue;
         }
         let body = &fig[fig.find("<tbody>").unwrap()..];
@@ -204,7 +207,7 @@ fn seen_maps(html: &str) -> Vec<SeenMap> {
             let label =
                 &row[row.find("<th class=\"row\">").unwrap() + 16..row.find("</th>").unwrap()];
             let mut line = tds(row);
-            if label == "in-strength" {
+            if label == "in-strength" || label == "får i snit" {
                 line.pop();
                 into = line.into_iter().map(|c| c.0).collect();
             } else {
@@ -341,7 +344,9 @@ fn attack_reports(reports: &Path) -> (usize, Vec<(String, Found)>) {
         let html = std::fs::read_to_string(&f).unwrap();
         assert!(
             !html.contains("<figure class=\"heatmap\">")
-                || html.contains("Out- and in-strength are means of the shown cells"),
+                || html.contains("Out- and in-strength are means of the shown cells")
+                // The same in a Danish feedback report (lang/da.toml, common.legend_margins).
+                || html.contains("er gennemsnit af de viste felter i rækken eller kolonnen"),
             "{} does not say what its margins are",
             f.display()
         );

@@ -498,6 +498,7 @@ mod tests {
         HeatMap {
             title: "Wave 1".into(),
             kind: "wave".into(),
+            wave: 1,
             columns: labels.clone(),
             rows: (0..k)
                 .map(|i| HeatRow {

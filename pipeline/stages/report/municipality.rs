@@ -357,6 +357,7 @@ pub(super) fn comparison(muni: &str, means: &Means, min_cell: i64) -> Vec<Value>
             "others_low": end(lo),
             "others_high": end(hi),
             "rank": ordinal(rank),
+            "rank_n": rank,
             "of": shown.len(),
         }));
     }

@@ -83,6 +83,8 @@ pub struct HeatMap {
     pub title: String,
     /// `wave` or `change`.
     pub kind: String,
+    /// The wave of a wave map (0 for the change map).
+    pub wave: i64,
     pub columns: Vec<String>,
     pub rows: Vec<HeatRow>,
     /// In-strength per column (wave maps).
@@ -230,6 +232,7 @@ impl Groups<'_> {
         let map = HeatMap {
             title: format!("Wave {wave}"),
             kind: "wave".into(),
+            wave,
             columns: self.labels.clone(),
             rows,
             col_margin,
@@ -357,6 +360,7 @@ impl Groups<'_> {
         HeatMap {
             title: format!("Change from wave {a} to wave {b}"),
             kind: "change".into(),
+            wave: 0,
             columns: self.labels.clone(),
             rows,
             col_margin: vec![],

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::data::{self, Inputs};
+use super::i18n::Catalogue;
 use super::municipality::MuniView;
 use super::{fmt, plots, short, Fig, STAGE_NAMES};
 use crate::stages::StageContext;
@@ -63,6 +64,9 @@ struct Study<'a> {
     inp: &'a Inputs,
     conf_level: f64,
     min_cell: i64,
+    /// The study report's catalogue (for the words drawn in the figures and the row labels).
+    t: &'a Catalogue,
+    labels: &'a crate::config::LabelsSection,
 }
 
 /// The H3 before/after table and plot.
@@ -79,6 +83,7 @@ pub(super) fn study_view(
     inp: &Inputs,
     views: Vec<MuniView>,
     min_cell: i64,
+    t: &Catalogue,
 ) -> Result<(Value, usize, usize)> {
     let rj = &inp.results_json;
     let conf_level = rj
@@ -89,6 +94,8 @@ pub(super) fn study_view(
         inp,
         conf_level,
         min_cell,
+        t,
+        labels: &ctx.config.labels,
     };
     let (hypotheses, forests) = study.hypotheses()?;
     let arms = study.arms()?;
@@ -109,8 +116,8 @@ pub(super) fn study_view(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let mut reliability = study.reliability(&waves);
-    reliability.extend(study.rwg(&waves));
+    let mut reliability = study.reliability(&waves)?;
+    reliability.extend(study.rwg(&waves)?);
     let flow = sample_flow(inp);
     // Methods: the primary pooled fits.
     let fits: Vec<Value> = inp
@@ -298,7 +305,8 @@ impl Study<'_> {
                 "design": meta.get("design"),
                 "direction": meta.get("direction"),
                 "estimate": Fig::shown(fmt::num(pooled.estimate), pooled.n_obs, min_cell),
-                "ci": format!("[{}, {}]", opt_num(pooled.conf_low), opt_num(pooled.conf_high)),
+                "ci_low": opt_num(pooled.conf_low),
+                "ci_high": opt_num(pooled.conf_high),
                 "p": opt_p(pooled.p_value),
                 "p_holm": opt_p(pooled.p_holm),
                 "p_adjusted": opt_p(pooled.p_adjusted),
@@ -350,18 +358,30 @@ impl Study<'_> {
             }
             min_n = min_n.min(r.n_obs);
             let (kind, label) = if r.scope == "pooled" {
-                (plots::RowKind::Pooled, "Pooled model".to_string())
+                (
+                    plots::RowKind::Pooled,
+                    self.t.text("study.forest_pooled")?.to_string(),
+                )
             } else if r.scope.starts_with("meta_") {
+                let method = r.scope.trim_start_matches("meta_").to_uppercase();
                 (
                     plots::RowKind::Meta,
-                    format!(
-                        "Meta-analysis ({}, {})",
-                        r.scope.trim_start_matches("meta_").to_uppercase(),
-                        meta_test_short(het.and_then(|x| x.test.as_deref()))
-                    ),
+                    self.t.fill(
+                        "study.forest_meta_row",
+                        &[(
+                            "method",
+                            &format!(
+                                "{method}, {}",
+                                meta_test_short(het.and_then(|x| x.test.as_deref()))
+                            ),
+                        )],
+                    )?,
                 )
             } else {
-                (plots::RowKind::Municipality, r.scope.clone())
+                (
+                    plots::RowKind::Municipality,
+                    self.labels.municipality(&r.scope).to_string(),
+                )
             };
             rows.push(plots::ForestRow {
                 label: label.clone(),
@@ -373,7 +393,8 @@ impl Study<'_> {
             table.push(serde_json::json!({
                 "label": label,
                 "estimate": Fig::shown(fmt::num(r.estimate), r.n_obs, min_cell),
-                "ci": format!("[{}, {}]", fmt::num(lo), fmt::num(hi)),
+                "ci_low": fmt::num(lo),
+                "ci_high": fmt::num(hi),
                 "p": opt_p(r.p_value),
             }));
         }
@@ -382,7 +403,7 @@ impl Study<'_> {
             pooled.term,
             fmt::fixed(self.conf_level * 100.0, 0)
         );
-        let svg = plots::forest(&title, "estimate and interval", &rows)?;
+        let svg = plots::forest(&title, self.t.text("study.forest_axis")?, &rows)?;
         Ok(serde_json::json!({
             "id": h,
             "svg": svg,
@@ -415,21 +436,28 @@ impl Study<'_> {
                     high: hi,
                 });
                 arm_rows.push(ArmMean {
-                    arm: arm.clone(),
-                    period: if post == 0 { "before" } else { "after" }.to_string(),
+                    arm: self.arm_name(arm),
+                    period: self
+                        .t
+                        .text(if post == 0 {
+                            "study.before"
+                        } else {
+                            "study.after"
+                        })?
+                        .to_string(),
                     mean: Fig::shown(fmt::fixed(mean, 3), n, min_cell),
                     low: fmt::fixed(lo, 3),
                     high: fmt::fixed(hi, 3),
                 });
             }
-            plot_arms.push((arm.clone(), pts));
+            plot_arms.push((self.arm_name(arm), pts));
         }
         let pre_post_svg = if plot_arms.is_empty() {
             String::new()
         } else {
             plots::pre_post(
-                "H3: respondent RCap before and after",
-                "mean RCap (1-5)",
+                self.t.text("study.arms_plot_title")?,
+                self.t.text("study.arms_plot_axis")?,
                 &plot_arms,
             )?
         };
@@ -440,15 +468,23 @@ impl Study<'_> {
         })
     }
 
+    /// An arm as the report names it (`control`, `intervention`; another as it is).
+    fn arm_name(&self, arm: &str) -> String {
+        self.t
+            .text(&format!("study.arm_{arm}"))
+            .map_or_else(|_| arm.to_string(), str::to_string)
+    }
+
     /// Cronbach's alpha and the ICCs of every scale over all respondents, one cell per wave.
-    fn reliability(&self, waves: &[i64]) -> Vec<Value> {
+    fn reliability(&self, waves: &[i64]) -> Result<Vec<Value>> {
         let (inp, min_cell) = (self.inp, self.min_cell);
         let mut reliability = vec![];
-        for (measure, label) in [
-            ("alpha_raw", "Cronbach's alpha"),
-            ("icc1", "ICC(1) by unit"),
-            ("icc2", "ICC(2) by unit"),
+        for (measure, key) in [
+            ("alpha_raw", "study.rel_alpha"),
+            ("icc1", "study.rel_icc1"),
+            ("icc2", "study.rel_icc2"),
         ] {
+            let label = self.t.text(key)?;
             let scales: Vec<String> = inp
                 .reliability
                 .iter()
@@ -480,15 +516,16 @@ impl Study<'_> {
                 reliability.push(serde_json::json!({"measure": label, "scale": s, "cells": cells}));
             }
         }
-        reliability
+        Ok(reliability)
     }
 
     /// rwg(j): the median over the units or dyads rated by at least min_cell people.
-    fn rwg(&self, waves: &[i64]) -> Vec<Value> {
+    fn rwg(&self, waves: &[i64]) -> Result<Vec<Value>> {
         let (inp, min_cell) = (self.inp, self.min_cell);
         let mut reliability = vec![];
-        for (scale, over) in [("srm", "units"), ("rc", "dyads")] {
-            let cells: Vec<Fig> = waves
+        for (scale, over) in [("srm", "study.rel_units"), ("rc", "study.rel_dyads")] {
+            let over = self.t.text(over)?;
+            let cells: Vec<Value> = waves
                 .iter()
                 .map(|w| {
                     let mut v: Vec<(f64, i64)> = inp
@@ -501,7 +538,7 @@ impl Study<'_> {
                         .filter_map(|r| r.value.map(|x| (x, r.n)))
                         .collect();
                     if v.is_empty() {
-                        return Fig::hidden(0);
+                        return serde_json::json!(Fig::hidden(0));
                     }
                     v.sort_by(|a, b| a.0.total_cmp(&b.0));
                     let k = v.len();
@@ -511,16 +548,19 @@ impl Study<'_> {
                         (v[k / 2 - 1].0 + v[k / 2].0) / 2.0
                     };
                     let n = v.iter().map(|x| x.1).min().unwrap_or(0);
-                    Fig::shown(format!("{} ({k} {over})", fmt::num(med)), n, min_cell)
+                    // The figure and, beside it in the same mark, how many it is the median of.
+                    let mut fig = serde_json::json!(Fig::shown(fmt::num(med), n, min_cell));
+                    fig["count"] = serde_json::json!({"text": over, "k": k});
+                    fig
                 })
                 .collect();
             reliability.push(serde_json::json!({
-                "measure": "rwg(j), median",
+                "measure": self.t.text("study.rel_rwg")?,
                 "scale": scale,
                 "cells": cells,
             }));
         }
-        reliability
+        Ok(reliability)
     }
 }
 
