@@ -148,17 +148,21 @@ pub fn replicate(
     }
 }
 
+/// What one replication recovers: the primaries, each hypothesis's per-municipality estimates,
+/// the truth's facts and H3's models.
+type Recovered = (
+    Vec<Primary>,
+    Vec<meta_coverage::MunicipalEstimates>,
+    TruthFacts,
+    Vec<h3_models::ModelEstimate>,
+);
+
 fn replicate_inner(
     config: &Config,
     design: &StudyDesign,
     seed: u64,
     lambda: bool,
-) -> Result<(
-    Vec<Primary>,
-    Vec<meta_coverage::MunicipalEstimates>,
-    TruthFacts,
-    Vec<h3_models::ModelEstimate>,
-)> {
+) -> Result<Recovered> {
     let dir = tempfile::Builder::new()
         .prefix("relcap-sim-")
         .tempdir()

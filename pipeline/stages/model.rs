@@ -196,9 +196,9 @@
 
 mod fitting;
 mod frame;
+pub mod h1_correction;
 mod h3;
 mod singular;
-pub mod h1_correction;
 mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -930,7 +930,12 @@ fn prepare(ctx: &StageContext, cfg: &ModelSection, h: u8) -> Result<Plan, StepEr
     let table = frame::read(
         &path,
         &cols,
-        &["exclusion", "after_wave", "case_rcap_error_var", "work_groups"],
+        &[
+            "exclusion",
+            "after_wave",
+            "case_rcap_error_var",
+            "work_groups",
+        ],
     )
     .map_err(|e| (Step::Read, h, e))?;
     match h {

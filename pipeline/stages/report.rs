@@ -438,16 +438,23 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         files.extend(print_pdfs(&dir, &pages, rc.date.as_deref(), &mut summary));
     }
 
+    record_files(&mut summary, files, (primary, secondary), min_cell);
+    Ok(summary)
+}
+
+/// Records in the summary the files written (sorted), the cells suppressed (primary,
+/// secondary) and the minimum cell size.
+fn record_files(
+    summary: &mut StageSummary,
+    mut files: Vec<String>,
+    (primary, secondary): (usize, usize),
+    min_cell: i64,
+) {
     files.sort();
-    summary
-        .counts
-        .insert("files_written".into(), files.len() as u64);
-    summary
-        .counts
-        .insert("cells_suppressed_primary".into(), primary as u64);
-    summary
-        .counts
-        .insert("cells_suppressed_secondary".into(), secondary as u64);
+    let counts = &mut summary.counts;
+    counts.insert("files_written".into(), files.len() as u64);
+    counts.insert("cells_suppressed_primary".into(), primary as u64);
+    counts.insert("cells_suppressed_secondary".into(), secondary as u64);
     summary.facts.insert(
         "files".into(),
         Value::Array(files.into_iter().map(Value::String).collect()),
@@ -455,7 +462,6 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     summary
         .facts
         .insert("min_cell".into(), Value::from(min_cell));
-    Ok(summary)
 }
 
 /// Prints each feedback page to PDF beside it; returns the PDFs written. Without Chromium, or
