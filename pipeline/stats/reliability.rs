@@ -80,7 +80,7 @@ pub struct ItemTotal {
 /// present: cov(xⱼ, T − xⱼ) / √(var xⱼ · var(T − xⱼ)), T the sum of the items. An item that
 /// correlates negatively with the rest of its scale is typically reverse-coded or mis-mapped.
 pub fn corrected_item_total(rows: &[Vec<Option<f64>>]) -> Result<ItemTotal, StatsError> {
-    let (n, cov) = complete_covariance(rows, "corrected item-total correlation")?;
+    let (n, cov) = complete_covariance(rows, "corrected item-total correlation", 3)?;
     let k = cov.len();
     let total: f64 = cov.iter().flatten().sum();
     let r_drop = (0..k)
@@ -97,10 +97,12 @@ pub fn corrected_item_total(rows: &[Vec<Option<f64>>]) -> Result<ItemTotal, Stat
     })
 }
 
-/// The number of complete rows and the items' covariance matrix (n − 1 denominator) over them.
+/// The number of complete rows and the items' covariance matrix (n − 1 denominator) over them;
+/// an error with fewer than 2 items or fewer than `min_rows` complete rows.
 fn complete_covariance(
     rows: &[Vec<Option<f64>>],
     what: &'static str,
+    min_rows: usize,
 ) -> Result<(usize, Vec<Vec<f64>>), StatsError> {
     let k = rows.first().map(|r| r.len()).unwrap_or(0);
     if rows.iter().any(|r| r.len() != k) {
@@ -124,10 +126,10 @@ fn complete_covariance(
         return Err(StatsError::NonFinite(format!("{what}: item values")));
     }
     let n = complete.len();
-    if n < 3 {
+    if n < min_rows {
         return Err(StatsError::TooFewObservations {
             what,
-            needed: 3,
+            needed: min_rows,
             got: n,
         });
     }
@@ -155,54 +157,8 @@ fn complete_covariance(
 
 /// Cronbach's alpha on complete cases. `rows[i][j]` is item j of respondent i.
 pub fn cronbach_alpha(rows: &[Vec<Option<f64>>]) -> Result<Alpha, StatsError> {
-    let k = rows.first().map(|r| r.len()).unwrap_or(0);
-    if rows.iter().any(|r| r.len() != k) {
-        return Err(StatsError::DimensionMismatch(
-            "alpha: rows have different numbers of items".into(),
-        ));
-    }
-    if k < 2 {
-        return Err(StatsError::TooFewObservations {
-            what: "Cronbach's alpha (items)",
-            needed: 2,
-            got: k,
-        });
-    }
-    let complete: Vec<Vec<f64>> = rows
-        .iter()
-        .filter(|r| r.iter().all(|v| v.is_some()))
-        .map(|r| r.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
-        .collect();
-    if complete.iter().flatten().any(|v| !v.is_finite()) {
-        return Err(StatsError::NonFinite("alpha item values".into()));
-    }
-    let n = complete.len();
-    if n < 2 {
-        return Err(StatsError::TooFewObservations {
-            what: "Cronbach's alpha (complete rows)",
-            needed: 2,
-            got: n,
-        });
-    }
-    let means: Vec<f64> = (0..k)
-        .map(|j| mean(&complete.iter().map(|r| r[j]).collect::<Vec<_>>()))
-        .collect();
-    let mut cov = vec![vec![0.0; k]; k];
-    for r in &complete {
-        for a in 0..k {
-            let da = r[a] - means[a];
-            for b in 0..=a {
-                cov[a][b] += da * (r[b] - means[b]);
-            }
-        }
-    }
-    let nm1 = (n - 1) as f64;
-    for a in 0..k {
-        for b in 0..=a {
-            cov[a][b] /= nm1;
-            cov[b][a] = cov[a][b];
-        }
-    }
+    let (n, cov) = complete_covariance(rows, "Cronbach's alpha", 2)?;
+    let k = cov.len();
     let kf = k as f64;
     let trace: f64 = (0..k).map(|j| cov[j][j]).sum();
     let total: f64 = cov.iter().flatten().sum();
