@@ -27,6 +27,7 @@
 
 use faer::{Mat, Side};
 
+use crate::robust::{product, sandwich};
 use crate::types::StatsError;
 
 /// clubSandwich's threshold on the eigenvalues of I − H_jj (`matrix_power`'s `tol = -12`).
@@ -243,31 +244,6 @@ fn trace_prod(b: &[Vec<f64>], s: &[Vec<f64>]) -> f64 {
     (0..k)
         .map(|a| (0..k).map(|l| b[a][l] * s[l][a]).sum::<f64>())
         .sum()
-}
-
-fn product(a: &[Vec<f64>], b: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    let k = a.len();
-    (0..k)
-        .map(|i| {
-            (0..k)
-                .map(|j| (0..k).map(|l| a[i][l] * b[l][j]).sum())
-                .collect()
-        })
-        .collect()
-}
-
-/// B M B, symmetrized.
-fn sandwich(bread: &[Vec<f64>], meat: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    let k = bread.len();
-    let mut out = product(&product(bread, meat), bread);
-    for i in 0..k {
-        for j in 0..i {
-            let m = 0.5 * (out[i][j] + out[j][i]);
-            out[i][j] = m;
-            out[j][i] = m;
-        }
-    }
-    out
 }
 
 #[cfg(test)]

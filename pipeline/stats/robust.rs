@@ -57,7 +57,7 @@ impl VcovType {
 }
 
 /// A B for k × k matrices, each entry summed over l in order.
-fn product(a: &[Vec<f64>], b: &[Vec<f64>]) -> Vec<Vec<f64>> {
+pub(crate) fn product(a: &[Vec<f64>], b: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let k = a.len();
     let mut out = vec![vec![0.0; k]; k];
     for i in 0..k {
@@ -73,7 +73,7 @@ fn product(a: &[Vec<f64>], b: &[Vec<f64>]) -> Vec<Vec<f64>> {
 }
 
 /// B M B for symmetric B (k × k) and M (k × k), row-major `Vec<Vec<f64>>`.
-fn sandwich(bread: &[Vec<f64>], meat: &[Vec<f64>]) -> Vec<Vec<f64>> {
+pub(crate) fn sandwich(bread: &[Vec<f64>], meat: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let k = bread.len();
     let mut out = product(&product(bread, meat), bread);
     // Symmetrize against rounding.
