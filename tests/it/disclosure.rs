@@ -6,26 +6,12 @@
 
 use std::path::Path;
 
-use crate::common::{floats, ints, ok, read, relcap, repo, strs};
+use crate::common::{floats, ints, read, relcap, repo, strs};
 
 /// `relcap run -q` with the demo config (on its data, or on `data`) into `out`; the reports go
 /// to `out/report`.
 fn run(data: Option<&Path>, out: &Path) {
-    let mut cmd = relcap();
-    cmd.args(["run", "-q", "--config"])
-        .arg(repo().join("config/study.toml"));
-    if let Some(data) = data {
-        cmd.env("RELCAP_PSEUDONYM_KEY", "relcap-demo-study-public-key")
-            .arg("--data")
-            .arg(data);
-    }
-    ok(&cmd
-        .arg("--out")
-        .arg(out)
-        .arg("--reports")
-        .arg(out.join("report"))
-        .output()
-        .unwrap());
+    crate::report::run_with_reports(data, out, &out.join("report"));
 }
 
 /// One row of the audit.

@@ -18,7 +18,7 @@ use crate::common::{files, instrument, ok, output_within, read_json, relcap, rep
 const CHROMIUM_LIMIT: Duration = Duration::from_secs(120);
 
 /// `relcap run` with the demo config into `out` and `reports`, on the config's data or `data`.
-fn run_with_reports(data: Option<&Path>, out: &Path, reports: &Path) {
+pub(crate) fn run_with_reports(data: Option<&Path>, out: &Path, reports: &Path) {
     let mut cmd = relcap();
     cmd.args(["run", "-q", "--config"])
         .arg(repo().join("config/study.toml"));
