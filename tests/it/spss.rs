@@ -204,11 +204,30 @@ fn sav_files_give_the_same_tables_scores_and_results_as_the_canonical_tables() {
         assert!(x.equals_missing(&y), "{stage}/{name} differs:\n{x}\n{y}");
     }
     // Each writer's whole set (pyreadstat's and haven's, citizens' wave 1 as .zsav) reads as
-    // the canonical tables.
-    for set in ["py", "r"] {
-        let data = writer_set(&t.join(set), set);
+    // the canonical tables; so does a Windows-1252 file without an encoding record (as SPSS
+    // wrote before version 16: only its code page tells).
+    for set in ["py", "r", "codepage"] {
+        let data = match set {
+            "codepage" => {
+                let data = writer_set(&t.join(set), "py");
+                std::fs::remove_file(data.join("citizens_wave1.zsav")).unwrap();
+                let from = fixtures().join("pspp/citizens_wave1_codepage.sav");
+                std::fs::copy(from, data.join("citizens_wave1.sav")).unwrap();
+                data
+            }
+            _ => writer_set(&t.join(set), set),
+        };
         let out = t.join(format!("out_{set}"));
         run_ok(&example_config(), &data, &out, Some("ingest"));
+        if set == "codepage" {
+            let [q, _, _] = book_row(&out, "citizens_wave1.sav", "cq_1");
+            assert_eq!(
+                q.as_deref(),
+                Some("Spørgsmål om din arbejdsplads (cq_1); æ ø å")
+            );
+            let files = &summary(&out, "ingest")["facts"]["input.citizen_responses"]["files"];
+            assert_eq!(files[0]["encoding"], "windows-1252");
+        }
         for name in ["employee_responses", "citizen_responses"] {
             let (x, y) = (
                 content(read(&a, "ingest", name)),
@@ -274,6 +293,24 @@ fn each_fault_of_a_sav_file_has_its_reason_and_line_or_its_error() {
         log.contains("employees_wave2.sav")
             && log.contains("`srm_3`")
             && log.contains("contradict"),
+        "{log}"
+    );
+
+    // An encoding record that does not fit the file's text (UTF-8 declared, Windows-1252
+    // written): an error naming the file, the encoding and a variable.
+    let data = writer_set(&t.join("enc"), "py");
+    std::fs::remove_file(data.join("citizens_wave1.zsav")).unwrap();
+    std::fs::copy(
+        fixtures().join("faults/wrong_encoding.sav"),
+        data.join("citizens_wave1.sav"),
+    )
+    .unwrap();
+    let (code, log) = run(&cfg, &data, &t.join("out_enc"), Some("ingest"));
+    assert_eq!(code, 1, "{log}");
+    assert!(
+        log.contains("citizens_wave1.sav")
+            && log.contains("not valid UTF-8")
+            && log.contains("`cq_1`"),
         "{log}"
     );
 

@@ -13,7 +13,8 @@
 //! - **User-missing values** (discrete codes and ranges) are kept as the export's
 //!   [`UserMissing`]; [`super::surveyxact::label_cells`] reads them as missing.
 //! - **Encoding.** The file's character-encoding record (or its code page) decodes every
-//!   string; it is recorded as the file's encoding.
+//!   string; it is recorded as the file's encoding. Text it cannot decode means the declared
+//!   encoding is wrong for the file: an error naming the variables.
 //!
 //! A file that cannot be read (not an SPSS file, cut short, a damaged dictionary) is an error
 //! naming it; so is a file whose header declares more or fewer cases than its data hold.
@@ -113,6 +114,14 @@ pub fn open(path: &Path) -> Result<Export> {
             user_missing.insert(var.clone(), missing);
         }
     }
+    check_text(
+        &name,
+        &meta.file_encoding,
+        &header,
+        &columns,
+        &structure,
+        &labels,
+    )?;
     let warnings = meta
         .warnings
         .iter()
@@ -132,6 +141,38 @@ pub fn open(path: &Path) -> Result<Export> {
         encoding: Some(encoding_name(&meta.file_encoding)),
         warnings,
     })
+}
+
+/// Text the declared encoding could not decode (read as U+FFFD) means the declaration is wrong
+/// for the file: an error naming the variables where it is.
+fn check_text(
+    file: &str,
+    encoding: &str,
+    header: &[String],
+    columns: &[StringChunked],
+    structure: &BTreeMap<String, Variable>,
+    labels: &BTreeMap<String, Vec<(String, String)>>,
+) -> Result<()> {
+    let bad = |t: &str| t.contains(char::REPLACEMENT_CHARACTER);
+    let mut found: Vec<String> = vec![];
+    for (var, col) in header.iter().zip(columns) {
+        let in_data = col.iter().flatten().any(bad);
+        let in_labels = labels
+            .get(var)
+            .is_some_and(|l| l.iter().any(|(c, l)| bad(c) || bad(l)));
+        let in_label = structure.get(var).is_some_and(|v| bad(&v.question_text));
+        if bad(var) || in_data || in_labels || in_label {
+            found.push(format!("`{var}`"));
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{file}: text that is not valid {encoding}, the encoding the file declares (its \
+         encoding record or code page is wrong), in the name, labels or values of {}",
+        found.join(", ")
+    )
 }
 
 /// The name of a `.sav` in the `source` column: its file name.
