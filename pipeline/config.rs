@@ -238,7 +238,8 @@ pub struct SourceSpec {
     #[serde(default)]
     pub wide: Option<WideSpec>,
     /// `surveyxact`: each file is a SurveyXact export (a folder or a workbook, one survey and
-    /// wave each), read through `wide`; None (the default): a table.
+    /// wave each); `spss`: each file is an SPSS `.sav`/`.zsav` (one survey and wave each); both
+    /// read through `wide`. None (the default): a table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<SourceFormat>,
     /// Value labels that mean a missing answer (with the reason); None: the defaults

@@ -1,5 +1,5 @@
 //! Settings of survey-system exports and of the frequency item's scale: a source's `format`
-//! (`surveyxact`), the labels that mean a missing answer (`missing_labels`), and
+//! (`surveyxact`, `spss`), the labels that mean a missing answer (`missing_labels`), and
 //! `instrument.frequency_scale`. A left-out setting is `None`, so that the canonical JSON of a
 //! section (which fingerprints cover) is what was written; what `None` means is decided here.
 
@@ -15,6 +15,9 @@ super::choice! {
         /// A SurveyXact export: a folder with `dataset.csv`, `structure.csv`, `labels.csv`, or
         /// a workbook with the sheets Dataset (and Dataset (2), ...), Structure and Labels.
         Surveyxact = "surveyxact",
+        /// SPSS data files (`.sav`, `.zsav`): one per survey and wave, with value labels and
+        /// user-missing values.
+        Spss = "spss",
     }
 }
 
@@ -61,6 +64,17 @@ impl SourceSpec {
         self.format == Some(SourceFormat::Surveyxact)
     }
 
+    /// Whether the source is SPSS data files.
+    pub fn is_spss(&self) -> bool {
+        self.format == Some(SourceFormat::Spss)
+    }
+
+    /// Whether the source is a labelled survey export (SurveyXact or SPSS): read through the
+    /// wide mapping, its labels deciding missing answers.
+    pub fn is_export(&self) -> bool {
+        self.is_surveyxact() || self.is_spss()
+    }
+
     /// The missing labels of this source: its own, else [`default_missing_labels`].
     pub fn missing_labels(&self) -> Vec<MissingLabel> {
         self.missing_labels
@@ -87,11 +101,11 @@ pub(super) fn validate_export(t: &str, spec: &SourceSpec) -> Result<(), ConfigEr
             }
         }
     }
-    if !spec.is_surveyxact() {
+    if !spec.is_export() {
         if spec.missing_labels.is_some() {
             return Err(invalid(
                 &key("missing_labels"),
-                "only a source with format = \"surveyxact\" has value labels",
+                "only a source with format = \"surveyxact\" or \"spss\" has value labels",
             ));
         }
         return Ok(());
@@ -105,8 +119,24 @@ pub(super) fn validate_export(t: &str, spec: &SourceSpec) -> Result<(), ConfigEr
     if spec.wide.is_none() {
         return Err(invalid(
             &key("wide"),
-            "a SurveyXact export is wide: give the mapping of its variables (patterns and items)",
+            "a survey export is wide: give the mapping of its variables (patterns and items)",
         ));
+    }
+    if spec.is_spss() {
+        // An SPSS file declares its own encoding and stores numbers as numbers.
+        let text_keys = [
+            ("encoding", spec.encoding.is_some()),
+            ("separator", spec.separator.is_some()),
+            ("decimal", spec.decimal.is_some()),
+            ("sheet", spec.sheet.is_some()),
+        ];
+        if let Some((k, _)) = text_keys.iter().find(|(_, set)| *set) {
+            return Err(invalid(
+                &key(k),
+                "does not apply to SPSS files (a .sav declares its encoding and stores numbers)",
+            ));
+        }
+        return Ok(());
     }
     if spec.sheet.is_some() {
         return Err(invalid(
@@ -230,6 +260,14 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("sources.employee_responses.wide"), "{e}");
+        let e = Config::from_toml(&format!(
+            "{MINIMAL}[sources.employee_responses]\nfile = \"e\"\nformat = \"spss\"\n\
+             encoding = \"utf-8\"\n[sources.employee_responses.wide]\n\
+             patterns = [\"{{item}}\"]\nitems = [\"srm_1\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("sources.employee_responses.encoding"), "{e}");
         assert_eq!(label_key("  VED  ikke "), "ved ikke");
     }
 }

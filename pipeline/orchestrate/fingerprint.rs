@@ -164,9 +164,9 @@ fn source_inputs(config: &Config, data_dir: &Path, log: &Log) -> Result<Vec<Inpu
             } else {
                 format!("{table}#{}", i + 1)
             };
-            let path = if spec.is_surveyxact() {
+            let path = if spec.is_export() {
                 // A folder export is hashed as its files (`io::hash_file_with`).
-                crate::stages::ingest::surveyxact::find(data_dir, stem)
+                crate::stages::ingest::find_export(spec, data_dir, stem)
             } else {
                 io::find_table(data_dir, stem)
             };

@@ -35,6 +35,12 @@
 //! quarantined (`unlabelled_code`); a respondent twice in one export is quarantined on each of
 //! its lines (`duplicate_respondent`).
 //!
+//! **SPSS files** (`format = "spss"`): each file is a `.sav` read by [`spss`] into the same
+//! export (its value labels as the labels, its variable labels as the question texts), so the
+//! same rules apply; its user-missing values are missing too (under the reason of their label
+//! when that is a missing label, else `user_missing`). Its `source` is the file's name, its line
+//! the case number.
+//!
 //! A row with any cell that cannot be typed goes to the quarantine, one quarantine row per bad
 //! cell (a bad cell shared by all rows of a wide record is one quarantine row); in
 //! [`TableCount::quarantined`] each row is counted once, under the reason of its first bad
@@ -90,6 +96,7 @@
 pub mod codebook;
 pub mod csv;
 pub mod source;
+pub mod spss;
 pub mod surveyxact;
 pub mod typing;
 pub mod wide;
@@ -355,8 +362,8 @@ fn locate(
         } else {
             format!("sources.{table}.more_files")
         };
-        let found = if spec.is_surveyxact() {
-            surveyxact::find(&ctx.data_dir, stem)
+        let found = if spec.is_export() {
+            find_export(spec, &ctx.data_dir, stem)
         } else {
             io::find_table(&ctx.data_dir, stem)
         };
@@ -375,7 +382,7 @@ fn locate(
                 files: vec![],
             });
         };
-        if spec.is_surveyxact() {
+        if spec.is_export() {
             files.extend(locate_export(table, spec, &opts, path, warnings)?);
             continue;
         }
@@ -436,8 +443,29 @@ fn locate(
     Ok(Source { table, files })
 }
 
-/// A SurveyXact export of `table`, read and checked (structure, columns, wide mapping); None
-/// when it has no records and the table may be empty.
+/// The export `stem` of a survey-export source in `dir`: a SurveyXact folder or workbook, or
+/// an SPSS file.
+pub fn find_export(spec: &SourceSpec, dir: &Path, stem: &Path) -> Option<PathBuf> {
+    match spec.is_spss() {
+        true => spss::find(dir, stem),
+        false => surveyxact::find(dir, stem),
+    }
+}
+
+/// Reads the export at `path` of a survey-export source; returns it and its `source` name.
+fn open_export(
+    spec: &SourceSpec,
+    path: &Path,
+    opts: &source::ReadOptions,
+) -> Result<(surveyxact::Export, String)> {
+    match spec.is_spss() {
+        true => Ok((spss::open(path)?, spss::source_name(path))),
+        false => Ok((surveyxact::open(path, opts)?, surveyxact::source_name(path))),
+    }
+}
+
+/// A survey export (SurveyXact or SPSS) of `table`, read and checked (structure, columns, wide
+/// mapping); None when it has no records and the table may be empty.
 fn locate_export(
     table: &'static str,
     spec: &SourceSpec,
@@ -445,8 +473,7 @@ fn locate_export(
     path: PathBuf,
     warnings: &mut Vec<String>,
 ) -> Result<Option<SourceFile>> {
-    let ex = surveyxact::open(&path, opts)?;
-    let name = surveyxact::source_name(&path);
+    let (ex, name) = open_export(spec, &path, opts)?;
     warnings.extend(ex.warnings);
     let header = &ex.dataset.header;
     let used = check_columns(&path, table, spec, header)?;
@@ -638,7 +665,7 @@ fn read_file(
     let decimal_comma = decimal == ",";
     let columns = schema::columns(table);
     let export = match file.export {
-        true => Some(surveyxact::open(&file.path, &opts)?),
+        true => Some(open_export(spec, &file.path, &opts)?.0),
         false => None,
     };
     let (header, _) = match &export {
@@ -688,8 +715,8 @@ fn read_file(
     let mut quarantine = QuarantineRows::default();
     let first_frame = out.frames.len();
     if let Some(ex) = export {
-        out.facts
-            .push((file.name.clone(), "surveyxact", ex.encoding));
+        let format = if spec.is_spss() { "spss" } else { "surveyxact" };
+        out.facts.push((file.name.clone(), format, ex.encoding));
         let background: Vec<(String, &str)> = columns
             .iter()
             .zip(&col_sources)

@@ -27,4 +27,5 @@ mod reproducible;
 mod safety;
 mod score_link;
 mod simulate;
+mod spss;
 mod surveyxact;

@@ -2,7 +2,8 @@
 //! and how it was answered, one row per variable and file, in table, file and column order.
 //!
 //! A SurveyXact export's variables are its dataset's columns, with the structure's question
-//! text and the labels; a long table's variables are its items; a wide table's its mapped
+//! text and the labels (an SPSS file's: its variables, with their variable and value labels
+//! and user-missing values); a long table's variables are its items; a wide table's its mapped
 //! columns and id columns. Columns:
 //!
 //! - `table` str, `source` str (the file, as in the tables' `source` column), `variable` str
@@ -14,7 +15,9 @@
 //!   when unmapped. `target_group` str: the partner group of a tie item (null otherwise);
 //! - `value_labels` str: `code = label` pairs, `; `-separated (null without labels);
 //! - `missing_codes` str: the codes read as missing, `code = label (reason): count` for an
-//!   export (its missing labels), `code (reason): count` for the instrument's missing codes in
+//!   export (its missing labels; an SPSS file's user-missing values too, reason `user_missing`
+//!   unless their label is a missing label, a range as `lo..hi`), `code (reason): count` for
+//!   the instrument's missing codes in
 //!   a table (null when there are none);
 //! - `answered` i64: non-empty cells (null when 1 to `privacy.min_cell` − 1: see below);
 //! - `distribution` str: `code: count` per answer code as written, `; `-separated, in numeric
@@ -259,6 +262,7 @@ pub fn export_entries(
                         .push((code.clone(), Some(label.clone()), ml.reason.clone(), n));
                 }
             }
+            user_missing_entries(ex, h, &labels, &counts, &mut e.missing);
             e.counts = std::mem::take(&mut counts);
         } else {
             e.kind = "unmapped";
@@ -267,6 +271,35 @@ pub fn export_entries(
         out.push(e);
     }
     out
+}
+
+/// The user-missing values of SPSS variable `var` not already among `missing` (as a missing
+/// label's code): a code with its label, or a range `lo..hi`, with reason `user_missing` and
+/// the count of cells they hold.
+fn user_missing_entries(
+    ex: &super::surveyxact::Export,
+    var: &str,
+    labels: &[(String, String)],
+    counts: &BTreeMap<String, u64>,
+    missing: &mut Vec<(String, Option<String>, String, u64)>,
+) {
+    use super::surveyxact::{UserMissing, USER_MISSING};
+    for m in ex.user_missing.get(var).into_iter().flatten() {
+        let n = counts
+            .iter()
+            .filter(|(c, _)| m.matches(c) && !missing.iter().any(|x| x.0 == **c))
+            .map(|(_, n)| n)
+            .sum();
+        let (code, label) = match m {
+            UserMissing::Code(c) if missing.iter().any(|x| x.0 == *c) => continue,
+            UserMissing::Code(c) => {
+                let label = labels.iter().find(|(k, _)| k == c).map(|(_, l)| l.clone());
+                (c.clone(), label)
+            }
+            UserMissing::Range(lo, hi) => (format!("{lo}..{hi}"), None),
+        };
+        missing.push((code, label, USER_MISSING.to_string(), n));
+    }
 }
 
 #[cfg(test)]

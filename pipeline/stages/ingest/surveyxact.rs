@@ -58,11 +58,35 @@ pub struct Export {
     pub structure: BTreeMap<String, Variable>,
     /// variableName -> (code as written, label), in file order.
     pub labels: BTreeMap<String, Vec<(String, String)>>,
+    /// variableName -> its user-missing values (SPSS files; none in a SurveyXact export).
+    pub user_missing: BTreeMap<String, Vec<UserMissing>>,
     /// Encoding of the files (None: a workbook).
     pub encoding: Option<&'static str>,
     /// Labels of variables the dataset does not have.
     pub warnings: Vec<String>,
 }
+
+/// A value a variable declares missing (SPSS's user-missing values).
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserMissing {
+    /// A code, written as the data are (`9`, `-1`, or a string value).
+    Code(String),
+    /// Every number from the first to the second, both included.
+    Range(f64, f64),
+}
+
+impl UserMissing {
+    /// Whether a cell (trimmed text) is this missing value.
+    pub fn matches(&self, cell: &str) -> bool {
+        match self {
+            UserMissing::Code(c) => c == cell,
+            UserMissing::Range(lo, hi) => cell.parse::<f64>().is_ok_and(|v| v >= *lo && v <= *hi),
+        }
+    }
+}
+
+/// The reason of a user-missing value whose label is not one of the missing labels.
+pub const USER_MISSING: &str = "user_missing";
 
 /// The export named `stem` in `dir`: the folder `stem`, else the workbook `stem` (or
 /// `stem.xlsx`).
@@ -130,6 +154,7 @@ pub fn open(path: &Path, opts: &ReadOptions) -> Result<Export> {
         dataset,
         structure,
         labels,
+        user_missing: BTreeMap::new(),
         encoding,
         warnings,
     })
@@ -459,13 +484,15 @@ pub struct LabelRules<'a> {
 }
 
 /// A number as the instrument's codes are written (`9`, `-1`, `2.5`).
-fn code_text(v: f64) -> String {
+pub fn code_text(v: f64) -> String {
     format!("{v}")
 }
 
 /// Applies the labels to the value columns `value_columns` (indices into `columns`, with their
-/// variable and item): missing labels to the instrument's missing codes (or notes), unlabelled
-/// codes of closed variables to notes. Err: labels that contradict the instrument's scale.
+/// variable and item): missing labels to the instrument's missing code for their reason (or
+/// notes), then the variable's user-missing values (a code whose label is no missing label:
+/// reason [`USER_MISSING`]), and unlabelled codes of closed variables to notes. Err: labels
+/// that contradict the instrument's scale (a user-missing code's label is not checked).
 pub fn label_cells(
     ex: &Export,
     file: &str,
@@ -475,24 +502,33 @@ pub fn label_cells(
 ) -> Result<CellNotes> {
     let mut notes = CellNotes::default();
     let ins = rules.instrument;
+    // A reason's replacement: the instrument's missing code for it, or Err(the reason).
+    let resolve = |reason: &str| -> Result<String, String> {
+        ins.missing_codes
+            .iter()
+            .find(|c| c.reason == reason)
+            .map(|c| code_text(c.code))
+            .ok_or_else(|| reason.to_string())
+    };
+    let user_missing = resolve(USER_MISSING);
     for (j, var, item) in value_columns {
         let closed = ex.structure.get(var).is_some_and(Variable::closed);
         let labels = ex.labels.get(var);
-        if !closed && labels.is_none() {
+        let declared: &[UserMissing] = ex.user_missing.get(var).map_or(&[], Vec::as_slice);
+        if !closed && labels.is_none() && declared.is_empty() {
             continue;
         }
+        let check_codes = closed || labels.is_some();
         let labels: &[(String, String)] = labels.map(Vec::as_slice).unwrap_or(&[]);
         // code -> Some(replacement) | None (excluded: reason) for missing labels.
         let mut missing: HashMap<&str, Result<String, String>> = HashMap::new();
         for (code, label) in labels {
             let key = label_key(label);
             if let Some(m) = rules.missing.iter().find(|m| label_key(&m.label) == key) {
-                let to = ins
-                    .missing_codes
-                    .iter()
-                    .find(|c| c.reason == m.reason)
-                    .map(|c| code_text(c.code));
-                missing.insert(code.as_str(), to.ok_or_else(|| m.reason.clone()));
+                missing.insert(code.as_str(), resolve(&m.reason));
+                continue;
+            }
+            if declared.iter().any(|m| m.matches(code)) {
                 continue;
             }
             check_scale(file, var, item, code, label, ins)?;
@@ -505,14 +541,19 @@ pub fn label_cells(
                 b.append_value(t);
                 continue;
             }
-            match missing.get(t) {
+            let to = match missing.get(t) {
+                Some(to) => Some(to),
+                None if declared.iter().any(|m| m.matches(t)) => Some(&user_missing),
+                None => None,
+            };
+            match to {
                 Some(Ok(code)) => b.append_value(code.as_str()),
                 Some(Err(reason)) => {
                     notes.excluded.insert((r, *j), reason.clone());
                     b.append_value(t);
                 }
                 None => {
-                    if !labels.iter().any(|(code, _)| code == t) {
+                    if check_codes && !labels.iter().any(|(code, _)| code == t) {
                         notes.unlabelled.insert((r, *j), t.to_string());
                     }
                     b.append_value(t);
