@@ -26,5 +26,6 @@ mod report_i18n;
 mod reproducible;
 mod safety;
 mod score_link;
+mod shard;
 mod simulate;
 mod surveyxact;
