@@ -28,6 +28,11 @@
 //!
 //! `power.svg`: power against size, one panel per hypothesis, a line per scenario with
 //! ±1.96 Monte Carlo SE bars and the conventional 0.8 line.
+//!
+//! With `--shard K/N` only the replications of shard K are run (in every cell) and `--out` is
+//! the partial result file; `relcap power merge` writes the three files above from the partials
+//! of all N shards, byte for byte those of the unsharded run (`shard` has the rule and the
+//! partial's layout).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -47,6 +47,11 @@
 //! replication × hypothesis: replication, seed, hypothesis, estimate, std_error, conf_low,
 //! conf_high, p_value, p_adjusted, supported, simulated_effect, model_estimand, error), and
 //! prints the summary table.
+//!
+//! With `--shard K/N` only the replications (and reference replications) of shard K are run and
+//! `--out` is the partial result file; `relcap validate merge` writes the two files above from
+//! the partials of all N shards, byte for byte those of the unsharded run (`shard` has the rule
+//! and the partial's layout).
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -362,3 +362,16 @@ fn bad_shards_are_usage_errors() {
     // merge needs partial results.
     run_fails(d, &strings(&["power", "merge", "--out", "m"]), 2);
 }
+
+#[test]
+fn docs_cluster_shows_the_slurm_scripts_as_they_are() {
+    let doc = std::fs::read_to_string(repo().join("docs/cluster.md")).unwrap();
+    for name in ["submit.sh", "shard.sbatch", "merge.sbatch"] {
+        let script = std::fs::read_to_string(repo().join("scripts/slurm").join(name)).unwrap();
+        assert!(
+            doc.contains(&format!("```bash\n{script}```\n")),
+            "docs/cluster.md does not show scripts/slurm/{name} as it is"
+        );
+    }
+    assert!(doc.contains("#SBATCH --array=1-") && doc.contains("--dependency=afterok:"));
+}
