@@ -15,7 +15,7 @@ use crate::config::{Config, Method, Vcov};
 use crate::fit::{FitRequest, Output};
 use crate::orchestrate::{self, RunOptions};
 use crate::sim::{Format, Preset, SimulateOptions, StudyDesign};
-use crate::sim_study::{power::PowerOptions, validate::ValidateOptions};
+use crate::sim_study::{power::PowerOptions, shard::ShardSpec, validate::ValidateOptions};
 
 #[derive(Debug, Parser)]
 #[command(name = "relcap", version, about = "Relational capacity study pipeline")]
@@ -35,9 +35,13 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Fit a regression or mixed model on any Parquet or CSV table.
     Fit(FitArgs),
-    /// Power by simulation: the share of simulated studies that detect each hypothesis.
+    /// Power by simulation: the share of simulated studies that detect each hypothesis
+    /// (`power merge`: combine the partial results of `--shard` runs).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Power(PowerArgs),
-    /// Parameter recovery: bias, RMSE and interval coverage over simulated studies.
+    /// Parameter recovery: bias, RMSE and interval coverage over simulated studies
+    /// (`validate merge`: combine the partial results of `--shard` runs).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Validate(ValidateArgs),
     /// Read, type and validate the input as `run` would, writing nothing: the rows that would be
     /// quarantined or excluded, with file:line examples, and every problem that would stop the
@@ -369,13 +373,20 @@ pub struct FitArgs {
 
 #[derive(Debug, Args)]
 pub struct PowerArgs {
+    #[command(subcommand)]
+    pub merge: Option<MergeCommand>,
+    /// Run only shard K of N: replication r belongs to shard (r mod N) + 1; --out is then the
+    /// partial result file to write, combined by `relcap power merge` (docs/cluster.md).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<ShardSpec>,
     /// Study configuration (its model settings decide detection; data and output folders are not
     /// used). Default: found as `run` finds it, else the built-in defaults.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Folder for power.csv, power.json and power.svg.
-    #[arg(long)]
-    pub out: PathBuf,
+    /// Folder for power.csv, power.json and power.svg (with --shard: the partial result file).
+    /// Required; an Option only so that `power merge` can do without it.
+    #[arg(long, required = true)]
+    pub out: Option<PathBuf>,
     /// Simulated studies per cell of the grid.
     #[arg(long, default_value_t = 100)]
     pub replications: usize,
@@ -406,13 +417,21 @@ pub struct PowerArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
+    #[command(subcommand)]
+    pub merge: Option<MergeCommand>,
+    /// Run only shard K of N: replication r (and reference replication r) belongs to shard
+    /// (r mod N) + 1; --out is then the partial result file to write, combined by
+    /// `relcap validate merge` (docs/cluster.md).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<ShardSpec>,
     /// Study configuration (its model settings are used; data and output folders are not).
     /// Default: found as `run` finds it, else the built-in defaults.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Folder for validate.json and replications.csv.
-    #[arg(long)]
-    pub out: PathBuf,
+    /// Folder for validate.json and replications.csv (with --shard: the partial result file).
+    /// Required; an Option only so that `validate merge` can do without it.
+    #[arg(long, required = true)]
+    pub out: Option<PathBuf>,
     /// Number of simulated studies.
     #[arg(long, default_value_t = 200)]
     pub replications: usize,
@@ -435,6 +454,28 @@ pub struct ValidateArgs {
     #[arg(long, default_value_t = 10)]
     pub reference_scale: u32,
     /// No progress bar and no table on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `power merge` and `validate merge`.
+#[derive(Debug, Subcommand)]
+pub enum MergeCommand {
+    /// Combine the partial results of `--shard K/N` runs into exactly the files an unsharded
+    /// run writes; refuses partials of different settings or builds, and a replication missing
+    /// or held twice.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Folder for the merged files (those an unsharded run writes).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The partial result files, one per shard, in any order.
+    #[arg(required = true, value_name = "PARTIAL")]
+    pub partials: Vec<PathBuf>,
+    /// No table on stderr.
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -499,9 +540,21 @@ pub fn main() -> Result<ExitCode> {
             level: a.level,
             format: a.format,
         })),
+        Command::Power(PowerArgs {
+            merge: Some(MergeCommand::Merge(m)),
+            ..
+        }) => done(crate::sim_study::power::merge(&m.out, &m.partials, m.quiet)),
+        Command::Validate(ValidateArgs {
+            merge: Some(MergeCommand::Merge(m)),
+            ..
+        }) => done(crate::sim_study::validate::merge(
+            &m.out,
+            &m.partials,
+            m.quiet,
+        )),
         Command::Power(a) => done(crate::sim_study::power::main(&PowerOptions {
             config: a.config,
-            out: a.out,
+            out: required_out(a.out)?,
             replications: a.replications,
             seed: a.seed,
             threads: a.threads,
@@ -517,10 +570,11 @@ pub fn main() -> Result<ExitCode> {
                 effect_h3: 0.0,
             }),
             quiet: a.quiet,
+            shard: a.shard,
         })),
         Command::Validate(a) => done(crate::sim_study::validate::main(&ValidateOptions {
             config: a.config,
-            out: a.out,
+            out: required_out(a.out)?,
             replications: a.replications,
             seed: a.seed,
             threads: a.threads,
@@ -528,6 +582,7 @@ pub fn main() -> Result<ExitCode> {
             reference_replications: a.reference_replications,
             reference_scale: a.reference_scale,
             quiet: a.quiet,
+            shard: a.shard,
         })),
         Command::Check(args) => check(args),
         Command::Status(args) => status(args),
@@ -545,6 +600,17 @@ pub fn main() -> Result<ExitCode> {
         Command::Keygen => done(crate::keygen::main()),
         Command::Init(args) => init(args),
     }
+}
+
+/// `--out` of `power` and `validate`, which clap requires unless `merge` follows.
+fn required_out(out: Option<PathBuf>) -> Result<PathBuf> {
+    out.ok_or_else(|| {
+        crate::config::ConfigError::Invalid {
+            key: "--out".to_string(),
+            message: "is required".to_string(),
+        }
+        .into()
+    })
 }
 
 /// A command that has no verdict of its own: success unless it failed.

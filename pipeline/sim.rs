@@ -135,7 +135,7 @@ mod streams {
 
 /// A simulated study's sizes (None: the preset's) and effects (answer points per point of the
 /// predictor): what `relcap simulate`, `relcap power` and `relcap validate` set beyond a preset.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct StudyDesign {
     pub municipalities: Option<u32>,
     /// Target positions per municipality; units of 8-20 are added until it is reached.

@@ -14,6 +14,7 @@
 pub mod h3_models;
 pub mod meta_coverage;
 pub mod power;
+pub mod shard;
 pub mod validate;
 
 use std::io::IsTerminal;
@@ -62,7 +63,7 @@ pub struct Primary {
 }
 
 /// What the simulator says about the truth of one replication.
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Default)]
 pub struct TruthFacts {
     pub h1: f64,
     pub h2: f64,
@@ -91,7 +92,7 @@ pub struct TruthFacts {
 }
 
 /// One replication's outcome.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Replication {
     pub index: usize,
     pub seed: u64,

@@ -2,7 +2,7 @@
 //! and the command line) and the fixed constants of the latent model (`Model`), both written
 //! whole into `truth.json`. Names of municipalities and work groups live here too.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::choice;
 
@@ -105,7 +105,7 @@ pub struct Params {
 // gives the same bytes as before the setting existed.
 
 /// SD of the municipalities' effects around the mean effect, per hypothesis (answer points).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
 pub struct EffectSd {
     pub h1: f64,
     pub h2: f64,
@@ -157,11 +157,11 @@ impl Params {
 ///   wave (a baseline difference between the arms, as chance or selection gives): the arm main
 ///   effect of H3's primary model absorbs it; a model without one leaks part of it into the
 ///   difference in differences.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct ClusterEffects {
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub sd_unit_wave: f64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub arm_baseline: f64,
 }
 

@@ -28,9 +28,14 @@
 //!
 //! `power.svg`: power against size, one panel per hypothesis, a line per scenario with
 //! ±1.96 Monte Carlo SE bars and the conventional 0.8 line.
+//!
+//! With `--shard K/N` only the replications of shard K are run (in every cell) and `--out` is
+//! the partial result file; `relcap power merge` writes the three files above from the partials
+//! of all N shards, byte for byte those of the unsharded run (`shard` has the rule and the
+//! partial's layout).
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -40,13 +45,14 @@ use plotters::prelude::{
     PathElement, RGBColor, Rectangle, SVGBackend, Text, WHITE,
 };
 use plotters::style::{Color, FontStyle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::shard::{self, ShardSpec};
 use super::{
     check_design, parse_list, progress_bar, replicate, replication_seed, run_indexed, threads,
     Replication,
 };
-use crate::config::{Config, Direction};
+use crate::config::{Config, Direction, ModelSection};
 use crate::sim::StudyDesign;
 use crate::stages::report::plots::{self, plot_err, KeyedAxis};
 
@@ -73,6 +79,8 @@ pub struct PowerOptions {
     pub design: StudyDesign,
     /// No progress bar and no table on stderr.
     pub quiet: bool,
+    /// Run only this shard's replications and write a partial result to `out` (a file).
+    pub shard: Option<ShardSpec>,
 }
 
 /// One row of power.csv.
@@ -361,7 +369,29 @@ fn write_csv(path: &std::path::Path, rows: &[PowerRow]) -> Result<()> {
     })
 }
 
-pub fn main(args: &PowerOptions) -> Result<()> {
+/// Everything that decides `relcap power`'s result (recorded in a partial result, whose
+/// merge computes the files from it): see `shard`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PowerSettings {
+    pub replications: usize,
+    pub seed: u64,
+    /// Positions per municipality, the grid's rows.
+    pub sizes: Vec<u32>,
+    /// (h1, h2, h3) of each effect scenario.
+    pub scenarios: Vec<(f64, f64, f64)>,
+    /// The rest of the design (its size and effects are the grid's).
+    pub design: StudyDesign,
+    /// The study configuration's `[model]` section (it decides detection).
+    pub model: ModelSection,
+    /// `shard::config_hash` of the whole study configuration.
+    pub config_hash: String,
+}
+
+/// One cell of the grid: size, scenario index, its effects and its design.
+type Cell = (u32, usize, (f64, f64, f64), StudyDesign);
+
+/// The study configuration and the settings of `args`, checked.
+fn settings(args: &PowerOptions) -> Result<(Config, PowerSettings)> {
     if args.replications < 1 {
         bail!("--replications must be at least 1");
     }
@@ -373,106 +403,219 @@ pub fn main(args: &PowerOptions) -> Result<()> {
     if sizes.is_empty() || sizes.contains(&0) {
         bail!("--employees-per-municipality needs positive sizes");
     }
-    let scen = scenarios(
+    let scenarios = scenarios(
         &parse_list(&args.effect_h1, "--effect-h1")?,
         &parse_list(&args.effect_h2, "--effect-h2")?,
         &parse_list(&args.effect_h3, "--effect-h3")?,
     )?;
-    // The grid, each cell with its design; checked before any thread starts.
+    let settings = PowerSettings {
+        replications: args.replications,
+        seed: args.seed,
+        sizes,
+        scenarios,
+        design: args.design.clone(),
+        model: config.model.clone(),
+        config_hash: shard::config_hash(&config)?,
+    };
+    Ok((config, settings))
+}
+
+/// The grid, each cell with its design; checked before any thread starts.
+fn cells(s: &PowerSettings) -> Result<Vec<Cell>> {
     let mut cells = Vec::new();
-    for &size in &sizes {
-        for (k, &(h1, h2, h3)) in scen.iter().enumerate() {
+    for &size in &s.sizes {
+        for (k, &(h1, h2, h3)) in s.scenarios.iter().enumerate() {
             let d = StudyDesign {
                 employees_per_municipality: Some(size),
                 effect_h1: h1,
                 effect_h2: h2,
                 effect_h3: h3,
-                ..args.design.clone()
+                ..s.design.clone()
             };
             check_design(&d)?;
             cells.push((size, k, (h1, h2, h3), d));
         }
     }
+    Ok(cells)
+}
+
+/// The name of cell `c` in a partial result.
+fn cell_name(c: usize, cell: &Cell) -> String {
+    format!(
+        "cell {} ({} employees per municipality, scenario {})",
+        c + 1,
+        cell.0,
+        cell.1 + 1
+    )
+}
+
+pub fn main(args: &PowerOptions) -> Result<()> {
+    let (config, settings) = settings(args)?;
+    let cells = cells(&settings)?;
+    let held: Vec<usize> = match args.shard {
+        Some(s) => {
+            shard::check_partial_path(&args.out)?;
+            s.share(settings.replications)
+        }
+        None => (0..settings.replications).collect(),
+    };
     let n_threads = threads(args.threads);
-    let total = cells.len() * args.replications;
+    let total = cells.len() * held.len();
     let start = Instant::now();
     let bar = progress_bar(total, args.quiet, "power");
-    let reps = run_indexed(total, n_threads, &bar, |i| {
-        let (c, r) = (i / args.replications, i % args.replications);
+    let mut reps = run_indexed(total, n_threads, &bar, |i| {
+        let (c, r) = (i / held.len(), held[i % held.len()]);
         replicate(
             &config,
             &cells[c].3,
             r,
-            replication_seed(args.seed, r),
+            replication_seed(settings.seed, r),
             false,
         )
-    });
+    })
+    .into_iter();
     bar.finish_and_clear();
-    let m = &config.model;
+    let per_cell: Vec<Vec<Replication>> = cells
+        .iter()
+        .map(|_| reps.by_ref().take(held.len()).collect())
+        .collect();
+    let failed = per_cell
+        .iter()
+        .flatten()
+        .filter(|r| r.error.is_some())
+        .count();
+    let ran = format!(
+        "{total} simulated studies ({failed} failed) in {:.1} s on {n_threads} threads",
+        start.elapsed().as_secs_f64()
+    );
+    if let Some(s) = args.shard {
+        let groups = cells
+            .iter()
+            .zip(per_cell)
+            .enumerate()
+            .map(|(c, (cell, r))| shard::group(cell_name(c, cell), settings.replications, &held, r))
+            .collect();
+        let partial = shard::partial("power", settings.clone(), s, groups)?;
+        shard::write(&partial, &args.out)?;
+        if !args.quiet {
+            crate::say!(
+                "[relcap] shard {s}: {} of each of {} cells, {ran}; partial result written to {}",
+                shard::describe_held(&held, settings.replications),
+                cells.len(),
+                args.out.display()
+            );
+        }
+        return Ok(());
+    }
+    write_outputs(&settings, &cells, &per_cell, &args.out, args.quiet)?;
+    if !args.quiet {
+        crate::say!("[relcap] {ran}; written to {}", args.out.display());
+    }
+    Ok(())
+}
+
+/// `relcap power merge`: the partial results of one sharded run combined into the files an
+/// unsharded run writes.
+pub fn merge(out: &Path, partials: &[PathBuf], quiet: bool) -> Result<()> {
+    let start = Instant::now();
+    let (settings, groups) = shard::read_all::<PowerSettings>(partials, "power")?;
+    let cells = cells(&settings)?;
+    if groups.len() != cells.len() {
+        bail!(
+            "the partial results hold {} cells, but their settings make {}",
+            groups.len(),
+            cells.len()
+        );
+    }
+    let per_cell: Vec<Vec<Replication>> = groups.into_iter().map(|g| g.results).collect();
+    write_outputs(&settings, &cells, &per_cell, out, quiet)?;
+    if !quiet {
+        crate::say!(
+            "[relcap] {} partial results merged ({} simulated studies) in {:.1} s; written to {}",
+            partials.len(),
+            cells.len() * settings.replications,
+            start.elapsed().as_secs_f64(),
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// power.csv, power.json and power.svg from every cell's replications (in replication order),
+/// and the table on stderr unless `quiet`.
+fn write_outputs(
+    s: &PowerSettings,
+    cells: &[Cell],
+    per_cell: &[Vec<Replication>],
+    out: &Path,
+    quiet: bool,
+) -> Result<()> {
+    let m = &s.model;
     let positive = [
         m.h1.direction == Direction::Positive,
         m.h2.direction == Direction::Positive,
         m.h3.direction == Direction::Positive,
     ];
     let mut rows = Vec::new();
-    for (c, (size, k, eff, _)) in cells.iter().enumerate() {
-        let cell = &reps[c * args.replications..(c + 1) * args.replications];
+    for ((size, k, eff, _), cell) in cells.iter().zip(per_cell) {
         rows.extend(cell_rows(*size, *k, *eff, cell, m.alpha, positive));
     }
-    let errors: Vec<String> = reps.iter().filter_map(|r| r.error.clone()).collect();
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    write_csv(&args.out.join("power.csv"), &rows)?;
+    let errors: Vec<String> = per_cell
+        .iter()
+        .flatten()
+        .filter_map(|r| r.error.clone())
+        .collect();
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    write_csv(&out.join("power.csv"), &rows)?;
     crate::io::write_json(
         &serde_json::json!({
-            "replications": args.replications,
-            "seed": args.seed,
+            "replications": s.replications,
+            "seed": s.seed,
             "alpha": m.alpha,
             "correction": m.correction,
             "failed_replications": errors.len(),
             "errors": errors.iter().take(20).collect::<Vec<_>>(),
             "rows": rows,
         }),
-        &args.out.join("power.json"),
+        &out.join("power.json"),
     )?;
-    let plot = svg(&rows, args.replications)?;
-    crate::io::write_atomic(&args.out.join("power.svg"), |w| {
+    let plot = svg(&rows, s.replications)?;
+    crate::io::write_atomic(&out.join("power.svg"), |w| {
         w.write_all(plot.as_bytes())?;
         Ok(())
     })?;
-    if !args.quiet {
-        crate::say!(
-            "{:>9} {:>9} {:>8} {:<4} {:>7} {:>7} {:>7} {:>10}",
-            "employees",
-            "positions",
-            "scenario",
-            "hyp",
-            "effect",
-            "power",
-            "mc_se",
-            "unadjusted"
-        );
-        for r in &rows {
-            crate::say!(
-                "{:>9} {:>9.1} {:>8} {:<4} {:>7} {:>7.3} {:>7.3} {:>10.3}",
-                r.employees_per_municipality,
-                r.positions_per_municipality.unwrap_or(f64::NAN),
-                r.scenario,
-                r.hypothesis,
-                r.effect,
-                r.power,
-                r.mc_se,
-                r.power_unadjusted
-            );
-        }
-        crate::say!(
-            "[relcap] {total} simulated studies ({} failed) in {:.1} s on {n_threads} threads; written to {}",
-            errors.len(),
-            start.elapsed().as_secs_f64(),
-            args.out.display()
-        );
+    if !quiet {
+        print_table(&rows);
     }
     Ok(())
+}
+
+/// The power table on stderr.
+fn print_table(rows: &[PowerRow]) {
+    crate::say!(
+        "{:>9} {:>9} {:>8} {:<4} {:>7} {:>7} {:>7} {:>10}",
+        "employees",
+        "positions",
+        "scenario",
+        "hyp",
+        "effect",
+        "power",
+        "mc_se",
+        "unadjusted"
+    );
+    for r in rows {
+        crate::say!(
+            "{:>9} {:>9.1} {:>8} {:<4} {:>7} {:>7.3} {:>7.3} {:>10.3}",
+            r.employees_per_municipality,
+            r.positions_per_municipality.unwrap_or(f64::NAN),
+            r.scenario,
+            r.hypothesis,
+            r.effect,
+            r.power,
+            r.mc_se,
+            r.power_unadjusted
+        );
+    }
 }
 
 #[cfg(test)]

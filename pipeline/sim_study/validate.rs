@@ -47,6 +47,11 @@
 //! replication × hypothesis: replication, seed, hypothesis, estimate, std_error, conf_low,
 //! conf_high, p_value, p_adjusted, supported, simulated_effect, model_estimand, error), and
 //! prints the summary table.
+//!
+//! With `--shard K/N` only the replications (and reference replications) of shard K are run and
+//! `--out` is the partial result file; `relcap validate merge` writes the two files above from
+//! the partials of all N shards, byte for byte those of the unsharded run (`shard` has the rule
+//! and the partial's layout).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -88,6 +93,8 @@ pub struct ValidateOptions {
     pub reference_scale: u32,
     /// No progress bar and no table on stderr.
     pub quiet: bool,
+    /// Run only this shard's replications and write a partial result to `out` (a file).
+    pub shard: Option<super::shard::ShardSpec>,
 }
 
 /// The large-sample reference of one hypothesis: mean estimate and its Monte Carlo SE.
@@ -614,107 +621,215 @@ pub fn table(h: &[HypothesisRecovery], level: f64) -> String {
     s
 }
 
+/// Everything that decides `relcap validate`'s result (recorded in a partial result, whose
+/// merge computes the files from it): see `shard`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct ValidateSettings {
+    pub replications: usize,
+    pub seed: u64,
+    pub design: StudyDesign,
+    pub reference_replications: usize,
+    pub reference_scale: u32,
+    /// The study configuration's `[model]` section.
+    pub model: crate::config::ModelSection,
+    /// `shard::config_hash` of the whole study configuration.
+    pub config_hash: String,
+}
+
+impl ValidateSettings {
+    /// The large-sample reference design (None without reference replications), checked.
+    fn reference_design(&self) -> Result<Option<StudyDesign>> {
+        let d = (self.reference_replications > 0).then(|| StudyDesign {
+            municipalities: Some(
+                self.design
+                    .municipalities
+                    .unwrap_or(crate::sim::Preset::Demo.sizes().municipalities)
+                    .saturating_mul(self.reference_scale.max(1)),
+            ),
+            ..self.design.clone()
+        });
+        if let Some(d) = &d {
+            check_design(d)?;
+        }
+        Ok(d)
+    }
+}
+
+/// The names of validate's two groups of replications in a partial result.
+const GROUPS: [&str; 2] = ["replications", "reference replications"];
+
 pub fn main(args: &ValidateOptions) -> Result<()> {
     if args.replications < 2 {
         bail!("--replications must be at least 2");
     }
     let (config, _) = Config::find(args.config.as_deref())?;
-    let design = &args.design;
+    let settings = ValidateSettings {
+        replications: args.replications,
+        seed: args.seed,
+        design: args.design.clone(),
+        reference_replications: args.reference_replications,
+        reference_scale: args.reference_scale,
+        model: config.model.clone(),
+        config_hash: super::shard::config_hash(&config)?,
+    };
     // Fail fast on a bad design, before any thread starts.
-    check_design(design)?;
-    let reference_design = (args.reference_replications > 0).then(|| StudyDesign {
-        municipalities: Some(
-            design
-                .municipalities
-                .unwrap_or(crate::sim::Preset::Demo.sizes().municipalities)
-                .saturating_mul(args.reference_scale.max(1)),
-        ),
-        ..design.clone()
-    });
-    if let Some(d) = &reference_design {
-        check_design(d)?;
-    }
+    check_design(&settings.design)?;
+    let reference_design = settings.reference_design()?;
+    let all = |n: usize| (0..n).collect::<Vec<_>>();
+    let (held, held_ref) = match args.shard {
+        Some(s) => {
+            super::shard::check_partial_path(&args.out)?;
+            (
+                s.share(args.replications),
+                s.share(args.reference_replications),
+            )
+        }
+        None => (all(args.replications), all(args.reference_replications)),
+    };
     let n_threads = threads(args.threads);
     let start = Instant::now();
-    let bar = progress_bar(
-        args.replications + args.reference_replications,
-        args.quiet,
-        "validate",
-    );
-    let reps = run_indexed(args.replications, n_threads, &bar, |r| {
+    let bar = progress_bar(held.len() + held_ref.len(), args.quiet, "validate");
+    let design = &settings.design;
+    let reps = run_indexed(held.len(), n_threads, &bar, |i| {
+        let r = held[i];
         replicate(&config, design, r, replication_seed(args.seed, r), true)
     });
     // The reference replications draw from other seeds than the replications checked.
     let ref_reps = match &reference_design {
-        Some(d) => run_indexed(args.reference_replications, n_threads, &bar, |r| {
-            replicate(
-                &config,
-                d,
-                r,
-                replication_seed(args.seed ^ REFERENCE_SEED, r),
-                false,
-            )
+        Some(d) => run_indexed(held_ref.len(), n_threads, &bar, |i| {
+            let r = held_ref[i];
+            let seed = replication_seed(args.seed ^ REFERENCE_SEED, r);
+            replicate(&config, d, r, seed, false)
         }),
         None => vec![],
     };
     bar.finish_and_clear();
-    let refs = references(&ref_reps);
-    let level = 1.0 - config.model.alpha;
-    let hyps = summarize(&reps, level, design.no_control, &refs);
-    let h3_models = super::h3_models::summarize(&reps, config.model.alpha);
-    let meta = super::meta_coverage::summarize(&reps, level, design.no_control);
+    let ran = format!(
+        "{} replications ({} failed) in {:.1} s on {n_threads} threads",
+        held.len() + ref_reps.len(),
+        reps.iter()
+            .chain(&ref_reps)
+            .filter(|r| r.error.is_some())
+            .count(),
+        start.elapsed().as_secs_f64()
+    );
+    if let Some(s) = args.shard {
+        let groups = vec![
+            super::shard::group(GROUPS[0].into(), args.replications, &held, reps),
+            super::shard::group(
+                GROUPS[1].into(),
+                args.reference_replications,
+                &held_ref,
+                ref_reps,
+            ),
+        ];
+        let partial = super::shard::partial("validate", settings, s, groups)?;
+        super::shard::write(&partial, &args.out)?;
+        if !args.quiet {
+            crate::say!(
+                "[relcap] shard {s}: {} and reference {}, {ran}; partial result written to {}",
+                super::shard::describe_held(&held, args.replications),
+                super::shard::describe_held(&held_ref, args.reference_replications),
+                args.out.display()
+            );
+        }
+        return Ok(());
+    }
+    write_outputs(&settings, &reps, &ref_reps, &args.out, args.quiet)?;
+    if !args.quiet {
+        crate::say!("[relcap] {ran}; written to {}", args.out.display());
+    }
+    Ok(())
+}
+
+/// `relcap validate merge`: the partial results of one sharded run combined into the files an
+/// unsharded run writes.
+pub fn merge(out: &Path, partials: &[PathBuf], quiet: bool) -> Result<()> {
+    let start = Instant::now();
+    let (settings, groups) = super::shard::read_all::<ValidateSettings>(partials, "validate")?;
+    let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    if names != GROUPS {
+        bail!("the partial results hold the groups {names:?}, not {GROUPS:?}");
+    }
+    check_design(&settings.design)?;
+    let mut groups = groups.into_iter().map(|g| g.results);
+    let (reps, ref_reps) = (
+        groups.next().unwrap_or_default(),
+        groups.next().unwrap_or_default(),
+    );
+    write_outputs(&settings, &reps, &ref_reps, out, quiet)?;
+    if !quiet {
+        crate::say!(
+            "[relcap] {} partial results merged ({} replications) in {:.1} s; written to {}",
+            partials.len(),
+            reps.len() + ref_reps.len(),
+            start.elapsed().as_secs_f64(),
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// validate.json and replications.csv from all replications (in replication order), and the
+/// tables on stderr unless `quiet`.
+fn write_outputs(
+    settings: &ValidateSettings,
+    reps: &[Replication],
+    ref_reps: &[Replication],
+    out: &Path,
+    quiet: bool,
+) -> Result<()> {
+    let design = &settings.design;
+    let reference_design = settings.reference_design()?;
+    let refs = references(ref_reps);
+    let alpha = settings.model.alpha;
+    let level = 1.0 - alpha;
+    let hyps = summarize(reps, level, design.no_control, &refs);
+    let h3_models = super::h3_models::summarize(reps, alpha);
+    let meta = super::meta_coverage::summarize(reps, level, design.no_control);
     let errors: Vec<String> = reps
         .iter()
-        .chain(&ref_reps)
+        .chain(ref_reps)
         .filter_map(|r| {
             r.error
                 .as_ref()
                 .map(|e| format!("replication {}: {e}", r.index))
         })
         .collect();
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let summary = Summary {
-        replications: args.replications,
+        replications: settings.replications,
         failed: errors.len(),
         errors: errors.clone(),
-        seed: args.seed,
+        seed: settings.seed,
         conf_level: level,
-        reference_scale: args.reference_scale,
+        reference_scale: settings.reference_scale,
         design,
         reference_design: reference_design.as_ref(),
-        reference_replications: args.reference_replications,
+        reference_replications: settings.reference_replications,
         references: refs.clone(),
         hypotheses: hyps.clone(),
         h3_models: h3_models.clone(),
         meta_analysis: meta.clone(),
     };
-    crate::io::write_json(&summary, &args.out.join("validate.json"))?;
-    write_replications(&args.out.join("replications.csv"), &reps, design.no_control)?;
-    if !args.quiet {
+    crate::io::write_json(&summary, &out.join("validate.json"))?;
+    write_replications(&out.join("replications.csv"), reps, design.no_control)?;
+    if !quiet {
         for r in &refs {
             crate::say!(
                 "{:<4} large-sample reference ({} replications x{} municipalities): mean estimate {:.4} (MC SE {:.4}), mean SE {:.4}",
-                r.hypothesis, r.n, args.reference_scale, r.mean_estimate, r.mc_se, r.mean_std_error
+                r.hypothesis, r.n, settings.reference_scale, r.mean_estimate, r.mc_se, r.mean_std_error
             );
         }
         crate::console::err(format_args!("{}", table(&hyps, level)));
         crate::console::err(format_args!(
             "{}",
-            super::h3_models::table(&h3_models, config.model.alpha)
+            super::h3_models::table(&h3_models, alpha)
         ));
         crate::console::err(format_args!(
             "{}",
             super::meta_coverage::table(&meta, level)
         ));
-        crate::say!(
-            "[relcap] {} replications ({} failed) in {:.1} s on {} threads; written to {}",
-            args.replications,
-            errors.len(),
-            start.elapsed().as_secs_f64(),
-            n_threads,
-            args.out.display()
-        );
         for e in errors.iter().take(5) {
             crate::say!("[relcap] {e}");
         }

@@ -26,6 +26,7 @@ mod report_i18n;
 mod reproducible;
 mod safety;
 mod score_link;
+mod shard;
 mod simulate;
 mod spss;
 mod surveyxact;
