@@ -121,8 +121,11 @@ pub struct DyadTable {
     cells: HashMap<(String, String), DyadCell>,
     /// (cell id, cell id of a later wave of the municipality) → covariances (a, b, cov) of a
     /// dyad of the first and one of the second (raters in both waves).
-    cross: HashMap<(usize, usize), Vec<(usize, usize, f64)>>,
+    cross: HashMap<(usize, usize), Vec<Covariance>>,
 }
+
+/// A covariance (a, b, cov) of two dyads by their indices.
+type Covariance = (usize, usize, f64);
 
 #[derive(Debug, Default)]
 struct DyadCell {
@@ -130,7 +133,7 @@ struct DyadCell {
     id: usize,
     index: HashMap<(String, String), usize>,
     var: Vec<f64>,
-    covs: Vec<(usize, usize, f64)>,
+    covs: Vec<Covariance>,
 }
 
 impl DyadTable {
