@@ -40,8 +40,9 @@
 //! # `h1_dyad_errors.parquet`
 //!
 //! `score/dyad_errors.parquet` as it is (its schema is in `score/dyad_error.rs`): the dyad
-//! variances and shared-rater covariances behind `case_rcap_error_var`, which the model stage
-//! needs for H1 corrected for measurement error.
+//! variances and shared-rater covariances behind `case_rcap_error_var`, and the cross-wave
+//! covariances of dyads that share raters, which the model stage needs for H1 corrected for
+//! measurement error.
 //!
 //! # `h2_respondents.parquet`: one row per respondent × wave (from `score/respondents`)
 //!
@@ -236,19 +237,22 @@ impl DyadErrors {
                 req("municipality", Kind::Str),
                 req("work_group", Kind::Str),
                 req("target_group", Kind::Str),
+                opt("other_wave", Kind::I64),
                 opt("other_group", Kind::Str),
                 opt("variance", Kind::F64),
             ],
         )?;
         let mut e = DyadErrors::default();
-        for (((((w, m), g), h), o), v) in i64s(&df, "wave")?
+        for ((((((w, m), g), h), ow), o), v) in i64s(&df, "wave")?
             .zip(strs(&df, "municipality")?)
             .zip(strs(&df, "work_group")?)
             .zip(strs(&df, "target_group")?)
+            .zip(i64s(&df, "other_wave")?)
             .zip(strs(&df, "other_group")?)
             .zip(f64s(&df, "variance")?)
         {
-            let (Some(w), Some(m), Some(g), Some(h)) = (w, m, g, h) else {
+            // Cross-wave rows matter to the model stage only (a case is in one wave).
+            let (Some(w), Some(m), Some(g), Some(h), None) = (w, m, g, h, ow) else {
                 continue;
             };
             let (m, g, h) = (ids.id(m), ids.id(g), ids.id(h));

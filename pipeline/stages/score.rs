@@ -172,7 +172,7 @@ use anyhow::{bail, Result};
 use polars::prelude::*;
 
 use self::compute::{DyadInput, NetworkRule, Scored, TieRule, TieScore};
-use self::dyad_error::{build_dyad_errors, dyad_errors_frame};
+use self::dyad_error::{build_cross_wave_errors, build_dyad_errors, dyad_errors_frame, MuniErrors};
 use self::frames::{citizens_frame, dyads_frame, respondents_frame, ties_frame, units_frame};
 use self::long::Interned;
 use self::network::{build_dyads, build_network, Dyad, DyadKey, NetworkRows};
@@ -365,6 +365,8 @@ fn add(counts: &mut BTreeMap<String, u64>, key: &str, n: u64) {
 #[derive(Default)]
 struct Collected {
     frames: BTreeMap<&'static str, DataFrame>,
+    /// The dyad errors of every wave (their cross-wave covariances need all waves).
+    dyad_errors: Vec<MuniErrors>,
 }
 
 impl Collected {
@@ -482,6 +484,10 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     }
 
     out.push("reliability", reliability_frame(&reliability)?)?;
+    let errors = std::mem::take(&mut out.dyad_errors);
+    let cross = build_cross_wave_errors(&errors)?;
+    out.push("dyad_errors", dyad_errors_frame(&errors, &cross)?)?;
+    drop((errors, cross));
     let out_dir = ctx.stage_dir(STAGE);
     let meta = ctx.parquet_meta(STAGE);
     let mut write = |name: &'static str, empty: &dyn Fn() -> Result<DataFrame>| -> Result<()> {
@@ -503,7 +509,7 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     write("citizens", &|| citizens_frame(&[], &items))?;
     write("network", &|| NetworkRows::default().finish())?;
     write("reliability", &|| reliability_frame(&[]))?;
-    write("dyad_errors", &|| dyad_errors_frame(&[]))?;
+    write("dyad_errors", &|| dyad_errors_frame(&[], &[]))?;
     Ok(summary)
 }
 
@@ -557,7 +563,7 @@ fn score_employee_wave(
     out.push("respondents", respondents_frame(&respondents, items)?)?;
     out.push("dyads", dyads_frame(&dyads, items)?)?;
     let errors = build_dyad_errors(&ties, config.scoring.dyad_min_raters)?;
-    out.push("dyad_errors", dyad_errors_frame(&errors)?)?;
+    out.dyad_errors.extend(errors);
     out.push("units", units_frame(&respondents, headcount)?)?;
     Ok(())
 }

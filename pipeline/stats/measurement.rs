@@ -14,6 +14,12 @@
 //!   over every rater's pairs of targets, e the deviations from the dyad means and
 //!   f = 1 − 1/n_h − 1/n_h' + n_c/(n_h n_h') their exact expectation factor
 //!   (E[e_ih e_ih'] = σ_a f), kept within [0, pooled variance].
+//! - **Cross-wave covariances** ([`cross_wave_errors`]): the same employee answering in two
+//!   waves carries a stable part of their deviation (their own level, their view of a group)
+//!   into both, so a dyad mean of one wave and one of another that share raters covary:
+//!   Cov(D₁(g→h), D₂(g→h')) = n_c σ / (n₁ n₂), σ the cross-wave covariance of one rater's
+//!   deviations, one moment estimate for the same target and one for two targets (the same
+//!   expectation factor f as σ_a's).
 //! - **Case error variance** ([`case_error_variance`]): the variance of the mean of k dyad means,
 //!   (Σ var + 2 Σ cov) / k².
 //! - **Regression calibration** ([`calibrate`]): for y = β T + fixed effects + e and the
@@ -23,9 +29,11 @@
 //!   not sampling error, the naive slope x'My / x'Mx estimates β λ and the corrected slope
 //!   x'My / (x'Mx − tr(MΣ_u)) = naive / λ estimates β. The fixed effects are categorical, so P
 //!   is constant within a cell of rows with the same levels (P_cc' = h_ab for c in cell a, c' in
-//!   cell b) and tr(MΣ_u) = Σ_c σ²_c − Σ_a h_aa Var(Σ_{c∈a} u_c) when errors of different cells
-//!   are independent: a cell's rows may share errors (case RCaps built from the same dyads), and
-//!   the fixed effects then absorb part of them. Every sum is taken over cells.
+//!   cell b) and tr(MΣ_u) = Σ_c σ²_c − Σ_a h_aa Var(S_a) − 2 Σ_{a<b} h_ab Cov(S_a, S_b), S_a
+//!   = Σ_{c∈a} u_c: a cell's rows may share errors (case RCaps built from the same dyads), cells
+//!   may share errors with other cells (two waves of a municipality, through raters in both;
+//!   [`calibrate_cross`]), and the fixed effects absorb part of them. With additive factors
+//!   (municipality + wave) h_ab ≠ 0 for cells that share a level. Every sum is taken over cells.
 //! - **Quadratic forms** ([`quadratic_form`]): Var(Σ w_d D_d) from the dyad variances and
 //!   covariances, for a cell's error sum.
 //! - **Cluster bootstrap** ([`cluster_bootstrap`]): whole clusters resampled with replacement
@@ -257,6 +265,139 @@ fn shared_rater_covariance(
     Ok((covs, shared, count))
 }
 
+/// The covariance of a dyad mean of one wave, D₁(g→h), and one of another wave, D₂(g→h'), that
+/// share raters (the same employees answering in both waves).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrossWaveCov {
+    pub group: u32,
+    /// The target of the first wave's dyad.
+    pub target: u32,
+    /// The target of the second wave's dyad (may equal `target`).
+    pub other: u32,
+    /// Raters of both dyads.
+    pub n_common: usize,
+    /// n_common σ / (n₁ n₂), σ the cross-wave covariance of one rater's deviations for the same
+    /// target (h = h') or for two targets; None when it cannot be estimated.
+    pub cov: Option<f64>,
+}
+
+/// The cross-wave covariances of the dyad means of two waves of one municipality.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CrossWaveErrors {
+    /// Sorted by (group, target, other); pairs with no common rater are left out (covariance 0).
+    pub covs: Vec<CrossWaveCov>,
+    /// σ for the same target in both waves (moment estimate, kept within [0, bound]; the other
+    /// kind's when no pair informs it), and the rater products behind it.
+    pub same_target: Option<f64>,
+    pub same_pairs: usize,
+    /// σ for different targets, and its products.
+    pub other_target: Option<f64>,
+    pub other_pairs: usize,
+}
+
+/// The cross-wave covariances of the dyad means of `first` and `second`, the ratings of two
+/// waves with rater, group and target ids in one id space (a rater is the same employee in both
+/// waves). A rater's deviation from a dyad mean, e = x − D, has cross-wave covariance σ with the
+/// same rater's deviation in the other wave: σ_same when both are about the same target (a
+/// rater's stable view of that group), σ_other for two targets (the rater's stable level).
+/// Each is the moment estimate Σ e₁ e₂ / Σ f over every rater's pairs (a rating in the first
+/// wave, one in the second, of the same rating group), f = 1 − 1/n₁ − 1/n₂ + n_c/(n₁ n₂) as
+/// within a wave (E[e₁ e₂] = σ f: raters independent and exchangeable within a dyad), kept
+/// within [0, `bound`] (the geometric mean of the two waves' pooled within-dyad variances; None
+/// gives no covariances); a kind that no pair informs (Σ f = 0) takes the other's estimate. Cov(D₁(g→h), D₂(g→h')) = n_c σ / (n₁ n₂). Pairs of a rater whose
+/// group differs between the waves are left out. Each wave's ratings must pass [`dyad_errors`].
+pub fn cross_wave_errors(
+    first: &[Rating],
+    second: &[Rating],
+    bound: Option<f64>,
+) -> Result<CrossWaveErrors, StatsError> {
+    use std::collections::BTreeMap;
+    if let Some(r) = first.iter().chain(second).find(|r| !r.value.is_finite()) {
+        return Err(StatsError::NonFinite(format!(
+            "the rating of group {} by rater {}",
+            r.target, r.rater
+        )));
+    }
+    // Dyad means and sizes, and each wave's ratings by rater.
+    type Means = BTreeMap<(u32, u32), (usize, f64)>;
+    let wave = |rs: &[Rating]| -> (Means, BTreeMap<u32, Vec<usize>>) {
+        let mut sums: BTreeMap<(u32, u32), (usize, f64)> = BTreeMap::new();
+        let mut by_rater: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, r) in rs.iter().enumerate() {
+            let e = sums.entry((r.group, r.target)).or_insert((0, 0.0));
+            e.0 += 1;
+            e.1 += r.value;
+            by_rater.entry(r.rater).or_default().push(i);
+        }
+        for v in sums.values_mut() {
+            v.1 /= v.0 as f64;
+        }
+        (sums, by_rater)
+    };
+    let (means1, raters1) = wave(first);
+    let (means2, raters2) = wave(second);
+    // The pairs of ratings of each rater in both waves (same group), in rater order.
+    let mut pairs: Vec<(usize, usize)> = Vec::new();
+    for (rater, r1) in &raters1 {
+        let Some(r2) = raters2.get(rater) else {
+            continue;
+        };
+        for &i in r1 {
+            for &j in r2 {
+                if first[i].group == second[j].group {
+                    pairs.push((i, j));
+                }
+            }
+        }
+    }
+    let key = |i: usize, j: usize| (first[i].group, first[i].target, second[j].target);
+    let mut common: BTreeMap<(u32, u32, u32), usize> = BTreeMap::new();
+    for &(i, j) in &pairs {
+        *common.entry(key(i, j)).or_insert(0) += 1;
+    }
+    // [same target, other target]: Σ e₁ e₂, Σ f, products.
+    let mut acc = [(0.0, 0.0, 0usize); 2];
+    for &(i, j) in &pairs {
+        let (a, b) = (&first[i], &second[j]);
+        let (n1, m1) = means1[&(a.group, a.target)];
+        let (n2, m2) = means2[&(b.group, b.target)];
+        let (n1, n2) = (n1 as f64, n2 as f64);
+        let nc = common[&key(i, j)] as f64;
+        let s = &mut acc[usize::from(a.target != b.target)];
+        s.0 += (a.value - m1) * (b.value - m2);
+        s.1 += 1.0 - 1.0 / n1 - 1.0 / n2 + nc / (n1 * n2);
+        s.2 += 1;
+    }
+    let sigma = |(cross, factor, _): (f64, f64, usize)| match bound {
+        Some(b) if factor > 0.0 => Some((cross / factor).clamp(0.0, b.max(0.0))),
+        _ => None,
+    };
+    // A kind without information (no pair, or only single-rater dyads) takes the other's.
+    let (same, other) = (sigma(acc[0]), sigma(acc[1]));
+    let (same, other) = (same.or(other), other.or(same));
+    let covs = common
+        .into_iter()
+        .map(|((group, target, o), n_common)| {
+            let (n1, n2) = (means1[&(group, target)].0, means2[&(group, o)].0);
+            let s = if target == o { same } else { other };
+            CrossWaveCov {
+                group,
+                target,
+                other: o,
+                n_common,
+                cov: s.map(|s| n_common as f64 * s / (n1 as f64 * n2 as f64)),
+            }
+        })
+        .collect();
+    Ok(CrossWaveErrors {
+        covs,
+        same_target: same,
+        same_pairs: acc[0].2,
+        other_target: other,
+        other_pairs: acc[1].2,
+    })
+}
+
 /// The sampling variance of the mean of k dyad means: (Σ var + 2 Σ cov) / k², over the k dyads
 /// (group, target) given (distinct), `var` of each and `cov` of each pair (0 for pairs that
 /// share no rater). None when a dyad has no variance or `dyads` is empty.
@@ -290,6 +431,12 @@ pub fn quadratic_form(var: &[f64], covs: &[(usize, usize, f64)], w: &[f64]) -> f
         s += 2.0 * w[a] * w[b] * c;
     }
     s
+}
+
+/// Cov(Σ w_d D_d, Σ w'_e D'_e) = Σ w_a w'_b cov_ab over `covs` listing (a, b, cov_ab), a an
+/// index into `w` and b into `w2`: the covariance of two cells' error sums.
+pub fn bilinear_form(covs: &[(usize, usize, f64)], w: &[f64], w2: &[f64]) -> f64 {
+    covs.iter().map(|&(a, b, c)| w[a] * w2[b] * c).sum()
 }
 
 /// Sums of one cell of rows that share their fixed-effect levels.
@@ -368,6 +515,28 @@ impl Calibration {
 /// cells' levels (treatment-coded: an intercept and one dummy per level but the smallest of each
 /// factor; a factor with one level adds nothing, aliased dummies are left out).
 pub fn calibrate(cells: &[Cell]) -> Result<Calibration, StatsError> {
+    calibrate_cross(cells, &[])
+}
+
+/// [`calibrate`] with errors that correlate between cells: `cross` lists (a, b, Cov(Σ_{c∈a} u_c,
+/// Σ_{c∈b} u_c)) for pairs of cells a ≠ b (indices into `cells`, each pair once), e.g. the cells
+/// of two waves of one municipality whose case RCaps share raters. The fixed effects are
+/// additive, so P couples different cells too (h_ab = z_a'(Z'Z)⁻¹z_b), and tr(MΣ_u) =
+/// Σ_c σ²_c − Σ_a h_aa Var(S_a) − 2 Σ_{a<b} h_ab Cov(S_a, S_b), S_a a cell's error sum.
+pub fn calibrate_cross(
+    cells: &[Cell],
+    cross: &[(usize, usize, f64)],
+) -> Result<Calibration, StatsError> {
+    if let Some(&(a, b, _)) = cross
+        .iter()
+        .find(|&&(a, b, _)| a >= cells.len() || b >= cells.len() || a == b)
+    {
+        return Err(StatsError::InvalidArgument(format!(
+            "a covariance between cells {a} and {b} of {}",
+            cells.len()
+        )));
+    }
+    let all = cells;
     let cells: Vec<&Cell> = cells.iter().filter(|c| c.n > 0.0).collect();
     let n: f64 = cells.iter().map(|c| c.n).sum();
     let k = cells.first().map_or(0, |c| c.levels.len());
@@ -427,6 +596,12 @@ pub fn calibrate(cells: &[Cell]) -> Result<Calibration, StatsError> {
     for c in &cells {
         let z = row(c);
         error += c.se - c.sum_var * dot(&z, &chol.solve(&z));
+    }
+    for &(a, b, v) in cross {
+        if all[a].n > 0.0 && all[b].n > 0.0 {
+            let (za, zb) = (row(&all[a]), row(&all[b]));
+            error -= 2.0 * v * dot(&za, &chol.solve(&zb));
+        }
     }
     if sxx_m.is_nan() || sxx_m <= 0.0 {
         return Err(StatsError::InvalidArgument(
@@ -731,6 +906,97 @@ mod tests {
         assert!((v - 19.0 / 36.0).abs() < 1e-14);
         assert_eq!(case_error_variance(&[], var, cov), None);
         assert_eq!(case_error_variance(&[(0, 1), (5, 5)], var, cov), None);
+    }
+
+    /// Two waves of group 0 sharing raters 1 and 2.
+    /// Wave 1: D₁(0→1) from raters 1, 2, 3: 2, 4, 3 → mean 3, n 3, deviations −1, 1, 0.
+    /// Wave 2: D₂(0→1) from raters 1, 2, 4: 1, 3, 5 → mean 3, n 3, deviations −2, 0, 2;
+    /// D₂(0→2) from raters 1, 2: 3, 5 → mean 4, n 2, deviations −1, 1. Rater 3 answers in wave
+    /// 2 for group 1: a different group, left out.
+    /// Same target (0→1, 0→1): n_c 2; Σ e₁e₂ = (−1)(−2) + (1)(0) = 2; f = 1 − 1/3 − 1/3 + 2/9
+    /// = 5/9 per rater, Σ f = 10/9: σ_same = 1.8. Two targets (0→1, 0→2): n_c 2; Σ e₁e₂ =
+    /// (−1)(−1) + (1)(1) = 2; f = 1 − 1/3 − 1/2 + 2/6 = 1/2, Σ f = 1: σ_other = 2, kept at the
+    /// bound 1.9. Cov(D₁(0→1), D₂(0→1)) = 2 · 1.8 / 9 = 0.4; Cov(D₁(0→1), D₂(0→2)) =
+    /// 2 · 1.9 / 6 = 19/30.
+    #[test]
+    fn cross_wave_covariance_by_hand() {
+        let first = [r(0, 1, 1, 2.0), r(0, 2, 1, 4.0), r(0, 3, 1, 3.0)];
+        let second = [
+            r(0, 1, 1, 1.0),
+            r(0, 2, 1, 3.0),
+            r(0, 4, 1, 5.0),
+            r(0, 1, 2, 3.0),
+            r(0, 2, 2, 5.0),
+            r(1, 3, 0, 4.0),
+        ];
+        let e = cross_wave_errors(&first, &second, Some(1.9)).unwrap();
+        assert!((e.same_target.unwrap() - 1.8).abs() < 1e-14);
+        assert_eq!(e.other_target, Some(1.9));
+        assert_eq!((e.same_pairs, e.other_pairs), (2, 2));
+        assert_eq!(e.covs.len(), 2);
+        let c = &e.covs;
+        assert_eq!(
+            (c[0].group, c[0].target, c[0].other, c[0].n_common),
+            (0, 1, 1, 2)
+        );
+        assert!((c[0].cov.unwrap() - 0.4).abs() < 1e-14);
+        assert_eq!((c[1].target, c[1].other, c[1].n_common), (1, 2, 2));
+        assert!((c[1].cov.unwrap() - 19.0 / 30.0).abs() < 1e-14);
+        // Unbounded (no pooled variance): no covariances.
+        let none = cross_wave_errors(&first, &second, None).unwrap();
+        assert!(none.covs.iter().all(|c| c.cov.is_none()));
+        // Without a same-target pair, that kind takes the two-target estimate (2 within 9).
+        let other_only = cross_wave_errors(&first, &second[3..5], Some(9.0)).unwrap();
+        assert_eq!(other_only.same_pairs, 0);
+        assert_eq!(other_only.same_target, other_only.other_target);
+        assert!((other_only.other_target.unwrap() - 2.0).abs() < 1e-14);
+        assert!(cross_wave_errors(&first, &[r(0, 1, 1, f64::NAN)], Some(1.0)).is_err());
+    }
+
+    /// Two additive factors (municipality, wave), 2 × 2 cells of two rows, x and y with additive
+    /// cell means: x (1, 3), (2, 4), (4, 6), (5, 7) in cells (0,0), (0,1), (1,0), (1,1); y (1, 2),
+    /// (0, 2), (3, 3), (2, 3). x'Mx = the within-cell sum of squares = 4 · 2 = 8; x'My =
+    /// 1 + 2 + 0 + 1 = 4; naive 0.5. Balanced, so P couples rows of the same cell by
+    /// 1/4 + 1/4 − 1/8 = 3/8, of the same municipality in the other wave by 1/4 − 1/8 = 1/8.
+    /// Every row has error variance 0.1, the two of a cell covariance 0.05: Var(S) = 0.3 per
+    /// cell; the cells of municipality 0 in the two waves have Cov(S, S') = 0.08 (rows sharing
+    /// raters), of municipality 1 0.04. tr(MΣ) = 0.8 − 4 · 3/8 · 0.3 − 2 · 1/8 · (0.08 + 0.04)
+    /// = 0.8 − 0.45 − 0.03 = 0.32: λ = 1 − 0.32/8 = 0.96, corrected 4 / 7.68. Without the
+    /// cross-wave terms tr(MΣ) = 0.35. With one factor (wave only) P does not couple two waves
+    /// and the cross terms change nothing.
+    #[test]
+    fn cross_wave_errors_with_additive_fixed_effects_by_hand() {
+        let mut cells = [
+            cell(&[0, 0], &[(1.0, 1.0, 0.1), (3.0, 2.0, 0.1)]),
+            cell(&[0, 1], &[(2.0, 0.0, 0.1), (4.0, 2.0, 0.1)]),
+            cell(&[1, 0], &[(4.0, 3.0, 0.1), (6.0, 3.0, 0.1)]),
+            cell(&[1, 1], &[(5.0, 2.0, 0.1), (7.0, 3.0, 0.1)]),
+        ];
+        for c in &mut cells {
+            c.sum_var = quadratic_form(&[0.1, 0.1], &[(0, 1, 0.05)], &[1.0, 1.0]);
+        }
+        let cross = [(0, 1, 0.08), (2, 3, 0.04)];
+        let c = calibrate_cross(&cells, &cross).unwrap();
+        assert_eq!((c.n, c.p), (8.0, 3));
+        assert!((c.sxx - 8.0).abs() < 1e-12 && (c.sxy - 4.0).abs() < 1e-12);
+        assert!((c.error - 0.32).abs() < 1e-12);
+        assert!((c.lambda - 0.96).abs() < 1e-12);
+        assert!((c.corrected.unwrap() - 4.0 / 7.68).abs() < 1e-12);
+        assert!((calibrate(&cells).unwrap().error - 0.35).abs() < 1e-12);
+        // The order of a pair does not matter.
+        let swapped = calibrate_cross(&cells, &[(1, 0, 0.08), (3, 2, 0.04)]).unwrap();
+        assert!((swapped.error - 0.32).abs() < 1e-12);
+        // One municipality: wave effects only, no coupling of the two waves.
+        let one = [cells[0].clone(), cells[1].clone()];
+        let a = calibrate_cross(&one, &[(0, 1, 0.08)]).unwrap();
+        assert!((a.error - calibrate(&one).unwrap().error).abs() < 1e-12);
+        // The covariance of two cells' error sums from their dyads' weights.
+        assert!(
+            (bilinear_form(&[(0, 1, 0.5), (1, 1, 0.25)], &[2.0, 1.0], &[0.0, 4.0]) - 5.0).abs()
+                < 1e-15
+        );
+        assert!(calibrate_cross(&cells, &[(0, 0, 0.1)]).is_err());
+        assert!(calibrate_cross(&cells, &[(0, 9, 0.1)]).is_err());
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! `tests/fixtures/h1_corrected/check.R` computes, from the demo's between-group tie scores and
 //! its H1 model sample (`ties.csv`, `h1_cases.csv`, written by `write_inputs.py` from a run
 //! through `link`), every dyad's variance, the shared-rater covariance of each municipality and
-//! wave, each case's error variance, and per scope the full covariance matrix of the cases'
-//! errors, tr(MΣ) with M from `model.matrix`, λ and the corrected slope. The demo runs through
+//! wave, each case's error variance, the cross-wave covariances of one rater's deviations (same
+//! target, two targets) per municipality and pair of waves, and per scope the full covariance
+//! matrix of the cases' errors (with the blocks of two waves of a municipality), tr(MΣ) with M
+//! from `model.matrix`, λ and the corrected slope. The demo runs through
 //! `model` and its `score/dyad_errors`, `link/h1_cases` and `model/h1_reliability` are compared
 //! with R to 1e-10 relative. The bootstrap (its own seeded generator) has no outside reference;
 //! it is checked to give the same bytes twice.
@@ -43,16 +45,52 @@ fn matches_r_on_the_demo_and_is_reproducible() {
         .output()
         .unwrap());
 
-    // Pooled variance and shared covariance per municipality and wave.
+    // Pooled variance and shared covariance per municipality and wave (dyad and pair rows),
+    // the cross-wave covariances per municipality, pair of waves and kind (cross-wave rows).
     let de = read(&out, "score", "dyad_errors");
     let mut cells: BTreeMap<(String, String), (Option<f64>, Option<f64>)> = BTreeMap::new();
-    for (((w, m), p), s) in ints(&de, "wave")
+    type CrossKey = (i64, i64, String, bool);
+    let mut cross: BTreeMap<CrossKey, (Option<f64>, Option<i64>)> = BTreeMap::new();
+    let (targets, others) = (strs(&de, "target_group"), strs(&de, "other_group"));
+    for (k, ((((w, ow), m), p), (s, n))) in ints(&de, "wave")
         .into_iter()
+        .zip(ints(&de, "other_wave"))
         .zip(strs(&de, "municipality"))
         .zip(floats(&de, "pooled_var"))
-        .zip(floats(&de, "shared_cov"))
+        .zip(
+            floats(&de, "shared_cov")
+                .into_iter()
+                .zip(ints(&de, "shared_pairs")),
+        )
+        .enumerate()
     {
-        cells.insert((w.unwrap().to_string(), m.unwrap()), (p, s));
+        match ow {
+            None => {
+                cells.insert((w.unwrap().to_string(), m.unwrap()), (p, s));
+            }
+            Some(ow) => {
+                let same = targets[k] == others[k];
+                cross.insert((w.unwrap(), ow, m.unwrap(), same), (s, n));
+            }
+        }
+    }
+    let r_cross = expected["cross_waves"].as_array().unwrap();
+    assert_eq!(r_cross.len() * 2, cross.len());
+    for c in r_cross {
+        for (same, est, pairs) in [
+            (true, "same_target", "same_pairs"),
+            (false, "other_target", "other_pairs"),
+        ] {
+            let key = (
+                c["wave"].as_i64().unwrap(),
+                c["other_wave"].as_i64().unwrap(),
+                c["municipality"].as_str().unwrap().to_string(),
+                same,
+            );
+            let (s, n) = cross[&key];
+            close(&format!("cross-wave {est} {key:?}"), s, &c[est]);
+            assert_eq!(n, c[pairs].as_i64(), "{pairs} {key:?}");
+        }
     }
     let r_cells = expected["cells"].as_array().unwrap();
     assert_eq!(r_cells.len(), cells.len());

@@ -8,11 +8,13 @@
 //! (`relcap::stats::measurement::calibrate`): λ = 1 − tr(MΣ_u) / x'Mx, corrected slope =
 //! naive slope / λ, M the residual maker of the fixed effects and Σ_u the covariance of the
 //! case RCaps' errors. Cases of one municipality and wave share dyads (and dyads of one rating
-//! group share raters), so their errors correlate and the fixed effects absorb part of them:
-//! tr(MΣ_u) = Σ_c σ²_c − Σ_cells h_cell Var(Σ_{c∈cell} u_c), each cell's error sum from the
-//! dyad variances and covariances of `link/h1_dyad_errors.parquet` (a quadratic form in the
-//! weights the cell's cases give each dyad); errors of different waves are taken as
-//! independent (the same employees answering in several waves make them correlate a little).
+//! group share raters), cases of two waves of a municipality share raters (the same employees
+//! answering in both), so their errors correlate and the fixed effects absorb part of them:
+//! tr(MΣ_u) = Σ_c σ²_c − Σ_a h_aa Var(S_a) − 2 Σ_{a<b} h_ab Cov(S_a, S_b) over the cells a
+//! (municipality × wave), S_a a cell's error sum and h_ab = z_a'(Z'Z)⁻¹z_b of the additive
+//! fixed effects; Var(S_a) is a quadratic form in the weights the cell's cases give each dyad
+//! (dyad variances and covariances of `link/h1_dyad_errors.parquet`), Cov(S_a, S_b) a bilinear
+//! form in two cells' weights (its cross-wave rows).
 //! Its standard error comes from a cluster bootstrap over lead units (the H1
 //! cluster column): `model.h1_bootstrap` replications, lead units drawn with replacement within
 //! each municipality (the strata), every case of a drawn lead unit with it, λ and the slope
@@ -68,7 +70,9 @@ use super::POOLED;
 use crate::config::ModelSection;
 use crate::stages::frame::FrameBuilder;
 use crate::stats::dist::{t_quantile, t_two_sided_p};
-use crate::stats::measurement::{calibrate, cluster_bootstrap, quadratic_form, Calibration, Cell};
+use crate::stats::measurement::{
+    bilinear_form, calibrate_cross, cluster_bootstrap, quadratic_form, Calibration, Cell,
+};
 
 pub const MODEL: &str = "h1_corrected";
 /// The formula of the fit rows (a municipality's scope has no municipality term).
@@ -115,13 +119,21 @@ impl ScopeRow {
 pub struct DyadTable {
     /// (wave, municipality) → dyad (g, h) → index; variances; covariances (a, b, cov).
     cells: HashMap<(String, String), DyadCell>,
+    /// (cell id, cell id of a later wave of the municipality) → covariances (a, b, cov) of a
+    /// dyad of the first and one of the second (raters in both waves).
+    cross: HashMap<(usize, usize), Vec<Covariance>>,
 }
+
+/// A covariance (a, b, cov) of two dyads by their indices.
+type Covariance = (usize, usize, f64);
 
 #[derive(Debug, Default)]
 struct DyadCell {
+    /// The cell's number, in order of first appearance in the file.
+    id: usize,
     index: HashMap<(String, String), usize>,
     var: Vec<f64>,
-    covs: Vec<(usize, usize, f64)>,
+    covs: Vec<Covariance>,
 }
 
 impl DyadTable {
@@ -136,11 +148,12 @@ impl DyadTable {
             let col = df.column(c)?.cast(&DataType::String)?;
             Ok(col.str()?.iter().map(|v| v.map(String::from)).collect())
         };
-        let (w, m, g, h, o) = (
+        let (w, m, g, h, ow, o) = (
             s("wave")?,
             s("municipality")?,
             s("work_group")?,
             s("target_group")?,
+            s("other_wave")?,
             s("other_group")?,
         );
         let v: Vec<Option<f64>> = df
@@ -156,12 +169,37 @@ impl DyadTable {
                 let (Some(w), Some(m), Some(g), Some(h)) = (&w[i], &m[i], &g[i], &h[i]) else {
                     continue;
                 };
-                let cell = t.cells.entry((w.clone(), m.clone())).or_default();
+                let next = t.cells.len();
+                let cell = t
+                    .cells
+                    .entry((w.clone(), m.clone()))
+                    .or_insert_with(|| DyadCell {
+                        id: next,
+                        ..DyadCell::default()
+                    });
                 match (&o[i], pass) {
                     (None, false) => {
                         let k = cell.var.len();
                         cell.index.insert((g.clone(), h.clone()), k);
                         cell.var.push(v[i].unwrap_or(f64::NAN));
+                    }
+                    (Some(o), true) if ow[i].is_some() => {
+                        let (id, a) = (cell.id, cell.index.get(&(g.clone(), h.clone())).copied());
+                        let other = t.cells.get(&(ow[i].clone().unwrap_or_default(), m.clone()));
+                        let b = other
+                            .and_then(|c| Some((c.id, *c.index.get(&(g.clone(), o.clone()))?)));
+                        let (Some(a), Some((oid, b))) = (a, b) else {
+                            bail!(
+                                "{}: the cross-wave pair {g}→{h} (wave {w}), {g}→{o} (wave {}) in {m} names a dyad without a row",
+                                path.display(),
+                                ow[i].as_deref().unwrap_or("")
+                            );
+                        };
+                        t.cross.entry((id, oid)).or_default().push((
+                            a,
+                            b,
+                            v[i].unwrap_or(f64::NAN),
+                        ));
                     }
                     (Some(o), true) => {
                         let a = cell.index.get(&(g.clone(), h.clone()));
@@ -290,23 +328,25 @@ fn clusters(cases: &[Case], center: (f64, f64)) -> Clusters<'_> {
 }
 
 /// Calibration of the merged cells of the drawn clusters, each cell's error sum from the
-/// dyads' variances and covariances.
+/// dyads' variances and covariances, and the covariance of two cells' error sums (two waves of
+/// a municipality) from the cross-wave covariances of their dyads.
 fn calibrate_drawn(
     cells: &[BTreeMap<[u32; 2], Part>],
     drawn: &[usize],
     dyads: &DyadTable,
 ) -> Option<Calibration> {
-    let mut merged: BTreeMap<[u32; 2], (Cell, Vec<f64>)> = BTreeMap::new();
+    let mut merged: BTreeMap<[u32; 2], (Cell, Vec<f64>, &DyadCell)> = BTreeMap::new();
     for &k in drawn {
         for (l, part) in &cells[k] {
             let dc = dyads.cells.get(part.key)?;
-            let (cell, w) = merged.entry(*l).or_insert_with(|| {
+            let (cell, w, _) = merged.entry(*l).or_insert_with(|| {
                 (
                     Cell {
                         levels: l.to_vec(),
                         ..Cell::default()
                     },
                     vec![0.0; dc.var.len()],
+                    dc,
                 )
             });
             cell.merge(&part.cell);
@@ -315,19 +355,27 @@ fn calibrate_drawn(
             }
         }
     }
-    let v: Vec<Cell> = merged
-        .into_iter()
-        .map(|(l, (mut cell, w))| {
-            let key = (cells.iter())
-                .find_map(|c| c.get(&l).map(|p| p.key))
-                .and_then(|k| dyads.cells.get(k));
-            if let Some(dc) = key {
-                cell.sum_var = quadratic_form(&dc.var, &dc.covs, &w);
-            }
-            cell
+    let merged: Vec<(Cell, Vec<f64>, &DyadCell)> = merged
+        .into_values()
+        .map(|(mut cell, w, dc)| {
+            cell.sum_var = quadratic_form(&dc.var, &dc.covs, &w);
+            (cell, w, dc)
         })
         .collect();
-    calibrate(&v).ok()
+    let mut cross = Vec::new();
+    for (a, (_, wa, da)) in merged.iter().enumerate() {
+        for (b, (_, wb, db)) in merged.iter().enumerate() {
+            if let Some(covs) = dyads.cross.get(&(da.id, db.id)) {
+                let c = bilinear_form(covs, wa, wb);
+                if !c.is_finite() {
+                    return None;
+                }
+                cross.push((a, b, c));
+            }
+        }
+    }
+    let v: Vec<Cell> = merged.into_iter().map(|(c, _, _)| c).collect();
+    calibrate_cross(&v, &cross).ok()
 }
 
 /// The correction in one scope (`rows`: its sample rows).
