@@ -45,7 +45,8 @@
 //! Writes under `--out` (the same bytes for the same arguments, whatever `--threads`):
 //! `validate.json` (the summary), `replications.csv` (one row per
 //! replication × hypothesis: replication, seed, hypothesis, estimate, std_error, conf_low,
-//! conf_high, p_value, p_adjusted, supported, simulated_effect, model_estimand, error), and
+//! conf_high, p_value, p_adjusted, supported, simulated_effect, model_estimand, error),
+//! `h3_models.csv` (every replication's H3 models side by side: `h3_models`' module doc), and
 //! prints the summary table.
 
 use std::collections::BTreeMap;
@@ -691,6 +692,7 @@ pub fn main(args: &ValidateOptions) -> Result<()> {
     };
     crate::io::write_json(&summary, &args.out.join("validate.json"))?;
     write_replications(&args.out.join("replications.csv"), &reps, design.no_control)?;
+    super::h3_models::write_csv(&args.out.join("h3_models.csv"), &reps)?;
     if !args.quiet {
         for r in &refs {
             crate::say!(
