@@ -6,7 +6,19 @@
 //! rejection rate is the false-positive rate, which should be α within Monte Carlo error; that
 //! is where a model without the unit × period term shows its anticonservative test under
 //! `--sd-unit-wave`, and a model without the arm main effect its bias under `--arm-baseline`.
+//!
+//! `h3_models.csv` (written beside validate.json) holds every replication's followed rows, so
+//! that runs can be pooled and each replication's test checked against another implementation:
+//! one row per replication and followed (model, term), in replication order and results.json's
+//! row order, with the columns replication, seed, model, term, estimate, std_error, df,
+//! conf_low, conf_high, p_value (empty when missing) and target (what the term estimates when
+//! its model is right, below). Replications that failed have no rows (replications.csv has
+//! their error).
 
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -19,6 +31,9 @@ pub struct ModelEstimate {
     pub term: String,
     pub estimate: Option<f64>,
     pub std_error: Option<f64>,
+    /// Degrees of freedom of the test (Satterthwaite's for the mixed models).
+    #[serde(default)]
+    pub df: Option<f64>,
     pub conf_low: Option<f64>,
     pub conf_high: Option<f64>,
     pub p_value: Option<f64>,
@@ -48,6 +63,7 @@ pub fn from_results(results: &Value) -> Vec<ModelEstimate> {
                         term: term.into(),
                         estimate: num(r, "estimate"),
                         std_error: num(r, "std_error"),
+                        df: num(r, "df"),
                         conf_low: num(r, "conf_low"),
                         conf_high: num(r, "conf_high"),
                         p_value: num(r, "p_value"),
@@ -68,6 +84,37 @@ fn target(e: &ModelEstimate, t: &TruthFacts) -> f64 {
         None if e.term == "post" => t.h3 + t.wave_trend,
         None => t.h3,
     }
+}
+
+/// Writes `h3_models.csv` (see the module doc).
+pub fn write_csv(path: &Path, reps: &[Replication]) -> Result<()> {
+    let num = |x: Option<f64>| x.map(|v| format!("{v}")).unwrap_or_default();
+    crate::io::write_atomic(path, |w| {
+        writeln!(
+            w,
+            "replication,seed,model,term,estimate,std_error,df,conf_low,conf_high,p_value,target"
+        )?;
+        for r in reps.iter().filter(|r| r.error.is_none()) {
+            for e in &r.h3_models {
+                writeln!(
+                    w,
+                    "{},{},{},{},{},{},{},{},{},{},{}",
+                    r.index,
+                    r.seed,
+                    e.model,
+                    e.term,
+                    num(e.estimate),
+                    num(e.std_error),
+                    num(e.df),
+                    num(e.conf_low),
+                    num(e.conf_high),
+                    num(e.p_value),
+                    target(e, &r.truth)
+                )?;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// One H3 model's figures over the replications.
@@ -211,6 +258,7 @@ mod tests {
                     term: t.into(),
                     estimate: Some(est),
                     std_error: Some(0.1),
+                    df: Some(40.0),
                     conf_low: Some(est - 0.2),
                     conf_high: Some(est + 0.2),
                     p_value: Some(p),
@@ -272,6 +320,7 @@ mod tests {
             term: t.into(),
             estimate: None,
             std_error: None,
+            df: None,
             conf_low: None,
             conf_high: None,
             p_value: None,
@@ -290,12 +339,13 @@ mod tests {
     fn followed_rows_of_a_results_json() {
         let v = serde_json::json!({"results": [
             {"hypothesis": "H3", "scope": "pooled", "model": "cluster_did", "term": "post", "estimate": 1.0},
-            {"hypothesis": "H3", "scope": "pooled", "model": "cluster_did", "term": "post:intervention", "estimate": 0.2, "p_value": 0.01},
+            {"hypothesis": "H3", "scope": "pooled", "model": "cluster_did", "term": "post:intervention", "estimate": 0.2, "df": 39.8, "p_value": 0.01},
             {"hypothesis": "H3", "scope": "Aby", "model": "cluster_did", "term": "post:intervention", "estimate": 0.3},
             {"hypothesis": "H3", "scope": "pooled", "model": "event_study", "term": "arm_post1", "estimate": 0.1},
             {"hypothesis": "H3", "scope": "pooled", "model": "pre_post", "term": "post", "estimate": 0.4},
             {"hypothesis": "H2", "scope": "pooled", "model": "x", "term": "post:intervention", "estimate": 9.0},
         ]});
+        assert_eq!(from_results(&v)[0].df, Some(39.8));
         let got: Vec<(String, String)> = from_results(&v)
             .into_iter()
             .map(|e| (e.model, e.term))
@@ -308,6 +358,36 @@ mod tests {
         assert_eq!(
             got,
             want.map(|(a, b)| (a.to_string(), b.to_string())).to_vec()
+        );
+    }
+
+    #[test]
+    fn the_csv_has_a_row_per_replication_and_followed_term() {
+        let mut reps = vec![
+            rep(
+                0,
+                &[
+                    ("cluster_did", "post:intervention", 0.25, 0.01),
+                    ("event_study", "arm_pre1", -0.5, 0.2),
+                ],
+                0.2,
+            ),
+            rep(1, &[("cluster_did", "post:intervention", 0.1, 0.3)], 0.2),
+        ];
+        reps[1].h3_models[0].p_value = None;
+        let mut failed = rep(2, &[("cluster_did", "post:intervention", 9.0, 0.0)], 0.2);
+        failed.error = Some("boom".into());
+        reps.push(failed);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h3_models.csv");
+        write_csv(&path, &reps).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "replication,seed,model,term,estimate,std_error,df,conf_low,conf_high,p_value,target\n\
+             0,0,cluster_did,post:intervention,0.25,0.1,40,0.04999999999999999,0.45,0.01,0.2\n\
+             0,0,event_study,arm_pre1,-0.5,0.1,40,-0.7,-0.3,0.2,0\n\
+             1,1,cluster_did,post:intervention,0.1,0.1,40,-0.1,0.30000000000000004,,0.2\n"
         );
     }
 }

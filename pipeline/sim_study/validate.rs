@@ -45,11 +45,12 @@
 //! Writes under `--out` (the same bytes for the same arguments, whatever `--threads`):
 //! `validate.json` (the summary), `replications.csv` (one row per
 //! replication × hypothesis: replication, seed, hypothesis, estimate, std_error, conf_low,
-//! conf_high, p_value, p_adjusted, supported, simulated_effect, model_estimand, error), and
+//! conf_high, p_value, p_adjusted, supported, simulated_effect, model_estimand, error),
+//! `h3_models.csv` (every replication's H3 models side by side: `h3_models`' module doc), and
 //! prints the summary table.
 //!
 //! With `--shard K/N` only the replications (and reference replications) of shard K are run and
-//! `--out` is the partial result file; `relcap validate merge` writes the two files above from
+//! `--out` is the partial result file; `relcap validate merge` writes the three files above from
 //! the partials of all N shards, byte for byte those of the unsharded run (`shard` has the rule
 //! and the partial's layout).
 
@@ -814,6 +815,7 @@ fn write_outputs(
     };
     crate::io::write_json(&summary, &out.join("validate.json"))?;
     write_replications(&out.join("replications.csv"), reps, design.no_control)?;
+    super::h3_models::write_csv(&out.join("h3_models.csv"), reps)?;
     if !quiet {
         for r in &refs {
             crate::say!(

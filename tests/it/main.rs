@@ -13,6 +13,7 @@ mod codebook;
 mod disclosure;
 mod fit_cli;
 mod h1_corrected;
+mod h3_null;
 mod ingest_clean;
 mod model;
 mod model_small_samples;

@@ -639,4 +639,8 @@ fn validate_reports_bias_rmse_and_coverage_per_hypothesis() {
     let csv = std::fs::read_to_string(tmp.path().join("replications.csv")).unwrap();
     // H1, H2, H3 and H1_corrected per replication.
     assert_eq!(csv.lines().count(), 1 + 3 * 4);
+    // Each replication's H3 models: a row per replication and (model, term) of validate.json.
+    let h3 = std::fs::read_to_string(tmp.path().join("h3_models.csv")).unwrap();
+    let n_models = v["h3_models"].as_array().unwrap().len();
+    assert_eq!(h3.lines().count(), 1 + 3 * n_models, "{h3}");
 }
