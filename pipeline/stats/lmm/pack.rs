@@ -56,7 +56,7 @@ impl Packing {
     /// for all; `is_nonzero(i, j)` decides) for grouping factors with the given coordinate
     /// offsets and level codes, q coordinates in all. Without `pack` every column is its own
     /// colour (the unpacked solve, for tests).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
     pub(super) fn new(
         pack: bool,
         p: usize,
@@ -138,6 +138,7 @@ impl Packing {
 
 /// The connected components of the random-effect coordinates (joined through the observations
 /// that have both), numbered in order of first appearance among the coordinates.
+#[allow(clippy::needless_range_loop)]
 fn components(n: usize, q: usize, offsets: &[usize], codes: &[&[u32]]) -> Vec<u32> {
     let mut parent: Vec<u32> = (0..q as u32).collect();
     fn root(parent: &mut [u32], mut a: u32) -> u32 {
