@@ -1,8 +1,10 @@
 # Times R's lme4 on the rows of the national H3 model sample, written by `relcap bench` (which
 # also writes this script beside the CSV and reads its output).
 # Run: Rscript h3_lme4.R h3_sample.csv estimates.csv
-# The model is the model stage's pooled H3 model (panel design), REML:
-#   rcap ~ post + post:intervention + C(municipality) + (1 | respondent_id) + (1 | unit_id)
+# The model is the model stage's pooled primary H3 model, `cluster_did` (panel design), REML:
+#   rcap ~ post + intervention + post:intervention + C(municipality) + (1 | respondent_id) +
+#     (1 | unit_id) + (1 | unit_id:post)
+# (lme4 makes the unit x period grouping factor of `unit_id:post` as relcap does).
 # Factor levels are sorted in byte order (method = "radix"), as relcap sorts them, so both use
 # the same reference municipality whatever the locale.
 suppressPackageStartupMessages({ library(lme4); library(lmerTest) })
@@ -10,7 +12,8 @@ args <- commandArgs(trailingOnly = TRUE)
 d <- read.csv(args[1], colClasses = c("numeric", "numeric", "numeric", "character",
                                       "character", "character"), encoding = "UTF-8")
 C <- function(object, ...) factor(object, levels = sort(unique(object), method = "radix"))
-f <- rcap ~ post + post:intervention + C(municipality) + (1 | respondent_id) + (1 | unit_id)
+f <- rcap ~ post + intervention + post:intervention + C(municipality) + (1 | respondent_id) +
+  (1 | unit_id) + (1 | unit_id:post)
 t_lme4 <- system.time(m <- lme4::lmer(f, data = d, REML = TRUE))
 t_lt <- system.time({
   m2 <- lmerTest::lmer(f, data = d, REML = TRUE)

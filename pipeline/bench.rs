@@ -30,8 +30,9 @@
 //!    (140 positions per municipality, the demo preset's effects) into `power/`;
 //! 4. unless `--no-lme4`: the rows of the national H3 model sample (`link/h3_panel` without
 //!    exclusion) written to `national/h3_sample.csv`, fitted with `relcap fit` (the formula of
-//!    the model stage's pooled `diff_in_diff`, the analysis plan's H3 model) and with R's `lme4::lmer` (`Rscript`, the script is
-//!    written beside the CSV), with the largest relative difference of the estimates.
+//!    the model stage's pooled primary H3 model, `cluster_did`) and with R's `lme4::lmer`
+//!    (`Rscript`, the script is written beside the CSV), with the largest relative difference
+//!    of the estimates.
 //!
 //! Results: a table on stdout and `bench.json` in `--dir` (with the machine: CPU model, cores,
 //! memory, from `/proc`). Child output goes to `logs/<step>.{out,err}` under `--dir`.
@@ -48,10 +49,9 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::orchestrate::{StudyPaths, STAGES};
 
-/// The formula of the model stage's pooled `diff_in_diff` (the analysis plan's H3 model; the
-/// primary `cluster_did` adds `intervention` and `(1 | unit_id:post)`), panel design.
-pub const H3_FORMULA: &str =
-    "rcap ~ post + post:intervention + C(municipality) + (1 | respondent_id) + (1 | unit_id)";
+/// The formula of the model stage's pooled primary H3 model, `cluster_did` (panel design), on
+/// the same rows (`benches/h3_lme4.R` fits the same formula with lme4).
+pub const H3_FORMULA: &str = "rcap ~ post + intervention + post:intervention + C(municipality) + (1 | respondent_id) + (1 | unit_id) + (1 | unit_id:post)";
 
 const H3_R_SCRIPT: &str = include_str!("../benches/h3_lme4.R");
 

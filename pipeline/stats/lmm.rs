@@ -27,6 +27,7 @@
 //! weights or offsets. Unused levels of a grouping factor are dropped (as R's `factor()` would).
 
 mod optimize;
+mod pack;
 mod pls;
 mod rank;
 mod satterthwaite;

@@ -9,6 +9,7 @@ use faer::sparse::linalg::cholesky::{
 use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
 use faer::{Conj, Mat, MatRef, Par, Side, Spec};
 
+use super::pack::Packing;
 use super::rank::{cross_products, nonzero_rows};
 use crate::types::StatsError;
 
@@ -31,7 +32,9 @@ pub(super) struct Problem<'a> {
     counts: Vec<f64>,
     pair: Vec<(u8, u8)>,
     is_diag: Vec<bool>,
-    /// [Z'X | Z'y], q × (p + 1).
+    /// How the columns of [Z'X | Z'y] share right-hand sides (`lmm/pack.rs`).
+    pack: Packing,
+    /// [Z'X | Z'y] packed: q × (colours + 1).
     ztxy: Mat<f64>,
     /// [X'X | X'y], p × (p + 1).
     xtxy: Mat<f64>,
@@ -88,11 +91,21 @@ impl Pls {
 }
 
 impl<'a> Problem<'a> {
-    #[allow(clippy::needless_range_loop)]
     pub(super) fn new(
         x: MatRef<'a, f64>,
         y: &'a [f64],
         groups: &'a [(String, Vec<u32>, usize)],
+    ) -> Result<Self, StatsError> {
+        Self::with_packing(x, y, groups, true)
+    }
+
+    /// [`Problem::new`]; without `pack` the columns are not packed (`lmm/pack.rs`).
+    #[allow(clippy::needless_range_loop)]
+    fn with_packing(
+        x: MatRef<'a, f64>,
+        y: &'a [f64],
+        groups: &'a [(String, Vec<u32>, usize)],
+        pack: bool,
     ) -> Result<Self, StatsError> {
         let n = y.len();
         let p = x.ncols();
@@ -166,18 +179,30 @@ impl<'a> Problem<'a> {
             }
         }
 
-        // Cross products.
-        let mut ztxy = Mat::<f64>::zeros(q, p + 1);
+        // Cross products. Columns of one colour have no coordinate in common, so each entry of
+        // the packed Z'X is the sum of the one column non-zero there, as unpacked.
+        let nonzeros = nonzero_rows(x);
+        let pack = Packing::new(
+            pack,
+            p,
+            n,
+            q,
+            &offsets,
+            &codes,
+            &|j| nonzeros[j].clone(),
+            &|i, j| x[(i, j)] != 0.0,
+        );
+        let m = pack.colours;
+        let mut ztxy = Mat::<f64>::zeros(q, m + 1);
         for i in 0..n {
             for f in 0..k {
                 let r = offsets[f] + codes[f][i] as usize;
                 for j in 0..p {
-                    ztxy[(r, j)] += x[(i, j)];
+                    ztxy[(r, pack.colour[j])] += x[(i, j)];
                 }
-                ztxy[(r, p)] += y[i];
+                ztxy[(r, m)] += y[i];
             }
         }
-        let nonzeros = nonzero_rows(x);
         let xtx = cross_products(x, &nonzeros);
         let mut xtxy = Mat::<f64>::zeros(p, p + 1);
         for a in 0..p {
@@ -226,6 +251,7 @@ impl<'a> Problem<'a> {
             counts,
             pair,
             is_diag,
+            pack,
             ztxy,
             xtxy,
             symbolic,
@@ -236,7 +262,7 @@ impl<'a> Problem<'a> {
 
     /// Solves the penalized least-squares problem at θ.
     pub(super) fn pls(&self, theta: &[f64]) -> Result<Pls, StatsError> {
-        let (p, q) = (self.p, self.q);
+        let q = self.q;
         let values: Vec<f64> = (0..self.counts.len())
             .map(|e| {
                 let (a, b) = self.pair[e];
@@ -258,8 +284,8 @@ impl<'a> Problem<'a> {
                 lvals: vec![0.0f64; self.symbolic.len_val()],
                 buf: MemBuffer::try_new(self.scratch)
                     .map_err(|_| StatsError::Numerical("out of memory".into()))?,
-                b: Mat::<f64>::zeros(q, p + 1),
-                c: Mat::<f64>::zeros(q, p + 1),
+                b: Mat::<f64>::zeros(q, self.pack.colours + 1),
+                c: Mat::<f64>::zeros(q, self.pack.colours + 1),
             },
         };
         let out = self.pls_with(theta, a, &mut w);
@@ -293,8 +319,9 @@ impl<'a> Problem<'a> {
         let llt = LltRef::new(&self.symbolic, lvals);
         let ldl2 = 2.0 * log_diag_sum(&self.symbolic, lvals);
 
-        // B = Λ'[Z'X | Z'y]; C = M⁻¹ B. Every entry of B is written.
-        for j in 0..=p {
+        // B = Λ'[Z'X | Z'y] (packed); C = M⁻¹ B. Every entry of B is written.
+        let m = self.pack.colours;
+        for j in 0..=m {
             let (bj, zj) = (b.col_as_slice_mut(j), self.ztxy.col_as_slice(j));
             for ((br, &zr), &f) in bj.iter_mut().zip(zj).zip(&self.coord_factor) {
                 *br = theta[f as usize] * zr;
@@ -302,17 +329,7 @@ impl<'a> Problem<'a> {
         }
         c.copy_from(&*b);
         llt.solve_in_place_with_conj(Conj::No, c.as_mut(), Par::Seq, stack);
-        // Sequential: the product is (p+1)² × q, too small per evaluation for threads to pay
-        // (with the global pool, waiting on the other thread took more time than the product).
-        let mut g = Mat::<f64>::zeros(p + 1, p + 1);
-        faer::linalg::matmul::matmul(
-            g.as_mut(),
-            faer::Accum::Replace,
-            b.as_ref().transpose(),
-            c.as_ref(),
-            1.0,
-            Par::Seq,
-        );
+        let g = self.cross(b.as_ref(), c.as_ref());
         // RX'RX and its right-hand side.
         let rxtrx = Mat::from_fn(p, p, |i, j| self.xtxy[(i, j)] - g[(i, j)]);
         let rhs: Vec<f64> = (0..p).map(|i| self.xtxy[(i, p)] - g[(i, p)]).collect();
@@ -322,13 +339,25 @@ impl<'a> Problem<'a> {
         let ldrx2 = 2.0 * (0..p).map(|i| l[(i, i)].ln()).sum::<f64>();
         let beta = chol_solve(l.as_ref(), &rhs);
         let rx_inv = chol_inverse(l.as_ref());
-        // u = c_y − C_x β; residuals. Each u[r] subtracts the terms in the order j = 0..p, as
-        // a loop over j inside a loop over r would; going column by column reads C in its
-        // storage order (row by row, each of the q rows was p strided reads).
-        let mut u = c.col_as_slice(p).to_vec();
-        for (j, &bj) in beta.iter().enumerate() {
-            for (ur, &crj) in u.iter_mut().zip(c.col_as_slice(j)) {
-                *ur -= crj * bj;
+        // u = c_y − C_x β; residuals. Each u[r] subtracts the terms in the order of the packed
+        // columns, as a loop over them inside a loop over r would; going column by column
+        // reads C in its storage order. A packed column holds, at r, the column owning r's
+        // component (and is zero where none does).
+        let mut u = c.col_as_slice(m).to_vec();
+        for s in 0..m {
+            let cs = c.col_as_slice(s);
+            if !self.pack.packs() {
+                let bj = beta[s];
+                for (ur, &crj) in u.iter_mut().zip(cs) {
+                    *ur -= crj * bj;
+                }
+                continue;
+            }
+            for (r, (ur, &crj)) in u.iter_mut().zip(cs).enumerate() {
+                let o = self.pack.owner(s, self.pack.comp_of_coord[r] as usize);
+                if o != super::pack::NONE {
+                    *ur -= crj * beta[o as usize];
+                }
             }
         }
         let mut pwrss: f64 = u.iter().map(|v| v * v).sum();
@@ -363,6 +392,56 @@ impl<'a> Problem<'a> {
             beta,
             rx_inv,
         })
+    }
+}
+
+impl Problem<'_> {
+    /// G = B'C in the unpacked columns, (p + 1) × (p + 1). Unpacked: one product. Packed: the
+    /// products of each component's packed columns, added to the entries of the columns that
+    /// own them there (the other entries of the unpacked product are sums of zeros).
+    fn cross(&self, b: MatRef<'_, f64>, c: MatRef<'_, f64>) -> Mat<f64> {
+        let p = self.p;
+        let mut g = Mat::<f64>::zeros(p + 1, p + 1);
+        // Sequential: the product is small per evaluation, too small for threads to pay (with
+        // the global pool, waiting on the other thread took more time than the product).
+        if !self.pack.packs() {
+            faer::linalg::matmul::matmul(
+                g.as_mut(),
+                faer::Accum::Replace,
+                b.transpose(),
+                c,
+                1.0,
+                Par::Seq,
+            );
+            return g;
+        }
+        let pk = &self.pack;
+        let m = pk.colours;
+        let mut own = vec![0u32; m + 1];
+        for comp in 0..pk.n_comp() {
+            for (s, o) in own.iter_mut().enumerate() {
+                *o = pk.owner(s, comp);
+            }
+            let rows = &pk.coords[pk.comp_ptr[comp]..pk.comp_ptr[comp + 1]];
+            for (s, &a) in own.iter().enumerate() {
+                if a == super::pack::NONE {
+                    continue;
+                }
+                let bs = b.col(s);
+                for (t, &bt) in own.iter().enumerate() {
+                    if bt == super::pack::NONE {
+                        continue;
+                    }
+                    let ct = c.col(t);
+                    let mut acc = 0.0;
+                    for &r in rows {
+                        acc += bs[r as usize] * ct[r as usize];
+                    }
+                    g[(a as usize, bt as usize)] += acc;
+                }
+            }
+        }
+        g
     }
 }
 
@@ -454,3 +533,77 @@ fn chol_inverse(l: MatRef<'_, f64>) -> Vec<f64> {
 }
 
 // Small dense helpers (p × p, row-major).
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 600 observations: 12 municipalities of 5 units, respondents nested in units seen in two
+    /// periods (some once), intercept, a covariate, post, an arm column and 11 municipality
+    /// dummies: packed and unpacked solves agree on every quantity of the criterion.
+    #[test]
+    fn packed_and_unpacked_solves_agree() {
+        let n = 600;
+        let muni = |i: usize| (i / 50) as u32;
+        let unit = |i: usize| (i / 10) as u32;
+        let resp = |i: usize| (i / 2) as u32 - u32::from(i % 7 == 3);
+        let post = |i: usize| (i % 2) as f64;
+        let arm = |i: usize| f64::from(u8::from(unit(i) % 2 == 0));
+        let cov = |i: usize| ((i * 7919) % 97) as f64 / 13.0 - 3.0;
+        let p = 4 + 11;
+        let x = Mat::from_fn(n, p, |i, j| match j {
+            0 => 1.0,
+            1 => cov(i),
+            2 => post(i),
+            3 => post(i) * arm(i),
+            j => f64::from(u8::from(muni(i) as usize == j - 3)),
+        });
+        let y: Vec<f64> = (0..n)
+            .map(|i| {
+                0.3 * cov(i)
+                    + 0.2 * post(i)
+                    + 0.1 * muni(i) as f64
+                    + (unit(i) % 5) as f64 * 0.07
+                    + ((i * 31) % 17) as f64 / 17.0
+            })
+            .collect();
+        // Respondent codes renumbered from 0 in order of appearance.
+        let mut map = std::collections::HashMap::new();
+        let resp_codes: Vec<u32> = (0..n)
+            .map(|i| {
+                let next = map.len() as u32;
+                *map.entry(resp(i)).or_insert(next)
+            })
+            .collect();
+        let unit_post: Vec<u32> = (0..n).map(|i| unit(i) * 2 + post(i) as u32).collect();
+        let groups = vec![
+            ("resp".to_string(), resp_codes, map.len()),
+            ("unit".to_string(), (0..n).map(unit).collect(), 60),
+            ("unit:post".to_string(), unit_post, 120),
+        ];
+        let packed = Problem::with_packing(x.as_ref(), &y, &groups, true).unwrap();
+        let plain = Problem::with_packing(x.as_ref(), &y, &groups, false).unwrap();
+        assert!(packed.pack.packs() && !plain.pack.packs());
+        // Intercept, covariate, post, arm × post, then the 11 dummies in two colours: the
+        // respondents of observations 98–101 and 448–451 are seen in two municipalities, which
+        // puts a unit of municipality 1 and one of 2 (8 and 9) in one block, so 2 and 9 cannot
+        // share with 1 and 8 (those of 148–150 and 498–500 join 2 and 3, and 9 and 10, in
+        // blocks without units of 1 or 8, so 3 and 10 can).
+        assert_eq!(packed.pack.colours, 6);
+        assert_eq!(packed.pack.colour[4..], [4, 5, 4, 4, 4, 4, 4, 4, 5, 4, 4]);
+        let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-300);
+        for theta in [[1.0, 1.0, 1.0], [0.4, 1.3, 0.2], [0.0, 0.7, 2.5]] {
+            let (a, b) = (packed.pls(&theta).unwrap(), plain.pls(&theta).unwrap());
+            assert!(rel(a.deviance(true, n, p), b.deviance(true, n, p)) < 1e-13);
+            assert!(rel(a.pwrss, b.pwrss) < 1e-12, "{} {}", a.pwrss, b.pwrss);
+            assert!(rel(a.ldrx2, b.ldrx2) < 1e-12);
+            assert_eq!(a.ldl2.to_bits(), b.ldl2.to_bits());
+            for (u, v) in a.beta.iter().zip(&b.beta) {
+                assert!((u - v).abs() < 1e-11 * (1.0 + v.abs()), "{u} {v}");
+            }
+            for (u, v) in a.rx_inv.iter().zip(&b.rx_inv) {
+                assert!((u - v).abs() < 1e-11 * (1.0 + v.abs()), "{u} {v}");
+            }
+        }
+    }
+}
