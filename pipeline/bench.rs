@@ -25,7 +25,11 @@
 //!    so that the binary and the files are warm): the end-to-end run into `<study>/out/`, the
 //!    per-stage runs, the rerun after a model setting changed (`model.alpha` changed in a copy
 //!    of the config, `<study>/config_model_change.toml`; only `model` and `report` rerun), and
-//!    `relcap check` of the study (compared with the ingest and clean runs);
+//!    `relcap check` of the study (compared with the ingest and clean runs); for the national
+//!    study also `benches/data_stages.sql`, the data stages as DuckDB SQL, run by
+//!    `benches/data_stages_duckdb.py` (both written to `national/`, outputs in
+//!    `national/duckdb_out/`) beside the per-stage runs of ingest, clean, score and link, when
+//!    `python3 -c "import duckdb"` works (else skipped with a note);
 //! 3. `relcap power` with `--power-replications` (default 200) replications of the demo design
 //!    (140 positions per municipality, the demo preset's effects) into `power/`;
 //! 4. unless `--no-lme4`: the rows of the national H3 model sample (`link/h3_panel` without
@@ -54,6 +58,8 @@ use crate::orchestrate::{StudyPaths, STAGES};
 pub const H3_FORMULA: &str = "rcap ~ post + intervention + post:intervention + C(municipality) + (1 | respondent_id) + (1 | unit_id) + (1 | unit_id:post)";
 
 const H3_R_SCRIPT: &str = include_str!("../benches/h3_lme4.R");
+const DUCKDB_SQL: &str = include_str!("../benches/data_stages.sql");
+const DUCKDB_RUNNER: &str = include_str!("../benches/data_stages_duckdb.py");
 
 /// What `relcap bench` is asked to measure.
 #[derive(Debug, Clone)]
@@ -132,6 +138,23 @@ pub struct BenchReport {
     pub power: Option<Measure>,
     pub power_replications: usize,
     pub h3_lmm: Option<LmmBench>,
+    /// The data stages as a DuckDB SQL script on the national study, beside relcap's.
+    pub duckdb: Option<DuckDbBench>,
+    /// Why the DuckDB baseline was not run (Python's `duckdb` not installed).
+    pub duckdb_skipped: Option<String>,
+}
+
+/// `benches/data_stages.sql` (ingest, clean, score and link as DuckDB SQL) against relcap's
+/// four data stages, each run in its own process, on the same input.
+#[derive(Debug, Serialize)]
+pub struct DuckDbBench {
+    /// The Python process that runs the script (start and `import duckdb` included).
+    pub duckdb: Measure,
+    /// relcap's ingest, clean, score and link: wall and CPU summed, peak the largest.
+    pub relcap_data_stages: Measure,
+    /// relcap's wall time over DuckDB's.
+    pub wall_ratio: f64,
+    pub cpu_ratio: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -166,6 +189,8 @@ pub fn main(args: &BenchOptions) -> Result<()> {
         power: None,
         power_replications: args.power_replications,
         h3_lmm: None,
+        duckdb: None,
+        duckdb_skipped: None,
     };
 
     if !args.skip_national {
@@ -193,6 +218,13 @@ pub fn main(args: &BenchOptions) -> Result<()> {
             crate::say!("[bench] reusing the national study in {}", data.display());
         }
         let s = bench.study("national", &config_path, &config_text, &data, &dir)?;
+        match duckdb_missing() {
+            None => report.duckdb = Some(bench.duckdb(&data, &dir.join("national"), &s)?),
+            Some(why) => {
+                crate::say!("[bench] DuckDB baseline skipped: {why}");
+                report.duckdb_skipped = Some(why);
+            }
+        }
         report.studies.push(s);
     }
 
@@ -369,6 +401,49 @@ impl Bench {
             rerun_after_model_change: rerun,
             input_bytes: dir_bytes(data)?,
             output_bytes: dir_bytes(&out)?,
+        })
+    }
+
+    /// The DuckDB script of the data stages on `data`, in its own process (outputs under
+    /// `root/duckdb_out`), beside the per-stage runs of relcap's data stages in `study`.
+    fn duckdb(&self, data: &Path, root: &Path, study: &StudyBench) -> Result<DuckDbBench> {
+        let sql = root.join("data_stages.sql");
+        let runner = root.join("data_stages_duckdb.py");
+        write_text(&sql, DUCKDB_SQL)?;
+        write_text(&runner, DUCKDB_RUNNER)?;
+        let out = root.join("duckdb_out");
+        if out.exists() {
+            std::fs::remove_dir_all(&out)
+                .with_context(|| format!("cannot remove {}", out.display()))?;
+        }
+        crate::say!("[bench] the data stages as DuckDB SQL (benches/data_stages.sql)");
+        let mut cmd = Command::new("python3");
+        cmd.arg(&runner).arg(data).arg(&out).arg(&sql);
+        let duckdb = self.measure("national_duckdb_data_stages", cmd)?;
+        let data_stages = ["ingest", "clean", "score", "link"];
+        let ours: Vec<&Measure> = study
+            .stages
+            .iter()
+            .filter(|m| {
+                data_stages
+                    .iter()
+                    .any(|s| m.step == format!("{}_{s}", study.study))
+            })
+            .collect();
+        if ours.len() != data_stages.len() {
+            bail!("the bench has no per-stage runs of the four data stages");
+        }
+        let relcap = Measure {
+            step: format!("{}_data_stages", study.study),
+            wall_s: ours.iter().map(|m| m.wall_s).sum(),
+            cpu_s: ours.iter().map(|m| m.cpu_s).sum(),
+            peak_rss_mib: ours.iter().map(|m| m.peak_rss_mib).fold(0.0, f64::max),
+        };
+        Ok(DuckDbBench {
+            wall_ratio: relcap.wall_s / duckdb.wall_s,
+            cpu_ratio: relcap.cpu_s / duckdb.cpu_s,
+            duckdb,
+            relcap_data_stages: relcap,
         })
     }
 
@@ -606,6 +681,26 @@ fn to_text(r: &BenchReport) -> String {
             &st.check,
         );
     }
+    if let Some(d) = &r.duckdb {
+        let (m, ours) = (&d.duckdb, &d.relcap_data_stages);
+        let _ = writeln!(
+            s,
+            "\ndata stages against DuckDB SQL (benches/data_stages.sql), national: relcap \
+             ingest + clean + score + link {:.2} s wall, {:.2} s CPU, {:.0} MiB peak; DuckDB \
+             {:.2} s wall, {:.2} s CPU, {:.0} MiB peak; relcap/DuckDB {:.2}x wall, {:.2}x CPU",
+            ours.wall_s,
+            ours.cpu_s,
+            ours.peak_rss_mib,
+            m.wall_s,
+            m.cpu_s,
+            m.peak_rss_mib,
+            d.wall_ratio,
+            d.cpu_ratio
+        );
+    }
+    if let Some(why) = &r.duckdb_skipped {
+        let _ = writeln!(s, "\nDuckDB baseline skipped: {why}");
+    }
     if let Some(p) = &r.power {
         let _ = writeln!(
             s,
@@ -631,6 +726,21 @@ fn to_text(r: &BenchReport) -> String {
         );
     }
     s
+}
+
+/// Why the DuckDB baseline cannot run here (None when `python3 -c "import duckdb"` works).
+fn duckdb_missing() -> Option<String> {
+    let probe = Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match probe {
+        Ok(s) if s.success() => None,
+        Ok(_) => Some("Python's duckdb package is not installed (pip install duckdb)".into()),
+        Err(e) => Some(format!("python3 cannot be started ({e})")),
+    }
 }
 
 fn machine() -> Machine {

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::memo::Memo;
 use crate::orchestrate::{StudyPaths, STAGES};
 use crate::pseudonym::{KeySource, Pseudonymizer};
+use crate::stages::clean::ITEM_STATISTICS;
 use crate::stages::{StageContext, StageSummary, TableCount, TableStore};
 
 /// How many `file:line` examples the report shows per table and reason.
@@ -149,10 +150,10 @@ pub fn check(config: &Config, data: Option<&Path>, progress: bool) -> CheckRepor
             }
         }
     };
-    // Ingest's tables are read by clean; of clean's, the quarantine and the answers (for the
-    // item statistics) are read here.
+    // Ingest's tables are read by clean; of clean's, the quarantine and the item statistics
+    // (gathered while clean checks the answers) are read here.
     let store = TableStore::keeping(|stage, table| {
-        stage == "ingest" || table == "quarantine" || table.ends_with("_responses")
+        stage == "ingest" || table == "quarantine" || table == ITEM_STATISTICS
     });
     let memo = Memo::disabled();
     // The stages of the run up to clean, on two threads (`crate::jobs`): clean takes each table
@@ -192,15 +193,10 @@ pub fn check(config: &Config, data: Option<&Path>, progress: bool) -> CheckRepor
         }
     }
     if report.problems.is_empty() {
-        let answers = |t: &str| {
-            store
-                .take("clean", t)
-                .with_context(|| format!("clean kept no {t} for the item statistics"))
-        };
-        let items = answers("employee_responses").and_then(|e| {
-            let c = answers("citizen_responses")?;
-            crate::codebook::items::item_statistics(&config.instrument, &e, &c)
-        });
+        let items = store
+            .take("clean", ITEM_STATISTICS)
+            .context("clean kept no item statistics")
+            .and_then(|df| crate::codebook::items::from_frame(&df));
         match items {
             Ok(items) => report.items = items,
             Err(e) => report.problems.push(format!("item statistics: {e:#}")),

@@ -10,9 +10,9 @@
 //! (probably mis-mapped). A scale-wave with fewer than [`MIN_RECORDS`] complete records gets no
 //! statistics.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use polars::prelude::*;
 
 use crate::config::InstrumentSection;
@@ -35,20 +35,97 @@ pub struct ItemStat {
     pub flag: Option<&'static str>,
 }
 
-/// Records of one scale: (wave, person, partner group) -> one value per item.
-type Records<'a> = HashMap<(i64, &'a str, Option<&'a str>), Vec<Option<f64>>>;
+/// The answers of one scale gathered into records, one record per person (and partner group)
+/// and wave. Records are numbered by the caller: [`ScaleRecords::finish`] takes them in the
+/// order of their numbers, so that the statistics do not depend on the order rows were fed.
+/// `relcap check` numbers them in clean's key order while clean checks each answer table
+/// (`stages::clean`); [`item_statistics`] in the order of clean's output, which is the same.
+pub struct ScaleRecords {
+    scale: &'static str,
+    items: Vec<String>,
+    index: HashMap<String, usize>,
+    /// Per record number, its slot in `values` (`u32::MAX`: no answer to the scale yet).
+    slot: Vec<u32>,
+    /// Per slot: the record number and one value per item.
+    values: Vec<(u32, Vec<Option<f64>>)>,
+}
 
-/// Gathers the values of `items` from a clean responses table into records keyed by wave,
-/// `person` column and (for `by_target`) partner group.
-fn records<'a>(
-    df: &'a DataFrame,
+impl ScaleRecords {
+    pub fn new(scale: &'static str, items: &[String]) -> Self {
+        let index = items
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), i))
+            .collect();
+        ScaleRecords {
+            scale,
+            items: items.to_vec(),
+            index,
+            slot: vec![],
+            values: vec![],
+        }
+    }
+
+    /// The item's column in this scale's records, None when the item is not the scale's.
+    pub fn item_index(&self, item: &str) -> Option<usize> {
+        self.index.get(item).copied()
+    }
+
+    /// Sets the answer to the scale's `j`-th item of record `record`.
+    pub fn set(&mut self, record: u32, j: usize, value: Option<f64>) {
+        let r = record as usize;
+        if r >= self.slot.len() {
+            self.slot.resize(r + 1, u32::MAX);
+        }
+        if self.slot[r] == u32::MAX {
+            self.slot[r] = self.values.len() as u32;
+            self.values.push((record, vec![None; self.items.len()]));
+        }
+        self.values[self.slot[r] as usize].1[j] = value;
+    }
+
+    /// The statistics of the scale, `wave[r]` the wave of record number `r` (a record
+    /// without one counts in none).
+    pub fn finish(mut self, wave: &[Option<i64>]) -> Vec<ItemStat> {
+        self.values.sort_unstable_by_key(|(r, _)| *r);
+        let mut by_wave: BTreeMap<i64, Vec<Vec<Option<f64>>>> = BTreeMap::new();
+        for (r, v) in self.values {
+            if let Some(&Some(w)) = wave.get(r as usize) {
+                by_wave.entry(w).or_default().push(v);
+            }
+        }
+        scale_stats(self.scale, &self.items, by_wave)
+    }
+}
+
+/// The scales of the employee answers (`rc`, and `srm` with two items or more) and of the
+/// citizen answers (`citizen`, with two items or more).
+pub fn scales_of(ins: &InstrumentSection, citizens: bool) -> Vec<ScaleRecords> {
+    if citizens {
+        let cq = &ins.citizen_items;
+        return match cq.len() >= 2 {
+            true => vec![ScaleRecords::new("citizen", cq)],
+            false => vec![],
+        };
+    }
+    let mut out = vec![ScaleRecords::new("rc", &ins.dimensions())];
+    if ins.srm_items.len() >= 2 {
+        out.push(ScaleRecords::new("srm", &ins.srm_items));
+    }
+    out
+}
+
+/// Feeds a clean responses table into `scales`: one record per wave, `person` and (for the
+/// employee answers) partner group, numbered in order of first appearance. Returns each
+/// record's wave.
+fn feed(
+    df: &DataFrame,
     person: &str,
-    items: &[String],
     by_target: bool,
-) -> Result<Records<'a>> {
-    let mut out: Records = HashMap::new();
+    scales: &mut [ScaleRecords],
+) -> Result<Vec<Option<i64>>> {
     if df.height() == 0 {
-        return Ok(out);
+        return Ok(vec![]);
     }
     let wave = df.column("wave")?.i64()?;
     let who = df.column(person)?.str()?;
@@ -58,31 +135,33 @@ fn records<'a>(
         true => Some(df.column("target_group")?.str()?),
         false => None,
     };
-    let index: HashMap<&str, usize> = items
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.as_str(), i))
-        .collect();
+    let mut number: HashMap<(i64, &str, Option<&str>), u32> = HashMap::new();
+    let mut waves: Vec<Option<i64>> = vec![];
     for i in 0..df.height() {
         let (Some(w), Some(p), Some(it)) = (wave.get(i), who.get(i), item.get(i)) else {
             continue;
         };
-        let Some(&j) = index.get(it) else { continue };
         let t = target.and_then(|t| t.get(i));
-        let rec = out
-            .entry((w, p, t))
-            .or_insert_with(|| vec![None; items.len()]);
-        rec[j] = value.get(i);
+        let r = *number.entry((w, p, t)).or_insert_with(|| {
+            waves.push(Some(w));
+            waves.len() as u32 - 1
+        });
+        for s in scales.iter_mut() {
+            if let Some(j) = s.item_index(it) {
+                s.set(r, j, value.get(i));
+            }
+        }
     }
-    Ok(out)
+    Ok(waves)
 }
 
-/// The statistics of one scale's records, per wave, in wave and item order.
-fn scale_stats(scale: &'static str, items: &[String], recs: Records) -> Vec<ItemStat> {
-    let mut by_wave: std::collections::BTreeMap<i64, Vec<Vec<Option<f64>>>> = Default::default();
-    for ((w, _, _), v) in recs {
-        by_wave.entry(w).or_default().push(v);
-    }
+/// The statistics of one scale's records, per wave (records in their order), in wave and
+/// item order.
+fn scale_stats(
+    scale: &'static str,
+    items: &[String],
+    by_wave: BTreeMap<i64, Vec<Vec<Option<f64>>>>,
+) -> Vec<ItemStat> {
     let mut out = vec![];
     for (wave, rows) in by_wave {
         let Ok(it) = relcap_stats::reliability::corrected_item_total(&rows) else {
@@ -130,23 +209,75 @@ pub fn item_statistics(
     employees: &DataFrame,
     citizens: &DataFrame,
 ) -> Result<Vec<ItemStat>> {
-    let dims = ins.dimensions();
-    let mut out = scale_stats(
-        "rc",
-        &dims,
-        records(employees, "respondent_id", &dims, true)?,
-    );
-    let srm = &ins.srm_items;
-    if srm.len() >= 2 {
-        let recs = records(employees, "respondent_id", srm, false)?;
-        out.extend(scale_stats("srm", srm, recs));
-    }
-    let cq = &ins.citizen_items;
-    if cq.len() >= 2 {
-        let recs = records(citizens, "citizen_id", cq, false)?;
-        out.extend(scale_stats("citizen", cq, recs));
+    let mut out = vec![];
+    for (df, person, citizen) in [
+        (employees, "respondent_id", false),
+        (citizens, "citizen_id", true),
+    ] {
+        let mut scales = scales_of(ins, citizen);
+        let waves = feed(df, person, !citizen, &mut scales)?;
+        out.extend(scales.into_iter().flat_map(|s| s.finish(&waves)));
     }
     Ok(out)
+}
+
+/// The scales in the order [`item_statistics`] gives them (`rc`, `srm`, `citizen`).
+pub const SCALES: [&str; 3] = ["rc", "srm", "citizen"];
+
+/// Puts statistics gathered table by table into [`SCALES`] order (stable within a scale).
+pub fn in_scale_order(stats: &mut [ItemStat]) {
+    stats.sort_by_key(|x| SCALES.iter().position(|s| *s == x.scale));
+}
+
+/// The statistics as a table (scale, wave, item, n, r_drop, flag): how a dry run's clean stage
+/// hands them to `relcap check` through its store.
+pub fn to_frame(stats: &[ItemStat]) -> Result<DataFrame> {
+    Ok(df!(
+        "scale" => stats.iter().map(|x| x.scale).collect::<Vec<_>>(),
+        "wave" => stats.iter().map(|x| x.wave).collect::<Vec<_>>(),
+        "item" => stats.iter().map(|x| x.item.as_str()).collect::<Vec<_>>(),
+        "n" => stats.iter().map(|x| x.n as u64).collect::<Vec<_>>(),
+        "r_drop" => stats.iter().map(|x| x.r_drop).collect::<Vec<_>>(),
+        "flag" => stats.iter().map(|x| x.flag).collect::<Vec<_>>(),
+    )?)
+}
+
+/// The statistics of a [`to_frame`] table.
+pub fn from_frame(df: &DataFrame) -> Result<Vec<ItemStat>> {
+    let known = |s: Option<&str>, names: &[&'static str]| -> Result<Option<&'static str>> {
+        match s {
+            None => Ok(None),
+            Some(s) => match names.iter().find(|n| **n == s) {
+                Some(n) => Ok(Some(*n)),
+                None => anyhow::bail!("item statistics: unknown name {s:?}"),
+            },
+        }
+    };
+    let (scale, wave, item) = (
+        df.column("scale")?.str()?,
+        df.column("wave")?.i64()?,
+        df.column("item")?.str()?,
+    );
+    let (n, r_drop, flag) = (
+        df.column("n")?.u64()?,
+        df.column("r_drop")?.f64()?,
+        df.column("flag")?.str()?,
+    );
+    (0..df.height())
+        .map(|i| {
+            Ok(ItemStat {
+                scale: known(scale.get(i), &SCALES)?
+                    .context("item statistics: a row without a scale")?,
+                wave: wave
+                    .get(i)
+                    .context("item statistics: a row without a wave")?,
+                item: item.get(i).unwrap_or_default().to_string(),
+                n: n.get(i).unwrap_or(0) as usize,
+                r_drop: r_drop.get(i),
+                flag: known(flag.get(i), &["negative", "far_below"])?,
+            })
+        })
+        .collect()
 }
 
 /// The statistics as text for `relcap check`: a line per scale and wave, the flagged items

@@ -89,6 +89,7 @@ use anyhow::{bail, Context, Result};
 use polars::prelude::*;
 
 use super::{StageContext, StageSummary, TableCount};
+use crate::codebook::items::{ItemStat, ScaleRecords};
 use crate::config::{InstrumentSection, ItemKind};
 use crate::schema::{
     Reason, TableSchema, CASE_INVOLVEMENT, CITIZEN_RESPONSES, EMPLOYEE_RESPONSES, INTERVENTION,
@@ -142,6 +143,8 @@ struct Cleaned {
     kept: Option<DataFrame>,
     quarantine: DataFrame,
     count: TableCount,
+    /// With [`Mode::records`]: the wave of each record of the item statistics, by number.
+    record_waves: Vec<Option<i64>>,
 }
 
 /// The columns of clean's `employee_responses.parquet`, in order.
@@ -194,6 +197,10 @@ struct Filed {
     summary: StageSummary,
     outputs: Vec<(&'static str, DataFrame)>,
     quarantine: Vec<DataFrame>,
+    /// A dry run: the scales of the next answer table, filled while it is checked.
+    scales: Vec<ScaleRecords>,
+    /// A dry run: the item statistics of the answer tables cleaned so far.
+    items: Vec<ItemStat>,
 }
 
 pub fn run(ctx: &StageContext) -> Result<StageSummary> {
@@ -226,13 +233,25 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
         filed.write_outputs(ctx)?;
     }
     filed.write_quarantine(ctx)?;
+    if filed.dry {
+        // For `relcap check`, which shows them; not an output of the stage.
+        crate::codebook::items::in_scale_order(&mut filed.items);
+        let items = crate::codebook::items::to_frame(&filed.items)?;
+        ctx.write_table(STAGE, ITEM_STATISTICS, items, false)?;
+    }
     Ok(filed.summary)
 }
+
+/// The table of item statistics a dry run puts in its store (`crate::codebook::items`).
+pub const ITEM_STATISTICS: &str = "item_statistics";
 
 impl Filed {
     /// Cleans the employee answers.
     fn employee(&mut self, ctx: &StageContext, refs: &References, items: &DataFrame) -> Result<()> {
         let ins = &ctx.config.instrument;
+        if self.dry {
+            self.scales = crate::codebook::items::scales_of(ins, false);
+        }
         let rules = |lf| employee_rules(refs.with_group(refs.with_unit(lf)?)?, items, ins);
         let derived = [("work_group", "__unit_work_group"), SCORED[0], SCORED[1]];
         let table = with_value_text(ctx.read_table(READS, EMPLOYEE_RESPONSES.name)?)?;
@@ -247,6 +266,9 @@ impl Filed {
     /// Cleans the citizen answers.
     fn citizen(&mut self, ctx: &StageContext, refs: &References, items: &DataFrame) -> Result<()> {
         let ins = &ctx.config.instrument;
+        if self.dry {
+            self.scales = crate::codebook::items::scales_of(ins, true);
+        }
         let rules = |lf| citizen_rules(refs.with_municipality(lf)?, items, ins);
         let table = with_value_text(ctx.read_table(READS, CITIZEN_RESPONSES.name)?)?;
         let citizen = self.clean(table, &CITIZEN_RESPONSES, rules, &SCORED, &CITIZEN_OUTPUT)?;
@@ -287,23 +309,23 @@ impl Filed {
     where
         F: FnOnce(LazyFrame) -> Result<(LazyFrame, Vec<Rule>)>,
     {
-        // The answer tables of a dry run keep the columns of the item statistics that
-        // `relcap check` shows (`crate::codebook::items`), and only those.
-        let items = self.dry.then(|| item_columns(table.name)).flatten();
+        // The answer tables of a dry run gather the item statistics that `relcap check` shows
+        // (`crate::codebook::items`) while their rows are checked.
+        let mut scales = std::mem::take(&mut self.scales);
         let mode = if self.dry {
             Mode {
                 reorder: false,
-                kept: table.name == UNITS.name || items.is_some(),
-                drop: match items {
-                    Some(_) => &[],
-                    None => rule_free_columns(table.name),
-                },
+                kept: table.name == UNITS.name,
+                drop: rule_free_columns(table.name),
+                records: record_key(table.name).filter(|_| !scales.is_empty()),
             }
         } else {
             Mode::RUN
         };
-        let output = items.unwrap_or(output);
-        let cleaned = clean_table(df, table, prepare, &mode)?;
+        let cleaned = clean_table(df, table, prepare, &mode, &mut scales)?;
+        let waves = &cleaned.record_waves;
+        self.items
+            .extend(scales.into_iter().flat_map(|s| s.finish(waves)));
         self.quarantine.push(cleaned.quarantine);
         self.summary
             .tables
@@ -546,6 +568,9 @@ struct Mode {
     kept: bool,
     /// Columns dropped once duplicates are found (no rule reads them).
     drop: &'static [&'static str],
+    /// For the item statistics: how many leading key columns make one record. Each row gets
+    /// `__record`, its record's number in key order, before [`Mode::drop`] drops the columns.
+    records: Option<usize>,
 }
 
 impl Mode {
@@ -553,24 +578,17 @@ impl Mode {
         reorder: true,
         kept: true,
         drop: &[],
+        records: None,
     };
 }
 
-/// The columns of an answer table that the item statistics read (`crate::codebook::items`),
-/// and the missing reasons that the stage counts.
-fn item_columns(table: &str) -> Option<&'static [&'static str]> {
+/// The key columns that make one record of the item statistics (`crate::codebook::items`):
+/// wave, respondent and partner group of the employee answers; wave and citizen of the
+/// citizen answers.
+fn record_key(table: &str) -> Option<usize> {
     match table {
-        t if t == EMPLOYEE_RESPONSES.name => Some(&[
-            "wave",
-            "respondent_id",
-            "target_group",
-            "item",
-            "value",
-            "missing_reason",
-        ]),
-        t if t == CITIZEN_RESPONSES.name => {
-            Some(&["wave", "citizen_id", "item", "value", "missing_reason"])
-        }
+        t if t == EMPLOYEE_RESPONSES.name => Some(3),
+        t if t == CITIZEN_RESPONSES.name => Some(2),
         _ => None,
     }
 }
@@ -587,14 +605,21 @@ fn rule_free_columns(table: &str) -> &'static [&'static str] {
 }
 
 /// Collapses duplicates, quarantines conflicts and the rows that break `rules`. `prepare`
-/// adds the joins and helper columns the rules need, and returns the rules.
-fn clean_table<F>(df: DataFrame, def: &TableSchema, prepare: F, mode: &Mode) -> Result<Cleaned>
+/// adds the joins and helper columns the rules need, and returns the rules. With
+/// [`Mode::records`], the rows kept are fed into `scales`.
+fn clean_table<F>(
+    df: DataFrame,
+    def: &TableSchema,
+    prepare: F,
+    mode: &Mode,
+    scales: &mut [ScaleRecords],
+) -> Result<Cleaned>
 where
     F: FnOnce(LazyFrame) -> Result<(LazyFrame, Vec<Rule>)>,
 {
     let rows_in = df.height() as u64;
     let key = def.key();
-    let distinct = distinct_rows(df, def, mode)?;
+    let (distinct, record_waves) = distinct_rows(df, def, mode)?;
     let duplicates = rows_in - distinct.height() as u64;
     let key_names = key.join(", ");
     let conflict = Rule {
@@ -696,6 +721,9 @@ where
         *count.quarantined.entry(reason.to_string()).or_default() += 1;
     }
     count.rows_out = checked.column("__reason")?.null_count() as u64;
+    if mode.records.is_some() {
+        feed_scales(&checked, scales)?;
+    }
     let kept = if mode.kept {
         Some(checked.lazy().filter(col("__reason").is_null()).collect()?)
     } else {
@@ -705,14 +733,50 @@ where
         kept,
         quarantine,
         count,
+        record_waves,
     })
+}
+
+/// Feeds the rows kept of `checked` (no `__reason`) into `scales`: each answer's score
+/// (`__value`) at its record (`__record`) and item.
+fn feed_scales(checked: &DataFrame, scales: &mut [ScaleRecords]) -> Result<()> {
+    let record = checked.column("__record")?.u32()?;
+    let item = checked.column("item")?.str()?;
+    let value = checked.column("__value")?.f64()?;
+    let reason = checked.column("__reason")?.str()?;
+    // Per scale, the item's column; long tables repeat an item rarely but have few items.
+    let mut last: Option<(&str, Vec<Option<usize>>)> = None;
+    for i in 0..checked.height() {
+        let (Some(r), Some(it), None) = (record.get(i), item.get(i), reason.get(i)) else {
+            continue;
+        };
+        let js = match &last {
+            Some((p, js)) if *p == it => js.clone(),
+            _ => {
+                let js: Vec<Option<usize>> = scales.iter().map(|s| s.item_index(it)).collect();
+                last = Some((it, js.clone()));
+                js
+            }
+        };
+        for (s, j) in scales.iter_mut().zip(js) {
+            if let Some(j) = j {
+                s.set(r, j, value.get(i));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The rows of `df` without exact copies (the first copy by input order kept), with
 /// `__n_key`: how many distinct rows share the row's key. In a run ([`Mode::reorder`]) the rows
 /// are in key order; in a dry run in input order, with `__pos`, the row's place in key order,
-/// and without the columns of [`Mode::drop`].
-fn distinct_rows(df: DataFrame, def: &TableSchema, mode: &Mode) -> Result<DataFrame> {
+/// and without the columns of [`Mode::drop`]; with [`Mode::records`] also with `__record`, and
+/// the wave of each record (else an empty list).
+fn distinct_rows(
+    df: DataFrame,
+    def: &TableSchema,
+    mode: &Mode,
+) -> Result<(DataFrame, Vec<Option<i64>>)> {
     let mut df = df;
     // One chunk per column: a Parquet file reads as one chunk per row group, and gathering
     // rows across many chunks is far slower than within one. (A dry run gathers no rows.)
@@ -731,6 +795,12 @@ fn distinct_rows(df: DataFrame, def: &TableSchema, mode: &Mode) -> Result<DataFr
     let rows = order::sorted_rows(&codes, df.height());
     let copy = order::same_as_previous(&codes, &rows, columns.len());
     let same_key = order::same_as_previous(&codes, &rows, key.len());
+    let mut waves = vec![];
+    if let Some(k) = mode.records {
+        let (record, w) = record_numbers(&df, &codes, &rows, k)?;
+        df.with_column(Column::new("__record".into(), record))?;
+        waves = w;
+    }
     drop(codes);
     let n_key = distinct_per_key(&copy, &same_key);
     drop(same_key);
@@ -738,7 +808,7 @@ fn distinct_rows(df: DataFrame, def: &TableSchema, mode: &Mode) -> Result<DataFr
         let mut distinct = in_input_order(df, &rows, &copy, &n_key)?;
         distinct = distinct.drop_many(mode.drop.iter().copied());
         distinct.rechunk_mut_par();
-        return Ok(distinct);
+        return Ok((distinct, waves));
     }
     // Each intermediate frame is dropped as soon as the next exists (national tables have tens
     // of millions of rows; holding every step at once multiplied the stage's peak memory).
@@ -749,7 +819,29 @@ fn distinct_rows(df: DataFrame, def: &TableSchema, mode: &Mode) -> Result<DataFr
     sorted.with_column(Column::new("__n_key".into(), n_key))?;
     let distinct = sorted.filter(&keep)?;
     drop((sorted, keep));
-    Ok(distinct)
+    Ok((distinct, waves))
+}
+
+/// Numbers the records of the item statistics: rows that share the first `k` columns of
+/// `codes` (the key's, wave first) are one record, numbered in key order (`rows`). Returns per
+/// row (in input order) its record's number, and per record its wave.
+fn record_numbers(
+    df: &DataFrame,
+    codes: &[Vec<u32>],
+    rows: &[u32],
+    k: usize,
+) -> Result<(Vec<u32>, Vec<Option<i64>>)> {
+    let wave = df.column("wave")?.i64()?;
+    let new_record = order::same_as_previous(codes, rows, k);
+    let mut record = vec![0u32; rows.len()];
+    let mut waves: Vec<Option<i64>> = vec![];
+    for (&r, same) in rows.iter().zip(new_record) {
+        if !same {
+            waves.push(wave.get(r as usize));
+        }
+        record[r as usize] = waves.len() as u32 - 1;
+    }
+    Ok((record, waves))
 }
 
 /// `df` (in input order) with `__n_key` and `__pos` from the key order `rows` (row numbers in
@@ -1146,8 +1238,8 @@ mod tests {
 
     /// The dry run of `relcap check` (the inputs from the store, not from files) on the same
     /// inputs as the run `ctx` just made: the same accounting and the same quarantine, row for
-    /// row, and no output table but the units (the other tables' references) and the answer
-    /// tables' item-statistics columns.
+    /// row, no output table but the units (the other tables' references), and the item
+    /// statistics of the answers written.
     fn dry_run_agrees(ctx: &StageContext, summary: &StageSummary) {
         let store = crate::stages::TableStore::keeping(|_, _| true);
         for t in crate::schema::TABLES {
@@ -1172,16 +1264,16 @@ mod tests {
         assert!(q.equals_missing(&written), "{q}\n{written}");
         for t in crate::schema::TABLES {
             let kept = store.take(STAGE, t);
-            let expected = item_columns(t).map(|c| c.to_vec());
-            let columns = kept.as_ref().map(|df| {
-                let names = df.get_column_names();
-                names.iter().map(|n| n.as_str()).collect::<Vec<_>>()
-            });
-            match t == UNITS.name {
-                true => assert!(kept.is_some(), "{t}"),
-                false => assert_eq!(columns, expected, "{t}"),
-            }
+            assert_eq!(kept.is_some(), t == UNITS.name, "{t}");
         }
+        // The item statistics gathered while the answers were checked are those of the
+        // written answers, to the last bit.
+        let read = |t: &str| io::read_parquet(&ctx.table_path(STAGE, t)).unwrap();
+        let (e, c) = (read(EMPLOYEE_RESPONSES.name), read(CITIZEN_RESPONSES.name));
+        let want = crate::codebook::items::item_statistics(&ctx.config.instrument, &e, &c);
+        let got = store.take(STAGE, ITEM_STATISTICS).unwrap();
+        let got = crate::codebook::items::from_frame(&got).unwrap();
+        assert_eq!(got, want.unwrap());
     }
 
     fn q(
@@ -1521,6 +1613,54 @@ scale_max = 5
             .map(|v| v.unwrap().to_string())
             .collect();
         assert_eq!(m, vec!["Randers"; 6]);
+    }
+
+    #[test]
+    fn the_dry_run_gathers_the_item_statistics_of_the_answers_it_keeps() {
+        // 12 respondents (two waves) and 12 citizens answer every item, with a pattern that
+        // correlates the items; a duplicate and an off-scale answer are set aside. `clean`
+        // compares the dry run's statistics with those of the written answers, bit for bit.
+        const IDS: [&str; 12] = [
+            "r01", "r02", "r03", "r04", "r05", "r06", "r07", "r08", "r09", "r10", "r11", "r12",
+        ];
+        let ins = InstrumentSection::default();
+        let mut x = base();
+        for (i, id) in IDS.iter().enumerate() {
+            let level = (i % 5) as f64 + 1.0;
+            for (j, item) in ins.dimensions().iter().chain(&ins.srm_items).enumerate() {
+                let v = (level + ((i * 3 + j) % 3) as f64 - 1.0).clamp(1.0, 5.0);
+                let item: &'static str = Box::leak(item.clone().into_boxed_str());
+                let target = (j < ins.dimensions().len()).then_some("caseworkers");
+                for wave in [1, 2] {
+                    x.employee
+                        .push((wave, id, "Randers", "U2", target, item, Some(v)));
+                }
+            }
+            for (j, item) in ins.citizen_items.iter().enumerate() {
+                let v = (level + ((i + j) % 2) as f64).clamp(1.0, 5.0);
+                let item: &'static str = Box::leak(item.clone().into_boxed_str());
+                x.citizen.push((1, id, "Randers", "k1", item, Some(v)));
+            }
+        }
+        x.employee.push(x.employee[0]);
+        x.employee
+            .push((1, "r01", "Randers", "U2", None, "srm_1", Some(7.0)));
+        let o = clean(&x, &config(""));
+        let e = o.table(ER);
+        let c = o.table("citizen_responses");
+        let stats = crate::codebook::items::item_statistics(&ins, &e, &c).unwrap();
+        let scales: Vec<_> = stats.iter().map(|s| (s.scale, s.wave)).collect();
+        assert!(scales.contains(&("rc", 2)) && scales.contains(&("srm", 1)));
+        assert!(scales.contains(&("citizen", 1)));
+        // r01's off-scale srm_1 in wave 1 leaves 11 complete records there.
+        let n = |s: &crate::codebook::items::ItemStat| match (s.scale, s.wave) {
+            ("srm", 1) => 11,
+            _ => 12,
+        };
+        assert!(
+            stats.iter().all(|s| s.n == n(s) && s.r_drop.is_some()),
+            "{stats:?}"
+        );
     }
 
     #[test]

@@ -14,7 +14,8 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use calamine::{open_workbook_auto, Data, Reader};
 use polars::prelude::{
-    DataType, ParquetReader, PlSmallStr, SerReader, StringChunked, StringChunkedBuilder,
+    ChunkFullNull, Column, DataType, ParquetReader, PlSmallStr, SerReader, StringChunked,
+    StringChunkedBuilder,
 };
 
 use super::csv::{self, TextTable};
@@ -129,6 +130,19 @@ pub fn read_parquet_slice(
     offset: usize,
     len: usize,
 ) -> Result<TextTable> {
+    Ok(read_parquet_slice_with(path, wanted, offset, len, |_, _| false)?.0)
+}
+
+/// As [`read_parquet_slice`], but each column `k` of `wanted` for which `native(k, column)`
+/// holds is returned as read (second list, in `wanted` order; its text column is empty):
+/// typing it from its own Parquet type saves making text of it and parsing it back.
+pub fn read_parquet_slice_with(
+    path: &Path,
+    wanted: &[String],
+    offset: usize,
+    len: usize,
+    native: impl Fn(usize, &Column) -> bool,
+) -> Result<(TextTable, Vec<Option<Column>>)> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let df = ParquetReader::new(f)
         .with_columns(Some(wanted.to_vec()))
@@ -137,21 +151,26 @@ pub fn read_parquet_slice(
         .map_err(anyhow::Error::from)
         .with_context(|| format!("cannot read Parquet file {}", path.display()))?;
     let mut columns: Vec<StringChunked> = Vec::with_capacity(wanted.len());
-    for name in wanted {
-        let c = df
-            .column(name)?
+    let mut natives: Vec<Option<Column>> = Vec::with_capacity(wanted.len());
+    for (k, name) in wanted.iter().enumerate() {
+        let column = df.column(name)?;
+        if native(k, column) {
+            columns.push(StringChunked::full_null(PlSmallStr::from_str(name), 0));
+            natives.push(Some(column.clone()));
+            continue;
+        }
+        let c = column
             .cast(&DataType::String)
             .map_err(anyhow::Error::from)
             .with_context(|| {
                 format!(
                     "{}: column `{name}` ({}) cannot be read as text",
                     path.display(),
-                    df.column(name)
-                        .map(|c| c.dtype().to_string())
-                        .unwrap_or_default()
+                    column.dtype()
                 )
             })?;
         columns.push(c.str()?.clone());
+        natives.push(None);
     }
     let first = offset as i64 + 2;
     let lines: Vec<i64> = (0..df.height() as i64).map(|r| r + first).collect();
@@ -160,13 +179,14 @@ pub fn read_parquet_slice(
         .iter()
         .map(|n| n.to_string())
         .collect();
-    Ok(TextTable {
+    let tt = TextTable {
         header,
         columns,
         lines,
         rejected: vec![],
         blank_lines: 0,
-    })
+    };
+    Ok((tt, natives))
 }
 
 /// Header positions of `wanted`, or an error naming the file and the missing column.

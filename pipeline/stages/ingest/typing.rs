@@ -93,7 +93,7 @@ impl CellError {
 /// Pseudonyms already computed, so each distinct raw id is hashed once.
 pub struct PseudonymCache<'a> {
     pseudonymizer: &'a Pseudonymizer,
-    seen: PlHashMap<Box<str>, Box<str>>,
+    seen: PlHashMap<String, Box<str>>,
 }
 
 impl<'a> PseudonymCache<'a> {
@@ -105,11 +105,11 @@ impl<'a> PseudonymCache<'a> {
     }
 
     pub fn get(&mut self, raw: &str) -> &str {
-        if !self.seen.contains_key(raw) {
-            let p = self.pseudonymizer.pseudonym(raw);
-            self.seen.insert(raw.into(), p.into_boxed_str());
-        }
-        self.seen.get(raw).map(|b| &**b).unwrap_or("")
+        // One hash lookup, whether the id was seen or not.
+        let pseudonymizer = self.pseudonymizer;
+        self.seen
+            .entry_ref(raw)
+            .or_insert_with(|| pseudonymizer.pseudonym(raw).into_boxed_str())
     }
 }
 
@@ -170,6 +170,71 @@ pub fn type_column(
         }
     };
     (column, errors)
+}
+
+/// Whether a column read from a Parquet file with its own type can be typed by `spec` without
+/// going through text ([`type_native`]), with the same result, cell for cell, as typing the
+/// text Parquet's type gives it: an `Int64` column as an integer or count, or as a number when
+/// every value is an integer an f64 holds exactly (so the number reads back as the text, and
+/// `value_text` stays null); a `Boolean` column as a boolean; and a text column as text when no
+/// cell is empty or has surrounding whitespace (typing would change nothing). Person ids and
+/// arms always go through text.
+pub fn native_ok(c: &Column, spec: &ColumnSpec) -> bool {
+    const EXACT: i64 = 1 << 53;
+    match (c.dtype(), spec.ty) {
+        (DataType::Int64, CellType::Int | CellType::Count) => true,
+        (DataType::Int64, CellType::Float) => c
+            .i64()
+            .is_ok_and(|ca| ca.iter().flatten().all(|v| (-EXACT..=EXACT).contains(&v))),
+        (DataType::Boolean, CellType::Bool) => true,
+        (DataType::String, CellType::Text) => c.str().is_ok_and(|ca| {
+            ca.iter()
+                .flatten()
+                .all(|t| !t.is_empty() && t.trim().len() == t.len())
+        }),
+        _ => false,
+    }
+}
+
+/// Types a column that [`native_ok`] accepts, as [`type_column`] types its text: an empty cell
+/// is `missing_required` unless `spec` is nullable, a negative count `invalid_value` (with the
+/// number as written).
+pub fn type_native(c: &Column, spec: &ColumnSpec) -> PolarsResult<(Column, Vec<CellError>)> {
+    let name = PlSmallStr::from_str(spec.name);
+    let mut errors = Vec::new();
+    if !spec.nullable && c.null_count() > 0 {
+        for (row, valid) in c.is_not_null().iter().enumerate() {
+            if valid != Some(true) {
+                errors.push(CellError::new(row, Reason::MissingRequired, None));
+            }
+        }
+    }
+    let column = match (c.dtype(), spec.ty) {
+        (DataType::Int64, CellType::Count) => {
+            let ca = c.i64()?;
+            if ca.iter().flatten().any(|v| v < 0) {
+                let v: Int64Chunked = ca
+                    .iter()
+                    .enumerate()
+                    .map(|(row, v)| match v {
+                        Some(x) if x < 0 => {
+                            let text = x.to_string();
+                            errors.push(CellError::new(row, Reason::InvalidValue, Some(&text)));
+                            None
+                        }
+                        other => other,
+                    })
+                    .collect();
+                errors.sort_by_key(|e| e.row);
+                v.into_column()
+            } else {
+                c.clone()
+            }
+        }
+        (DataType::Int64, CellType::Float) => c.cast(&DataType::Float64)?,
+        _ => c.clone(),
+    };
+    Ok((column.with_name(name), errors))
 }
 
 /// The `value_text` column of a typed `value` column: per row the cell as written (trimmed)
