@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::time::{Duration, Instant};
 
-use polars::prelude::{DataFrame, DataType};
+use polars::prelude::{DataFrame, DataType, PlSmallStr, SortMultipleOptions};
 use relcap::config::{Config, InstrumentSection};
 use relcap::pseudonym::{KeySource, Pseudonymizer};
 use serde_json::Value;
@@ -300,6 +300,45 @@ impl Csv {
 /// Table `table` of `stage` in the output folder `out`.
 pub fn read(out: &Path, stage: &str, table: &str) -> DataFrame {
     relcap::io::read_parquet(&out.join(stage).join(format!("{table}.parquet"))).unwrap()
+}
+
+/// The tables in which an export format must give what the study's canonical tables give: the
+/// clean tables, the scores, the analysis tables and the model results.
+pub const ANALYSIS_TABLES: [(&str, &str); 13] = [
+    ("clean", "employee_responses"),
+    ("clean", "citizen_responses"),
+    ("clean", "case_involvement"),
+    ("score", "ties"),
+    ("score", "respondents"),
+    ("score", "dyads"),
+    ("score", "units"),
+    ("score", "citizens"),
+    ("score", "reliability"),
+    ("link", "h1_cases"),
+    ("link", "h2_respondents"),
+    ("link", "h3_panel"),
+    ("model", "results"),
+];
+
+/// `df` without the provenance columns (`source`, `line`), rows sorted on every column.
+pub fn content(mut df: DataFrame) -> DataFrame {
+    for c in ["source", "line"] {
+        if df.column(c).is_ok() {
+            df = df.drop(c).unwrap();
+        }
+    }
+    let names: Vec<PlSmallStr> = df.get_column_names().into_iter().cloned().collect();
+    df.sort(names, SortMultipleOptions::default()).unwrap()
+}
+
+/// Asserts that every table of [`ANALYSIS_TABLES`] in the output folders `a` and `b` is
+/// non-empty and has the same content (provenance aside, in any row order).
+pub fn assert_same_analysis(a: &Path, b: &Path) {
+    for (stage, t) in ANALYSIS_TABLES {
+        let (x, y) = (content(read(a, stage, t)), content(read(b, stage, t)));
+        assert!(x.height() > 0, "{stage}/{t} is empty");
+        assert!(x.equals_missing(&y), "{stage}/{t} differs:\n{x}\n{y}");
+    }
 }
 
 /// `summary.json` of `stage` in the output folder `out`.

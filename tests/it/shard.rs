@@ -260,7 +260,7 @@ fn validate_shards_merge_into_the_unsharded_files() {
     assert_same_files(
         &d.join("whole"),
         &d.join("merged"),
-        &["replications.csv", "validate.json"],
+        &["h3_models.csv", "replications.csv", "validate.json"],
     );
     // A validate partial is not a power partial.
     let mut wrong = strings(&["power", "merge", "--out"]);

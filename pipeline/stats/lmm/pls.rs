@@ -129,55 +129,13 @@ impl<'a> Problem<'a> {
             }
         }
 
-        // Lower-triangle entries (row ≥ col) of Z'Z, keyed col-major.
-        let mut keys: Vec<u64> = Vec::with_capacity(n * k * (k + 1) / 2);
-        let mut idx = vec![0usize; k];
-        for i in 0..n {
-            for (f, slot) in idx.iter_mut().enumerate() {
-                *slot = offsets[f] + codes[f][i] as usize;
-            }
-            for a in 0..k {
-                for b in a..k {
-                    let (r, c) = if idx[a] >= idx[b] {
-                        (idx[a], idx[b])
-                    } else {
-                        (idx[b], idx[a])
-                    };
-                    keys.push(((c as u64) << 32) | r as u64);
-                }
-            }
-        }
-        keys.sort_unstable();
-        let mut col_ptr = vec![0usize; q + 1];
-        let mut row_idx = Vec::new();
-        let mut counts: Vec<f64> = Vec::new();
-        let mut last = u64::MAX;
-        for &key in &keys {
-            if key == last {
-                if let Some(c) = counts.last_mut() {
-                    *c += 1.0;
-                }
-                continue;
-            }
-            last = key;
-            let c = (key >> 32) as usize;
-            let r = (key & 0xffff_ffff) as usize;
-            row_idx.push(r);
-            counts.push(1.0);
-            col_ptr[c + 1] += 1;
-        }
-        drop(keys);
-        for c in 0..q {
-            col_ptr[c + 1] += col_ptr[c];
-        }
-        let mut pair = Vec::with_capacity(row_idx.len());
-        let mut is_diag = Vec::with_capacity(row_idx.len());
-        for c in 0..q {
-            for &r in &row_idx[col_ptr[c]..col_ptr[c + 1]] {
-                pair.push((coord_factor[r], coord_factor[c]));
-                is_diag.push(r == c);
-            }
-        }
+        let ZtzPattern {
+            col_ptr,
+            row_idx,
+            counts,
+            pair,
+            is_diag,
+        } = ztz_pattern(n, q, &offsets, &codes, &coord_factor);
 
         // Cross products. Columns of one colour have no coordinate in common, so each entry of
         // the packed Z'X is the sum of the one column non-zero there, as unpacked.
@@ -442,6 +400,86 @@ impl Problem<'_> {
             }
         }
         g
+    }
+}
+
+/// The pattern of Z'Z's lower triangle (row ≥ col) in compressed columns, with the count of
+/// observations behind each entry and, per entry, the factors of its row and column and whether
+/// it is on the diagonal.
+struct ZtzPattern {
+    col_ptr: Vec<usize>,
+    row_idx: Vec<usize>,
+    counts: Vec<f64>,
+    pair: Vec<(u8, u8)>,
+    is_diag: Vec<bool>,
+}
+
+/// [`ZtzPattern`] of `n` observations with the level `codes[f][i]` of factor f, whose
+/// coordinates start at `offsets[f]` among `q`.
+#[allow(clippy::needless_range_loop)]
+fn ztz_pattern(
+    n: usize,
+    q: usize,
+    offsets: &[usize],
+    codes: &[&[u32]],
+    coord_factor: &[u8],
+) -> ZtzPattern {
+    let k = offsets.len();
+    // Lower-triangle entries (row ≥ col) of Z'Z, keyed col-major.
+    let mut keys: Vec<u64> = Vec::with_capacity(n * k * (k + 1) / 2);
+    let mut idx = vec![0usize; k];
+    for i in 0..n {
+        for (f, slot) in idx.iter_mut().enumerate() {
+            *slot = offsets[f] + codes[f][i] as usize;
+        }
+        for a in 0..k {
+            for b in a..k {
+                let (r, c) = if idx[a] >= idx[b] {
+                    (idx[a], idx[b])
+                } else {
+                    (idx[b], idx[a])
+                };
+                keys.push(((c as u64) << 32) | r as u64);
+            }
+        }
+    }
+    keys.sort_unstable();
+    let mut col_ptr = vec![0usize; q + 1];
+    let mut row_idx = Vec::new();
+    let mut counts: Vec<f64> = Vec::new();
+    let mut last = u64::MAX;
+    for &key in &keys {
+        if key == last {
+            if let Some(c) = counts.last_mut() {
+                *c += 1.0;
+            }
+            continue;
+        }
+        last = key;
+        let c = (key >> 32) as usize;
+        let r = (key & 0xffff_ffff) as usize;
+        row_idx.push(r);
+        counts.push(1.0);
+        col_ptr[c + 1] += 1;
+    }
+    drop(keys);
+    for c in 0..q {
+        col_ptr[c + 1] += col_ptr[c];
+    }
+    let mut pair = Vec::with_capacity(row_idx.len());
+    let mut is_diag = Vec::with_capacity(row_idx.len());
+    for c in 0..q {
+        for &r in &row_idx[col_ptr[c]..col_ptr[c + 1]] {
+            pair.push((coord_factor[r], coord_factor[c]));
+            is_diag.push(r == c);
+        }
+    }
+    ZtzPattern {
+        col_ptr,
+        row_idx,
+        counts,
+        pair,
+        is_diag,
     }
 }
 
