@@ -246,6 +246,236 @@ fn trace_prod(b: &[Vec<f64>], s: &[Vec<f64>]) -> f64 {
         .sum()
 }
 
+// ----- mixed models -----
+
+/// The clusters of `cluster` merged wherever a level of a random-effect factor spans two of
+/// them, so that every factor's levels nest in the result (observations in different merged
+/// clusters are independent under the model). Codes are 0.. in order of first appearance.
+pub fn nesting_clusters(cluster: &[u32], factors: &[&[u32]]) -> Vec<u32> {
+    let groups = clusters(cluster);
+    let mut code = vec![0usize; cluster.len()];
+    for (g, rows) in groups.iter().enumerate() {
+        for &i in rows {
+            code[i] = g;
+        }
+    }
+    let mut parent: Vec<usize> = (0..groups.len()).collect();
+    fn root(parent: &mut [usize], mut a: usize) -> usize {
+        while parent[a] != a {
+            parent[a] = parent[parent[a]];
+            a = parent[a];
+        }
+        a
+    }
+    for levels in factors {
+        let mut first: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
+        for (i, &l) in levels.iter().enumerate() {
+            let g = *first.entry(l).or_insert(code[i]);
+            let (a, b) = (root(&mut parent, g), root(&mut parent, code[i]));
+            if a != b {
+                parent[a.max(b)] = a.min(b);
+            }
+        }
+    }
+    let mut renum = std::collections::HashMap::new();
+    (0..cluster.len())
+        .map(|i| {
+            let r = root(&mut parent, code[i]);
+            let n = renum.len() as u32;
+            *renum.entry(r).or_insert(n)
+        })
+        .collect()
+}
+
+/// The symmetric power `m^p` with clubSandwich's `matrix_power` rule: eigenvalues ≤ 1e-12 give 0.
+fn sym_power(m: &Mat<f64>, p: f64) -> Result<Mat<f64>, StatsError> {
+    let n = m.nrows();
+    let s = Mat::from_fn(n, n, |a, b| 0.5 * (m[(a, b)] + m[(b, a)]));
+    let eig = s
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| StatsError::Numerical(format!("CR2 eigendecomposition: {e:?}")))?;
+    let (u, vals) = (eig.U(), eig.S().column_vector());
+    let f: Vec<f64> = (0..n)
+        .map(|a| {
+            if vals[a] > EIGEN_TOL {
+                vals[a].powf(p)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let scaled = Mat::from_fn(n, n, |a, b| u[(a, b)] * f[b]);
+    Ok(&scaled * u.transpose())
+}
+
+/// One cluster's working covariance Θ_j = I + Σ_k θ_k² [same level of factor k] (the model's
+/// marginal covariance over σ²) and its lower Cholesky factor.
+fn working_covariance(
+    rows: &[usize],
+    factors: &[&[u32]],
+    theta: &[f64],
+) -> Result<(Mat<f64>, Mat<f64>), StatsError> {
+    let nj = rows.len();
+    let t = Mat::from_fn(nj, nj, |a, b| {
+        let mut v = if a == b { 1.0 } else { 0.0 };
+        for (levels, th) in factors.iter().zip(theta) {
+            if levels[rows[a]] == levels[rows[b]] {
+                v += th * th;
+            }
+        }
+        v
+    });
+    let l = t
+        .llt(Side::Lower)
+        .map_err(|e| StatsError::Numerical(format!("CR2 working covariance: {e:?}")))?
+        .L()
+        .to_owned();
+    Ok((t, l))
+}
+
+/// CR2 for a linear mixed model with random intercepts, as clubSandwich computes it for an
+/// `lmerMod`: `coef_test(fit, vcov = "CR2", cluster = g, test = "Satterthwaite")`, whose working
+/// model is the fitted one (`inverse_var = TRUE`).
+///
+/// With Θ_j = I + Σ_k θ_k² Z_kj Z_kj' (cluster j's block of the marginal covariance over σ²),
+/// W_j = Θ_j⁻¹ and M = (Σ_j X_j' W_j X_j)⁻¹:
+///
+/// - A_j = R_j' G_j^(−1/2) R_j with R_j the upper Cholesky factor of Θ_j (Θ_j = R_j'R_j) and
+///   G_j = R_j (Θ_j − X_j M X_j') R_j' (pseudo-inverse square root, eigenvalues ≤ 1e-12 → 0);
+/// - V = M (Σ_j X_j' W_j A_j e_j e_j' A_j W_j X_j) M, e = y − Xβ (the marginal residuals);
+/// - for coefficient c, g_j = A_j W_j X_j M c and h_j = X_j' g_j; P_jl = δ_jl g_j'Θ_j g_j −
+///   h_j' M h_l gives df = (tr P)² / Σ_jl P_jl², accumulated as in the least-squares case.
+///
+/// `x`: the (non-aliased) fixed-effect columns; `residuals`: y − Xβ; `factors`: each random
+/// intercept's level per row; `theta`: σ_k / σ per factor; `cluster`: per row. Every level of
+/// every factor must lie in one cluster ([`nesting_clusters`] makes them so).
+pub fn vcov_cr2_mixed(
+    x: faer::MatRef<'_, f64>,
+    residuals: &[f64],
+    factors: &[&[u32]],
+    theta: &[f64],
+    cluster: &[u32],
+) -> Result<Cr2, StatsError> {
+    let (n, k) = (x.nrows(), x.ncols());
+    check(n, k, residuals, cluster)?;
+    if factors.len() != theta.len() || factors.iter().any(|f| f.len() != n) {
+        return Err(StatsError::DimensionMismatch(format!(
+            "{} random-effect factors, {} relative SDs, {n} rows",
+            factors.len(),
+            theta.len()
+        )));
+    }
+    let groups = clusters(cluster);
+    let n_clusters = groups.len();
+    if n_clusters < 2 {
+        return Err(StatsError::TooFewObservations {
+            what: "cluster-robust covariance (clusters)",
+            needed: 2,
+            got: n_clusters,
+        });
+    }
+    let merged = nesting_clusters(cluster, factors)
+        .iter()
+        .max()
+        .map_or(0, |m| *m as usize + 1);
+    if merged != n_clusters {
+        return Err(StatsError::InvalidArgument(
+            "a random-effect level spans two clusters: the random effects must nest in the clusters"
+                .into(),
+        ));
+    }
+    let xj_of = |rows: &[usize]| Mat::from_fn(rows.len(), k, |i, a| x[(rows[i], a)]);
+    // M = (Σ X_j' W_j X_j)⁻¹.
+    let mut xwx = Mat::<f64>::zeros(k, k);
+    for rows in &groups {
+        let (_, l) = working_covariance(rows, factors, theta)?;
+        let xj = xj_of(rows);
+        let lx = solve_lower(&l, &xj);
+        xwx += lx.transpose() * &lx;
+    }
+    let m = sym_power(&xwx, -1.0)?;
+    let mut meat = Mat::<f64>::zeros(k, k);
+    let mut sum_d = vec![0.0; k];
+    let mut sum_d2 = vec![0.0; k];
+    let mut sum_da = vec![0.0; k];
+    let mut s_mat: Vec<Mat<f64>> = vec![Mat::zeros(k, k); k];
+    for rows in &groups {
+        let (t, l) = working_covariance(rows, factors, theta)?;
+        let xj = xj_of(rows);
+        // R = L', so R Θ R' = L' Θ L and R X_j = L' X_j.
+        let lt_x = l.transpose() * &xj;
+        let g = l.transpose() * &t * &l - &lt_x * &m * lt_x.transpose();
+        let a = &l * sym_power(&g, -0.5)? * l.transpose();
+        // W_j X_j, and E_j' = A_j W_j X_j (n_j × k).
+        let wx = solve_upper_t(&l, &solve_lower(&l, &xj));
+        let et = &a * &wx;
+        let ej = Mat::from_fn(rows.len(), 1, |i, _| residuals[rows[i]]);
+        let score = et.transpose() * &ej;
+        meat += &score * score.transpose();
+        // Columns c of E_j' M are g_j for coefficient c; of X_j' E_j' M, h_j.
+        let gm = &et * &m;
+        let tg = &t * &gm;
+        let h = xj.transpose() * &gm;
+        let mh = &m * &h;
+        for c in 0..k {
+            let d: f64 = (0..rows.len()).map(|i| gm[(i, c)] * tg[(i, c)]).sum();
+            let ajj: f64 = (0..k).map(|b| h[(b, c)] * mh[(b, c)]).sum();
+            sum_d[c] += d;
+            sum_d2[c] += d * d;
+            sum_da[c] += d * ajj;
+            let hc = h.col(c);
+            s_mat[c] += hc * hc.transpose();
+        }
+    }
+    let vcov_m = &m * &meat * &m;
+    let vcov: Vec<Vec<f64>> = (0..k)
+        .map(|a| {
+            (0..k)
+                .map(|b| 0.5 * (vcov_m[(a, b)] + vcov_m[(b, a)]))
+                .collect()
+        })
+        .collect();
+    let df = (0..k)
+        .map(|c| {
+            let ms = &m * &s_mat[c];
+            let tr_ms: f64 = (0..k).map(|a| ms[(a, a)]).sum();
+            let tr_msms: f64 = (0..k)
+                .map(|a| (0..k).map(|b| ms[(a, b)] * ms[(b, a)]).sum::<f64>())
+                .sum();
+            let trace = sum_d[c] - tr_ms;
+            let sum_p2 = sum_d2[c] - 2.0 * sum_da[c] + tr_msms;
+            trace * trace / sum_p2
+        })
+        .collect();
+    Ok(Cr2 {
+        vcov,
+        df,
+        n_clusters,
+    })
+}
+
+/// L⁻¹ B for lower-triangular L.
+fn solve_lower(l: &Mat<f64>, b: &Mat<f64>) -> Mat<f64> {
+    let mut out = b.to_owned();
+    faer::linalg::triangular_solve::solve_lower_triangular_in_place(
+        l.as_ref(),
+        out.as_mut(),
+        faer::Par::Seq,
+    );
+    out
+}
+
+/// L'⁻¹ B for lower-triangular L.
+fn solve_upper_t(l: &Mat<f64>, b: &Mat<f64>) -> Mat<f64> {
+    let mut out = b.to_owned();
+    faer::linalg::triangular_solve::solve_upper_triangular_in_place(
+        l.transpose(),
+        out.as_mut(),
+        faer::Par::Seq,
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,5 +509,57 @@ mod tests {
         let b = [vec![1.0 / 3.0]];
         assert!(vcov_cr2(&rows, &[1.0, 2.0, 3.0], &[7, 7, 7], &b).is_err());
         assert!(vcov_cr2(&rows, &[1.0, 2.0], &[1, 2, 3], &b).is_err());
+    }
+
+    /// With no random effects the working model is independence (Θ_j = I), and the mixed-model
+    /// CR2 is the least-squares one term for term, though computed by another route (n_j × n_j
+    /// eigendecompositions instead of the thin QR).
+    #[test]
+    fn mixed_cr2_without_random_effects_is_least_squares_cr2() {
+        let xs = [0.3, -1.2, 0.8, 2.1, -0.4, 1.5, 0.0, -2.2, 0.9, 1.1, -0.7];
+        let cl = [0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 3];
+        let rows: Vec<Vec<f64>> = xs.iter().map(|&v| vec![1.0, v]).collect();
+        let y: Vec<f64> = xs
+            .iter()
+            .enumerate()
+            .map(|(i, v)| 0.5 + 0.8 * v + [0.3, -0.2, 0.5, -0.6, 0.1][i % 5])
+            .collect();
+        let x = Mat::from_fn(rows.len(), 2, |i, a| rows[i][a]);
+        let xtx = x.transpose() * &x;
+        let bread_m = sym_power(&xtx, -1.0).unwrap();
+        let bread: Vec<Vec<f64>> = (0..2)
+            .map(|a| (0..2).map(|b| bread_m[(a, b)]).collect())
+            .collect();
+        let xty = x.transpose() * Mat::from_fn(y.len(), 1, |i, _| y[i]);
+        let beta = &bread_m * &xty;
+        let e: Vec<f64> = (0..y.len())
+            .map(|i| y[i] - beta[(0, 0)] - beta[(1, 0)] * xs[i])
+            .collect();
+        let ols = vcov_cr2(&rows, &e, &cl, &bread).unwrap();
+        let mixed = vcov_cr2_mixed(x.as_ref(), &e, &[], &[], &cl).unwrap();
+        for a in 0..2 {
+            for b in 0..2 {
+                let (p, q) = (mixed.vcov[a][b], ols.vcov[a][b]);
+                assert!(
+                    (p - q).abs() < 1e-12 * q.abs().max(1e-3),
+                    "vcov {a}{b}: {p} vs {q}"
+                );
+            }
+            let (p, q) = (mixed.df[a], ols.df[a]);
+            assert!((p - q).abs() < 1e-10 * q, "df {a}: {p} vs {q}");
+        }
+    }
+
+    #[test]
+    fn clusters_sharing_a_level_are_merged_and_unnested_levels_refused() {
+        // Clusters 5, 6, 7, 8; the respondent at level 2 is seen in clusters 6 and 8.
+        let cl = [5, 5, 6, 6, 7, 8, 8];
+        let resp = [0, 1, 2, 3, 4, 2, 5];
+        assert_eq!(nesting_clusters(&cl, &[&resp]), vec![0, 0, 1, 1, 2, 1, 1]);
+        assert_eq!(nesting_clusters(&cl, &[]), vec![0, 0, 1, 1, 2, 3, 3]);
+        let x = Mat::from_fn(7, 1, |_, _| 1.0);
+        let e = [0.1, -0.2, 0.3, 0.4, -0.5, 0.6, -0.7];
+        let err = vcov_cr2_mixed(x.as_ref(), &e, &[&resp], &[0.5], &cl).unwrap_err();
+        assert!(err.to_string().contains("nest"), "{err}");
     }
 }

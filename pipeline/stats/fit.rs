@@ -11,16 +11,16 @@
 //! "f_statistic", "f_p_value"}, "random_effects": [{"group", "term", "variance", "std_dev"}],
 //! "n_groups": {"<factor>": n}, "aliased": [terms], "warnings": [...]}`.
 //!
-//! Limits: robust or cluster standard errors are for OLS only (a mixed model with them is an
-//! error, not silently ignored); the cluster column, when given, also drops rows where it is
-//! missing. For mixed models `log_likelihood`/`aic`/`bic` are lme4's (REML criterion for REML).
+//! Limits: HC and CR1 standard errors are for OLS only; a mixed model takes CR2 by a cluster
+//! column (clubSandwich's on an lmer fit) or none (any other asked of it is an error, not
+//! silently ignored); the cluster column, when given, also drops rows where it is missing. For mixed models `log_likelihood`/`aic`/`bic` are lme4's (REML criterion for REML).
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::design::{build_with, Data, Design};
 use crate::formula::{format_r_number, parse, Formula};
-use crate::lmm::{lmm, LmmFit, LmmOptions};
+use crate::lmm::{cluster_robust, lmm, LmmFit, LmmOptions, LmmRobust};
 use crate::ols::{ols, OlsFit, OlsOptions, VcovType};
 use crate::types::{Coefficient, StatsError};
 
@@ -167,8 +167,10 @@ pub enum Estimator {
         vcov: VcovType,
         cluster: Option<String>,
     },
-    /// Random-intercept linear mixed model, REML or ML, with Satterthwaite t tests.
-    Lmm { reml: bool },
+    /// Random-intercept linear mixed model, REML or ML, with Satterthwaite t tests; with a
+    /// `cluster` column, also CR2 cluster-robust inference by it (the column's missing rows are
+    /// dropped with the others).
+    Lmm { reml: bool, cluster: Option<String> },
 }
 
 /// The fitted model of [`fit_parsed`].
@@ -183,11 +185,24 @@ pub enum Model {
 pub struct ModelFit {
     pub design: Design,
     pub model: Model,
+    /// A mixed model's CR2 inference, when a cluster column was given.
+    pub robust: Option<LmmRobust>,
 }
 
 impl ModelFit {
-    /// The engine's coefficients of the fit (with raw degrees of freedom).
+    /// The engine's coefficients of the fit (with raw degrees of freedom), with the inference
+    /// asked for: a mixed model's cluster-robust rows when it has them.
     pub fn coefficients(&self) -> &[Coefficient] {
+        match (&self.model, &self.robust) {
+            (_, Some(r)) => &r.coefficients,
+            (Model::Ols(f), None) => &f.coefficients,
+            (Model::Lmm(f), None) => &f.coefficients,
+        }
+    }
+
+    /// The model-based coefficients (a mixed model's Satterthwaite rows even when it also has
+    /// cluster-robust ones).
+    pub fn model_coefficients(&self) -> &[Coefficient] {
         match &self.model {
             Model::Ols(f) => &f.coefficients,
             Model::Lmm(f) => &f.coefficients,
@@ -207,19 +222,36 @@ pub fn fit_parsed(
     let extra: Vec<&str> = match estimator {
         Estimator::Ols {
             cluster: Some(c), ..
+        }
+        | Estimator::Lmm {
+            cluster: Some(c), ..
         } => vec![c.as_str()],
         _ => vec![],
     };
     let design = build_with(formula, data, &extra)?;
+    let mut robust = None;
     let model = match estimator {
-        Estimator::Lmm { reml } => {
+        Estimator::Lmm { reml, cluster } => {
             let opts = LmmOptions {
                 reml: *reml,
                 conf_level,
                 ..LmmOptions::default()
             };
             let (x, y) = (design.x.as_ref(), &design.y);
-            Model::Lmm(lmm(x, y, &design.names, &design.random, &opts)?)
+            let fit = lmm(x, y, &design.names, &design.random, &opts)?;
+            if let Some(c) = cluster {
+                let codes = cluster_codes(data, c, &design.kept_rows)?;
+                robust = Some(cluster_robust(
+                    &fit,
+                    x,
+                    y,
+                    &design.names,
+                    &design.random,
+                    &codes,
+                    conf_level,
+                )?);
+            }
+            Model::Lmm(fit)
         }
         Estimator::Ols { vcov, cluster } => {
             let codes = match cluster {
@@ -234,7 +266,11 @@ pub fn fit_parsed(
             Model::Ols(ols(design.x.as_ref(), &design.y, &design.names, &opts)?)
         }
     };
-    Ok(ModelFit { design, model })
+    Ok(ModelFit {
+        design,
+        model,
+        robust,
+    })
 }
 
 /// Cluster ids of the design rows: the rank of each row's label of column `c` among the
@@ -266,7 +302,11 @@ pub fn fit_formula(data: &Data, formula: &str, opts: &FitOptions) -> Result<FitR
     }
     let f = parse(formula)?;
     let estimator = estimator_of(&f, opts)?;
-    let ModelFit { design, model } = fit_parsed(&f, data, &estimator, opts.conf_level)?;
+    let ModelFit {
+        design,
+        model,
+        robust,
+    } = fit_parsed(&f, data, &estimator, opts.conf_level)?;
     let mut warnings = Vec::new();
     if design.n_dropped > 0 {
         warnings.push(format!(
@@ -275,7 +315,7 @@ pub fn fit_formula(data: &Data, formula: &str, opts: &FitOptions) -> Result<FitR
         ));
     }
     let mut report = match &model {
-        Model::Lmm(fit) => mixed_report(fit, warnings),
+        Model::Lmm(fit) => mixed_report(fit, robust.as_ref(), opts.cluster.as_deref(), warnings),
         Model::Ols(fit) => ols_report(fit, opts.cluster.as_deref(), warnings),
     };
     report.formula = formula.to_string();
@@ -285,16 +325,25 @@ pub fn fit_formula(data: &Data, formula: &str, opts: &FitOptions) -> Result<FitR
 }
 
 /// The estimator `opts` asks for on formula `f`: a mixed model when it has random terms (with
-/// model-based standard errors only), otherwise OLS with a cluster column exactly for CR1.
+/// model-based standard errors, or CR2 ones with a cluster column), otherwise OLS with a cluster
+/// column exactly for CR1 and CR2.
 fn estimator_of(f: &Formula, opts: &FitOptions) -> Result<Estimator, StatsError> {
     if f.is_mixed() {
-        if opts.vcov != VcovType::Classical || opts.cluster.is_some() {
-            return Err(StatsError::InvalidArgument(
-                "robust or cluster standard errors are available for OLS only; a mixed model reports model-based standard errors".into(),
-            ));
-        }
+        let cluster = match (&opts.cluster, opts.vcov) {
+            (None, VcovType::Classical) => None,
+            (Some(c), VcovType::Cr2) => Some(c.clone()),
+            (None, VcovType::Cr2) => {
+                return Err(StatsError::InvalidArgument(
+                    "cluster-robust (CR2) standard errors need a cluster column".into(),
+                ))
+            }
+            _ => return Err(StatsError::InvalidArgument(
+                "a mixed model reports model-based standard errors, or CR2 ones with a cluster column; HC and CR1 are for OLS".into(),
+            )),
+        };
         return Ok(Estimator::Lmm {
             reml: opts.method == Method::Reml,
+            cluster,
         });
     }
     match (&opts.cluster, opts.vcov) {
@@ -314,7 +363,12 @@ fn estimator_of(f: &Formula, opts: &FitOptions) -> Result<Estimator, StatsError>
 }
 
 /// The report of a mixed model (formula, rows dropped and level are filled in by the caller).
-fn mixed_report(fit: &LmmFit, mut warnings: Vec<String>) -> FitReport {
+fn mixed_report(
+    fit: &LmmFit,
+    robust: Option<&LmmRobust>,
+    cluster: Option<&str>,
+    mut warnings: Vec<String>,
+) -> FitReport {
     if !fit.aliased.is_empty() {
         warnings.push(format!(
             "fixed-effect model matrix is rank deficient so dropping {} column(s): {}",
@@ -328,7 +382,7 @@ fn mixed_report(fit: &LmmFit, mut warnings: Vec<String>) -> FitReport {
         method: if fit.reml { "reml" } else { "ml" }.into(),
         n_obs: fit.n_obs,
         n_dropped: 0,
-        coefficients: coefficient_rows(&fit.coefficients),
+        coefficients: coefficient_rows(robust.map_or(&fit.coefficients, |r| &r.coefficients)),
         fit: FitStats {
             r_squared: None,
             adj_r_squared: None,
@@ -354,9 +408,21 @@ fn mixed_report(fit: &LmmFit, mut warnings: Vec<String>) -> FitReport {
         n_groups: Some(Groups(fit.n_groups.clone())),
         aliased: fit.aliased.clone(),
         warnings,
-        se_note: "Satterthwaite's method for t-tests".into(),
+        se_note: match robust {
+            None => "Satterthwaite's method for t-tests".into(),
+            Some(r) => format!(
+                "cluster-robust (CR2, Bell-McCaffrey) standard errors with Satterthwaite df, {} clusters of `{}`{}",
+                r.n_clusters,
+                cluster.unwrap_or("?"),
+                if r.n_clusters < r.n_clusters_given {
+                    format!(" ({} given; those sharing a random-effect level merged)", r.n_clusters_given)
+                } else {
+                    String::new()
+                }
+            ),
+        },
         f_df: None,
-        n_clusters: None,
+        n_clusters: robust.map(|r| r.n_clusters),
         conf_level: f64::NAN,
         converged: Some(fit.converged),
         singular: Some(fit.singular),

@@ -132,6 +132,87 @@ pub fn interval_quantile(df: f64, conf_level: f64) -> f64 {
     }
 }
 
+/// Cluster-robust inference on a fitted mixed model's fixed effects: the coefficients with
+/// CR2 standard errors and Satterthwaite (Bell–McCaffrey) df, their covariance, the clusters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LmmRobust {
+    pub coefficients: Vec<Coefficient>,
+    pub vcov: Vec<Vec<f64>>,
+    /// Clusters after merging those a random-effect level spans ([`crate::cr2::nesting_clusters`]).
+    pub n_clusters: usize,
+    /// Clusters as given.
+    pub n_clusters_given: usize,
+}
+
+/// CR2 by `cluster` on the fit `fit` of `lmm(x, y, names, factors, ..)` (clubSandwich's
+/// `coef_test(fit, vcov = "CR2", cluster = ..., test = "Satterthwaite")` on an lmer fit): the
+/// fitted model is the working model, the estimates stay the fit's. Clusters that share a level
+/// of a random-effect factor (a respondent seen in two units) are merged first, so that the
+/// random effects nest in them.
+pub fn cluster_robust(
+    fit: &LmmFit,
+    x: MatRef<'_, f64>,
+    y: &[f64],
+    names: &[String],
+    factors: &[RandomFactor],
+    cluster: &[u32],
+    conf_level: f64,
+) -> Result<LmmRobust, StatsError> {
+    let n = y.len();
+    if x.nrows() != n || names.len() != x.ncols() || cluster.len() != n {
+        return Err(StatsError::DimensionMismatch(format!(
+            "{n} observations, a design of {} × {} with {} names, {} cluster codes",
+            x.nrows(),
+            x.ncols(),
+            names.len(),
+            cluster.len()
+        )));
+    }
+    if fit.theta.len() != factors.len() {
+        return Err(StatsError::DimensionMismatch(format!(
+            "{} relative SDs for {} grouping factors",
+            fit.theta.len(),
+            factors.len()
+        )));
+    }
+    // The fit's (non-aliased) columns, in its coefficients' order.
+    let cols: Vec<usize> = fit
+        .coefficients
+        .iter()
+        .map(|c| {
+            names.iter().position(|nm| *nm == c.term).ok_or_else(|| {
+                StatsError::InvalidArgument(format!("coefficient `{}` is not a column", c.term))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let kept = Mat::from_fn(n, cols.len(), |i, a| x[(i, cols[a])]);
+    let residuals: Vec<f64> = (0..n)
+        .map(|i| {
+            y[i] - fit
+                .coefficients
+                .iter()
+                .enumerate()
+                .map(|(a, c)| kept[(i, a)] * c.estimate)
+                .sum::<f64>()
+        })
+        .collect();
+    let levels: Vec<&[u32]> = factors.iter().map(|f| f.levels.as_slice()).collect();
+    let merged = crate::cr2::nesting_clusters(cluster, &levels);
+    let r = crate::cr2::vcov_cr2_mixed(kept.as_ref(), &residuals, &levels, &fit.theta, &merged)?;
+    let beta: Vec<f64> = fit.coefficients.iter().map(|c| c.estimate).collect();
+    let terms: Vec<String> = fit.coefficients.iter().map(|c| c.term.clone()).collect();
+    let given = cluster
+        .iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    Ok(LmmRobust {
+        coefficients: coefficients(&terms, &beta, &r.vcov, &r.df, conf_level),
+        vcov: r.vcov,
+        n_clusters: r.n_clusters,
+        n_clusters_given: given,
+    })
+}
+
 /// Fits `y = Xβ + Σ_k Z_k b_k + ε` with independent random intercepts `b_k ~ N(0, σ_k² I)`.
 ///
 /// `x` is the fixed-effect model matrix (with its intercept column if wanted), `names` its column
