@@ -353,11 +353,13 @@ pub struct FitArgs {
     /// Model formula in R/lme4 style, e.g. "rcap ~ srm_between + C(wave) + (1 | unit_id)".
     #[arg(long)]
     pub formula: String,
-    /// Standard errors for OLS models.
+    /// Standard errors: any for OLS models; for mixed models the model-based ones (the
+    /// default) or cr2 with --cluster.
     #[arg(long, default_value = "classical", value_parser = choice::<Vcov>(Vcov::NAMES))]
     pub vcov: Vcov,
     /// Cluster column for cluster-robust standard errors: CR1 (clusters − 1 df) unless --vcov
-    /// cr2 (Bell-McCaffrey with Satterthwaite df, the better choice with few clusters).
+    /// cr2 (Bell-McCaffrey with Satterthwaite df, the better choice with few clusters; on a
+    /// mixed model, clubSandwich's CR2 with the fitted model as working model).
     #[arg(long)]
     pub cluster: Option<String>,
     /// Estimation method for mixed models.

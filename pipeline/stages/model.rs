@@ -29,6 +29,7 @@
 //! | H2 | `unit_wave_within` | `rcap ~ srm_unit + srm_wave + srm_within + C(municipality) + C(wave) + (1 \| unit_id)` | as above |
 //! | H2 | `unit_wave_within_adjusted` | the primary H2 model `+ intervention + intervention_post` (sensitivity) | as above |
 //! | H3 | `cluster_did` | `rcap ~ post + intervention + post:intervention + C(municipality) + (1 \| respondent_id) + (1 \| unit_id) + (1 \| unit_id:post)` | `model.h3.method` |
+//! | H3 | `cluster_did_cr2` | `cluster_did`'s fit with CR2 standard errors by unit, Satterthwaite df (sensitivity; `same_fit_as` in `fit`) | clubSandwich's CR2 on a mixed model |
 //! | H3 | `diff_in_diff` | `rcap ~ post + post:intervention + C(municipality) + (1 \| respondent_id) + (1 \| unit_id)` (the analysis plan's formula; sensitivity) | as above |
 //! | H3 | `cluster_did_both_waves` | `cluster_did` on the respondents in both waves of the window (sensitivity) | as above |
 //! | H3 | `event_study` | `rcap ~ intervention + arm_post1 + ... + C(municipality) + C(wave) + (1 \| respondent_id) + (1 \| unit_id) + (1 \| unit_id:wave)`, every wave | as above |
@@ -134,6 +135,7 @@
 //! | formula | str | the formula fitted (or that would have been) |
 //! | method | str? | `ols`, `reml`, `ml`, `paired_t` |
 //! | vcov | str? | `classical`, `hc0`..`hc3`, `cr1`, `cr2`, `model` (LMM), `paired` |
+//! | same_fit_as | str? | the model whose fit this row is (`cluster_did` for `cluster_did_cr2`, the same fit read with CR2 standard errors); null for a fit of its own |
 //! | rows_in | i64 | sample rows in the scope |
 //! | n_dropped | i64 | of those, rows missing a column the model uses |
 //! | n_obs | i64? | observations used |
@@ -217,7 +219,7 @@ use crate::memo::Memo;
 use crate::stats::htest::p_adjust_holm;
 use crate::stats::meta::{rma_with, MetaFit, TauMethod};
 use crate::stats::ols::VcovType;
-use fitting::{fit, Attempt, Kind, ModelSpec, Skip};
+use fitting::{fit, Attempt, Fitted, Kind, ModelSpec, Skip};
 use frame::{Table, Want};
 use tables::fin;
 
@@ -262,6 +264,8 @@ struct Plan {
 struct ModelRun {
     spec: ModelSpec,
     primary: bool,
+    /// The model whose fit this run's rows come from (a CR2 twin), if not its own.
+    same_fit_as: Option<String>,
     pooled: Attempt,
     municipalities: Vec<(String, Attempt)>,
 }
@@ -446,7 +450,7 @@ fn plan_h2(cfg: &ModelSection, mut table: Table, design: Option<h3::Design>) -> 
     }
     let model = |name: &str, x: &[&str]| ModelSpec {
         name: name.into(),
-        kind: Kind::Lmm { reml },
+        kind: Kind::Lmm { reml, cr2_by: None },
         response: "rcap".into(),
         terms: x.iter().map(|s| s.to_string()).collect(),
         factors: vec!["municipality".into(), "wave".into()],
@@ -539,12 +543,35 @@ fn run_plan(plan: Plan, cfg: &ModelSection, level: f64, memo: &Memo) -> Result<O
             };
             per.push((m.clone(), a));
         }
+        // A mixed model that also has CR2 inference: those rows as a model of their own.
+        let twin = spec.cr2_twin().map(|name| {
+            let derive = |a: &Attempt| Attempt {
+                spec_name: name.clone(),
+                result: a
+                    .result
+                    .as_ref()
+                    .map(Fitted::cr2_twin)
+                    .map_err(Clone::clone),
+                ..a.clone()
+            };
+            let mut twin_spec = spec.clone();
+            twin_spec.name = name.clone();
+            ModelRun {
+                spec: twin_spec,
+                primary: false,
+                same_fit_as: Some(spec.name.clone()),
+                pooled: derive(&pooled),
+                municipalities: per.iter().map(|(m, a)| (m.clone(), derive(a))).collect(),
+            }
+        });
         runs.push(ModelRun {
             spec: spec.clone(),
             primary: plan.primary_model == Some(mi),
+            same_fit_as: None,
             pooled,
             municipalities: per,
         });
+        runs.extend(twin);
     }
     let mut outcome = Outcome {
         plan,
@@ -704,7 +731,8 @@ fn account(outcomes: &[Outcome], summary: &mut StageSummary) {
         for n in &o.plan.notes {
             summary.warnings.push(format!("{h}: {n}"));
         }
-        for run in &o.runs {
+        // A CR2 twin is another reading of a fit counted already.
+        for run in o.runs.iter().filter(|r| r.same_fit_as.is_none()) {
             let scopes = std::iter::once((POOLED, &run.pooled))
                 .chain(run.municipalities.iter().map(|(m, a)| (m.as_str(), a)));
             for (scope, a) in scopes {

@@ -399,7 +399,12 @@ pub fn run(ctx: &StageContext) -> Result<StageSummary> {
                 &inp.variances,
                 &ctx.config.report.stars,
                 conf_level,
-                if h == "H1" { cluster.as_deref() } else { None },
+                // H3's primary mixed model is clustered by unit (CR2); H2's are model-based.
+                match h {
+                    "H1" => cluster.as_deref(),
+                    "H3" => Some("unit_id"),
+                    _ => None,
+                },
             );
             for (ext, text) in [
                 ("md", tables::markdown(&t)),

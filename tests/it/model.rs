@@ -274,8 +274,9 @@ fn matches_r_on_the_demo_linked_tables() {
             h3_checked += 1;
         }
     }
-    // cluster_did, diff_in_diff, cluster_did_both_waves: 6 scopes each; event_study: 2 terms.
-    assert_eq!(h3_checked, 3 * 6 + 2 * 6, "H3 rows compared");
+    // cluster_did, cluster_did_cr2, diff_in_diff, cluster_did_both_waves: 6 scopes each;
+    // event_study: 2 terms.
+    assert_eq!(h3_checked, 4 * 6 + 2 * 6, "H3 rows compared");
     // Fit statistics and variance components.
     let fit = relcap::io::read_parquet(&out.join("model/fit.parquet")).unwrap();
     let vc = relcap::io::read_parquet(&out.join("model/variance_components.parquet")).unwrap();
@@ -620,7 +621,7 @@ fn validate_reports_bias_rmse_and_coverage_per_hypothesis() {
     }
     assert_eq!(v["design"]["municipalities"], 2);
     assert_eq!(v["design"]["cluster"]["sd_unit_wave"], 0.1);
-    // H3's models side by side: the primary and the analysis plan's formula among them.
+    // H3's models side by side: the primary, its CR2 rows and the analysis plan's formula first.
     let models: Vec<&str> = v["h3_models"]
         .as_array()
         .unwrap()
@@ -628,7 +629,7 @@ fn validate_reports_bias_rmse_and_coverage_per_hypothesis() {
         .map(|m| m["model"].as_str().unwrap())
         .collect();
     assert!(
-        models.starts_with(&["cluster_did", "diff_in_diff"]),
+        models.starts_with(&["cluster_did", "cluster_did_cr2", "diff_in_diff"]),
         "{models:?}"
     );
     for m in v["h3_models"].as_array().unwrap() {

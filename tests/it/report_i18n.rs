@@ -254,6 +254,13 @@ fn as_before(html: &str, labels: &relcap::config::LabelsSection) -> String {
     for (label, before) in names {
         t = t.replace(&label, &before);
     }
+    // The row of the primary H3 model's CR2 standard errors (`cluster_did_cr2`), added to the
+    // table of models side by side after these pages were made.
+    let cr2_row = "<tr><th>H3</th><td class=\"text\"><code>cluster_did_cr2</code>";
+    if let Some(a) = t.find(cr2_row) {
+        let b = a + t[a..].find("</tr>").unwrap() + "</tr>".len();
+        t.replace_range(a..b, "");
+    }
     let mut out = String::new();
     let mut rest = t.as_str();
     while let Some(i) = rest.find("<code>") {

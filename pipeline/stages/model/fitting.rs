@@ -38,8 +38,10 @@ pub enum Kind {
         vcov: VcovType,
         cluster: Option<String>,
     },
-    /// Random-intercept linear mixed model, REML or ML, Satterthwaite t-tests.
-    Lmm { reml: bool },
+    /// Random-intercept linear mixed model, REML or ML, Satterthwaite t-tests; with `cr2_by`,
+    /// also CR2 cluster-robust inference by that column, kept in `Fitted::cr2` (the stage
+    /// reports it as the model `<name>_cr2`).
+    Lmm { reml: bool, cr2_by: Option<String> },
     /// Paired t-test of `response` between `post` = 1 and `post` = 0 within (unit, respondent).
     PairedT,
 }
@@ -99,6 +101,9 @@ impl ModelSpec {
         }
         if let Kind::Ols {
             cluster: Some(c), ..
+        }
+        | Kind::Lmm {
+            cr2_by: Some(c), ..
         } = &self.kind
         {
             push(&mut out, c);
@@ -119,6 +124,16 @@ impl ModelSpec {
         let mut s = self.clone();
         s.factors.retain(|f| f != factor);
         s
+    }
+
+    /// The name of the CR2 twin of a mixed model that also has CR2 inference.
+    pub fn cr2_twin(&self) -> Option<String> {
+        match &self.kind {
+            Kind::Lmm {
+                cr2_by: Some(_), ..
+            } => Some(format!("{}_cr2", self.name)),
+            _ => None,
+        }
     }
 
     /// Whether `term` is one of the model's numeric terms.
@@ -167,7 +182,8 @@ pub struct Fitted {
     pub formula: String,
     /// `ols`, `reml`, `ml` or `paired_t`.
     pub method: String,
-    /// Standard errors: `classical`, `hc0`..`hc3`, `cr1`, `model` (mixed models), `paired`.
+    /// Standard errors: `classical`, `hc0`..`hc3`, `cr1`, `cr2`, `model` (mixed models),
+    /// `paired`.
     pub vcov: String,
     pub n_obs: usize,
     pub n_groups: Option<usize>,
@@ -189,11 +205,29 @@ pub struct Fitted {
     pub sd_outcome: Option<f64>,
     pub var_comps: Vec<VarComp>,
     pub warnings: Vec<String>,
+    /// A mixed model that also has CR2 inference: those rows, and the clusters (after merging
+    /// those a random-effect level spans).
+    #[serde(default)]
+    pub cr2: Vec<Coef>,
+    #[serde(default)]
+    pub cr2_clusters: Option<usize>,
 }
 
 impl Fitted {
     pub fn coef(&self, term: &str) -> Option<&Coef> {
         self.coefficients.iter().find(|c| c.term == term)
+    }
+
+    /// The CR2 twin of a fit that also has CR2 inference: the same fit with its CR2 rows.
+    pub fn cr2_twin(&self) -> Fitted {
+        Fitted {
+            vcov: "cr2".into(),
+            n_clusters: self.cr2_clusters,
+            coefficients: self.cr2.clone(),
+            cr2: vec![],
+            cr2_clusters: None,
+            ..self.clone()
+        }
     }
 }
 
@@ -377,7 +411,7 @@ fn sd(x: impl Iterator<Item = f64> + Clone) -> Option<f64> {
 
 /// Bump whenever this file or the statistics engine changes what a regression returns: kept
 /// fits of another version are then never found.
-const FIT_CACHE_VERSION: u32 = 3;
+const FIT_CACHE_VERSION: u32 = 4;
 /// The store's namespace (the stage's name).
 const MEMO_STAGE: &str = "model";
 
@@ -387,6 +421,9 @@ const MEMO_STAGE: &str = "model";
 struct KeptFit {
     result: std::result::Result<Fitted, Skip>,
     dfs: Vec<f64>,
+    /// The raw df of `Fitted::cr2`.
+    #[serde(default)]
+    cr2_dfs: Vec<f64>,
 }
 
 impl KeptFit {
@@ -396,7 +433,7 @@ impl KeptFit {
             Ok(f) => f,
             Err(skip) => return Some(Err(skip)),
         };
-        if fitted.coefficients.len() != self.dfs.len() {
+        if fitted.coefficients.len() != self.dfs.len() || fitted.cr2.len() != self.cr2_dfs.len() {
             return None;
         }
         let quantile = match kind {
@@ -407,7 +444,8 @@ impl KeptFit {
         // The engine's `conf_interval`, with the quantile computed once per distinct df (an OLS
         // fit has one df for all its coefficients).
         let mut last: Option<(u64, f64)> = None;
-        for (c, &df) in fitted.coefficients.iter_mut().zip(&self.dfs) {
+        let rows = fitted.coefficients.iter_mut().zip(&self.dfs);
+        for (c, &df) in rows.chain(fitted.cr2.iter_mut().zip(&self.cr2_dfs)) {
             let q = match last {
                 Some((bits, q)) if bits == df.to_bits() => q,
                 _ => {
@@ -463,15 +501,16 @@ fn regression(
     if let Some(result) = kept {
         return Ok(result);
     }
-    let (result, dfs) = regression_fit(table, rows, spec, formula, conf_level)?;
+    let (result, dfs, cr2_dfs) = regression_fit(table, rows, spec, formula, conf_level)?;
     // Kept without its intervals (they are recomputed at the level of the run that reads it),
     // so that the store's bytes do not depend on `model.alpha` either.
     let mut kept = KeptFit {
         result: result.clone(),
         dfs,
+        cr2_dfs,
     };
     if let Ok(f) = &mut kept.result {
-        for c in &mut f.coefficients {
+        for c in f.coefficients.iter_mut().chain(&mut f.cr2) {
             c.row.conf_low = f64::NAN;
             c.row.conf_high = f64::NAN;
         }
@@ -482,8 +521,9 @@ fn regression(
     Ok(result)
 }
 
-/// The fit of a regression (or why not) and its coefficients' raw degrees of freedom.
-type FitAndDfs = (std::result::Result<Fitted, Skip>, Vec<f64>);
+/// The fit of a regression (or why not), its coefficients' raw degrees of freedom and those of
+/// its CR2 rows (mixed models that also have CR2 inference).
+type FitAndDfs = (std::result::Result<Fitted, Skip>, Vec<f64>, Vec<f64>);
 
 fn regression_fit(
     table: &Table,
@@ -494,7 +534,7 @@ fn regression_fit(
 ) -> Result<FitAndDfs> {
     let parsed = match formula::parse(formula) {
         Ok(f) => f,
-        Err(e) => return Ok((Err(Skip::Failed(format!("{formula}: {e}"))), vec![])),
+        Err(e) => return Ok((Err(Skip::Failed(format!("{formula}: {e}"))), vec![], vec![])),
     };
     let data = table.data(&spec.columns(), rows)?;
     let estimator = match &spec.kind {
@@ -502,24 +542,37 @@ fn regression_fit(
             vcov: *vcov,
             cluster: cluster.clone(),
         },
-        Kind::Lmm { reml } => Estimator::Lmm { reml: *reml },
-        Kind::PairedT => return Ok((unreachable_paired()?, vec![])),
+        Kind::Lmm { reml, cr2_by } => Estimator::Lmm {
+            reml: *reml,
+            cluster: cr2_by.clone(),
+        },
+        Kind::PairedT => return Ok((unreachable_paired()?, vec![], vec![])),
     };
     let fit = match fit_parsed(&parsed, &data, &estimator, conf_level) {
         Ok(f) => f,
-        Err(e) => return Ok((Err(Skip::Failed(e.to_string())), vec![])),
+        Err(e) => return Ok((Err(Skip::Failed(e.to_string())), vec![], vec![])),
     };
     let des = &fit.design;
     let sd_y = sd(des.y.iter().copied());
     let factors = std_factors(des, sd_y);
-    let coefficients = coefficient_rows(fit.coefficients())
-        .into_iter()
-        .map(|row| Coef {
-            std_factor: factors.get(&row.term).copied().flatten(),
-            row,
-        })
-        .collect();
-    let dfs = fit.coefficients().iter().map(|c| c.df).collect();
+    let coefs = |c: &[crate::stats::Coefficient]| -> Vec<Coef> {
+        coefficient_rows(c)
+            .into_iter()
+            .map(|row| Coef {
+                std_factor: factors.get(&row.term).copied().flatten(),
+                row,
+            })
+            .collect()
+    };
+    let coefficients = coefs(fit.model_coefficients());
+    let dfs = fit.model_coefficients().iter().map(|c| c.df).collect();
+    let (cr2, cr2_dfs) = match &fit.robust {
+        Some(r) => (
+            coefs(&r.coefficients),
+            r.coefficients.iter().map(|c| c.df).collect(),
+        ),
+        None => (vec![], vec![]),
+    };
     let n_groups = spec
         .group
         .as_ref()
@@ -533,9 +586,24 @@ fn regression_fit(
     };
     let fitted = match &fit.model {
         Model::Ols(f) => ols_fitted(f, common, n_groups),
-        Model::Lmm(f) => lmm_fitted(f, common, spec),
+        Model::Lmm(f) => {
+            let mut fitted = lmm_fitted(f, common, spec);
+            if let Some(r) = &fit.robust {
+                fitted.cr2 = cr2;
+                fitted.cr2_clusters = Some(r.n_clusters);
+                if r.n_clusters < r.n_clusters_given {
+                    fitted.warnings.push(format!(
+                        "CR2: the {} clusters of `{}` merged into {} where a random-effect level (a respondent in two units) spans them",
+                        r.n_clusters_given,
+                        spec.group.as_deref().unwrap_or("?"),
+                        r.n_clusters
+                    ));
+                }
+            }
+            fitted
+        }
     };
-    Ok((Ok(fitted), dfs))
+    Ok((Ok(fitted), dfs, cr2_dfs))
 }
 
 /// Standardization factor per model-matrix column name (see the module docs): none for the
@@ -833,7 +901,10 @@ mod tests {
         };
         let lmm_spec = ModelSpec {
             name: "lmm".into(),
-            kind: Kind::Lmm { reml: true },
+            kind: Kind::Lmm {
+                reml: true,
+                cr2_by: None,
+            },
             random: vec!["g".into()],
             ..ols_spec.clone()
         };

@@ -179,7 +179,7 @@ pub(super) fn plan_h3(cfg: &ModelSection, mut table: Table) -> Result<Plan> {
     };
     let lmm = |name: &str, x: &[&str], random: Vec<String>, vary: &[&str]| ModelSpec {
         name: name.into(),
-        kind: Kind::Lmm { reml },
+        kind: Kind::Lmm { reml, cr2_by: None },
         response: "rcap".into(),
         terms: x.iter().map(|s| s.to_string()).collect(),
         factors: vec!["municipality".into()],
@@ -201,13 +201,20 @@ pub(super) fn plan_h3(cfg: &ModelSection, mut table: Table) -> Result<Plan> {
     let mut testable = true;
     let did = ["post", "intervention", "post:intervention"];
     let (design, models, primary_model, primary_term) = if control && treated {
+        // The primary model's fit also gives CR2 inference by unit (the unit of randomisation),
+        // reported as `cluster_did_cr2`.
+        let mut primary = lmm(
+            "cluster_did",
+            &did,
+            random("post", true),
+            &["post", "intervention"],
+        );
+        primary.kind = Kind::Lmm {
+            reml,
+            cr2_by: Some("unit_id".into()),
+        };
         let mut models = vec![
-            lmm(
-                "cluster_did",
-                &did,
-                random("post", true),
-                &["post", "intervention"],
-            ),
+            primary,
             lmm(
                 "diff_in_diff",
                 &["post", "post:intervention"],

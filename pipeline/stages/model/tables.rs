@@ -56,6 +56,7 @@ pub struct FitRow {
     pub formula: String,
     pub method: Option<String>,
     pub vcov: Option<String>,
+    pub same_fit_as: Option<String>,
     pub rows_in: i64,
     pub n_dropped: i64,
     pub n_obs: Option<i64>,
@@ -183,6 +184,7 @@ fn push_attempt(
                 scope: scope.into(),
                 model: run.spec.name.clone(),
                 primary: run.primary,
+                same_fit_as: run.same_fit_as.clone(),
                 status: "fitted".into(),
                 message: None,
                 formula: f.formula.clone(),
@@ -252,6 +254,7 @@ fn push_attempt(
                 scope: scope.into(),
                 model: run.spec.name.clone(),
                 primary: run.primary,
+                same_fit_as: run.same_fit_as.clone(),
                 status: skip.code(),
                 message: Some(skip.message()),
                 formula: a.formula.clone(),
@@ -384,6 +387,7 @@ pub fn fit_frame(rows: &[FitRow]) -> Result<DataFrame> {
         .s("formula", |r| &r.formula)
         .os("method", |r| r.method.as_deref())
         .os("vcov", |r| r.vcov.as_deref())
+        .os("same_fit_as", |r| r.same_fit_as.as_deref())
         .i("rows_in", |r| Some(r.rows_in))
         .i("n_dropped", |r| Some(r.n_dropped))
         .i("n_obs", |r| r.n_obs)

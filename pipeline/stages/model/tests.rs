@@ -501,7 +501,8 @@ fn small_municipalities_are_skipped_and_counted() {
     // 8 units per municipality: every per-municipality model is skipped (H1 clusters too:
     // at most 8 lead units), none is fitted outside the pooled scope.
     // Pooled: H1 2, H2 5 (with the intervention-adjusted sensitivity model), H3 4
-    // (cluster_did, diff_in_diff, cluster_did_both_waves, event_study).
+    // (cluster_did, diff_in_diff, cluster_did_both_waves, event_study; cluster_did_cr2 is
+    // cluster_did's fit read with CR2 standard errors, not counted again).
     assert_eq!(s.counts["models_fitted"], 11);
     assert_eq!(s.counts["models_skipped_too_few_clusters"], 44);
     assert!(s
@@ -509,9 +510,9 @@ fn small_municipalities_are_skipped_and_counted() {
         .iter()
         .any(|w| w.contains("meta-analysis needs at least 2")));
     let fit = crate::io::read_parquet(&dir.path().join("model/fit.parquet")).unwrap();
-    // 55, and one `h1_corrected` row per scope (pooled and 4 municipalities; not corrected
+    // 55 and the 5 rows of cluster_did_cr2, and one `h1_corrected` row per scope (pooled and 4 municipalities; not corrected
     // here: the synthetic link tables have no dyad errors).
-    assert_eq!(fit.height(), 55 + 5);
+    assert_eq!(fit.height(), 60 + 5);
     let het = crate::io::read_parquet(&dir.path().join("model/heterogeneity.parquet")).unwrap();
     assert_eq!(het.height(), 0);
     let r = results(dir.path());

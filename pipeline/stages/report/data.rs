@@ -43,6 +43,8 @@ pub struct FitRow {
     pub formula: String,
     pub method: Option<String>,
     pub vcov: Option<String>,
+    /// Set on a CR2 twin: another reading of that model's fit.
+    pub same_fit_as: Option<String>,
     pub n_obs: Option<i64>,
     pub n_groups: Option<i64>,
     pub n_clusters: Option<i64>,
@@ -274,6 +276,7 @@ fn fits(path: &Path) -> Result<Vec<FitRow>> {
         req("formula", STR),
         opt("method", STR),
         opt("vcov", STR),
+        opt("same_fit_as", STR),
         opt("n_obs", I64),
         opt("n_groups", I64),
         opt("n_clusters", I64),
@@ -293,6 +296,9 @@ fn fits(path: &Path) -> Result<Vec<FitRow>> {
         .map(|x| x.map(str::to_string))
         .collect();
     let vc: Vec<_> = strs(&df, "vcov")?.map(|x| x.map(str::to_string)).collect();
+    let sf: Vec<_> = strs(&df, "same_fit_as")?
+        .map(|x| x.map(str::to_string))
+        .collect();
     let no: Vec<_> = i64s(&df, "n_obs")?.collect();
     let ng: Vec<_> = i64s(&df, "n_groups")?.collect();
     let nc: Vec<_> = i64s(&df, "n_clusters")?.collect();
@@ -309,6 +315,7 @@ fn fits(path: &Path) -> Result<Vec<FitRow>> {
             formula: f[i].clone(),
             method: me[i].clone(),
             vcov: vc[i].clone(),
+            same_fit_as: sf[i].clone(),
             n_obs: no[i],
             n_groups: ng[i],
             n_clusters: nc[i],

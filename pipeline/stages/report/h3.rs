@@ -18,11 +18,16 @@ use super::plots::{plot_err, OKABE_ITO_BLUE, OKABE_ITO_GREY, OKABE_ITO_VERMILLIO
 use super::{fmt, Fig};
 
 /// What each sensitivity model is, for the table.
-const MODELS: [(&str, &str, &str); 6] = [
+const MODELS: [(&str, &str, &str); 7] = [
     (
         "H3",
         "cluster_did",
         "primary: arm main effect, unit × period random intercept",
+    ),
+    (
+        "H3",
+        "cluster_did_cr2",
+        "primary model, CR2 cluster-robust standard errors by unit",
     ),
     (
         "H3",

@@ -151,11 +151,16 @@ pub(super) fn study_view(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let fits_total = inp.fits.len();
-    let fits_fitted = inp.fits.iter().filter(|f| f.status == "fitted").count();
-    let singular = inp.fits.iter().filter(|f| f.singular == Some(true)).count();
-    let not_converged = inp
+    // Fits, not readings of one: a CR2 twin (`same_fit_as`) is not counted again.
+    let own_fits: Vec<_> = inp
         .fits
+        .iter()
+        .filter(|f| f.same_fit_as.is_none())
+        .collect();
+    let fits_total = own_fits.len();
+    let fits_fitted = own_fits.iter().filter(|f| f.status == "fitted").count();
+    let singular = own_fits.iter().filter(|f| f.singular == Some(true)).count();
+    let not_converged = own_fits
         .iter()
         .filter(|f| f.converged == Some(false))
         .count();
