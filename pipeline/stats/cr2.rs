@@ -18,14 +18,18 @@
 //! with g = (1 − λ)^(−1/2) − 1 (or −1 where 1 − λ ≤ 1e-12). That costs O(n_j k²) per cluster
 //! instead of the O(n_j³) of an n_j × n_j eigendecomposition, so large clusters stay cheap.
 //! Σ_jl P_jl² is accumulated as Σ_j d_j² − 2 Σ_j d_j a_jj + tr(B S B S), with d_j = u_j'u_j,
-//! a_jl = w_j' B w_l and S = Σ_j w_j w_j': O(J k²) rather than O(J² k) in the clusters J.
+//! a_jl = w_j' B w_l and S = Σ_j w_j w_j': O(J k²) rather than O(J² k) in the clusters J. All
+//! coefficients are done at once, as matrix products: U_j = A_j X_j B holds every coefficient's
+//! u_j, W_j = X_j' U_j its w_j, and each S is summed over chunks of 64 clusters as one product
+//! (on the national study's pooled H1 regressions, 7,000 clusters and 101 columns, that took
+//! the model stage's CPU time from 503–525 s to 371 s).
 //!
 //! Limits: unweighted least squares only; needs at least two clusters.
 
 // index loops mirror the matrix formulas.
 #![allow(clippy::needless_range_loop)]
 
-use faer::{Mat, Side};
+use faer::{Accum, Mat, MatRef, Par, Side};
 
 use crate::robust::{product, sandwich};
 use crate::types::StatsError;
@@ -40,6 +44,19 @@ pub struct Cr2 {
     /// Satterthwaite degrees of freedom per coefficient (order of `bread`).
     pub df: Vec<f64>,
     pub n_clusters: usize,
+}
+
+/// A B, on this thread: the products here are small and many, and on the global thread pool
+/// the waiting cost more than the product (as in the mixed models' solve).
+fn mm(a: MatRef<'_, f64>, b: MatRef<'_, f64>) -> Mat<f64> {
+    let mut out = Mat::zeros(a.nrows(), b.ncols());
+    mm_add(&mut out, a, b);
+    out
+}
+
+/// acc += A B, on this thread.
+fn mm_add(acc: &mut Mat<f64>, a: MatRef<'_, f64>, b: MatRef<'_, f64>) {
+    faer::linalg::matmul::matmul(acc.as_mut(), Accum::Add, a, b, 1.0, Par::Seq);
 }
 
 /// The rows of each cluster, clusters in order of first appearance.
@@ -93,7 +110,7 @@ impl Adjustment {
             .self_adjoint_eigen(Side::Lower)
             .map_err(|e| StatsError::Numerical(format!("CR2 eigendecomposition: {e:?}")))?;
         let (vecs, vals) = (eig.U(), eig.S().column_vector());
-        let z = &q * vecs;
+        let z = mm(q.as_ref(), vecs);
         let g = (0..r)
             .map(|a| {
                 let ev = 1.0 - vals[a];
@@ -165,11 +182,25 @@ pub fn vcov_cr2_by(
         });
     }
     let mut meat = vec![vec![0.0; k]; k];
-    // Per coefficient i: Σ d_j, Σ d_j², Σ d_j a_jj and S = Σ w_j w_j'.
+    // Per coefficient c: Σ d_j, Σ d_j², Σ d_j a_jj and S_c = Σ_j w_j w_j', all coefficients at
+    // once: the columns of U_j = A_j X_j B are the u_j of each c, those of W_j = X_j' U_j the w_j.
+    let bm = Mat::from_fn(k, k, |a, b| bread[a][b]);
     let mut sum_d = vec![0.0; k];
     let mut sum_d2 = vec![0.0; k];
     let mut sum_da = vec![0.0; k];
-    let mut s_mat = vec![vec![vec![0.0; k]; k]; k];
+    let mut s_mat: Vec<Mat<f64>> = vec![Mat::zeros(k, k); k];
+    // S_c is accumulated over chunks of clusters as one product W_c W_c' per chunk (W_c: the
+    // chunk's w_j of coefficient c side by side), not as a rank-one update per cluster.
+    const CHUNK: usize = 64;
+    let mut chunk: Vec<Mat<f64>> = Vec::with_capacity(CHUNK);
+    let flush = |chunk: &mut Vec<Mat<f64>>, s_mat: &mut [Mat<f64>]| {
+        let m = chunk.len();
+        for (c, s) in s_mat.iter_mut().enumerate() {
+            let wc = Mat::from_fn(k, m, |a, j| chunk[j][(a, c)]);
+            mm_add(s, wc.as_ref(), wc.transpose());
+        }
+        chunk.clear();
+    };
     for rows in &groups {
         let nj = rows.len();
         let xj = Mat::from_fn(nj, k, |i, a| x(rows[i], a));
@@ -185,35 +216,36 @@ pub fn vcov_cr2_by(
                 meat[a][b] += score[a] * score[b];
             }
         }
+        let xb = mm(xj.as_ref(), bm.as_ref());
+        let ztxb = mm(adj.z.transpose(), xb.as_ref());
+        let scaled = Mat::from_fn(ztxb.nrows(), k, |a, b| adj.g[a] * ztxb[(a, b)]);
+        let mut u = xb;
+        mm_add(&mut u, adj.z.as_ref(), scaled.as_ref());
+        let w = mm(xj.transpose(), u.as_ref());
+        let bw = mm(bm.as_ref(), w.as_ref());
         for c in 0..k {
-            // u = A_j X_j B e_c, w = X_j' u, d = u'u, a_jj = w' B w.
-            let xbc: Vec<f64> = (0..nj)
-                .map(|i| (0..k).map(|a| xj[(i, a)] * bread[a][c]).sum())
-                .collect();
-            let u = adj.apply(&xbc);
-            let w: Vec<f64> = (0..k)
-                .map(|a| (0..nj).map(|i| xj[(i, a)] * u[i]).sum())
-                .collect();
-            let d: f64 = u.iter().map(|v| v * v).sum();
-            let bw: Vec<f64> = (0..k)
-                .map(|a| (0..k).map(|b| bread[a][b] * w[b]).sum())
-                .collect();
-            let ajj: f64 = w.iter().zip(&bw).map(|(p, q)| p * q).sum();
+            let d: f64 = (0..nj).map(|i| u[(i, c)] * u[(i, c)]).sum();
+            let ajj: f64 = (0..k).map(|a| w[(a, c)] * bw[(a, c)]).sum();
             sum_d[c] += d;
             sum_d2[c] += d * d;
             sum_da[c] += d * ajj;
-            for a in 0..k {
-                for b in 0..k {
-                    s_mat[c][a][b] += w[a] * w[b];
-                }
-            }
         }
+        chunk.push(w);
+        if chunk.len() == CHUNK {
+            flush(&mut chunk, &mut s_mat);
+        }
+    }
+    if !chunk.is_empty() {
+        flush(&mut chunk, &mut s_mat);
     }
     let vcov = sandwich(bread, &meat);
     let df = (0..k)
         .map(|c| {
-            let trace = sum_d[c] - trace_prod(bread, &s_mat[c]);
-            let bs = product(bread, &s_mat[c]);
+            let sc: Vec<Vec<f64>> = (0..k)
+                .map(|a| (0..k).map(|b| s_mat[c][(a, b)]).collect())
+                .collect();
+            let trace = sum_d[c] - trace_prod(bread, &sc);
+            let bs = product(bread, &sc);
             let tr_bsbs: f64 = (0..k)
                 .map(|a| (0..k).map(|b| bs[a][b] * bs[b][a]).sum::<f64>())
                 .sum();
@@ -305,7 +337,7 @@ fn sym_power(m: &Mat<f64>, p: f64) -> Result<Mat<f64>, StatsError> {
         })
         .collect();
     let scaled = Mat::from_fn(n, n, |a, b| u[(a, b)] * f[b]);
-    Ok(&scaled * u.transpose())
+    Ok(mm(scaled.as_ref(), u.transpose()))
 }
 
 /// One cluster's working covariance Θ_j = I + Σ_k θ_k² [same level of factor k] (the model's
@@ -350,7 +382,7 @@ fn working_covariance(
 /// intercept's level per row; `theta`: σ_k / σ per factor; `cluster`: per row. Every level of
 /// every factor must lie in one cluster ([`nesting_clusters`] makes them so).
 pub fn vcov_cr2_mixed(
-    x: faer::MatRef<'_, f64>,
+    x: MatRef<'_, f64>,
     residuals: &[f64],
     factors: &[&[u32]],
     theta: &[f64],
@@ -391,7 +423,7 @@ pub fn vcov_cr2_mixed(
         let (_, l) = working_covariance(rows, factors, theta)?;
         let xj = xj_of(rows);
         let lx = solve_lower(&l, &xj);
-        xwx += lx.transpose() * &lx;
+        mm_add(&mut xwx, lx.transpose(), lx.as_ref());
     }
     let m = sym_power(&xwx, -1.0)?;
     let mut meat = Mat::<f64>::zeros(k, k);
@@ -403,20 +435,25 @@ pub fn vcov_cr2_mixed(
         let (t, l) = working_covariance(rows, factors, theta)?;
         let xj = xj_of(rows);
         // R = L', so R Θ R' = L' Θ L and R X_j = L' X_j.
-        let lt_x = l.transpose() * &xj;
-        let g = l.transpose() * &t * &l - &lt_x * &m * lt_x.transpose();
-        let a = &l * sym_power(&g, -0.5)? * l.transpose();
+        let lt_x = mm(l.transpose(), xj.as_ref());
+        let ltl = mm(mm(l.transpose(), t.as_ref()).as_ref(), l.as_ref());
+        let xmx = mm(mm(lt_x.as_ref(), m.as_ref()).as_ref(), lt_x.transpose());
+        let g = ltl - xmx;
+        let a = mm(
+            mm(l.as_ref(), sym_power(&g, -0.5)?.as_ref()).as_ref(),
+            l.transpose(),
+        );
         // W_j X_j, and E_j' = A_j W_j X_j (n_j × k).
         let wx = solve_upper_t(&l, &solve_lower(&l, &xj));
-        let et = &a * &wx;
+        let et = mm(a.as_ref(), wx.as_ref());
         let ej = Mat::from_fn(rows.len(), 1, |i, _| residuals[rows[i]]);
-        let score = et.transpose() * &ej;
-        meat += &score * score.transpose();
+        let score = mm(et.transpose(), ej.as_ref());
+        mm_add(&mut meat, score.as_ref(), score.transpose());
         // Columns c of E_j' M are g_j for coefficient c; of X_j' E_j' M, h_j.
-        let gm = &et * &m;
-        let tg = &t * &gm;
-        let h = xj.transpose() * &gm;
-        let mh = &m * &h;
+        let gm = mm(et.as_ref(), m.as_ref());
+        let tg = mm(t.as_ref(), gm.as_ref());
+        let h = mm(xj.transpose(), gm.as_ref());
+        let mh = mm(m.as_ref(), h.as_ref());
         for c in 0..k {
             let d: f64 = (0..rows.len()).map(|i| gm[(i, c)] * tg[(i, c)]).sum();
             let ajj: f64 = (0..k).map(|b| h[(b, c)] * mh[(b, c)]).sum();
@@ -424,10 +461,10 @@ pub fn vcov_cr2_mixed(
             sum_d2[c] += d * d;
             sum_da[c] += d * ajj;
             let hc = h.col(c);
-            s_mat[c] += hc * hc.transpose();
+            mm_add(&mut s_mat[c], hc.as_mat(), hc.as_mat().transpose());
         }
     }
-    let vcov_m = &m * &meat * &m;
+    let vcov_m = mm(mm(m.as_ref(), meat.as_ref()).as_ref(), m.as_ref());
     let vcov: Vec<Vec<f64>> = (0..k)
         .map(|a| {
             (0..k)
@@ -437,7 +474,7 @@ pub fn vcov_cr2_mixed(
         .collect();
     let df = (0..k)
         .map(|c| {
-            let ms = &m * &s_mat[c];
+            let ms = mm(m.as_ref(), s_mat[c].as_ref());
             let tr_ms: f64 = (0..k).map(|a| ms[(a, a)]).sum();
             let tr_msms: f64 = (0..k)
                 .map(|a| (0..k).map(|b| ms[(a, b)] * ms[(b, a)]).sum::<f64>())
