@@ -118,7 +118,7 @@
 //! std_estimate, p_value, p_holm, p_adjusted, supported, verdict, n_obs, n_groups], "attrition":
 //! [H3 rows as below], "meta_without_singular": [per hypothesis whose primary fit is singular in
 //! some municipality and method: hypothesis, model, term, method, singular (the municipalities
-//! left out), k, estimate, std_error, conf_low, conf_high, p_value, tau2], "h3_event_study":
+//! left out), k, estimate, std_error, conf_low, conf_high, p_value, tau2; on `model.meta.test`], "h3_event_study":
 //! {fitted, formula, singular, reference_event_time, terms: [term, event_time, estimate,
 //! std_error, df, p_value, conf_low, conf_high], pre_trend: {tested, terms, method, p_value}}
 //! (null without control units), "results": [the rows above]}`. `verdict` is `supported`,

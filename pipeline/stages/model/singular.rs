@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::tables::fin;
 use super::Outcome;
 use crate::config::{MetaMethod, ModelSection};
-use crate::stats::meta::{rma, TauMethod};
+use crate::stats::meta::{rma_with, TauMethod};
 
 /// The meta-analysis of a hypothesis's primary estimates without the singular fits.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -70,7 +70,8 @@ pub(super) fn meta_without_singular(
             MetaMethod::Dl => TauMethod::Dl,
             MetaMethod::Fe => TauMethod::Fixed,
         };
-        if let Ok(fit) = rma(&yi, &vi, tm, level) {
+        // The same test as the meta-analysis over all municipalities (`model.meta.test`).
+        if let Ok(fit) = rma_with(&yi, &vi, tm, level, cfg.meta.test.into()) {
             out.push(MetaWithoutSingular {
                 hypothesis: o.plan.id.into(),
                 model: run.spec.name.clone(),
