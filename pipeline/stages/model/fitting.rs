@@ -908,7 +908,16 @@ mod tests {
             random: vec!["g".into()],
             ..ols_spec.clone()
         };
-        for spec in [&ols_spec, &lmm_spec] {
+        // Also read with CR2 by g: its rows are kept, and re-levelled, with the fit's.
+        let cr2_spec = ModelSpec {
+            name: "lmm_cr2".into(),
+            kind: Kind::Lmm {
+                reml: true,
+                cr2_by: Some("g".into()),
+            },
+            ..lmm_spec.clone()
+        };
+        for spec in [&ols_spec, &lmm_spec, &cr2_spec] {
             let memo = Memo::new(dir.path(), true);
             let first = fit(&t, &rows, spec, 0.95, None, &memo).unwrap();
             let kept = fit(&t, &rows, spec, 0.8, None, &memo).unwrap();
@@ -922,12 +931,12 @@ mod tests {
             assert_eq!(kept, fresh, "{}", spec.name);
             let (k, f0) = (kept.result.unwrap(), first.result.unwrap());
             let f = fresh.result.unwrap();
-            for ((a, b), c) in k
-                .coefficients
-                .iter()
-                .zip(&f.coefficients)
-                .zip(&f0.coefficients)
-            {
+            assert_eq!(k.cr2.is_empty(), spec.name != "lmm_cr2", "{}", spec.name);
+            assert_eq!(k.cr2_twin().coefficients.len(), k.cr2.len());
+            let rows = |x: &Fitted| -> Vec<Coef> {
+                x.coefficients.iter().chain(&x.cr2).cloned().collect()
+            };
+            for ((a, b), c) in rows(&k).iter().zip(&rows(&f)).zip(&rows(&f0)) {
                 assert_eq!(a.conf_low.to_bits(), b.conf_low.to_bits(), "{}", spec.name);
                 assert_eq!(
                     a.conf_high.to_bits(),
