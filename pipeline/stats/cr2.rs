@@ -31,7 +31,7 @@
 
 use faer::{Accum, Mat, MatRef, Par, Side};
 
-use crate::robust::{product, sandwich};
+use crate::robust::sandwich;
 use crate::types::StatsError;
 
 /// clubSandwich's threshold on the eigenvalues of I − H_jj (`matrix_power`'s `tol = -12`).
@@ -182,25 +182,10 @@ pub fn vcov_cr2_by(
         });
     }
     let mut meat = vec![vec![0.0; k]; k];
-    // Per coefficient c: Σ d_j, Σ d_j², Σ d_j a_jj and S_c = Σ_j w_j w_j', all coefficients at
-    // once: the columns of U_j = A_j X_j B are the u_j of each c, those of W_j = X_j' U_j the w_j.
+    // All coefficients at once: the columns of U_j = A_j X_j B are the u_j of each coefficient,
+    // those of W_j = X_j' U_j the w_j.
     let bm = Mat::from_fn(k, k, |a, b| bread[a][b]);
-    let mut sum_d = vec![0.0; k];
-    let mut sum_d2 = vec![0.0; k];
-    let mut sum_da = vec![0.0; k];
-    let mut s_mat: Vec<Mat<f64>> = vec![Mat::zeros(k, k); k];
-    // S_c is accumulated over chunks of clusters as one product W_c W_c' per chunk (W_c: the
-    // chunk's w_j of coefficient c side by side), not as a rank-one update per cluster.
-    const CHUNK: usize = 64;
-    let mut chunk: Vec<Mat<f64>> = Vec::with_capacity(CHUNK);
-    let flush = |chunk: &mut Vec<Mat<f64>>, s_mat: &mut [Mat<f64>]| {
-        let m = chunk.len();
-        for (c, s) in s_mat.iter_mut().enumerate() {
-            let wc = Mat::from_fn(k, m, |a, j| chunk[j][(a, c)]);
-            mm_add(s, wc.as_ref(), wc.transpose());
-        }
-        chunk.clear();
-    };
+    let mut terms = SattTerms::new(bm.clone());
     for rows in &groups {
         let nj = rows.len();
         let xj = Mat::from_fn(nj, k, |i, a| x(rows[i], a));
@@ -222,42 +207,90 @@ pub fn vcov_cr2_by(
         let mut u = xb;
         mm_add(&mut u, adj.z.as_ref(), scaled.as_ref());
         let w = mm(xj.transpose(), u.as_ref());
-        let bw = mm(bm.as_ref(), w.as_ref());
-        for c in 0..k {
-            let d: f64 = (0..nj).map(|i| u[(i, c)] * u[(i, c)]).sum();
-            let ajj: f64 = (0..k).map(|a| w[(a, c)] * bw[(a, c)]).sum();
-            sum_d[c] += d;
-            sum_d2[c] += d * d;
-            sum_da[c] += d * ajj;
-        }
-        chunk.push(w);
-        if chunk.len() == CHUNK {
-            flush(&mut chunk, &mut s_mat);
-        }
+        let d: Vec<f64> = (0..k)
+            .map(|c| (0..nj).map(|i| u[(i, c)] * u[(i, c)]).sum())
+            .collect();
+        terms.add(&d, w);
     }
-    if !chunk.is_empty() {
-        flush(&mut chunk, &mut s_mat);
-    }
-    let vcov = sandwich(bread, &meat);
-    let df = (0..k)
-        .map(|c| {
-            let sc: Vec<Vec<f64>> = (0..k)
-                .map(|a| (0..k).map(|b| s_mat[c][(a, b)]).collect())
-                .collect();
-            let trace = sum_d[c] - trace_prod(bread, &sc);
-            let bs = product(bread, &sc);
-            let tr_bsbs: f64 = (0..k)
-                .map(|a| (0..k).map(|b| bs[a][b] * bs[b][a]).sum::<f64>())
-                .sum();
-            let sum_p2 = sum_d2[c] - 2.0 * sum_da[c] + tr_bsbs;
-            trace * trace / sum_p2
-        })
-        .collect();
     Ok(Cr2 {
-        vcov,
-        df,
+        vcov: sandwich(bread, &meat),
+        df: terms.df(),
         n_clusters,
     })
+}
+
+/// The sums behind every coefficient's Satterthwaite df, over the clusters: for coefficient c,
+/// P_jl = δ_jl d_j − w_j' B w_l, and df = (tr P)² / Σ_jl P_jl² with tr P = Σ d_j − tr(B S) and
+/// Σ P² = Σ d_j² − 2 Σ d_j a_jj + tr(B S B S), a_jj = w_j' B w_j, S = Σ_j w_j w_j'. S is summed
+/// over chunks of clusters as one product W_c W_c' per chunk (W_c: the chunk's w_j of
+/// coefficient c side by side), not as a rank-one update per cluster and coefficient.
+struct SattTerms {
+    bread: Mat<f64>,
+    sum_d: Vec<f64>,
+    sum_d2: Vec<f64>,
+    sum_da: Vec<f64>,
+    s: Vec<Mat<f64>>,
+    chunk: Vec<Mat<f64>>,
+}
+
+impl SattTerms {
+    const CHUNK: usize = 64;
+
+    fn new(bread: Mat<f64>) -> Self {
+        let k = bread.nrows();
+        SattTerms {
+            bread,
+            sum_d: vec![0.0; k],
+            sum_d2: vec![0.0; k],
+            sum_da: vec![0.0; k],
+            s: vec![Mat::zeros(k, k); k],
+            chunk: Vec::with_capacity(Self::CHUNK),
+        }
+    }
+
+    /// One cluster: `d[c]` = d_j and column c of `w` = w_j of coefficient c.
+    fn add(&mut self, d: &[f64], w: Mat<f64>) {
+        let k = self.sum_d.len();
+        let bw = mm(self.bread.as_ref(), w.as_ref());
+        for c in 0..k {
+            let ajj: f64 = (0..k).map(|a| w[(a, c)] * bw[(a, c)]).sum();
+            self.sum_d[c] += d[c];
+            self.sum_d2[c] += d[c] * d[c];
+            self.sum_da[c] += d[c] * ajj;
+        }
+        self.chunk.push(w);
+        if self.chunk.len() == Self::CHUNK {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        let (k, m) = (self.sum_d.len(), self.chunk.len());
+        for (c, s) in self.s.iter_mut().enumerate() {
+            let wc = Mat::from_fn(k, m, |a, j| self.chunk[j][(a, c)]);
+            mm_add(s, wc.as_ref(), wc.transpose());
+        }
+        self.chunk.clear();
+    }
+
+    fn df(mut self) -> Vec<f64> {
+        if !self.chunk.is_empty() {
+            self.flush();
+        }
+        let k = self.sum_d.len();
+        (0..k)
+            .map(|c| {
+                let bs = mm(self.bread.as_ref(), self.s[c].as_ref());
+                let tr_bs: f64 = (0..k).map(|a| bs[(a, a)]).sum();
+                let tr_bsbs: f64 = (0..k)
+                    .map(|a| (0..k).map(|b| bs[(a, b)] * bs[(b, a)]).sum::<f64>())
+                    .sum();
+                let trace = self.sum_d[c] - tr_bs;
+                let sum_p2 = self.sum_d2[c] - 2.0 * self.sum_da[c] + tr_bsbs;
+                trace * trace / sum_p2
+            })
+            .collect()
+    }
 }
 
 /// CR2 on a design given by its rows.
@@ -268,14 +301,6 @@ pub fn vcov_cr2(
     bread: &[Vec<f64>],
 ) -> Result<Cr2, StatsError> {
     vcov_cr2_by(rows.len(), |i, a| rows[i][a], residuals, cluster, bread)
-}
-
-/// tr(B S) = Σ_j a_jj.
-fn trace_prod(b: &[Vec<f64>], s: &[Vec<f64>]) -> f64 {
-    let k = b.len();
-    (0..k)
-        .map(|a| (0..k).map(|l| b[a][l] * s[l][a]).sum::<f64>())
-        .sum()
 }
 
 // ----- mixed models -----
@@ -427,10 +452,9 @@ pub fn vcov_cr2_mixed(
     }
     let m = sym_power(&xwx, -1.0)?;
     let mut meat = Mat::<f64>::zeros(k, k);
-    let mut sum_d = vec![0.0; k];
-    let mut sum_d2 = vec![0.0; k];
-    let mut sum_da = vec![0.0; k];
-    let mut s_mat: Vec<Mat<f64>> = vec![Mat::zeros(k, k); k];
+    let mut terms = SattTerms::new(m.clone());
+    // Θ_j and its factor again rather than kept from the first pass: n_j² per cluster, the
+    // whole sample's worth of blocks, is more memory than the recomputation costs.
     for rows in &groups {
         let (t, l) = working_covariance(rows, factors, theta)?;
         let xj = xj_of(rows);
@@ -453,40 +477,19 @@ pub fn vcov_cr2_mixed(
         let gm = mm(et.as_ref(), m.as_ref());
         let tg = mm(t.as_ref(), gm.as_ref());
         let h = mm(xj.transpose(), gm.as_ref());
-        let mh = mm(m.as_ref(), h.as_ref());
-        for c in 0..k {
-            let d: f64 = (0..rows.len()).map(|i| gm[(i, c)] * tg[(i, c)]).sum();
-            let ajj: f64 = (0..k).map(|b| h[(b, c)] * mh[(b, c)]).sum();
-            sum_d[c] += d;
-            sum_d2[c] += d * d;
-            sum_da[c] += d * ajj;
-            let hc = h.col(c);
-            mm_add(&mut s_mat[c], hc.as_mat(), hc.as_mat().transpose());
-        }
+        let d: Vec<f64> = (0..k)
+            .map(|c| (0..rows.len()).map(|i| gm[(i, c)] * tg[(i, c)]).sum())
+            .collect();
+        terms.add(&d, h);
     }
-    let vcov_m = mm(mm(m.as_ref(), meat.as_ref()).as_ref(), m.as_ref());
-    let vcov: Vec<Vec<f64>> = (0..k)
-        .map(|a| {
-            (0..k)
-                .map(|b| 0.5 * (vcov_m[(a, b)] + vcov_m[(b, a)]))
-                .collect()
-        })
-        .collect();
-    let df = (0..k)
-        .map(|c| {
-            let ms = mm(m.as_ref(), s_mat[c].as_ref());
-            let tr_ms: f64 = (0..k).map(|a| ms[(a, a)]).sum();
-            let tr_msms: f64 = (0..k)
-                .map(|a| (0..k).map(|b| ms[(a, b)] * ms[(b, a)]).sum::<f64>())
-                .sum();
-            let trace = sum_d[c] - tr_ms;
-            let sum_p2 = sum_d2[c] - 2.0 * sum_da[c] + tr_msms;
-            trace * trace / sum_p2
-        })
-        .collect();
+    let rows_of = |a: &Mat<f64>| -> Vec<Vec<f64>> {
+        (0..k)
+            .map(|i| (0..k).map(|j| a[(i, j)]).collect())
+            .collect()
+    };
     Ok(Cr2 {
-        vcov,
-        df,
+        vcov: sandwich(&rows_of(&m), &rows_of(&meat)),
+        df: terms.df(),
         n_clusters,
     })
 }
