@@ -219,7 +219,7 @@ use crate::memo::Memo;
 use crate::stats::htest::p_adjust_holm;
 use crate::stats::meta::{rma_with, MetaFit, TauMethod};
 use crate::stats::ols::VcovType;
-use fitting::{fit, Attempt, Fitted, Kind, ModelSpec, Skip};
+use fitting::{fit, Attempt, Kind, ModelSpec, Skip};
 use frame::{Table, Want};
 use tables::fin;
 
@@ -547,11 +547,10 @@ fn run_plan(plan: Plan, cfg: &ModelSection, level: f64, memo: &Memo) -> Result<O
         let twin = spec.cr2_twin().map(|name| {
             let derive = |a: &Attempt| Attempt {
                 spec_name: name.clone(),
-                result: a
-                    .result
-                    .as_ref()
-                    .map(Fitted::cr2_twin)
-                    .map_err(Clone::clone),
+                result: match &a.result {
+                    Ok(f) => f.cr2_twin(),
+                    Err(skip) => Err(skip.clone()),
+                },
                 ..a.clone()
             };
             let mut twin_spec = spec.clone();

@@ -185,8 +185,9 @@ pub enum Model {
 pub struct ModelFit {
     pub design: Design,
     pub model: Model,
-    /// A mixed model's CR2 inference, when a cluster column was given.
-    pub robust: Option<LmmRobust>,
+    /// A mixed model's CR2 inference, when a cluster column was given (or why it could not be
+    /// computed: the fit itself stands).
+    pub robust: Option<Result<LmmRobust, StatsError>>,
 }
 
 impl ModelFit {
@@ -194,9 +195,9 @@ impl ModelFit {
     /// asked for: a mixed model's cluster-robust rows when it has them.
     pub fn coefficients(&self) -> &[Coefficient] {
         match (&self.model, &self.robust) {
-            (_, Some(r)) => &r.coefficients,
-            (Model::Ols(f), None) => &f.coefficients,
-            (Model::Lmm(f), None) => &f.coefficients,
+            (_, Some(Ok(r))) => &r.coefficients,
+            (Model::Ols(f), _) => &f.coefficients,
+            (Model::Lmm(f), _) => &f.coefficients,
         }
     }
 
@@ -249,7 +250,7 @@ pub fn fit_parsed(
                     &design.random,
                     &codes,
                     conf_level,
-                )?);
+                ));
             }
             Model::Lmm(fit)
         }
@@ -314,6 +315,8 @@ pub fn fit_formula(data: &Data, formula: &str, opts: &FitOptions) -> Result<FitR
             design.n_dropped
         ));
     }
+    // Asked for by name here, so a CR2 that cannot be computed is the call's error.
+    let robust = robust.transpose()?;
     let mut report = match &model {
         Model::Lmm(fit) => mixed_report(fit, robust.as_ref(), opts.cluster.as_deref(), warnings),
         Model::Ols(fit) => ols_report(fit, opts.cluster.as_deref(), warnings),

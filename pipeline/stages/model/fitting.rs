@@ -211,6 +211,9 @@ pub struct Fitted {
     pub cr2: Vec<Coef>,
     #[serde(default)]
     pub cr2_clusters: Option<usize>,
+    /// Why the CR2 rows could not be computed (the fit itself stands).
+    #[serde(default)]
+    pub cr2_failed: Option<String>,
 }
 
 impl Fitted {
@@ -218,16 +221,20 @@ impl Fitted {
         self.coefficients.iter().find(|c| c.term == term)
     }
 
-    /// The CR2 twin of a fit that also has CR2 inference: the same fit with its CR2 rows.
-    pub fn cr2_twin(&self) -> Fitted {
-        Fitted {
+    /// The CR2 twin of a fit that also has CR2 inference: the same fit with its CR2 rows, or
+    /// why they could not be computed.
+    pub fn cr2_twin(&self) -> std::result::Result<Fitted, Skip> {
+        if let Some(why) = &self.cr2_failed {
+            return Err(Skip::Failed(format!("CR2 standard errors: {why}")));
+        }
+        Ok(Fitted {
             vcov: "cr2".into(),
             n_clusters: self.cr2_clusters,
             coefficients: self.cr2.clone(),
             cr2: vec![],
             cr2_clusters: None,
             ..self.clone()
-        }
+        })
     }
 }
 
@@ -411,7 +418,7 @@ fn sd(x: impl Iterator<Item = f64> + Clone) -> Option<f64> {
 
 /// Bump whenever this file or the statistics engine changes what a regression returns: kept
 /// fits of another version are then never found.
-const FIT_CACHE_VERSION: u32 = 4;
+const FIT_CACHE_VERSION: u32 = 5;
 /// The store's namespace (the stage's name).
 const MEMO_STAGE: &str = "model";
 
@@ -567,11 +574,11 @@ fn regression_fit(
     let coefficients = coefs(fit.model_coefficients());
     let dfs = fit.model_coefficients().iter().map(|c| c.df).collect();
     let (cr2, cr2_dfs) = match &fit.robust {
-        Some(r) => (
+        Some(Ok(r)) => (
             coefs(&r.coefficients),
             r.coefficients.iter().map(|c| c.df).collect(),
         ),
-        None => (vec![], vec![]),
+        _ => (vec![], vec![]),
     };
     let n_groups = spec
         .group
@@ -588,7 +595,10 @@ fn regression_fit(
         Model::Ols(f) => ols_fitted(f, common, n_groups),
         Model::Lmm(f) => {
             let mut fitted = lmm_fitted(f, common, spec);
-            if let Some(r) = &fit.robust {
+            if let Some(Err(e)) = &fit.robust {
+                fitted.cr2_failed = Some(e.to_string());
+            }
+            if let Some(Ok(r)) = &fit.robust {
                 fitted.cr2 = cr2;
                 fitted.cr2_clusters = Some(r.n_clusters);
                 if r.n_clusters < r.n_clusters_given {
@@ -881,6 +891,37 @@ mod tests {
         t
     }
 
+    /// CR2 rows that cannot be computed (here every g spans both clusters of h, so they merge
+    /// into one) fail the CR2 reading only: the mixed model's own rows stand.
+    #[test]
+    fn a_cr2_that_cannot_be_computed_leaves_the_fit_standing() {
+        let mut t = grouped();
+        let h = (0..48).map(|i| Some(format!("h{}", (i / 8) % 2))).collect();
+        t.insert("h", Col::Str(h)).unwrap();
+        let spec = ModelSpec {
+            name: "lmm".into(),
+            kind: Kind::Lmm {
+                reml: true,
+                cr2_by: Some("h".into()),
+            },
+            response: "y".into(),
+            terms: vec!["x".into()],
+            factors: vec![],
+            random: vec!["g".into()],
+            group: Some("g".into()),
+            must_vary: vec![],
+        };
+        let rows: Vec<usize> = (0..48).collect();
+        let a = fit(&t, &rows, &spec, 0.95, None, &Memo::disabled()).unwrap();
+        let f = a.result.expect("the mixed model is fitted");
+        assert_eq!(f.coefficients.len(), 2);
+        assert!(f.cr2.is_empty());
+        match f.cr2_twin() {
+            Err(Skip::Failed(why)) => assert!(why.contains("CR2"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn a_kept_fit_at_another_level_is_the_fresh_fit_at_that_level() {
         let dir = tempfile::tempdir().unwrap();
@@ -932,7 +973,9 @@ mod tests {
             let (k, f0) = (kept.result.unwrap(), first.result.unwrap());
             let f = fresh.result.unwrap();
             assert_eq!(k.cr2.is_empty(), spec.name != "lmm_cr2", "{}", spec.name);
-            assert_eq!(k.cr2_twin().coefficients.len(), k.cr2.len());
+            if spec.name == "lmm_cr2" {
+                assert_eq!(k.cr2_twin().unwrap().coefficients.len(), k.cr2.len());
+            }
             let rows = |x: &Fitted| -> Vec<Coef> {
                 x.coefficients.iter().chain(&x.cr2).cloned().collect()
             };

@@ -43,7 +43,12 @@ fn mixed_model_cr2_matches_club_sandwich() {
             cluster: Some(cluster.to_string()),
         };
         let fit = fit_parsed(&formula, &data, &est, 0.95).expect("fit");
-        let r = fit.robust.as_ref().expect("cluster-robust rows");
+        let r = fit
+            .robust
+            .as_ref()
+            .expect("asked for")
+            .as_ref()
+            .expect("cluster-robust rows");
         assert_eq!(
             r.n_clusters as f64,
             case["n_clusters"].as_f64().unwrap(),
