@@ -135,35 +135,10 @@ fn cr2_h1_and_hksj_meta_match_r_end_to_end() {
         assert_eq!(row["df"], Some(num(&m["df"])), "{at} df");
     }
     // H3 without the singular primary fits, on the same (Knapp–Hartung) test.
-    let ours_ns =
-        crate::common::read_json(&out.join("model/results.json"))["meta_without_singular"].clone();
-    let expected_ns = fx["meta_nonsingular"].as_array().unwrap();
-    assert_eq!(ours_ns.as_array().unwrap().len(), expected_ns.len());
-    for mr in expected_ns {
-        let meth = mr["method"].as_str().unwrap();
-        let o = ours_ns
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["hypothesis"] == "H3" && o["method"] == meth)
-            .unwrap_or_else(|| panic!("H3 {meth}: no meta-analysis without singular fits"));
-        let at = format!("H3 meta {meth} without singular fits");
-        assert_eq!(o["k"].as_i64(), mr["k"].as_i64(), "{at} k");
-        for (ours_c, r_c) in [
-            ("estimate", "estimate"),
-            ("std_error", "se"),
-            ("conf_low", "conf_low"),
-            ("conf_high", "conf_high"),
-            ("p_value", "p_value"),
-        ] {
-            close(
-                &format!("{at} {ours_c}"),
-                num(&o[ours_c]),
-                num(&mr[r_c]),
-                1e-5,
-            );
-            checked += 1;
-        }
+    let ns = crate::model::meta_without_singular_pairs(&out, &fx["meta_nonsingular"]);
+    for (at, ours, r) in ns {
+        close(&at, ours, r, 1e-5);
+        checked += 1;
     }
     assert!(checked > 100, "{checked}");
     // k = 5 municipalities: the prediction interval is on t with k − 2 = 3 df.
