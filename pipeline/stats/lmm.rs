@@ -9,7 +9,9 @@
 //! This gives the profiled deviance (ML) or REML criterion. θ is optimized by Nelder–Mead and
 //! then polished by Newton steps on Richardson-extrapolated finite differences, to a much tighter
 //! tolerance than lme4's default. The deviance is even in each θ_k, so the search runs
-//! unconstrained and reports |θ|, which is the same as lme4's bound θ ≥ 0.
+//! unconstrained and reports |θ|, which is the same as lme4's bound θ ≥ 0. As lme4 does
+//! (`boundary.tol = 1e-5`), a θ_k that comes within 1e-5 of zero is tried at zero and kept
+//! there when the deviance is not higher; the polish then goes on over the other θ.
 //!
 //! Reported: fixed effects with σ²(RX'RX)⁻¹ covariance; t statistics with Satterthwaite degrees of
 //! freedom as lmerTest's `summary()` computes them (Hessian of the deviance in (θ, σ) and Jacobian
@@ -57,6 +59,9 @@ pub struct LmmOptions {
     pub max_evaluations: usize,
     /// Relative tolerance on θ for convergence of the Newton polish.
     pub theta_tol: f64,
+    /// lme4's `boundary.tol`: a θ_k below it is tried at zero, and kept there when the
+    /// deviance is not higher.
+    pub boundary_tol: f64,
 }
 
 impl Default for LmmOptions {
@@ -67,6 +72,7 @@ impl Default for LmmOptions {
             satterthwaite: true,
             max_evaluations: 5000,
             theta_tol: 1e-10,
+            boundary_tol: 1e-5,
         }
     }
 }
@@ -436,8 +442,8 @@ struct Optimum {
     warnings: Vec<String>,
 }
 
-/// Nelder–Mead from θ = 1, then Newton polish; the deviance is even in each θ_k, so the search
-/// runs unconstrained and reports |θ|.
+/// Nelder–Mead from θ = 1, then Newton polish with lme4's boundary check; the deviance is even
+/// in each θ_k, so the search runs unconstrained and reports |θ|.
 fn optimize_theta(prob: &Problem, k: usize, n: usize, p: usize, opts: &LmmOptions) -> Optimum {
     let mut warnings = Vec::new();
     let mut evals = 0usize;
@@ -463,6 +469,7 @@ fn optimize_theta(prob: &Problem, k: usize, n: usize, p: usize, opts: &LmmOption
         &mut theta,
         opts.theta_tol,
         60,
+        opts.boundary_tol,
     ) {
         Ok(true) => converged = true,
         Ok(false) => warnings.push(
