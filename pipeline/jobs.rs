@@ -1,10 +1,11 @@
-//! The one way relcap runs independent jobs on threads: [`map_on_two_threads`] (and
-//! [`map_owned_on_two_threads`] for jobs that consume their item) for the stages, and
-//! [`map_indexed`] on a chosen number of threads for `relcap power` and `relcap validate`.
+//! The one way relcap runs independent jobs on threads: [`map_on_two_threads`] for the stages,
+//! [`map_in_two_lanes`] for the model stage's fits, and [`map_indexed`] on a chosen number of
+//! threads for `relcap power` and `relcap validate`.
 //! Results come back in job order, so the thread that computed a result never shows in an
 //! output. Stages use it to share files, views and tables to read or write between two threads;
 //! it knows nothing of stages.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -44,6 +45,50 @@ pub fn map_on_two_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + S
     done.into_iter().map(|(_, r)| r).collect()
 }
 
+/// `f` applied to every item on two threads with a lane each: `lane(item)` (0, or 1 for
+/// anything else) queues the item in that lane, in item order. Each thread works through its own
+/// lane from the front and, once it is empty, takes from the back of the other's. So the first
+/// items of the two lanes (the large ones, when the caller puts them first) run one lane each,
+/// never two of one lane at once unless the other lane has run dry, and the small items at the
+/// back even out the end. The results come back in item order; for jobs computed exactly as
+/// alone, only the wall time depends on the threads. A panic in a job is raised again here.
+pub fn map_in_two_lanes<T: Sync, R: Send>(
+    items: &[T],
+    lane: impl Fn(&T) -> usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    if items.len() < 2 {
+        return items.iter().map(&f).collect();
+    }
+    let mut lanes: [VecDeque<usize>; 2] = Default::default();
+    for (i, item) in items.iter().enumerate() {
+        lanes[lane(item).min(1)].push_back(i);
+    }
+    let lanes = Mutex::new(lanes);
+    let next = |me: usize| {
+        let mut l = lanes.lock().unwrap_or_else(|e| e.into_inner());
+        l[me].pop_front().or_else(|| l[1 - me].pop_back())
+    };
+    let work = |me: usize| {
+        let mut done = Vec::new();
+        while let Some(i) = next(me) {
+            done.push((i, f(&items[i])));
+        }
+        done
+    };
+    let mut done = std::thread::scope(|scope| {
+        let other = scope.spawn(|| work(1));
+        let mut mine = work(0);
+        let theirs = other
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        mine.extend(theirs);
+        mine
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
 /// `f(0..n)` on `threads` threads (at least one, at most `n`), each taking the next index not
 /// yet taken; the results come back in index order. A panic in a job is raised again here.
 pub fn map_indexed<R: Send>(n: usize, threads: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
@@ -60,22 +105,6 @@ pub fn map_indexed<R: Send>(n: usize, threads: usize, f: impl Fn(usize) -> R + S
     });
     done.sort_unstable_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, r)| r).collect()
-}
-
-/// [`map_on_two_threads`] for jobs that take their item by value.
-pub fn map_owned_on_two_threads<T: Send, R: Send>(
-    items: Vec<T>,
-    f: impl Fn(T) -> R + Sync,
-) -> Vec<R> {
-    let slots: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
-    map_on_two_threads(&slots, |slot| {
-        let item = slot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .expect("each job is taken once");
-        f(item)
-    })
 }
 
 #[cfg(test)]
@@ -110,11 +139,62 @@ mod tests {
     }
 
     #[test]
-    fn owned_items_are_each_consumed_once_in_order() {
-        let items: Vec<String> = (0..9).map(|i| format!("job {i}")).collect();
-        let out = map_owned_on_two_threads(items.clone(), |s| s + "!");
-        let want: Vec<String> = items.iter().map(|s| format!("{s}!")).collect();
-        assert_eq!(out, want);
+    fn lanes_keep_item_order_and_compute_each_item_once() {
+        for n in [0usize, 1, 2, 5, 40] {
+            let items: Vec<usize> = (0..n).collect();
+            let calls = AtomicUsize::new(0);
+            let out = map_in_two_lanes(
+                &items,
+                |&i| usize::from(i % 3 == 0),
+                |&i| {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    if i % 4 == 0 {
+                        std::thread::sleep(std::time::Duration::from_micros(300));
+                    }
+                    i * 10
+                },
+            );
+            assert_eq!(out, items.iter().map(|i| i * 10).collect::<Vec<_>>());
+            assert_eq!(calls.load(Ordering::Relaxed), n);
+        }
+    }
+
+    /// With every item in one lane, the other thread takes from its back: both threads work,
+    /// the lane's owner from the front (item 0 first), the other from the back (the last item
+    /// first).
+    #[test]
+    fn a_thread_whose_lane_is_empty_takes_from_the_back_of_the_other() {
+        let items: Vec<usize> = (0..8).collect();
+        let out = map_in_two_lanes(
+            &items,
+            |_| 0,
+            |&i| {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                (i, std::thread::current().id())
+            },
+        );
+        let owner = out[0].1;
+        let other = out[7].1;
+        assert_ne!(owner, other, "the last item was taken by the lane's owner");
+        // Each thread's items are a run from its end: the owner's a prefix, the other's a suffix.
+        let k = out.iter().take_while(|(_, t)| *t == owner).count();
+        assert!(out[k..].iter().all(|(_, t)| *t == other), "{out:?}");
+    }
+
+    #[test]
+    #[should_panic(expected = "item 3 failed")]
+    fn lanes_raise_a_jobs_panic() {
+        let items: Vec<usize> = (0..6).collect();
+        map_in_two_lanes(
+            &items,
+            |&i| i % 2,
+            |&i| {
+                if i == 3 {
+                    panic!("item 3 failed");
+                }
+                i
+            },
+        );
     }
 
     /// Files of `dir` (recursively) ending in `.rs`.

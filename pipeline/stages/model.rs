@@ -214,7 +214,7 @@ use crate::config::{
     ConfigError, Correction, Direction, HypothesisSpec, Linkage, MetaMethod, Method, ModelSection,
 };
 use crate::io::{write_json, write_parquet};
-use crate::jobs::{map_on_two_threads, map_owned_on_two_threads};
+use crate::jobs::{map_in_two_lanes, map_on_two_threads};
 use crate::memo::Memo;
 use crate::stats::htest::p_adjust_holm;
 use crate::stats::meta::{rma_with, MetaFit, TauMethod};
@@ -515,34 +515,111 @@ fn refused(plan: &Plan, spec: &ModelSpec, rows: &[usize], why: &str) -> Attempt 
     }
 }
 
-fn run_plan(plan: Plan, cfg: &ModelSection, level: f64, memo: &Memo) -> Result<Outcome> {
-    let munis = municipalities(&plan);
-    let mut runs = Vec::new();
-    for (mi, spec) in plan.models.iter().enumerate() {
-        let rows: &[usize] = plan.model_rows.get(&spec.name).unwrap_or(&plan.sample);
-        let by_muni = by_municipality(&plan.table, rows);
-        let local = spec.without_factor("municipality");
-        let why = plan.refused.get(&spec.name);
-        let pooled = match why {
-            Some(why) => refused(&plan, spec, rows, why),
-            None => fit(&plan.table, rows, spec, level, None, memo)?,
-        };
-        let mut per = Vec::new();
-        for m in &munis {
-            let rows: &[usize] = by_muni.get(m.as_str()).map_or(&[], Vec::as_slice);
-            let a = match why {
-                Some(why) => refused(&plan, &local, rows, why),
-                None => fit(
-                    &plan.table,
+/// What one plan's fits need besides the plan: the plan's municipalities and, per model, its
+/// rows in each scope.
+struct Scopes<'a> {
+    munis: Vec<String>,
+    models: Vec<ModelScopes<'a>>,
+}
+
+/// One model's rows (pooled and by municipality) and its per-municipality formula.
+struct ModelScopes<'a> {
+    rows: &'a [usize],
+    by_muni: BTreeMap<&'a str, Vec<usize>>,
+    local: ModelSpec,
+}
+
+/// One model's fits as the jobs return them: pooled, and per municipality.
+type Slots = (Option<Attempt>, Vec<Option<Attempt>>);
+
+impl<'a> Scopes<'a> {
+    fn new(plan: &'a Plan) -> Self {
+        let models = (plan.models.iter())
+            .map(|spec| {
+                let rows: &[usize] = plan.model_rows.get(&spec.name).unwrap_or(&plan.sample);
+                ModelScopes {
                     rows,
-                    &local,
-                    level,
-                    Some(cfg.min_clusters as usize),
-                    memo,
-                )?,
-            };
-            per.push((m.clone(), a));
+                    by_muni: by_municipality(&plan.table, rows),
+                    local: spec.without_factor("municipality"),
+                }
+            })
+            .collect();
+        Scopes {
+            munis: municipalities(plan),
+            models,
         }
+    }
+}
+
+/// One piece of the model stage's work: a model fitted in one scope, or one scope of H1's
+/// measurement-error correction. Each is computed exactly as it would be alone.
+#[derive(Debug, Clone, Copy)]
+enum Job {
+    /// Plan `plan`'s model `model`, pooled (`None`) or in the plan's municipality `Some(k)`.
+    Fit {
+        plan: usize,
+        model: usize,
+        scope: Option<usize>,
+    },
+    /// Scope `k` of H1's correction (0: pooled).
+    Correct(usize),
+}
+
+/// What a [`Job`] gives.
+enum Done {
+    Fit(Result<Attempt>),
+    Correct(h1_correction::ScopeRow),
+}
+
+/// Fits `model` of `plan`, pooled or in one municipality.
+fn fit_in_scope(
+    plan: &Plan,
+    scopes: &Scopes,
+    model: usize,
+    scope: Option<usize>,
+    cfg: &ModelSection,
+    level: f64,
+    memo: &Memo,
+) -> Result<Attempt> {
+    let spec = &plan.models[model];
+    let ModelScopes {
+        rows,
+        by_muni,
+        local,
+    } = &scopes.models[model];
+    let why = plan.refused.get(&spec.name);
+    match scope {
+        None => match why {
+            Some(why) => Ok(refused(plan, spec, rows, why)),
+            None => fit(&plan.table, rows, spec, level, None, memo),
+        },
+        Some(k) => {
+            let rows = by_muni
+                .get(scopes.munis[k].as_str())
+                .map_or(&[][..], Vec::as_slice);
+            match why {
+                Some(why) => Ok(refused(plan, local, rows, why)),
+                None => {
+                    let min = Some(cfg.min_clusters as usize);
+                    fit(&plan.table, rows, local, level, min, memo)
+                }
+            }
+        }
+    }
+}
+
+/// The plan's fits (per model: pooled, then each municipality in order) made into its outcome:
+/// the CR2 twins of mixed models and the meta-analysis of the primary estimates.
+fn outcome(
+    plan: Plan,
+    fits: Vec<(Attempt, Vec<Attempt>)>,
+    munis: &[String],
+    cfg: &ModelSection,
+    level: f64,
+) -> Outcome {
+    let mut runs = Vec::new();
+    for (mi, (spec, (pooled, per))) in plan.models.iter().zip(fits).enumerate() {
+        let per: Vec<(String, Attempt)> = munis.iter().cloned().zip(per).collect();
         // A mixed model that also has CR2 inference: those rows as a model of their own.
         let twin = spec.cr2_twin().map(|name| {
             let derive = |a: &Attempt| Attempt {
@@ -625,7 +702,7 @@ fn run_plan(plan: Plan, cfg: &ModelSection, level: f64, memo: &Memo) -> Result<O
         ));
     }
     outcome.meta = meta;
-    Ok(outcome)
+    outcome
 }
 
 /// The verdict of one hypothesis, as written to results.json and summary.json.
@@ -819,17 +896,10 @@ fn account(outcomes: &[Outcome], summary: &mut StageSummary) {
 /// H1 corrected for measurement error (`model/h1_correction.rs`): its `results` and `fit` rows
 /// after H1's others, its warnings, and the `h1_reliability` frame.
 fn add_h1_correction(
-    outcomes: &[Outcome],
-    cfg: &ModelSection,
-    dyads: &h1_correction::DyadTable,
+    rows: Vec<h1_correction::ScopeRow>,
     out: &mut tables::Out,
     summary: &mut StageSummary,
 ) -> Result<(polars::prelude::DataFrame, serde_json::Value)> {
-    let rows = outcomes
-        .iter()
-        .find(|o| o.plan.id == "H1")
-        .map(|o| h1_correction::run(dyads, &o.plan.table, &o.plan.sample, cfg))
-        .unwrap_or_default();
     let at = (out.results.iter())
         .rposition(|r| r.hypothesis == "H1")
         .map_or(0, |p| p + 1);
@@ -977,37 +1047,134 @@ fn prepare(ctx: &StageContext, cfg: &ModelSection, h: u8) -> Result<Plan, StepEr
     .map_err(|e| (Step::Plan, h, e))
 }
 
-/// Reads the three linked tables, fits everything and returns the outcome per hypothesis.
-fn analyse(ctx: &StageContext, cfg: &ModelSection) -> Result<Vec<Outcome>> {
+/// Reads the three linked tables, fits everything and returns the outcome per hypothesis, with
+/// H1's correction for measurement error in each of its scopes.
+fn analyse(
+    ctx: &StageContext,
+    cfg: &ModelSection,
+) -> Result<(Vec<Outcome>, Vec<h1_correction::ScopeRow>)> {
     let level = 1.0 - cfg.alpha;
     // 1. Every table read and planned before any fit, so that a table that cannot be read or
     // planned is reported at once.
     let plans = first_error(map_on_two_threads(&[1u8, 2, 3], |&h| prepare(ctx, cfg, h)))?;
-    // 2. H1's regressions on one thread, H2's and H3's mixed models (in this order) on the
-    // other: the hypotheses are independent and each fit is computed exactly as alone (the
-    // mixed models are sequential, the least-squares inverse's threads give the same bits on
-    // any number of threads), so only the wall time changes. Results keep the order H1, H2, H3.
-    let mut plans = (1u8..).zip(plans);
-    let sides: Vec<Vec<(u8, Plan)>> = vec![plans.by_ref().take(1).collect(), plans.collect()];
-    let fitted = map_owned_on_two_threads(sides, |side| {
-        side.into_iter()
-            .map(|(h, p)| run_plan(p, cfg, level, ctx.memo).map_err(|e| (Step::Fit, h, e)))
-            .collect::<Result<Vec<Outcome>, StepError>>()
+    let dyads = h1_correction::DyadTable::read(&ctx.table_path("link", "h1_dyad_errors"))?;
+    let scopes: Vec<Scopes> = plans.iter().map(Scopes::new).collect();
+    let corrections = (plans.iter().find(|p| p.id == "H1"))
+        .map(|p| h1_correction::scopes(&p.table, &p.sample, cfg))
+        .unwrap_or_default();
+    // 2. Every fit and every scope of the correction is a job, computed exactly as alone, so
+    // only the wall time depends on how they are run. Two lanes, one per thread: the
+    // least-squares fits (H1's regressions) in one, the mixed models and the correction in the
+    // other; the pooled scopes (the large jobs) first, the municipalities after them, so that
+    // the large jobs run one per lane (which bounds the memory) and a thread that is done takes
+    // municipalities from the back of the other lane.
+    let mut jobs = Vec::new();
+    if !corrections.is_empty() {
+        jobs.push(Job::Correct(0));
+    }
+    for (p, plan) in plans.iter().enumerate() {
+        let models = 0..plan.models.len();
+        jobs.extend(models.map(|model| Job::Fit {
+            plan: p,
+            model,
+            scope: None,
+        }));
+    }
+    for (p, plan) in plans.iter().enumerate() {
+        for model in 0..plan.models.len() {
+            jobs.extend((0..scopes[p].munis.len()).map(|k| Job::Fit {
+                plan: p,
+                model,
+                scope: Some(k),
+            }));
+        }
+    }
+    jobs.extend((1..corrections.len()).map(Job::Correct));
+    let lane = |j: &Job| match *j {
+        Job::Fit { plan, model, .. } => {
+            usize::from(matches!(plans[plan].models[model].kind, Kind::Lmm { .. }))
+        }
+        Job::Correct(_) => 1,
+    };
+    let done = map_in_two_lanes(&jobs, lane, |j| match *j {
+        Job::Fit { plan, model, scope } => Done::Fit(fit_in_scope(
+            &plans[plan],
+            &scopes[plan],
+            model,
+            scope,
+            cfg,
+            level,
+            ctx.memo,
+        )),
+        Job::Correct(k) => Done::Correct(corrections[k].correct(&dyads, cfg)),
     });
-    Ok(first_error(fitted)?.into_iter().flatten().collect())
+    // 3. Back in the order of the plans: per plan and model the pooled fit, then each
+    // municipality's; the first error in that order (hypothesis by hypothesis) is reported.
+    let mut grid: Vec<Vec<Slots>> = (plans.iter())
+        .zip(&scopes)
+        .map(|(p, s)| {
+            let per = || (0..s.munis.len()).map(|_| None).collect();
+            p.models.iter().map(|_| (None, per())).collect()
+        })
+        .collect();
+    // Per plan, the first failed fit: (model, scope: 0 pooled, k + 1 municipality k) and error.
+    let mut errors: Vec<Option<((usize, usize), anyhow::Error)>> =
+        plans.iter().map(|_| None).collect();
+    let mut rows = Vec::with_capacity(corrections.len());
+    for (job, d) in jobs.iter().zip(done) {
+        match (*job, d) {
+            (Job::Fit { plan, model, scope }, Done::Fit(r)) => {
+                let at = (model, scope.map_or(0, |k| k + 1));
+                match r {
+                    Ok(a) => {
+                        let cell = &mut grid[plan][model];
+                        match scope {
+                            None => cell.0 = Some(a),
+                            Some(k) => cell.1[k] = Some(a),
+                        }
+                    }
+                    Err(e) => {
+                        if errors[plan].as_ref().is_none_or(|(first, _)| at < *first) {
+                            errors[plan] = Some((at, e));
+                        }
+                    }
+                }
+            }
+            (Job::Correct(_), Done::Correct(row)) => rows.push(row),
+            _ => unreachable!("each job gives its own kind of result"),
+        }
+    }
+    let munis: Vec<Vec<String>> = scopes.into_iter().map(|s| s.munis).collect();
+    let hs = 1u8..;
+    let results = (plans.into_iter().zip(grid).zip(errors).zip(hs).zip(munis))
+        .map(|((((plan, fits), err), h), munis)| match err {
+            Some((_, e)) => Err((Step::Fit, h, e)),
+            None => {
+                let fits = (fits.into_iter())
+                    .map(|(pooled, per)| {
+                        let fitted = "every job was run and its result kept";
+                        (
+                            pooled.expect(fitted),
+                            per.into_iter().map(|a| a.expect(fitted)).collect(),
+                        )
+                    })
+                    .collect();
+                Ok(outcome(plan, fits, &munis, cfg, level))
+            }
+        })
+        .collect();
+    Ok((first_error(results)?, rows))
 }
 
 pub fn run(ctx: &StageContext) -> Result<StageSummary> {
     // The config is validated once, when it is loaded (`model.alpha` in (0, 0.5) among others).
     let cfg = &ctx.config.model;
     let mut summary = StageSummary::default();
-    let outcomes = analyse(ctx, cfg)?;
+    let (outcomes, h1_rows) = analyse(ctx, cfg)?;
     let verdicts = verdicts(&outcomes, cfg);
     let mut out = tables::collect(&outcomes, &verdicts);
     account(&outcomes, &mut summary);
-    let dyads = h1_correction::DyadTable::read(&ctx.table_path("link", "h1_dyad_errors"))?;
-    let (h1_corrected, h1_corrected_json) =
-        add_h1_correction(&outcomes, cfg, &dyads, &mut out, &mut summary)?;
+    let (h1_corrected, h1_corrected_json) = add_h1_correction(h1_rows, &mut out, &mut summary)?;
     let panel = cfg.h3.design() == Linkage::Panel;
     let h3_attrition = outcomes
         .iter()

@@ -476,32 +476,54 @@ fn scope(
     row
 }
 
-/// The correction in every scope: pooled, then each municipality of the sample in sorted order.
-pub fn run(
-    dyads: &DyadTable,
-    table: &Table,
-    sample: &[usize],
-    cfg: &ModelSection,
-) -> Vec<ScopeRow> {
+/// One scope of the correction: its name, its sample rows and its index (which offsets the
+/// bootstrap's seed).
+pub struct Scope<'a> {
+    table: &'a Table,
+    name: String,
+    rows: Vec<usize>,
+    index: u64,
+    min_clusters: Option<usize>,
+}
+
+impl Scope<'_> {
+    /// The correction in this scope; the same whatever else runs, and in whatever order.
+    pub fn correct(&self, dyads: &DyadTable, cfg: &ModelSection) -> ScopeRow {
+        scope(
+            dyads,
+            self.table,
+            &self.rows,
+            &self.name,
+            self.index,
+            cfg,
+            self.min_clusters,
+        )
+    }
+}
+
+/// The scopes of the correction: pooled, then each municipality of the sample in sorted order.
+pub fn scopes<'a>(table: &'a Table, sample: &[usize], cfg: &ModelSection) -> Vec<Scope<'a>> {
     let mut by_muni: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for &i in sample {
         if let Some(m) = table.label_at("municipality", i) {
             by_muni.entry(m).or_default().push(i);
         }
     }
-    let mut out = vec![scope(dyads, table, sample, POOLED, 0, cfg, None)];
-    for (k, (m, rows)) in by_muni.iter().enumerate() {
-        out.push(scope(
-            dyads,
-            table,
-            rows,
-            m,
-            k as u64 + 1,
-            cfg,
-            Some(cfg.min_clusters as usize),
-        ));
-    }
-    out
+    let pooled = Scope {
+        table,
+        name: POOLED.into(),
+        rows: sample.to_vec(),
+        index: 0,
+        min_clusters: None,
+    };
+    let munis = by_muni.into_iter().enumerate().map(|(k, (m, rows))| Scope {
+        table,
+        name: m,
+        rows,
+        index: k as u64 + 1,
+        min_clusters: Some(cfg.min_clusters as usize),
+    });
+    std::iter::once(pooled).chain(munis).collect()
 }
 
 /// The `results` rows of the corrected scopes.
