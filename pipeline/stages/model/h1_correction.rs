@@ -119,9 +119,11 @@ impl ScopeRow {
 pub struct DyadTable {
     /// (wave, municipality) → dyad (g, h) → index; variances; covariances (a, b, cov).
     cells: HashMap<(String, String), DyadCell>,
-    /// (cell id, cell id of a later wave of the municipality) → covariances (a, b, cov) of a
-    /// dyad of the first and one of the second (raters in both waves).
-    cross: HashMap<(usize, usize), Vec<Covariance>>,
+    /// The covariances (a, b, cov) of a dyad of one cell and one of a later wave's cell of the
+    /// municipality (raters in both waves), one list per pair of cells.
+    cross: Vec<Vec<Covariance>>,
+    /// Per cell id, its pairs: (the later cell's id, index into `cross`).
+    partners: Vec<Vec<(usize, usize)>>,
 }
 
 /// A covariance (a, b, cov) of two dyads by their indices.
@@ -163,6 +165,7 @@ impl DyadTable {
             .iter()
             .collect();
         let mut t = DyadTable::default();
+        let mut pairs: HashMap<(usize, usize), usize> = HashMap::new();
         // Dyad rows first (a pair row names two dyads of its cell).
         for pass in [false, true] {
             for i in 0..df.height() {
@@ -195,11 +198,13 @@ impl DyadTable {
                                 ow[i].as_deref().unwrap_or("")
                             );
                         };
-                        t.cross.entry((id, oid)).or_default().push((
-                            a,
-                            b,
-                            v[i].unwrap_or(f64::NAN),
-                        ));
+                        let pairs = &mut pairs;
+                        let next = pairs.len();
+                        let k = *pairs.entry((id, oid)).or_insert(next);
+                        if k == t.cross.len() {
+                            t.cross.push(Vec::new());
+                        }
+                        t.cross[k].push((a, b, v[i].unwrap_or(f64::NAN)));
                     }
                     (Some(o), true) => {
                         let a = cell.index.get(&(g.clone(), h.clone()));
@@ -216,6 +221,10 @@ impl DyadTable {
                     _ => {}
                 }
             }
+        }
+        t.partners = vec![Vec::new(); t.cells.len()];
+        for (&(a, b), &k) in &pairs {
+            t.partners[a].push((b, k));
         }
         Ok(t)
     }
@@ -284,46 +293,63 @@ fn cases(table: &Table, rows: &[usize], cluster: &str, dyads: &DyadTable) -> (Ve
     (out, dropped)
 }
 
-/// One cluster's part of a cell: its sums, and the weight its cases give each dyad of the cell
-/// (1/k for each of a case's k dyads).
+/// One cluster's part of a cell: its sums, its dyad cell (none when the file has no such cell),
+/// and the weight its cases give each dyad of the cell (1/k for each of a case's k dyads), in
+/// order of the dyad's index: a flat list, since every bootstrap replicate adds it up again.
 #[derive(Debug, Clone)]
 struct Part<'a> {
     cell: Cell,
-    key: &'a (String, String),
-    weights: BTreeMap<usize, f64>,
+    dyads: Option<&'a DyadCell>,
+    weights: Vec<(usize, f64)>,
 }
 
 /// The cells of each cluster (cases centred on `center` for accuracy), strata of clusters.
 type Clusters<'a> = (Vec<BTreeMap<[u32; 2], Part<'a>>>, Vec<Vec<usize>>);
 
-fn clusters(cases: &[Case], center: (f64, f64)) -> Clusters<'_> {
+fn clusters<'a>(cases: &[Case], center: (f64, f64), dyads: &'a DyadTable) -> Clusters<'a> {
     let mut index: BTreeMap<(u32, &str), usize> = BTreeMap::new();
     for c in cases {
         let k = index.len();
         index.entry((c.levels[0], &c.cluster)).or_insert(k);
     }
-    let mut cells: Vec<BTreeMap<[u32; 2], Part>> = vec![BTreeMap::new(); index.len()];
+    type Building<'a> = (Cell, Option<&'a DyadCell>, BTreeMap<usize, f64>);
+    let mut cells: Vec<BTreeMap<[u32; 2], Building>> = vec![BTreeMap::new(); index.len()];
     let mut strata: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for ((m, _), &k) in &index {
         strata.entry(*m).or_default().push(k);
     }
     for c in cases {
         let k = index[&(c.levels[0], c.cluster.as_str())];
-        let part = cells[k].entry(c.levels).or_insert_with(|| Part {
-            cell: Cell {
+        let (cell, _, weights) = cells[k].entry(c.levels).or_insert_with(|| {
+            let cell = Cell {
                 levels: c.levels.to_vec(),
                 ..Cell::default()
-            },
-            key: &c.key,
-            weights: BTreeMap::new(),
+            };
+            (cell, dyads.cells.get(&c.key), BTreeMap::new())
         });
-        part.cell
-            .add(c.x - center.0, c.y - center.1, c.var.unwrap_or(0.0));
+        cell.add(c.x - center.0, c.y - center.1, c.var.unwrap_or(0.0));
         let w = 1.0 / c.dyads.len().max(1) as f64;
         for &d in &c.dyads {
-            *part.weights.entry(d).or_insert(0.0) += w;
+            *weights.entry(d).or_insert(0.0) += w;
         }
     }
+    let cells = (cells.into_iter())
+        .map(|parts| {
+            (parts.into_iter())
+                .map(|(l, (cell, dyads, weights))| {
+                    let weights = weights.into_iter().collect();
+                    (
+                        l,
+                        Part {
+                            cell,
+                            dyads,
+                            weights,
+                        },
+                    )
+                })
+                .collect()
+        })
+        .collect();
     (cells, strata.into_values().collect())
 }
 
@@ -338,7 +364,7 @@ fn calibrate_drawn(
     let mut merged: BTreeMap<[u32; 2], (Cell, Vec<f64>, &DyadCell)> = BTreeMap::new();
     for &k in drawn {
         for (l, part) in &cells[k] {
-            let dc = dyads.cells.get(part.key)?;
+            let dc = part.dyads?;
             let (cell, w, _) = merged.entry(*l).or_insert_with(|| {
                 (
                     Cell {
@@ -350,7 +376,7 @@ fn calibrate_drawn(
                 )
             });
             cell.merge(&part.cell);
-            for (&d, &x) in &part.weights {
+            for &(d, x) in &part.weights {
                 w[d] += x;
             }
         }
@@ -362,16 +388,25 @@ fn calibrate_drawn(
             (cell, w, dc)
         })
         .collect();
+    // Each merged cell's cells of later waves, in merged order (pairs (a, b) in the order of a,
+    // then b).
+    let mut at = vec![None; dyads.partners.len()];
+    for (b, (_, _, db)) in merged.iter().enumerate() {
+        at[db.id] = Some(b);
+    }
     let mut cross = Vec::new();
+    let mut pairs = Vec::new();
     for (a, (_, wa, da)) in merged.iter().enumerate() {
-        for (b, (_, wb, db)) in merged.iter().enumerate() {
-            if let Some(covs) = dyads.cross.get(&(da.id, db.id)) {
-                let c = bilinear_form(covs, wa, wb);
-                if !c.is_finite() {
-                    return None;
-                }
-                cross.push((a, b, c));
+        pairs.clear();
+        pairs
+            .extend((dyads.partners[da.id].iter()).filter_map(|&(id, covs)| Some((at[id]?, covs))));
+        pairs.sort_unstable_by_key(|&(b, _)| b);
+        for &(b, covs) in &pairs {
+            let c = bilinear_form(&dyads.cross[covs], wa, &merged[b].1);
+            if !c.is_finite() {
+                return None;
             }
+            cross.push((a, b, c));
         }
     }
     let v: Vec<Cell> = merged.into_iter().map(|(c, _, _)| c).collect();
@@ -409,7 +444,7 @@ fn scope(
         cases.iter().map(|c| c.x).sum::<f64>() / n,
         cases.iter().map(|c| c.y).sum::<f64>() / n,
     );
-    let (cells, strata) = clusters(&cases, center);
+    let (cells, strata) = clusters(&cases, center, dyads);
     row.n_clusters = cells.len();
     row.n_strata = strata.len();
     let all: Vec<usize> = (0..cells.len()).collect();
