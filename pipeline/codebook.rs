@@ -100,8 +100,8 @@ fn variables_table(book: &DataFrame, rows: &[usize]) -> Result<String> {
 /// flagged item.
 pub fn page(ctx: &StageContext, css: &str) -> Result<(String, Vec<String>)> {
     let book = ctx.read_table("ingest", "codebook")?;
-    let employees = ctx.read_table("clean", "employee_responses")?;
-    let citizens = ctx.read_table("clean", "citizen_responses")?;
+    let employees = ctx.read_columns("clean", "employee_responses", items::EMPLOYEE_COLUMNS)?;
+    let citizens = ctx.read_columns("clean", "citizen_responses", items::CITIZEN_COLUMNS)?;
     let stats = items::item_statistics(&ctx.config.instrument, &employees, &citizens)?;
     let warnings = items::flagged(&stats)
         .into_iter()

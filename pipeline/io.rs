@@ -197,13 +197,21 @@ pub fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<()> {
 
 /// Reads a Parquet file written by an earlier stage.
 pub fn read_parquet(path: &Path) -> Result<DataFrame> {
+    read_parquet_columns(path, None)
+}
+
+/// Reads a Parquet file written by an earlier stage: only `columns` (in that order) when given,
+/// so that a reader of a few columns of a large table does not hold the rest.
+pub fn read_parquet_columns(path: &Path, columns: Option<&[&str]>) -> Result<DataFrame> {
     let file = File::open(path).with_context(|| {
         format!(
             "cannot open {} (has the stage that writes it run?)",
             path.display()
         )
     })?;
+    let names = columns.map(|c| c.iter().map(|s| s.to_string()).collect());
     ParquetReader::new(file)
+        .with_columns(names)
         .finish()
         .with_context(|| format!("cannot read Parquet file {}", path.display()))
 }

@@ -135,7 +135,7 @@ fn feed(
         true => Some(df.column("target_group")?.str()?),
         false => None,
     };
-    let mut number: HashMap<(i64, &str, Option<&str>), u32> = HashMap::new();
+    let mut number: PlHashMap<(i64, &str, Option<&str>), u32> = PlHashMap::new();
     let mut waves: Vec<Option<i64>> = vec![];
     for i in 0..df.height() {
         let (Some(w), Some(p), Some(it)) = (wave.get(i), who.get(i), item.get(i)) else {
@@ -203,7 +203,13 @@ fn scale_stats(
     out
 }
 
-/// The item statistics of clean's employee and citizen answers.
+/// The columns of clean's employee answers that [`item_statistics`] reads.
+pub const EMPLOYEE_COLUMNS: &[&str] = &["wave", "respondent_id", "target_group", "item", "value"];
+/// The columns of clean's citizen answers that [`item_statistics`] reads.
+pub const CITIZEN_COLUMNS: &[&str] = &["wave", "citizen_id", "item", "value"];
+
+/// The item statistics of clean's employee and citizen answers (at least the columns
+/// [`EMPLOYEE_COLUMNS`] and [`CITIZEN_COLUMNS`]).
 pub fn item_statistics(
     ins: &InstrumentSection,
     employees: &DataFrame,

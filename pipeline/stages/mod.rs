@@ -181,6 +181,16 @@ impl StageContext<'_> {
         }
     }
 
+    /// [`StageContext::read_table`], only `columns` (in that order).
+    pub fn read_columns(&self, stage: &str, table: &str, columns: &[&str]) -> Result<DataFrame> {
+        match self.store {
+            Some(_) => Ok(self
+                .read_table(stage, table)?
+                .select(columns.iter().copied())?),
+            None => io::read_parquet_columns(&self.table_path(stage, table), Some(columns)),
+        }
+    }
+
     /// A dry run: nothing is written (see [`StageContext::store`]).
     pub fn is_dry_run(&self) -> bool {
         self.store.is_some()
