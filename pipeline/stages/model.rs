@@ -568,7 +568,7 @@ enum Job {
 /// What a [`Job`] gives.
 enum Done {
     Fit(Result<Attempt>),
-    Correct(h1_correction::ScopeRow),
+    Correct(Result<h1_correction::ScopeRow>),
 }
 
 /// Fits `model` of `plan`, pooled or in one municipality.
@@ -1106,7 +1106,7 @@ fn analyse(
             level,
             ctx.memo,
         )),
-        Job::Correct(k) => Done::Correct(corrections[k].correct(&dyads, cfg)),
+        Job::Correct(k) => Done::Correct(corrections[k].correct(&dyads, cfg, ctx.memo)),
     });
     // 3. Back in the order of the plans: per plan and model the pooled fit, then each
     // municipality's; the first error in that order (hypothesis by hypothesis) is reported.
@@ -1140,7 +1140,7 @@ fn analyse(
                     }
                 }
             }
-            (Job::Correct(_), Done::Correct(row)) => rows.push(row),
+            (Job::Correct(_), Done::Correct(row)) => rows.push(row?),
             _ => unreachable!("each job gives its own kind of result"),
         }
     }

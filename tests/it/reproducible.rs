@@ -292,8 +292,9 @@ fn reuse(log: &str, stage: &str) -> (u64, u64) {
 fn a_model_setting_reuses_the_kept_fits_and_gives_the_bytes_of_a_fresh_run() {
     let s = Study::from_baseline();
 
-    // model.alpha changes no fit: every regression is taken from the store, and every output
-    // (and report) is the same to the byte as a run from scratch with that setting.
+    // model.alpha changes no fit: every regression and every scope's bootstrap of H1's
+    // correction is taken from the store, and every output (and report) is the same to the byte
+    // as a run from scratch with that setting.
     let model = config(&s.root, "model.toml", &[("alpha = 0.05", "alpha = 0.01")]);
     let o = s.run(&model, "out", &[]);
     let (reused, computed) = reuse(&String::from_utf8_lossy(&o.stderr), "model");

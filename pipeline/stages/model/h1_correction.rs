@@ -25,7 +25,9 @@
 //! freedom. A scope is not corrected (results has no `h1_corrected` row for it; `fit` and
 //! `h1_reliability` say why) when λ is below `model.h1_reliability_floor`, when a case has no
 //! error variance (a dyad with too few raters and no pooled variance), or, per municipality,
-//! with fewer than `model.min_clusters` lead units.
+//! with fewer than `model.min_clusters` lead units. A scope's bootstrap replicates are kept in
+//! the run's fit store (`OUT/.cache/model/`) and reused when its rows, cluster column, dyad
+//! table, replications and seed are unchanged (a rerun after `model.alpha` changed).
 //!
 //! In `results`: hypothesis `H1`, model `h1_corrected`, term `case_rcap`, primary false, p_holm,
 //! p_adjusted, supported and std_estimate empty, n_groups the lead units. In `fit`: status
@@ -68,10 +70,11 @@ use super::frame::Table;
 use super::tables::{fin, FitRow, ResultRow};
 use super::POOLED;
 use crate::config::ModelSection;
+use crate::memo::Memo;
 use crate::stages::frame::FrameBuilder;
 use crate::stats::dist::{t_quantile, t_two_sided_p};
 use crate::stats::measurement::{
-    bilinear_form, calibrate_cross, cluster_bootstrap, quadratic_form, Calibration, Cell,
+    bilinear_form, calibrate_cross, cluster_bootstrap, quadratic_form, Bootstrap, Calibration, Cell,
 };
 
 pub const MODEL: &str = "h1_corrected";
@@ -124,6 +127,8 @@ pub struct DyadTable {
     cross: Vec<Vec<Covariance>>,
     /// Per cell id, its pairs: (the later cell's id, index into `cross`).
     partners: Vec<Vec<(usize, usize)>>,
+    /// blake3 of the file's bytes (zero without a file): part of the key of a kept bootstrap.
+    hash: [u8; 32],
 }
 
 /// A covariance (a, b, cov) of two dyads by their indices.
@@ -145,6 +150,7 @@ impl DyadTable {
         if !path.exists() {
             return Ok(DyadTable::default());
         }
+        let hash = *blake3::hash(&std::fs::read(path)?).as_bytes();
         let df = crate::io::read_parquet(path)?;
         let s = |c: &str| -> Result<Vec<Option<String>>> {
             let col = df.column(c)?.cast(&DataType::String)?;
@@ -164,7 +170,10 @@ impl DyadTable {
             .f64()?
             .iter()
             .collect();
-        let mut t = DyadTable::default();
+        let mut t = DyadTable {
+            hash,
+            ..DyadTable::default()
+        };
         let mut pairs: HashMap<(usize, usize), usize> = HashMap::new();
         // Dyad rows first (a pair row names two dyads of its cell).
         for pass in [false, true] {
@@ -413,7 +422,69 @@ fn calibrate_drawn(
     calibrate_cross(&v, &cross).ok()
 }
 
+/// The columns of the H1 table that a scope's cases are made of (besides the cluster's).
+const CASE_COLUMNS: [&str; 6] = [
+    "municipality",
+    "wave",
+    "case_rcap",
+    "quality",
+    "work_groups",
+    "case_rcap_error_var",
+];
+
+/// Version of the kept bootstrap's key and bytes; raise it when what they hold changes.
+const BOOTSTRAP_CACHE_VERSION: u32 = 1;
+
+/// The scope's cluster bootstrap of the corrected estimate, or the one a run before kept in
+/// `memo` (`OUT/.cache/model/`) for the same rows, cluster column, dyad table, number of
+/// replicates and seed: the replicates do not depend on `model.alpha`, so a rerun after a
+/// change of level takes them instead of drawing them again.
+#[allow(clippy::too_many_arguments)]
+fn bootstrap(
+    table: &Table,
+    rows: &[usize],
+    cluster: &str,
+    dyads: &DyadTable,
+    replications: usize,
+    seed: u64,
+    memo: &Memo,
+    draw: impl FnOnce() -> Bootstrap,
+) -> Result<Bootstrap> {
+    let mut h = blake3::Hasher::new();
+    let head = format!(
+        "relcap {} h1 bootstrap cache {BOOTSTRAP_CACHE_VERSION}\n{cluster}\n{replications}\n{seed}\n",
+        env!("CARGO_PKG_VERSION"),
+    );
+    h.update(&(head.len() as u64).to_le_bytes());
+    h.update(head.as_bytes());
+    h.update(&dyads.hash);
+    let columns: Vec<String> = (CASE_COLUMNS.iter().copied())
+        .chain([cluster])
+        .map(String::from)
+        .collect();
+    if table.hash_rows(&columns, rows, &mut h).is_err() {
+        // A column the cases can do without is missing: nothing to key a kept result by.
+        return Ok(draw());
+    }
+    let key = h.finalize();
+    let kept = memo.get("model", &key, |bytes| {
+        let (estimates, failed) = rmp_serde::from_slice::<(Vec<f64>, usize)>(&bytes).ok()?;
+        Some(Bootstrap { estimates, failed })
+    });
+    if let Some(b) = kept {
+        return Ok(b);
+    }
+    let b = draw();
+    memo.put(
+        "model",
+        &key,
+        &rmp_serde::to_vec(&(&b.estimates, b.failed))?,
+    )?;
+    Ok(b)
+}
+
 /// The correction in one scope (`rows`: its sample rows).
+#[allow(clippy::too_many_arguments)]
 fn scope(
     dyads: &DyadTable,
     table: &Table,
@@ -422,7 +493,8 @@ fn scope(
     index: u64,
     cfg: &ModelSection,
     min_clusters: Option<usize>,
-) -> ScopeRow {
+    memo: &Memo,
+) -> Result<ScopeRow> {
     let cluster = cfg.h1.cluster.as_deref().unwrap_or("lead_unit_id");
     let (cases, _) = cases(table, rows, cluster, dyads);
     let seed = cfg.h1_bootstrap_seed.wrapping_add(index);
@@ -438,7 +510,7 @@ fn scope(
     let n = cases.len() as f64;
     if n == 0.0 {
         row.reason = Some("no rows".into());
-        return row;
+        return Ok(row);
     }
     let center = (
         cases.iter().map(|c| c.x).sum::<f64>() / n,
@@ -486,15 +558,18 @@ fn scope(
         }
     };
     if row.reason.is_some() {
-        return row;
+        return Ok(row);
     }
-    let boot = cluster_bootstrap(&strata, cfg.h1_bootstrap as usize, seed, |d| {
-        calibrate_drawn(&cells, d, dyads)?.corrected
-    });
+    let reps = cfg.h1_bootstrap as usize;
+    let boot = bootstrap(table, rows, cluster, dyads, reps, seed, memo, || {
+        cluster_bootstrap(&strata, reps, seed, |d| {
+            calibrate_drawn(&cells, d, dyads)?.corrected
+        })
+    })?;
     row.failed = boot.failed;
     let (Some(sd), Some(est)) = (boot.sd(), row.cal.as_ref().and_then(|c| c.corrected)) else {
         row.reason = Some("fewer than 2 bootstrap replicates could be computed".into());
-        return row;
+        return Ok(row);
     };
     let df = (g - row.n_strata) as f64;
     let se = sd * (g as f64 / df).sqrt();
@@ -508,7 +583,7 @@ fn scope(
     row.boot = boot
         .quantile(alpha / 2.0)
         .zip(boot.quantile(1.0 - alpha / 2.0));
-    row
+    Ok(row)
 }
 
 /// One scope of the correction: its name, its sample rows and its index (which offsets the
@@ -522,8 +597,9 @@ pub struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    /// The correction in this scope; the same whatever else runs, and in whatever order.
-    pub fn correct(&self, dyads: &DyadTable, cfg: &ModelSection) -> ScopeRow {
+    /// The correction in this scope; the same whatever else runs, and in whatever order. Its
+    /// bootstrap is kept in `memo` (see [`bootstrap`]).
+    pub fn correct(&self, dyads: &DyadTable, cfg: &ModelSection, memo: &Memo) -> Result<ScopeRow> {
         scope(
             dyads,
             self.table,
@@ -532,6 +608,7 @@ impl Scope<'_> {
             self.index,
             cfg,
             self.min_clusters,
+            memo,
         )
     }
 }
