@@ -161,24 +161,46 @@ mod tests {
 
     /// With every item in one lane, the other thread takes from its back: both threads work,
     /// the lane's owner from the front (item 0 first), the other from the back (the last item
-    /// first).
+    /// first). Item 0 waits until the last item has started, so the test does not depend on
+    /// how soon the second thread is scheduled.
     #[test]
     fn a_thread_whose_lane_is_empty_takes_from_the_back_of_the_other() {
+        use std::sync::atomic::AtomicBool;
         let items: Vec<usize> = (0..8).collect();
+        let last_started = AtomicBool::new(false);
+        let started = AtomicUsize::new(0);
         let out = map_in_two_lanes(
             &items,
             |_| 0,
             |&i| {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                (i, std::thread::current().id())
+                let order = started.fetch_add(1, Ordering::SeqCst);
+                if i == 7 {
+                    last_started.store(true, Ordering::SeqCst);
+                }
+                if i == 0 {
+                    let start = std::time::Instant::now();
+                    while !last_started.load(Ordering::SeqCst)
+                        && start.elapsed() < std::time::Duration::from_secs(20)
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                (i, std::thread::current().id(), order)
             },
         );
         let owner = out[0].1;
         let other = out[7].1;
         assert_ne!(owner, other, "the last item was taken by the lane's owner");
-        // Each thread's items are a run from its end: the owner's a prefix, the other's a suffix.
-        let k = out.iter().take_while(|(_, t)| *t == owner).count();
-        assert!(out[k..].iter().all(|(_, t)| *t == other), "{out:?}");
+        // Each thread's items are a run from its end: the owner's a prefix, the other's a suffix,
+        // which the other thread took last item first.
+        let k = out.iter().take_while(|(_, t, _)| *t == owner).count();
+        assert!(out[k..].iter().all(|(_, t, _)| *t == other), "{out:?}");
+        let by_start = out[k..]
+            .iter()
+            .min_by_key(|(_, _, o)| *o)
+            .map(|(i, _, _)| *i);
+        assert_eq!(by_start, Some(7), "{out:?}");
     }
 
     #[test]
