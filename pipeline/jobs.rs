@@ -31,16 +31,26 @@ pub fn map_on_two_threads<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + S
         return items.iter().map(&f).collect();
     }
     let next = AtomicUsize::new(0);
-    let work = || take_jobs(items.len(), &next, |i| f(&items[i]));
-    let mut done = std::thread::scope(|scope| {
-        let other = scope.spawn(work);
-        let mut mine = work();
+    on_two_threads(|_| take_jobs(items.len(), &next, |i| f(&items[i])))
+}
+
+/// `work(0)` on this thread and `work(1)` on one more; the results of both, each with its job's
+/// index, back in index order. A panic in either is raised again on this thread.
+fn on_two_threads<R: Send>(work: impl Fn(usize) -> Vec<(usize, R)> + Sync) -> Vec<R> {
+    let done = std::thread::scope(|scope| {
+        let other = scope.spawn(|| work(1));
+        let mut mine = work(0);
         let theirs = other
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e));
         mine.extend(theirs);
         mine
     });
+    in_index_order(done)
+}
+
+/// The results of `done` in the order of their indices.
+fn in_index_order<R>(mut done: Vec<(usize, R)>) -> Vec<R> {
     done.sort_unstable_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, r)| r).collect()
 }
@@ -69,24 +79,13 @@ pub fn map_in_two_lanes<T: Sync, R: Send>(
         let mut l = lanes.lock().unwrap_or_else(|e| e.into_inner());
         l[me].pop_front().or_else(|| l[1 - me].pop_back())
     };
-    let work = |me: usize| {
+    on_two_threads(|me| {
         let mut done = Vec::new();
         while let Some(i) = next(me) {
             done.push((i, f(&items[i])));
         }
         done
-    };
-    let mut done = std::thread::scope(|scope| {
-        let other = scope.spawn(|| work(1));
-        let mut mine = work(0);
-        let theirs = other
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        mine.extend(theirs);
-        mine
-    });
-    done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
+    })
 }
 
 /// `f(0..n)` on `threads` threads (at least one, at most `n`), each taking the next index not
@@ -94,7 +93,7 @@ pub fn map_in_two_lanes<T: Sync, R: Send>(
 pub fn map_indexed<R: Send>(n: usize, threads: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
     let next = AtomicUsize::new(0);
     let workers = threads.max(1).min(n.max(1));
-    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+    let done: Vec<(usize, R)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| scope.spawn(|| take_jobs(n, &next, &f)))
             .collect();
@@ -103,8 +102,7 @@ pub fn map_indexed<R: Send>(n: usize, threads: usize, f: impl Fn(usize) -> R + S
             .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
-    done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
+    in_index_order(done)
 }
 
 #[cfg(test)]
