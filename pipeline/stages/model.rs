@@ -529,9 +529,6 @@ struct ModelScopes<'a> {
     local: ModelSpec,
 }
 
-/// One model's fits as the jobs return them: pooled, and per municipality.
-type Slots = (Option<Attempt>, Vec<Option<Attempt>>);
-
 impl<'a> Scopes<'a> {
     fn new(plan: &'a Plan) -> Self {
         let models = (plan.models.iter())
@@ -1108,59 +1105,39 @@ fn analyse(
         )),
         Job::Correct(k) => Done::Correct(corrections[k].correct(&dyads, cfg, ctx.memo)),
     });
-    // 3. Back in the order of the plans: per plan and model the pooled fit, then each
-    // municipality's; the first error in that order (hypothesis by hypothesis) is reported.
-    let mut grid: Vec<Vec<Slots>> = (plans.iter())
-        .zip(&scopes)
-        .map(|(p, s)| {
-            let per = || (0..s.munis.len()).map(|_| None).collect();
-            p.models.iter().map(|_| (None, per())).collect()
-        })
-        .collect();
-    // Per plan, the first failed fit: (model, scope: 0 pooled, k + 1 municipality k) and error.
-    let mut errors: Vec<Option<((usize, usize), anyhow::Error)>> =
-        plans.iter().map(|_| None).collect();
+    // 3. Back in the sequential order: plan, model, pooled then each municipality, which is the
+    // order of the keys (`None` before `Some`); per plan the first error in that order is the
+    // one reported.
+    let mut fits: BTreeMap<(usize, usize, Option<usize>), Result<Attempt>> = BTreeMap::new();
     let mut rows = Vec::with_capacity(corrections.len());
     for (job, d) in jobs.iter().zip(done) {
         match (*job, d) {
             (Job::Fit { plan, model, scope }, Done::Fit(r)) => {
-                let at = (model, scope.map_or(0, |k| k + 1));
-                match r {
-                    Ok(a) => {
-                        let cell = &mut grid[plan][model];
-                        match scope {
-                            None => cell.0 = Some(a),
-                            Some(k) => cell.1[k] = Some(a),
-                        }
-                    }
-                    Err(e) => {
-                        if errors[plan].as_ref().is_none_or(|(first, _)| at < *first) {
-                            errors[plan] = Some((at, e));
-                        }
-                    }
-                }
+                fits.insert((plan, model, scope), r);
             }
             (Job::Correct(_), Done::Correct(row)) => rows.push(row?),
             _ => unreachable!("each job gives its own kind of result"),
         }
     }
     let munis: Vec<Vec<String>> = scopes.into_iter().map(|s| s.munis).collect();
-    let hs = 1u8..;
-    let results = (plans.into_iter().zip(grid).zip(errors).zip(hs).zip(munis))
-        .map(|((((plan, fits), err), h), munis)| match err {
-            Some((_, e)) => Err((Step::Fit, h, e)),
-            None => {
-                let fits = (fits.into_iter())
-                    .map(|(pooled, per)| {
-                        let fitted = "every job was run and its result kept";
-                        (
-                            pooled.expect(fitted),
-                            per.into_iter().map(|a| a.expect(fitted)).collect(),
-                        )
-                    })
-                    .collect();
-                Ok(outcome(plan, fits, &munis, cfg, level))
-            }
+    let mut fits = fits.into_values();
+    let results = (plans.into_iter().zip(munis).zip(1u8..))
+        .map(|((plan, munis), h)| {
+            let per_model = 1 + munis.len();
+            let all: Vec<Result<Attempt>> =
+                (&mut fits).take(plan.models.len() * per_model).collect();
+            let all: Vec<Attempt> = (all.into_iter())
+                .collect::<Result<_>>()
+                .map_err(|e| (Step::Fit, h, e))?;
+            let mut all = all.into_iter();
+            let by_model = (0..plan.models.len())
+                .map(|_| {
+                    let mut model = all.by_ref().take(per_model);
+                    let pooled = model.next().expect("every model has its pooled job");
+                    (pooled, model.collect())
+                })
+                .collect();
+            Ok(outcome(plan, by_model, &munis, cfg, level))
         })
         .collect();
     Ok((first_error(results)?, rows))
