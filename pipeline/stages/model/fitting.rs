@@ -420,7 +420,7 @@ fn sd(x: impl Iterator<Item = f64> + Clone) -> Option<f64> {
 /// fits of another version are then never found.
 const FIT_CACHE_VERSION: u32 = 5;
 /// The store's namespace (the stage's name).
-const MEMO_STAGE: &str = "model";
+pub(super) const MEMO_STAGE: &str = "model";
 
 /// A regression's result as kept: the fit (or why not) and the t degrees of freedom of each
 /// coefficient as the engine gave them (`Coef::df` folds infinite and NaN into None).

@@ -66,6 +66,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use polars::prelude::{DataFrame, DataType};
 
+use super::fitting::MEMO_STAGE;
 use super::frame::Table;
 use super::tables::{fin, FitRow, ResultRow};
 use super::POOLED;
@@ -435,157 +436,6 @@ const CASE_COLUMNS: [&str; 6] = [
 /// Version of the kept bootstrap's key and bytes; raise it when what they hold changes.
 const BOOTSTRAP_CACHE_VERSION: u32 = 1;
 
-/// The scope's cluster bootstrap of the corrected estimate, or the one a run before kept in
-/// `memo` (`OUT/.cache/model/`) for the same rows, cluster column, dyad table, number of
-/// replicates and seed: the replicates do not depend on `model.alpha`, so a rerun after a
-/// change of level takes them instead of drawing them again.
-#[allow(clippy::too_many_arguments)]
-fn bootstrap(
-    table: &Table,
-    rows: &[usize],
-    cluster: &str,
-    dyads: &DyadTable,
-    replications: usize,
-    seed: u64,
-    memo: &Memo,
-    draw: impl FnOnce() -> Bootstrap,
-) -> Result<Bootstrap> {
-    let mut h = blake3::Hasher::new();
-    let head = format!(
-        "relcap {} h1 bootstrap cache {BOOTSTRAP_CACHE_VERSION}\n{cluster}\n{replications}\n{seed}\n",
-        env!("CARGO_PKG_VERSION"),
-    );
-    h.update(&(head.len() as u64).to_le_bytes());
-    h.update(head.as_bytes());
-    h.update(&dyads.hash);
-    let columns: Vec<String> = (CASE_COLUMNS.iter().copied())
-        .chain([cluster])
-        .map(String::from)
-        .collect();
-    if table.hash_rows(&columns, rows, &mut h).is_err() {
-        // A column the cases can do without is missing: nothing to key a kept result by.
-        return Ok(draw());
-    }
-    let key = h.finalize();
-    let kept = memo.get("model", &key, |bytes| {
-        let (estimates, failed) = rmp_serde::from_slice::<(Vec<f64>, usize)>(&bytes).ok()?;
-        Some(Bootstrap { estimates, failed })
-    });
-    if let Some(b) = kept {
-        return Ok(b);
-    }
-    let b = draw();
-    memo.put(
-        "model",
-        &key,
-        &rmp_serde::to_vec(&(&b.estimates, b.failed))?,
-    )?;
-    Ok(b)
-}
-
-/// The correction in one scope (`rows`: its sample rows).
-#[allow(clippy::too_many_arguments)]
-fn scope(
-    dyads: &DyadTable,
-    table: &Table,
-    rows: &[usize],
-    name: &str,
-    index: u64,
-    cfg: &ModelSection,
-    min_clusters: Option<usize>,
-    memo: &Memo,
-) -> Result<ScopeRow> {
-    let cluster = cfg.h1.cluster.as_deref().unwrap_or("lead_unit_id");
-    let (cases, _) = cases(table, rows, cluster, dyads);
-    let seed = cfg.h1_bootstrap_seed.wrapping_add(index);
-    let mut row = ScopeRow {
-        scope: name.into(),
-        status: "not_corrected".into(),
-        n_obs: cases.len(),
-        bootstrap: cfg.h1_bootstrap,
-        seed,
-        rows_in: rows.len(),
-        ..ScopeRow::default()
-    };
-    let n = cases.len() as f64;
-    if n == 0.0 {
-        row.reason = Some("no rows".into());
-        return Ok(row);
-    }
-    let center = (
-        cases.iter().map(|c| c.x).sum::<f64>() / n,
-        cases.iter().map(|c| c.y).sum::<f64>() / n,
-    );
-    let (cells, strata) = clusters(&cases, center, dyads);
-    row.n_clusters = cells.len();
-    row.n_strata = strata.len();
-    let all: Vec<usize> = (0..cells.len()).collect();
-    row.cal = calibrate_drawn(&cells, &all, dyads);
-    let missing = cases
-        .iter()
-        .filter(|c| c.var.is_none() || c.dyads.is_empty())
-        .count();
-    if let Some(c) = &row.cal {
-        let rel: Vec<f64> = cases
-            .iter()
-            .filter_map(|k| c.reliability_of(k.var?))
-            .collect();
-        if !rel.is_empty() {
-            let mean = rel.iter().sum::<f64>() / rel.len() as f64;
-            row.case_rel = Some((mean, rel.iter().copied().fold(f64::INFINITY, f64::min)));
-        }
-    }
-    let g = row.n_clusters;
-    row.reason = if dyads.cells.is_empty() {
-        Some("no link/h1_dyad_errors.parquet: rerun the link stage".into())
-    } else if missing > 0 {
-        Some(format!(
-            "too few raters: {missing} case(s) have no sampling variance of case RCap (a dyad with too few raters and no pooled variance)"
-        ))
-    } else if min_clusters.is_some_and(|need| g < need) || g <= row.n_strata {
-        Some(format!(
-            "{g} lead units, too few for the bootstrap (model.min_clusters = {})",
-            cfg.min_clusters
-        ))
-    } else {
-        match &row.cal {
-            None => Some("the naive regression could not be computed".into()),
-            Some(c) if c.lambda < cfg.h1_reliability_floor => Some(format!(
-                "reliability of case RCap λ = {:.3} is below model.h1_reliability_floor = {}",
-                c.lambda, cfg.h1_reliability_floor
-            )),
-            Some(_) => None,
-        }
-    };
-    if row.reason.is_some() {
-        return Ok(row);
-    }
-    let reps = cfg.h1_bootstrap as usize;
-    let boot = bootstrap(table, rows, cluster, dyads, reps, seed, memo, || {
-        cluster_bootstrap(&strata, reps, seed, |d| {
-            calibrate_drawn(&cells, d, dyads)?.corrected
-        })
-    })?;
-    row.failed = boot.failed;
-    let (Some(sd), Some(est)) = (boot.sd(), row.cal.as_ref().and_then(|c| c.corrected)) else {
-        row.reason = Some("fewer than 2 bootstrap replicates could be computed".into());
-        return Ok(row);
-    };
-    let df = (g - row.n_strata) as f64;
-    let se = sd * (g as f64 / df).sqrt();
-    let alpha = cfg.alpha;
-    let t = t_quantile(1.0 - alpha / 2.0, df);
-    row.status = "corrected".into();
-    row.std_error = Some(se);
-    row.df = Some(df);
-    row.p_value = Some(t_two_sided_p(est / se, df));
-    row.conf = Some((est - t * se, est + t * se));
-    row.boot = boot
-        .quantile(alpha / 2.0)
-        .zip(boot.quantile(1.0 - alpha / 2.0));
-    Ok(row)
-}
-
 /// One scope of the correction: its name, its sample rows and its index (which offsets the
 /// bootstrap's seed).
 pub struct Scope<'a> {
@@ -598,18 +448,145 @@ pub struct Scope<'a> {
 
 impl Scope<'_> {
     /// The correction in this scope; the same whatever else runs, and in whatever order. Its
-    /// bootstrap is kept in `memo` (see [`bootstrap`]).
+    /// bootstrap is kept in `memo` (see [`Scope::bootstrap`]).
     pub fn correct(&self, dyads: &DyadTable, cfg: &ModelSection, memo: &Memo) -> Result<ScopeRow> {
-        scope(
-            dyads,
-            self.table,
-            &self.rows,
-            &self.name,
-            self.index,
-            cfg,
-            self.min_clusters,
-            memo,
-        )
+        let (table, rows, name) = (self.table, &self.rows[..], self.name.as_str());
+        let (index, min_clusters) = (self.index, self.min_clusters);
+        let cluster = cfg.h1.cluster.as_deref().unwrap_or("lead_unit_id");
+        let (cases, _) = cases(table, rows, cluster, dyads);
+        let seed = cfg.h1_bootstrap_seed.wrapping_add(index);
+        let mut row = ScopeRow {
+            scope: name.into(),
+            status: "not_corrected".into(),
+            n_obs: cases.len(),
+            bootstrap: cfg.h1_bootstrap,
+            seed,
+            rows_in: rows.len(),
+            ..ScopeRow::default()
+        };
+        let n = cases.len() as f64;
+        if n == 0.0 {
+            row.reason = Some("no rows".into());
+            return Ok(row);
+        }
+        let center = (
+            cases.iter().map(|c| c.x).sum::<f64>() / n,
+            cases.iter().map(|c| c.y).sum::<f64>() / n,
+        );
+        let (cells, strata) = clusters(&cases, center, dyads);
+        row.n_clusters = cells.len();
+        row.n_strata = strata.len();
+        let all: Vec<usize> = (0..cells.len()).collect();
+        row.cal = calibrate_drawn(&cells, &all, dyads);
+        let missing = cases
+            .iter()
+            .filter(|c| c.var.is_none() || c.dyads.is_empty())
+            .count();
+        if let Some(c) = &row.cal {
+            let rel: Vec<f64> = cases
+                .iter()
+                .filter_map(|k| c.reliability_of(k.var?))
+                .collect();
+            if !rel.is_empty() {
+                let mean = rel.iter().sum::<f64>() / rel.len() as f64;
+                row.case_rel = Some((mean, rel.iter().copied().fold(f64::INFINITY, f64::min)));
+            }
+        }
+        let g = row.n_clusters;
+        row.reason = if dyads.cells.is_empty() {
+            Some("no link/h1_dyad_errors.parquet: rerun the link stage".into())
+        } else if missing > 0 {
+            Some(format!(
+                "too few raters: {missing} case(s) have no sampling variance of case RCap (a dyad with too few raters and no pooled variance)"
+            ))
+        } else if min_clusters.is_some_and(|need| g < need) || g <= row.n_strata {
+            Some(format!(
+                "{g} lead units, too few for the bootstrap (model.min_clusters = {})",
+                cfg.min_clusters
+            ))
+        } else {
+            match &row.cal {
+                None => Some("the naive regression could not be computed".into()),
+                Some(c) if c.lambda < cfg.h1_reliability_floor => Some(format!(
+                    "reliability of case RCap λ = {:.3} is below model.h1_reliability_floor = {}",
+                    c.lambda, cfg.h1_reliability_floor
+                )),
+                Some(_) => None,
+            }
+        };
+        if row.reason.is_some() {
+            return Ok(row);
+        }
+        let reps = cfg.h1_bootstrap as usize;
+        let boot = self.bootstrap(cluster, dyads, reps, seed, memo, || {
+            cluster_bootstrap(&strata, reps, seed, |d| {
+                calibrate_drawn(&cells, d, dyads)?.corrected
+            })
+        })?;
+        row.failed = boot.failed;
+        let (Some(sd), Some(est)) = (boot.sd(), row.cal.as_ref().and_then(|c| c.corrected)) else {
+            row.reason = Some("fewer than 2 bootstrap replicates could be computed".into());
+            return Ok(row);
+        };
+        let df = (g - row.n_strata) as f64;
+        let se = sd * (g as f64 / df).sqrt();
+        let alpha = cfg.alpha;
+        let t = t_quantile(1.0 - alpha / 2.0, df);
+        row.status = "corrected".into();
+        row.std_error = Some(se);
+        row.df = Some(df);
+        row.p_value = Some(t_two_sided_p(est / se, df));
+        row.conf = Some((est - t * se, est + t * se));
+        row.boot = boot
+            .quantile(alpha / 2.0)
+            .zip(boot.quantile(1.0 - alpha / 2.0));
+        Ok(row)
+    }
+
+    /// The scope's cluster bootstrap of the corrected estimate, or the one a run before kept in
+    /// `memo` (`OUT/.cache/model/`) for the same rows, cluster column, dyad table, number of
+    /// replicates and seed: the replicates do not depend on `model.alpha`, so a rerun after a
+    /// change of level takes them instead of drawing them again.
+    fn bootstrap(
+        &self,
+        cluster: &str,
+        dyads: &DyadTable,
+        replications: usize,
+        seed: u64,
+        memo: &Memo,
+        draw: impl FnOnce() -> Bootstrap,
+    ) -> Result<Bootstrap> {
+        let mut h = blake3::Hasher::new();
+        let head = format!(
+            "relcap {} h1 bootstrap cache {BOOTSTRAP_CACHE_VERSION}\n{cluster}\n{replications}\n{seed}\n",
+            env!("CARGO_PKG_VERSION"),
+        );
+        h.update(&(head.len() as u64).to_le_bytes());
+        h.update(head.as_bytes());
+        h.update(&dyads.hash);
+        let columns: Vec<String> = (CASE_COLUMNS.iter().copied())
+            .chain([cluster])
+            .map(String::from)
+            .collect();
+        if self.table.hash_rows(&columns, &self.rows, &mut h).is_err() {
+            // A column the cases can do without is missing: nothing to key a kept result by.
+            return Ok(draw());
+        }
+        let key = h.finalize();
+        let kept = memo.get(MEMO_STAGE, &key, |bytes| {
+            let (estimates, failed) = rmp_serde::from_slice::<(Vec<f64>, usize)>(&bytes).ok()?;
+            Some(Bootstrap { estimates, failed })
+        });
+        if let Some(b) = kept {
+            return Ok(b);
+        }
+        let b = draw();
+        memo.put(
+            MEMO_STAGE,
+            &key,
+            &rmp_serde::to_vec(&(&b.estimates, b.failed))?,
+        )?;
+        Ok(b)
     }
 }
 
