@@ -216,6 +216,13 @@ pub fn read_parquet_columns(path: &Path, columns: Option<&[&str]>) -> Result<Dat
         .with_context(|| format!("cannot read Parquet file {}", path.display()))
 }
 
+/// A Parquet file already read into memory (`path`: where it came from, for the error).
+pub fn parquet_from_bytes(bytes: Vec<u8>, path: &Path) -> Result<DataFrame> {
+    ParquetReader::new(std::io::Cursor::new(bytes))
+        .finish()
+        .with_context(|| format!("cannot read Parquet file {}", path.display()))
+}
+
 /// Finds a canonical table in `dir`: `stem` as given when it has an extension, else
 /// `stem.parquet`, then `stem.csv`, then `stem.xlsx`. None when nothing is there.
 pub fn find_table(dir: &Path, stem: &Path) -> Option<PathBuf> {

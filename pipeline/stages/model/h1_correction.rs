@@ -63,7 +63,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use polars::prelude::{DataFrame, DataType};
 
 use super::fitting::MEMO_STAGE;
@@ -151,8 +151,11 @@ impl DyadTable {
         if !path.exists() {
             return Ok(DyadTable::default());
         }
-        let hash = *blake3::hash(&std::fs::read(path)?).as_bytes();
-        let df = crate::io::read_parquet(path)?;
+        // Read once: the bytes are both hashed (the kept bootstrap's key) and parsed.
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let hash = *blake3::hash(&bytes).as_bytes();
+        let df = crate::io::parquet_from_bytes(bytes, path)?;
         let s = |c: &str| -> Result<Vec<Option<String>>> {
             let col = df.column(c)?.cast(&DataType::String)?;
             Ok(col.str()?.iter().map(|v| v.map(String::from)).collect())
