@@ -347,11 +347,12 @@ impl Filed {
         Ok(Some(df))
     }
 
-    /// Writes the tables waiting in `outputs` (in the order they were cleaned) and empties it.
+    /// Writes the tables waiting in `outputs` (in the order they were cleaned) and empties it,
+    /// each with the layout of its one-chunk form, however its columns are chunked.
     fn write_outputs(&mut self, ctx: &StageContext) -> Result<()> {
         let dir = ctx.stage_dir(STAGE);
         for (table, df) in self.outputs.drain(..) {
-            let path = ctx.write_table(STAGE, table, df, false)?;
+            let path = ctx.write_table(STAGE, table, df, true)?;
             self.summary.add_output(&dir, &path);
         }
         Ok(())
@@ -725,7 +726,7 @@ where
         feed_scales(&checked, scales)?;
     }
     let kept = if mode.kept {
-        Some(checked.lazy().filter(col("__reason").is_null()).collect()?)
+        Some(rows_kept(checked)?)
     } else {
         None
     };
@@ -735,6 +736,22 @@ where
         count,
         record_waves,
     })
+}
+
+/// The rows of `checked` without a `__reason`: `checked` itself when every row is kept, else
+/// gathered a column at a time ([`gather_by_column`]), not as a second whole frame.
+fn rows_kept(checked: DataFrame) -> Result<DataFrame> {
+    let reason = checked.column("__reason")?.str()?;
+    if reason.null_count() == checked.height() {
+        return Ok(checked);
+    }
+    let idx: Vec<IdxSize> = reason
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_none())
+        .map(|(i, _)| i as IdxSize)
+        .collect();
+    gather_by_column(checked, &IdxCa::from_vec("rows".into(), idx))
 }
 
 /// Feeds the rows kept of `checked` (no `__reason`) into `scales`: each answer's score
@@ -810,16 +827,30 @@ fn distinct_rows(
         distinct.rechunk_mut_par();
         return Ok((distinct, waves));
     }
-    // Each intermediate frame is dropped as soon as the next exists (national tables have tens
-    // of millions of rows; holding every step at once multiplied the stage's peak memory).
-    let mut sorted = df.take(&IdxCa::from_vec("rows".into(), rows))?;
-    drop(df);
-    let keep: BooleanChunked = copy.iter().map(|c| !c).collect();
+    // The first copy of each distinct row, in key order, gathered once and a column at a time:
+    // each input column is freed as soon as its gathered copy exists (national tables have
+    // tens of millions of rows; a whole second frame beside the first was the stage's peak).
+    let (rows, n_key): (Vec<u32>, Vec<u32>) = rows
+        .iter()
+        .zip(n_key)
+        .zip(&copy)
+        .filter(|(_, copy)| !**copy)
+        .map(|(row_n, _)| row_n)
+        .unzip();
     drop(copy);
-    sorted.with_column(Column::new("__n_key".into(), n_key))?;
-    let distinct = sorted.filter(&keep)?;
-    drop((sorted, keep));
+    let mut distinct = gather_by_column(df, &IdxCa::from_vec("rows".into(), rows))?;
+    distinct.with_column(Column::new("__n_key".into(), n_key))?;
     Ok((distinct, waves))
+}
+
+/// The rows `idx` of `df`, gathered a column at a time, each column of `df` dropped as soon as
+/// its gathered copy exists (the peak is one column more than `df`, not two frames).
+fn gather_by_column(df: DataFrame, idx: &IdxCa) -> Result<DataFrame> {
+    let mut columns = Vec::with_capacity(df.width());
+    for c in df.into_columns() {
+        columns.push(c.take(idx)?);
+    }
+    Ok(DataFrame::new(idx.len(), columns)?)
 }
 
 /// Numbers the records of the item statistics: rows that share the first `k` columns of
