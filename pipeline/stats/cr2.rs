@@ -16,7 +16,10 @@
 //! X_j = Q_j R_j and the eigendecomposition of the k × k matrix R_j B R_j' = V Λ V': with
 //! Z = Q_j V, I − H_jj has eigenvalues 1 − λ on Z and 1 on the rest, and A_j = I + Z diag(g) Z'
 //! with g = (1 − λ)^(−1/2) − 1 (or −1 where 1 − λ ≤ 1e-12). That costs O(n_j k²) per cluster
-//! instead of the O(n_j³) of an n_j × n_j eigendecomposition, so large clusters stay cheap.
+//! instead of the O(n_j³) of an n_j × n_j eigendecomposition, so large clusters stay cheap. All
+//! of it is done on the cluster's *active* columns only, those not all zero in the cluster
+//! (X_j B X_j' = X_a B_aa X_a'): with a factor's dummies and clusters nested in its levels, as
+//! in H1 (98 municipality dummies, lead-unit clusters), that is 6 columns of 102.
 //! Σ_jl P_jl² is accumulated as Σ_j d_j² − 2 Σ_j d_j a_jj + tr(B S B S), with d_j = u_j'u_j,
 //! a_jl = w_j' B w_l and S = Σ_j w_j w_j': O(J k²) rather than O(J² k) in the clusters J. All
 //! coefficients are done at once, as matrix products: U_j = A_j X_j B holds every coefficient's
@@ -183,25 +186,40 @@ pub fn vcov_cr2_by(
     }
     let mut meat = vec![vec![0.0; k]; k];
     // All coefficients at once: the columns of U_j = A_j X_j B are the u_j of each coefficient,
-    // those of W_j = X_j' U_j the w_j.
+    // those of W_j = X_j' U_j the w_j. Only the columns of X_j that are not all zero (its
+    // active columns: with a factor's dummies, the cluster's own level and the other terms)
+    // enter: X_j B X_j' = X_a B_aa X_a', X_j B = X_a B_a·, and W_j is zero outside them.
     let bm = Mat::from_fn(k, k, |a, b| bread[a][b]);
     let mut terms = SattTerms::new(bm.clone());
     for rows in &groups {
         let nj = rows.len();
-        let xj = Mat::from_fn(nj, k, |i, a| x(rows[i], a));
-        let adj = Adjustment::new(&xj, bread)?;
-        // Adjusted score X_j' A_j e_j.
-        let ej: Vec<f64> = rows.iter().map(|&i| residuals[i]).collect();
-        let ae = adj.apply(&ej);
-        let score: Vec<f64> = (0..k)
-            .map(|a| (0..nj).map(|i| xj[(i, a)] * ae[i]).sum())
-            .collect();
-        for a in 0..k {
-            for b in 0..k {
-                meat[a][b] += score[a] * score[b];
+        let mut active = vec![false; k];
+        for &i in rows {
+            for (a, on) in active.iter_mut().enumerate() {
+                *on |= x(i, a) != 0.0;
             }
         }
-        let xb = mm(xj.as_ref(), bm.as_ref());
+        let act: Vec<usize> = (0..k).filter(|&a| active[a]).collect();
+        let m = act.len();
+        let xj = Mat::from_fn(nj, m, |i, t| x(rows[i], act[t]));
+        let bread_a: Vec<Vec<f64>> = act
+            .iter()
+            .map(|&a| act.iter().map(|&b| bread[a][b]).collect())
+            .collect();
+        let adj = Adjustment::new(&xj, &bread_a)?;
+        // Adjusted score X_j' A_j e_j (zero outside the active columns).
+        let ej: Vec<f64> = rows.iter().map(|&i| residuals[i]).collect();
+        let ae = adj.apply(&ej);
+        let score: Vec<f64> = (0..m)
+            .map(|t| (0..nj).map(|i| xj[(i, t)] * ae[i]).sum())
+            .collect();
+        for (ta, &a) in act.iter().enumerate() {
+            for (tb, &b) in act.iter().enumerate() {
+                meat[a][b] += score[ta] * score[tb];
+            }
+        }
+        let b_rows = Mat::from_fn(m, k, |t, b| bread[act[t]][b]);
+        let xb = mm(xj.as_ref(), b_rows.as_ref());
         let ztxb = mm(adj.z.transpose(), xb.as_ref());
         let scaled = Mat::from_fn(ztxb.nrows(), k, |a, b| adj.g[a] * ztxb[(a, b)]);
         let mut u = xb;
@@ -210,7 +228,7 @@ pub fn vcov_cr2_by(
         let d: Vec<f64> = (0..k)
             .map(|c| (0..nj).map(|i| u[(i, c)] * u[(i, c)]).sum())
             .collect();
-        terms.add(&d, w);
+        terms.add(&d, &act, w);
     }
     Ok(Cr2 {
         vcov: sandwich(bread, &meat),
@@ -248,19 +266,38 @@ impl SattTerms {
         }
     }
 
-    /// One cluster: `d[c]` = d_j and column c of `w` = w_j of coefficient c.
-    fn add(&mut self, d: &[f64], w: Mat<f64>) {
+    /// One cluster: `d[c]` = d_j and column c of `w` = w_j of coefficient c, given on the
+    /// rows `act` only (w_j is zero elsewhere; all k rows in order for a dense w).
+    fn add(&mut self, d: &[f64], act: &[usize], w: Mat<f64>) {
         let k = self.sum_d.len();
-        let bw = mm(self.bread.as_ref(), w.as_ref());
+        let m = act.len();
+        let b_act = Mat::from_fn(k, m, |a, t| self.bread[(a, act[t])]);
+        let bw = mm(b_act.as_ref(), w.as_ref());
         for c in 0..k {
-            let ajj: f64 = (0..k).map(|a| w[(a, c)] * bw[(a, c)]).sum();
+            let ajj: f64 = act
+                .iter()
+                .enumerate()
+                .map(|(t, &a)| w[(t, c)] * bw[(a, c)])
+                .sum();
             self.sum_d[c] += d[c];
             self.sum_d2[c] += d[c] * d[c];
             self.sum_da[c] += d[c] * ajj;
         }
-        self.chunk.push(w);
-        if self.chunk.len() == Self::CHUNK {
-            self.flush();
+        if m == k {
+            self.chunk.push(w);
+            if self.chunk.len() == Self::CHUNK {
+                self.flush();
+            }
+            return;
+        }
+        // Few active rows: S's rank-one updates touch only their m × m block.
+        for (c, s) in self.s.iter_mut().enumerate() {
+            for (ta, &a) in act.iter().enumerate() {
+                let wa = w[(ta, c)];
+                for (tb, &b) in act.iter().enumerate() {
+                    s[(a, b)] += wa * w[(tb, c)];
+                }
+            }
         }
     }
 
@@ -453,6 +490,7 @@ pub fn vcov_cr2_mixed(
     let m = sym_power(&xwx, -1.0)?;
     let mut meat = Mat::<f64>::zeros(k, k);
     let mut terms = SattTerms::new(m.clone());
+    let all: Vec<usize> = (0..k).collect();
     // Θ_j and its factor again rather than kept from the first pass: n_j² per cluster, the
     // whole sample's worth of blocks, is more memory than the recomputation costs.
     for rows in &groups {
@@ -480,7 +518,7 @@ pub fn vcov_cr2_mixed(
         let d: Vec<f64> = (0..k)
             .map(|c| (0..rows.len()).map(|i| gm[(i, c)] * tg[(i, c)]).sum())
             .collect();
-        terms.add(&d, h);
+        terms.add(&d, &all, h);
     }
     let rows_of = |a: &Mat<f64>| -> Vec<Vec<f64>> {
         (0..k)
