@@ -12,7 +12,9 @@ pub mod items;
 
 use std::fmt::Write as _;
 
-use anyhow::Result;
+use std::path::Path;
+
+use anyhow::{Context, Result};
 use polars::prelude::*;
 
 use crate::stages::StageContext;
@@ -96,13 +98,63 @@ fn variables_table(book: &DataFrame, rows: &[usize]) -> Result<String> {
     Ok(s)
 }
 
+/// Bumped when the item statistics kept in the store would no longer be what [`item_statistics`]
+/// computes (a change to `items`, or to how they are encoded).
+const KEPT_ITEM_STATISTICS_VERSION: &[u8] = b"relcap item statistics 1";
+
+/// The stage whose store keeps the item statistics: the report stage, which shows them.
+const MEMO_STAGE: &str = "report";
+
+/// The item statistics of clean's answers ([`items::item_statistics`]). They depend only on
+/// clean's two answer tables and the instrument, not on anything a model setting changes, so
+/// they are kept in the store (`crate::memo`) under the hash of both tables' bytes and the
+/// instrument, and a report written again after a model setting changed takes them from there.
+fn item_statistics(ctx: &StageContext) -> Result<Vec<items::ItemStat>> {
+    let tables = ["employee_responses", "citizen_responses"];
+    let key = if ctx.is_dry_run() {
+        None
+    } else {
+        let mut h = blake3::Hasher::new();
+        h.update(KEPT_ITEM_STATISTICS_VERSION);
+        h.update(&serde_json::to_vec(&ctx.config.instrument)?);
+        for t in tables {
+            let path = ctx.table_path("clean", t);
+            let mut file = std::fs::File::open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            h.update(&file.metadata()?.len().to_le_bytes());
+            std::io::copy(&mut file, &mut h)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+        }
+        Some(h.finalize())
+    };
+    if let Some(key) = &key {
+        let kept = ctx.memo.get(MEMO_STAGE, key, |bytes| {
+            let df =
+                crate::io::parquet_from_bytes(bytes, Path::new("kept item statistics")).ok()?;
+            items::from_frame(&df).ok()
+        });
+        if let Some(stats) = kept {
+            return Ok(stats);
+        }
+    }
+    let employees = ctx.read_columns("clean", tables[0], items::EMPLOYEE_COLUMNS)?;
+    let citizens = ctx.read_columns("clean", tables[1], items::CITIZEN_COLUMNS)?;
+    let stats = items::item_statistics(&ctx.config.instrument, &employees, &citizens)?;
+    drop((employees, citizens));
+    if let Some(key) = &key {
+        let mut df = items::to_frame(&stats)?;
+        let mut bytes = vec![];
+        ParquetWriter::new(&mut bytes).finish(&mut df)?;
+        ctx.memo.put(MEMO_STAGE, key, &bytes)?;
+    }
+    Ok(stats)
+}
+
 /// The codebook page of the run in `ctx` (`css`: the report's style sheet), and a warning per
 /// flagged item.
 pub fn page(ctx: &StageContext, css: &str) -> Result<(String, Vec<String>)> {
     let book = ctx.read_table("ingest", "codebook")?;
-    let employees = ctx.read_columns("clean", "employee_responses", items::EMPLOYEE_COLUMNS)?;
-    let citizens = ctx.read_columns("clean", "citizen_responses", items::CITIZEN_COLUMNS)?;
-    let stats = items::item_statistics(&ctx.config.instrument, &employees, &citizens)?;
+    let stats = item_statistics(ctx)?;
     let warnings = items::flagged(&stats)
         .into_iter()
         .map(|f| format!("item statistics: {f} (see codebook.html)"))

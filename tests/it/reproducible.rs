@@ -293,13 +293,20 @@ fn a_model_setting_reuses_the_kept_fits_and_gives_the_bytes_of_a_fresh_run() {
     let s = Study::from_baseline();
 
     // model.alpha changes no fit: every regression and every scope's bootstrap of H1's
-    // correction is taken from the store, and every output (and report) is the same to the byte
-    // as a run from scratch with that setting.
+    // correction is taken from the store (and the codebook's item statistics), and every output
+    // (and report) is the same to the byte as a run from scratch with that setting.
     let model = config(&s.root, "model.toml", &[("alpha = 0.05", "alpha = 0.01")]);
     let o = s.run(&model, "out", &[]);
     let (reused, computed) = reuse(&String::from_utf8_lossy(&o.stderr), "model");
     assert!(reused >= 20, "only {reused} fits reused");
     assert_eq!(computed, 0);
+    // The report is written again, with the codebook's item statistics from the store.
+    let report = reuse(&String::from_utf8_lossy(&o.stderr), "report");
+    assert_eq!(
+        report,
+        (1, 0),
+        "the item statistics are not taken from the store"
+    );
     s.run(&model, "fresh", &[]);
     assert_eq!(tree(&s.out("out")), tree(&s.out("fresh")));
     // The store itself holds the same bytes whichever run wrote it.
