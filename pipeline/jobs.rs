@@ -55,29 +55,36 @@ fn in_index_order<R>(mut done: Vec<(usize, R)>) -> Vec<R> {
     done.into_iter().map(|(_, r)| r).collect()
 }
 
-/// `f` applied to every item on two threads with a lane each: `lane(item)` (0, or 1 for
-/// anything else) queues the item in that lane, in item order. Each thread works through its own
-/// lane from the front and, once it is empty, takes from the back of the other's. So the first
-/// items of the two lanes (the large ones, when the caller puts them first) run one lane each,
-/// never two of one lane at once unless the other lane has run dry, and the small items at the
-/// back even out the end. The results come back in item order; for jobs computed exactly as
-/// alone, only the wall time depends on the threads. A panic in a job is raised again here.
+/// `f` applied to every item on two threads with a lane each: `slot(item)` gives the item's
+/// lane (0, or 1 for anything else) and whether it is *large*; items queue in item order. Each
+/// thread takes, in this order: the large items of its own lane from the front; those of the
+/// other lane from the back; then the small items likewise. So the large items run one per lane
+/// while both lanes have some (never two large items of one lane at once before that), a thread
+/// done with its lane's large items helps with the other's (the one queued last first) before
+/// it starts on small ones, and the small items even out the end. The results come back in item
+/// order; for jobs computed exactly as alone, only the wall time depends on the threads. A
+/// panic in a job is raised again here.
 pub fn map_in_two_lanes<T: Sync, R: Send>(
     items: &[T],
-    lane: impl Fn(&T) -> usize,
+    slot: impl Fn(&T) -> (usize, bool),
     f: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
     if items.len() < 2 {
         return items.iter().map(&f).collect();
     }
-    let mut lanes: [VecDeque<usize>; 2] = Default::default();
+    // [lane][0: large, 1: small]
+    let mut queues: [[VecDeque<usize>; 2]; 2] = Default::default();
     for (i, item) in items.iter().enumerate() {
-        lanes[lane(item).min(1)].push_back(i);
+        let (lane, large) = slot(item);
+        queues[lane.min(1)][usize::from(!large)].push_back(i);
     }
-    let lanes = Mutex::new(lanes);
+    let queues = Mutex::new(queues);
     let next = |me: usize| {
-        let mut l = lanes.lock().unwrap_or_else(|e| e.into_inner());
-        l[me].pop_front().or_else(|| l[1 - me].pop_back())
+        let mut q = queues.lock().unwrap_or_else(|e| e.into_inner());
+        (q[me][0].pop_front())
+            .or_else(|| q[1 - me][0].pop_back())
+            .or_else(|| q[me][1].pop_front())
+            .or_else(|| q[1 - me][1].pop_back())
     };
     on_two_threads(|me| {
         let mut done = Vec::new();
@@ -143,7 +150,7 @@ mod tests {
             let calls = AtomicUsize::new(0);
             let out = map_in_two_lanes(
                 &items,
-                |&i| usize::from(i % 3 == 0),
+                |&i| (usize::from(i % 3 == 0), i % 5 == 0),
                 |&i| {
                     calls.fetch_add(1, Ordering::Relaxed);
                     if i % 4 == 0 {
@@ -169,7 +176,7 @@ mod tests {
         let started = AtomicUsize::new(0);
         let out = map_in_two_lanes(
             &items,
-            |_| 0,
+            |_| (0, false),
             |&i| {
                 let order = started.fetch_add(1, Ordering::SeqCst);
                 if i == 7 {
@@ -202,12 +209,47 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_done_with_its_large_items_takes_the_others_before_its_small_ones() {
+        use std::sync::atomic::AtomicBool;
+        // Lane 0: large 0, small 4 5 6; lane 1: large 1 2 3. Item 1 waits until item 3 has
+        // started, so whichever thread has item 0 must take lane 1's last large item (3) before
+        // the small items of its own lane (as it would not if its own lane came first).
+        let items: Vec<usize> = (0..7).collect();
+        let three_started = AtomicBool::new(false);
+        let started = AtomicUsize::new(0);
+        let out = map_in_two_lanes(
+            &items,
+            |&i| (usize::from((1..4).contains(&i)), i < 4),
+            |&i| {
+                let order = started.fetch_add(1, Ordering::SeqCst);
+                if i == 3 {
+                    three_started.store(true, Ordering::SeqCst);
+                }
+                if i == 1 {
+                    let start = std::time::Instant::now();
+                    while !three_started.load(Ordering::SeqCst)
+                        && start.elapsed() < std::time::Duration::from_secs(20)
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                }
+                (i, std::thread::current().id(), order)
+            },
+        );
+        assert_eq!(out[3].1, out[0].1, "{out:?}");
+        assert!(
+            out[3].2 < out[4].2,
+            "a small item before the other lane's large: {out:?}"
+        );
+    }
+
+    #[test]
     #[should_panic(expected = "item 3 failed")]
     fn lanes_raise_a_jobs_panic() {
         let items: Vec<usize> = (0..6).collect();
         map_in_two_lanes(
             &items,
-            |&i| i % 2,
+            |&i| (i % 2, i < 2),
             |&i| {
                 if i == 3 {
                     panic!("item 3 failed");

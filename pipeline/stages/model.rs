@@ -1062,9 +1062,10 @@ fn analyse(
     // 2. Every fit and every scope of the correction is a job, computed exactly as alone, so
     // only the wall time depends on how they are run. Two lanes, one per thread: the
     // least-squares fits (H1's regressions) in one, the mixed models and the correction in the
-    // other; the pooled scopes (the large jobs) first, the municipalities after them, so that
-    // the large jobs run one per lane (which bounds the memory) and a thread that is done takes
-    // municipalities from the back of the other lane.
+    // other. The pooled scopes are the large jobs: they run one per lane (the two pooled H1
+    // regressions, the largest in memory, never at once while the other lane has pooled work),
+    // a thread done with its lane's pooled jobs takes the other lane's from the back (H3's
+    // event study first) before any municipality, and the municipalities even out the end.
     let mut jobs = Vec::new();
     if !corrections.is_empty() {
         jobs.push(Job::Correct(0));
@@ -1087,13 +1088,14 @@ fn analyse(
         }
     }
     jobs.extend((1..corrections.len()).map(Job::Correct));
-    let lane = |j: &Job| match *j {
-        Job::Fit { plan, model, .. } => {
-            usize::from(matches!(plans[plan].models[model].kind, Kind::Lmm { .. }))
-        }
-        Job::Correct(_) => 1,
+    let slot = |j: &Job| match *j {
+        Job::Fit { plan, model, scope } => (
+            usize::from(matches!(plans[plan].models[model].kind, Kind::Lmm { .. })),
+            scope.is_none(),
+        ),
+        Job::Correct(k) => (1, k == 0),
     };
-    let done = map_in_two_lanes(&jobs, lane, |j| match *j {
+    let done = map_in_two_lanes(&jobs, slot, |j| match *j {
         Job::Fit { plan, model, scope } => Done::Fit(fit_in_scope(
             &plans[plan],
             &scopes[plan],
