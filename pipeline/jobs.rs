@@ -164,36 +164,43 @@ mod tests {
         }
     }
 
+    /// [`map_in_two_lanes`] over 0..n with `slot`, each item recording (item, thread, the order
+    /// in which it started); item `waiter` waits (at most 20 s) until item `awaited` has started,
+    /// so that a test does not depend on how soon the second thread is scheduled.
+    fn lanes_recorded(
+        n: usize,
+        slot: impl Fn(&usize) -> (usize, bool),
+        waiter: usize,
+        awaited: usize,
+    ) -> Vec<(usize, std::thread::ThreadId, usize)> {
+        use std::sync::atomic::AtomicBool;
+        let items: Vec<usize> = (0..n).collect();
+        let awaited_started = AtomicBool::new(false);
+        let started = AtomicUsize::new(0);
+        map_in_two_lanes(&items, slot, |&i| {
+            let order = started.fetch_add(1, Ordering::SeqCst);
+            if i == awaited {
+                awaited_started.store(true, Ordering::SeqCst);
+            }
+            if i == waiter {
+                let start = std::time::Instant::now();
+                while !awaited_started.load(Ordering::SeqCst)
+                    && start.elapsed() < std::time::Duration::from_secs(20)
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            (i, std::thread::current().id(), order)
+        })
+    }
+
     /// With every item in one lane, the other thread takes from its back: both threads work,
     /// the lane's owner from the front (item 0 first), the other from the back (the last item
-    /// first). Item 0 waits until the last item has started, so the test does not depend on
-    /// how soon the second thread is scheduled.
+    /// first). Item 0 waits until the last item has started.
     #[test]
     fn a_thread_whose_lane_is_empty_takes_from_the_back_of_the_other() {
-        use std::sync::atomic::AtomicBool;
-        let items: Vec<usize> = (0..8).collect();
-        let last_started = AtomicBool::new(false);
-        let started = AtomicUsize::new(0);
-        let out = map_in_two_lanes(
-            &items,
-            |_| (0, false),
-            |&i| {
-                let order = started.fetch_add(1, Ordering::SeqCst);
-                if i == 7 {
-                    last_started.store(true, Ordering::SeqCst);
-                }
-                if i == 0 {
-                    let start = std::time::Instant::now();
-                    while !last_started.load(Ordering::SeqCst)
-                        && start.elapsed() < std::time::Duration::from_secs(20)
-                    {
-                        std::thread::sleep(std::time::Duration::from_millis(1));
-                    }
-                }
-                std::thread::sleep(std::time::Duration::from_millis(5));
-                (i, std::thread::current().id(), order)
-            },
-        );
+        let out = lanes_recorded(8, |_| (0, false), 0, 7);
         let owner = out[0].1;
         let other = out[7].1;
         assert_ne!(owner, other, "the last item was taken by the lane's owner");
@@ -208,34 +215,12 @@ mod tests {
         assert_eq!(by_start, Some(7), "{out:?}");
     }
 
+    /// Lane 0: large 0, small 4 5 6; lane 1: large 1 2 3. Item 1 waits until item 3 has started,
+    /// so whichever thread has item 0 must take lane 1's last large item (3) before the small
+    /// items of its own lane (as it would not if its own lane came first).
     #[test]
     fn a_thread_done_with_its_large_items_takes_the_others_before_its_small_ones() {
-        use std::sync::atomic::AtomicBool;
-        // Lane 0: large 0, small 4 5 6; lane 1: large 1 2 3. Item 1 waits until item 3 has
-        // started, so whichever thread has item 0 must take lane 1's last large item (3) before
-        // the small items of its own lane (as it would not if its own lane came first).
-        let items: Vec<usize> = (0..7).collect();
-        let three_started = AtomicBool::new(false);
-        let started = AtomicUsize::new(0);
-        let out = map_in_two_lanes(
-            &items,
-            |&i| (usize::from((1..4).contains(&i)), i < 4),
-            |&i| {
-                let order = started.fetch_add(1, Ordering::SeqCst);
-                if i == 3 {
-                    three_started.store(true, Ordering::SeqCst);
-                }
-                if i == 1 {
-                    let start = std::time::Instant::now();
-                    while !three_started.load(Ordering::SeqCst)
-                        && start.elapsed() < std::time::Duration::from_secs(20)
-                    {
-                        std::thread::sleep(std::time::Duration::from_millis(1));
-                    }
-                }
-                (i, std::thread::current().id(), order)
-            },
-        );
+        let out = lanes_recorded(7, |&i| (usize::from((1..4).contains(&i)), i < 4), 1, 3);
         assert_eq!(out[3].1, out[0].1, "{out:?}");
         assert!(
             out[3].2 < out[4].2,
