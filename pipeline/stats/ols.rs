@@ -134,19 +134,7 @@ pub fn ols(
     check_inputs(x, y, names, opts)?;
     let qr = Factorized::new(x)?;
     let rank = qr.piv.len();
-    let q: Vec<&[f64]> = (0..rank)
-        .map(|k| match qr.qthin.col(k).try_as_col_major() {
-            Some(c) => Ok(c.as_slice()),
-            None => Err(StatsError::Numerical("Q is not stored by columns".into())),
-        })
-        .collect::<Result<_, _>>()?;
-    let fac = Factor {
-        n,
-        r: rank,
-        a: qr.a,
-        q,
-        rr: qr.rr,
-    };
+    let fac = factor(qr.a, qr.rr, &qr.qthin)?;
     let (residuals, z) = refined_solution(&fac, y);
     let inv_s = inverse(&fac).0;
 
@@ -345,6 +333,29 @@ impl Factorized {
             qthin,
         })
     }
+}
+
+/// What the refinement works on: the kept columns `a`, R (`rr`, rank × rank) and the columns
+/// of thin Q (`qthin`, borrowed), as [`Factorized`] holds them.
+fn factor<'q>(
+    a: Vec<Column>,
+    rr: Vec<Vec<f64>>,
+    qthin: &'q Mat<f64>,
+) -> Result<Factor<'q>, StatsError> {
+    let rank = rr.len();
+    let q: Vec<&[f64]> = (0..rank)
+        .map(|k| match qthin.col(k).try_as_col_major() {
+            Some(c) => Ok(c.as_slice()),
+            None => Err(StatsError::Numerical("Q is not stored by columns".into())),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Factor {
+        n: qthin.nrows(),
+        r: rank,
+        a,
+        q,
+        rr,
+    })
 }
 
 /// The residuals and the coefficients (scaled, pivot order) of the least-squares solution,
@@ -683,16 +694,7 @@ mod tests {
     /// [`inverse`] of `x`'s scaled design, and the refined inverse beside it.
     fn both_inverses(x: MatRef<'_, f64>) -> (Vec<Vec<f64>>, bool, Vec<Vec<f64>>) {
         let qr = Factorized::new(x).unwrap();
-        let q: Vec<&[f64]> = (0..qr.piv.len())
-            .map(|k| qr.qthin.col(k).try_as_col_major().unwrap().as_slice())
-            .collect();
-        let fac = Factor {
-            n: x.nrows(),
-            r: qr.piv.len(),
-            a: qr.a,
-            q,
-            rr: qr.rr,
-        };
+        let fac = factor(qr.a, qr.rr, &qr.qthin).unwrap();
         let (inv, refined) = inverse(&fac);
         (inv, refined, refined_inverse(&fac))
     }
